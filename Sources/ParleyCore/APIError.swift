@@ -1,0 +1,57 @@
+import Hummingbird
+import NIOCore
+
+/// An error that maps to the contract's error body: a status plus `{"error": {"code", "message"}}`.
+public struct APIError: HTTPResponseError, Sendable {
+    /// The HTTP status the error answers with.
+    public let status: HTTPResponse.Status
+    /// A stable snake_case code clients can branch on.
+    public let code: String
+    /// A human sentence.
+    public let message: String
+    /// Extra response headers, such as `Retry-After`.
+    public let headers: HTTPFields
+
+    /// Creates an error with its status, code and message.
+    public init(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// Renders the contract's error body.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        let body = #"{"error":{"code":"# + JSONText.quote(self.code) + #","message":"# + JSONText.quote(self.message) + "}}"
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+extension APIError {
+    /// 400: the request body or a parameter is not valid.
+    public static func badRequest(_ message: String, code: String = "invalid_request") -> APIError {
+        APIError(.badRequest, code: code, message: message)
+    }
+
+    /// 401: no token, or a token that is not valid.
+    public static func unauthorized(_ message: String = "A valid access token is required.", code: String = "unauthorized") -> APIError {
+        APIError(.unauthorized, code: code, message: message)
+    }
+
+    /// 404: unknown, or not visible to the caller.
+    public static func notFound(_ message: String = "Not found.", code: String = "not_found") -> APIError {
+        APIError(.notFound, code: code, message: message)
+    }
+
+    /// 429 with `Retry-After` in whole seconds.
+    public static func rateLimited(_ message: String, retryAfter seconds: Int, code: String = "rate_limited") -> APIError {
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(max(1, seconds))
+        return APIError(.tooManyRequests, code: code, message: message, headers: headers)
+    }
+
+    /// 500: a fault of the server, with no detail leaked to the client.
+    public static let internalError = APIError(.internalServerError, code: "internal_error", message: "Something went wrong on the server.")
+}

@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+
+/// A setting that cannot be used; its description is the one line printed before the process stops.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    /// The environment variable at fault.
+    public let variable: String
+    /// What is wrong with it.
+    public let problem: String
+
+    /// Creates an error naming `variable` and what is wrong.
+    public init(_ variable: String, _ problem: String) {
+        self.variable = variable
+        self.problem = problem
+    }
+
+    public var description: String { "\(self.variable): \(self.problem)" }
+}
+
+/// Where the data lives: the embedded SQLite file, or a PostgreSQL server.
+public enum DatabaseLocation: Sendable, Equatable {
+    case sqlite(path: String)
+    case postgres(url: String)
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable {
+    case json, text
+}
+
+/// Every setting of every service, read once from the environment at start.
+public struct ParleyConfiguration: Sendable {
+    public var host: String
+    /// The port from `PARLEY_PORT`, or nil to use the started service's default.
+    public var port: Int?
+    public var dataDirectory: String
+    public var database: DatabaseLocation
+    /// From `PARLEY_PUBLIC_URL`, or nil to derive it from host and port.
+    public var publicURL: String?
+    /// `PARLEY_SMTP_URL`, or nil to print mails to the log.
+    public var smtpURL: String?
+    public var mailFrom: String
+    public var jwtPrivateKeyPEM: String?
+    public var userServiceURL: String?
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    /// `full` (the default: an acknowledged write survives power loss) or `normal`.
+    public var sqliteSynchronous: String
+
+    public var otpTTLSeconds: Int
+    public var otpResendSeconds: Int
+    public var otpMaxAttempts: Int
+    public var loginIPLimit: Int
+    public var loginIPWindowSeconds: Int
+    public var accessTokenTTLSeconds: Int
+    public var refreshTokenTTLSeconds: Int
+
+    public var mailMaxAttempts: Int
+    public var mailRetryBaseSeconds: Double
+    public var mailPollSeconds: Double
+
+    public var maxUploadBytes: Int
+
+    /// The defaults of the all-in-one run.
+    public init() {
+        self.host = "127.0.0.1"
+        self.port = nil
+        self.dataDirectory = "./data"
+        self.database = .sqlite(path: "./data/parley.sqlite")
+        self.publicURL = nil
+        self.smtpURL = nil
+        self.mailFrom = "Parley <no-reply@localhost>"
+        self.jwtPrivateKeyPEM = nil
+        self.userServiceURL = nil
+        self.logLevel = .info
+        self.logFormat = .json
+        self.sqliteSynchronous = "full"
+        self.otpTTLSeconds = 300
+        self.otpResendSeconds = 60
+        self.otpMaxAttempts = 5
+        self.loginIPLimit = 30
+        self.loginIPWindowSeconds = 600
+        self.accessTokenTTLSeconds = 900
+        self.refreshTokenTTLSeconds = 30 * 24 * 3600
+        self.mailMaxAttempts = 10
+        self.mailRetryBaseSeconds = 5
+        self.mailPollSeconds = 1
+        self.maxUploadBytes = 10 * 1024 * 1024
+    }
+
+    /// Reads the settings from `environment`, throwing on the first bad value.
+    public init(environment: [String: String]) throws {
+        self.init()
+        var reader = EnvironmentReader(environment: environment)
+        if let host = reader.string("PARLEY_HOST") { self.host = host }
+        self.port = try reader.int("PARLEY_PORT", in: 0...65535)
+        if let dir = reader.string("PARLEY_DATA_DIR") { self.dataDirectory = dir }
+        self.database = .sqlite(path: (self.dataDirectory as NSString).appendingPathComponent("parley.sqlite"))
+        if let url = reader.string("PARLEY_DATABASE_URL") { self.database = try Self.parseDatabaseURL(url) }
+        if let url = reader.string("PARLEY_PUBLIC_URL") {
+            guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil else {
+                throw ConfigurationError("PARLEY_PUBLIC_URL", "must be an http:// or https:// URL (got \"\(url)\")")
+            }
+            self.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        self.smtpURL = reader.string("PARLEY_SMTP_URL")
+        if let from = reader.string("PARLEY_MAIL_FROM") { self.mailFrom = from }
+        self.jwtPrivateKeyPEM = reader.string("PARLEY_JWT_PRIVATE_KEY")
+        if let url = reader.string("PARLEY_USER_SERVICE_URL") {
+            guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil else {
+                throw ConfigurationError("PARLEY_USER_SERVICE_URL", "must be an http:// or https:// URL (got \"\(url)\")")
+            }
+            self.userServiceURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        if let level = reader.string("PARLEY_LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw ConfigurationError("PARLEY_LOG_LEVEL", "must be one of trace, debug, info, notice, warning, error, critical (got \"\(level)\")")
+            }
+            self.logLevel = parsed
+        }
+        if let format = reader.string("PARLEY_LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigurationError("PARLEY_LOG_FORMAT", "must be json or text (got \"\(format)\")")
+            }
+            self.logFormat = parsed
+        }
+        if let mode = reader.string("PARLEY_SQLITE_SYNCHRONOUS") {
+            guard ["full", "normal"].contains(mode.lowercased()) else {
+                throw ConfigurationError("PARLEY_SQLITE_SYNCHRONOUS", "must be full or normal (got \"\(mode)\")")
+            }
+            self.sqliteSynchronous = mode.lowercased()
+        }
+        self.otpTTLSeconds = try reader.int("PARLEY_OTP_TTL_SECONDS", in: 1...86400) ?? self.otpTTLSeconds
+        self.otpResendSeconds = try reader.int("PARLEY_OTP_RESEND_SECONDS", in: 0...86400) ?? self.otpResendSeconds
+        self.otpMaxAttempts = try reader.int("PARLEY_OTP_MAX_ATTEMPTS", in: 1...100) ?? self.otpMaxAttempts
+        self.loginIPLimit = try reader.int("PARLEY_LOGIN_IP_LIMIT", in: 1...1_000_000) ?? self.loginIPLimit
+        self.loginIPWindowSeconds = try reader.int("PARLEY_LOGIN_IP_WINDOW_SECONDS", in: 1...86400) ?? self.loginIPWindowSeconds
+        self.accessTokenTTLSeconds = try reader.int("PARLEY_ACCESS_TOKEN_TTL_SECONDS", in: 10...86400) ?? self.accessTokenTTLSeconds
+        self.refreshTokenTTLSeconds = try reader.int("PARLEY_REFRESH_TOKEN_TTL_SECONDS", in: 60...31_536_000) ?? self.refreshTokenTTLSeconds
+        self.mailMaxAttempts = try reader.int("PARLEY_MAIL_MAX_ATTEMPTS", in: 1...100) ?? self.mailMaxAttempts
+        self.mailRetryBaseSeconds = try reader.double("PARLEY_MAIL_RETRY_BASE_SECONDS", in: 0.05...3600) ?? self.mailRetryBaseSeconds
+        self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
+        self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
+    }
+
+    /// Parses `PARLEY_DATABASE_URL`: `sqlite:<path>` or `postgres://…` / `postgresql://…`.
+    static func parseDatabaseURL(_ url: String) throws -> DatabaseLocation {
+        if url.hasPrefix("sqlite:") {
+            var path = String(url.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else { throw ConfigurationError("PARLEY_DATABASE_URL", "sqlite: needs a file path, as in sqlite:./data/parley.sqlite") }
+            return .sqlite(path: path)
+        }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            guard let parsed = URL(string: url), parsed.host != nil, parsed.user != nil else {
+                throw ConfigurationError("PARLEY_DATABASE_URL", "must look like postgres://user:password@host:5432/database")
+            }
+            return .postgres(url: url)
+        }
+        throw ConfigurationError("PARLEY_DATABASE_URL", "must start with sqlite: or postgres:// (got \"\(url)\")")
+    }
+}
+
+/// Reads typed values from the environment; empty values count as unset.
+struct EnvironmentReader {
+    let environment: [String: String]
+
+    func string(_ name: String) -> String? {
+        guard let value = self.environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
+    }
+
+    func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = self.string(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigurationError(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
+        }
+        return value
+    }
+
+    func double(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let text = self.string(name) else { return nil }
+        guard let value = Double(text), range.contains(value) else {
+            throw ConfigurationError(name, "must be a number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
+        }
+        return value
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Gives every request an id (the client's `X-Request-Id` when it is sane), puts it in the logger and the response.
+public struct RequestIDMiddleware: RouterMiddleware {
+    public typealias Context = ParleyRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let offered = request.headers[.requestID]
+        let id = offered.flatMap { Self.isSane($0) ? $0 : nil } ?? Identifier.make()
+        context.requestID = id
+        context.logger[metadataKey: "requestId"] = .string(id)
+        var response = try await next(request, context)
+        response.headers[.requestID] = id
+        return response
+    }
+
+    static func isSane(_ id: String) -> Bool {
+        (1...64).contains(id.utf8.count) && id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+        }
+    }
+}
+
+/// Turns every error into the contract's error body, so no route can answer in another shape.
+public struct ErrorMiddleware: RouterMiddleware {
+    public typealias Context = ParleyRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as HTTPError {
+            return try Self.translate(error).response(from: request, context: context)
+        } catch let error as DecodingError {
+            return try APIError.badRequest(Self.describe(error)).response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            return try APIError.internalError.response(from: request, context: context)
+        }
+    }
+
+    static func translate(_ error: HTTPError) -> APIError {
+        switch error.status {
+        case .badRequest: .badRequest(error.body ?? "The request is not valid.")
+        case .notFound: .notFound("There is nothing at this address.")
+        case .methodNotAllowed: APIError(.methodNotAllowed, code: "method_not_allowed", message: "This method is not allowed here.")
+        case .contentTooLarge: APIError(.contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
+        case .unsupportedMediaType: APIError(.unsupportedMediaType, code: "unsupported_media_type", message: error.body ?? "Unsupported media type.")
+        case .unauthorized: .unauthorized()
+        default:
+            if error.status.code >= 500 { .internalError } else { APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase) }
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "the body" : "`\(keys.joined(separator: "."))`"
+        }
+        switch error {
+        case .keyNotFound(let key, _): return "The field `\(key.stringValue)` is required."
+        case .typeMismatch(_, let context): return "The field \(path(context)) has the wrong type."
+        case .valueNotFound(_, let context): return "The field \(path(context)) must not be null."
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "The body is not valid JSON." : "The field \(path(context)) is not valid."
+        @unknown default: return "The body is not valid."
+        }
+    }
+}
+
+/// Writes one log line per request: method, path, status, duration.
+public struct RequestLogMiddleware: RouterMiddleware {
+    public typealias Context = ParleyRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": .string(request.method.rawValue),
+                "path": .string(request.uri.path),
+                "status": .stringConvertible(Int(response.status.code)),
+                "durationMs": .stringConvertible((millis * 100).rounded() / 100),
+            ]
+        )
+        return response
+    }
+}
+
+extension HTTPField.Name {
+    /// `X-Request-Id`.
+    public static let requestID = Self("X-Request-Id")!
+}

@@ -1,0 +1,183 @@
+import Foundation
+import Synchronization
+import Logging
+import NIOCore
+import NIOPosix
+import ParleyCore
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import SQLiteKit
+import ServiceLifecycle
+
+/// The database behind every service: one SQLKit code path over embedded SQLite or a PostgreSQL server.
+public final class Database: Sendable {
+    /// Which engine is underneath, for the few statements that differ.
+    public enum Dialect: Sendable {
+        case sqlite, postgres
+    }
+
+    public let dialect: Dialect
+    private let backend: Backend
+    private let logger: Logger
+
+    private enum Backend: Sendable {
+        case sqlite(SQLiteBackend)
+        case postgres(PostgresClient)
+    }
+
+    private init(dialect: Dialect, backend: Backend, logger: Logger) {
+        self.dialect = dialect
+        self.backend = backend
+        self.logger = logger
+    }
+
+    /// Opens the database at `location`. A PostgreSQL client must also be run: see ``services``.
+    public static func open(_ location: DatabaseLocation, sqliteSynchronous: String = "full", logger: Logger) async throws -> Database {
+        switch location {
+        case .sqlite(let path):
+            let backend = try await SQLiteBackend.open(path: path, synchronous: sqliteSynchronous, logger: logger)
+            return Database(dialect: .sqlite, backend: .sqlite(backend), logger: logger)
+        case .postgres(let url):
+            guard let sqlConfiguration = try? SQLPostgresConfiguration(url: url) else {
+                throw ConfigurationError("PARLEY_DATABASE_URL", "is not a PostgreSQL URL this server can use")
+            }
+            let core = sqlConfiguration.coreConfiguration
+            guard let host = core.host, let port = core.port else {
+                throw ConfigurationError("PARLEY_DATABASE_URL", "needs a host name")
+            }
+            let tls: PostgresClient.Configuration.TLS =
+                switch (core.tls.isEnforced, core.tls.isAllowed) {
+                case (true, _): .require(core.tls.sslContext!.configuration)
+                case (_, true): .prefer(core.tls.sslContext!.configuration)
+                default: .disable
+                }
+            var configuration = PostgresClient.Configuration(
+                host: host, port: port, username: core.username, password: core.password, database: core.database, tls: tls
+            )
+            // Small pools: this machine has two cores and PostgreSQL needs them too.
+            configuration.options.maximumConnections = 16
+            configuration.options.minimumConnections = 0
+            configuration.options.connectionIdleTimeout = .seconds(60)
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return Database(dialect: .postgres, backend: .postgres(client), logger: logger)
+        }
+    }
+
+    /// Long-running pieces the database needs (the PostgreSQL connection pool); put them first in the service group.
+    public var services: [any Service] {
+        switch self.backend {
+        case .sqlite: []
+        case .postgres(let client): [client]
+        }
+    }
+
+    /// Runs `body` on a connection outside any transaction (each statement is atomic on its own).
+    public func read<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        switch self.backend {
+        case .sqlite(let backend):
+            return try await body(backend.reader())
+        case .postgres(let client):
+            return try await client.withConnection { connection in
+                try await body(connection.sql(queryLogLevel: nil, logger: self.logger))
+            }
+        }
+    }
+
+    /// Runs `body` in one transaction: all of it is committed, or none of it when `body` throws.
+    public func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        switch self.backend {
+        case .sqlite(let backend):
+            return try await backend.withWriter { writer in
+                // IMMEDIATE takes the write lock up front, so two processes on one file wait for each other instead of failing.
+                try await writer.raw("BEGIN IMMEDIATE").run()
+                do {
+                    let result = try await body(writer)
+                    try await writer.raw("COMMIT").run()
+                    return result
+                } catch {
+                    try? await writer.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+        case .postgres(let client):
+            return try await client.withConnection { connection in
+                let sql = connection.sql(queryLogLevel: nil, logger: self.logger)
+                try await sql.raw("BEGIN").run()
+                do {
+                    let result = try await body(sql)
+                    try await sql.raw("COMMIT").run()
+                    return result
+                } catch {
+                    try? await sql.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Checks that the database answers, for `/health`.
+    public func ping() async throws {
+        try await self.read { sql in
+            _ = try await sql.raw("SELECT 1 AS one").first()
+        }
+    }
+
+    /// Closes SQLite connections; the PostgreSQL client closes when its service stops.
+    public func close() async {
+        if case .sqlite(let backend) = self.backend {
+            await backend.close()
+        }
+    }
+}
+
+/// One writer connection behind a lock, and a few reader connections: SQLite in WAL mode lets readers run beside the writer.
+final class SQLiteBackend: Sendable {
+    private let writer: SQLiteConnection
+    private let readers: [SQLiteConnection]
+    private let writeLock = AsyncLock()
+    private let nextReader = Atomic<Int>(0)
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
+        self.writer = writer
+        self.readers = readers
+    }
+
+    static func open(path: String, synchronous: String, logger: Logger) async throws -> SQLiteBackend {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        func connect() async throws -> SQLiteConnection {
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            let sql = connection.sql(queryLogLevel: nil)
+            // Split services share the file: wait for another process's write lock instead of failing at once.
+            try await sql.raw("PRAGMA busy_timeout = 10000").run()
+            try await sql.raw("PRAGMA foreign_keys = ON").run()
+            try await sql.raw(SQLQueryString("PRAGMA synchronous = \(unsafeRaw: synchronous.uppercased())")).run()
+            return connection
+        }
+        let writer = try await connect()
+        try await writer.sql(queryLogLevel: nil).raw("PRAGMA journal_mode = WAL").run()
+        var readers: [SQLiteConnection] = []
+        for _ in 0..<2 { readers.append(try await connect()) }
+        return SQLiteBackend(writer: writer, readers: readers)
+    }
+
+    func reader() -> any SQLDatabase {
+        let index = self.nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        return self.readers[index % self.readers.count].sql(queryLogLevel: nil)
+    }
+
+    func withWriter<T>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await self.writeLock.withLock {
+            try await body(self.writer.sql(queryLogLevel: nil))
+        }
+    }
+
+    func close() async {
+        for connection in [self.writer] + self.readers {
+            try? await connection.close()
+        }
+    }
+}

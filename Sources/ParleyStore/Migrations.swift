@@ -1,0 +1,115 @@
+import Logging
+import ParleyCore
+import SQLKit
+
+/// One step of the schema, written once in SQL that both SQLite and PostgreSQL accept.
+public struct Migration: Sendable {
+    /// Applied in increasing order; never renumbered once released.
+    public let version: Int
+    public let name: String
+    public let statements: [String]
+}
+
+/// Brings the schema up to date; safe to run from several processes at once.
+public enum Migrator {
+    /// Applies every migration not applied yet, in one transaction, and returns the versions it applied.
+    @discardableResult
+    public static func migrate(_ database: Database, logger: Logger) async throws -> [Int] {
+        let applied = try await database.transaction { sql -> [Int] in
+            if database.dialect == .postgres {
+                // Serialises concurrent starts of several instances; released at commit.
+                try await sql.raw("SELECT pg_advisory_xact_lock(7274301)").run()
+            }
+            try await sql.raw(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            ).run()
+            let done = Set(try await sql.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
+            var applied: [Int] = []
+            for migration in Schema.migrations where !done.contains(migration.version) {
+                for statement in migration.statements {
+                    try await sql.raw(SQLQueryString(statement)).run()
+                }
+                try await sql.raw(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Timestamp.millis()))"
+                ).run()
+                applied.append(migration.version)
+            }
+            return applied
+        }
+        for version in applied {
+            logger.info("applied migration", metadata: ["version": "\(version)"])
+        }
+        return applied
+    }
+}
+
+/// The schema of every service, in order. Times are integer milliseconds since the epoch; ids are UUIDv7 text.
+public enum Schema {
+    public static let migrations: [Migration] = [
+        Migration(
+            version: 1,
+            name: "users, login codes, rate limits, refresh tokens, mail outbox",
+            statements: [
+                """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    name_search TEXT NOT NULL,
+                    avatar_file_id TEXT,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX users_name_search ON users (name_search, id)",
+                """
+                CREATE TABLE login_codes (
+                    email TEXT PRIMARY KEY,
+                    code_hash TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    expires_at BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE rate_limits (
+                    bucket TEXT PRIMARY KEY,
+                    window_start BIGINT NOT NULL,
+                    hits INTEGER NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE refresh_tokens (
+                    id TEXT PRIMARY KEY,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    family_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    rotated_at BIGINT,
+                    revoked_at BIGINT
+                )
+                """,
+                "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id)",
+                """
+                CREATE TABLE mail_outbox (
+                    id TEXT PRIMARY KEY,
+                    template TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    request_id TEXT,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at BIGINT NOT NULL,
+                    locked_by TEXT,
+                    locked_until BIGINT,
+                    last_error TEXT,
+                    created_at BIGINT NOT NULL,
+                    sent_at BIGINT
+                )
+                """,
+                "CREATE INDEX mail_outbox_due ON mail_outbox (status, next_attempt_at)",
+            ]
+        )
+    ]
+}

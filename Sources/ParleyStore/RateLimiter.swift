@@ -1,0 +1,25 @@
+import ParleyCore
+import SQLKit
+
+/// Fixed-window counters kept in the database, so a limit holds across every process that shares it.
+public enum RateLimiter {
+    /// Counts one hit on `bucket` inside the caller's transaction; returns the seconds to wait when the limit is exceeded.
+    public static func hit(bucket: String, limit: Int, windowSeconds: Int, now: Int64, in sql: any SQLDatabase) async throws -> Int? {
+        let window = Int64(windowSeconds) * 1000
+        let expired = now - window
+        let row = try await sql.raw(
+            """
+            INSERT INTO rate_limits (bucket, window_start, hits) VALUES (\(bind: bucket), \(bind: now), 1)
+            ON CONFLICT (bucket) DO UPDATE SET
+                hits = CASE WHEN rate_limits.window_start <= \(bind: expired) THEN 1 ELSE rate_limits.hits + 1 END,
+                window_start = CASE WHEN rate_limits.window_start <= \(bind: expired) THEN \(bind: now) ELSE rate_limits.window_start END
+            RETURNING window_start, hits
+            """
+        ).first()
+        guard let row else { return nil }
+        let hits = try row.decode(column: "hits", as: Int.self)
+        guard hits > limit else { return nil }
+        let start = try row.decode(column: "window_start", as: Int64.self)
+        return Int((start + window - now + 999) / 1000)
+    }
+}

@@ -1,0 +1,73 @@
+import Hummingbird
+import ParleyCore
+
+/// The signed-in user's own profile.
+public struct User: ResponseEncodable, Codable, Sendable, Equatable {
+    public var id: String
+    public var email: String
+    public var name: String
+    public var avatarUrl: String?
+    public var createdAt: String
+}
+
+/// What anyone may see of a user: never the email.
+public struct PublicUser: ResponseEncodable, Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var avatarUrl: String?
+
+    public init(id: String, name: String, avatarUrl: String?) {
+        self.id = id
+        self.name = name
+        self.avatarUrl = avatarUrl
+    }
+}
+
+struct LoginRequest: Decodable {
+    var email: String
+}
+
+struct LoginResponse: ResponseEncodable {
+    var message: String
+    var retryAfterSeconds: Int
+}
+
+struct VerifyRequest: Decodable {
+    var email: String
+    var otp: String
+}
+
+struct RefreshRequest: Decodable {
+    var refreshToken: String
+}
+
+/// The answer of verify and refresh.
+struct SessionResponse: ResponseEncodable {
+    var user: User
+    var accessToken: String
+    var refreshToken: String
+    var expiresIn: Int
+}
+
+struct UpdateProfileRequest: Decodable {
+    var name: String?
+    var avatarFileId: String??
+
+    enum CodingKeys: String, CodingKey { case name, avatarFileId }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decodeIfPresent(String.self, forKey: .name)
+        // Absent leaves the avatar alone; null removes it.
+        if container.contains(.avatarFileId) {
+            self.avatarFileId = .some(try container.decodeNil(forKey: .avatarFileId) ? nil : try container.decode(String.self, forKey: .avatarFileId))
+        } else {
+            self.avatarFileId = nil
+        }
+    }
+}
+
+struct UserPage: ResponseEncodable {
+    var users: [PublicUser]
+    var nextCursor: String?
+}

@@ -1,0 +1,109 @@
+import Foundation
+import ParleyCore
+import ParleyStore
+import SQLKit
+
+/// A user row.
+struct UserRecord: Sendable {
+    var id: String
+    var email: String
+    var name: String
+    var avatarFileID: String?
+    var createdAt: Int64
+
+    var user: User {
+        User(id: self.id, email: self.email, name: self.name, avatarUrl: nil, createdAt: Timestamp.iso8601(millis: self.createdAt))
+    }
+
+    var publicUser: PublicUser {
+        PublicUser(id: self.id, name: self.name, avatarUrl: nil)
+    }
+
+    init(row: any SQLRow) throws {
+        self.id = try row.decode(column: "id", as: String.self)
+        self.email = try row.decode(column: "email", as: String.self)
+        self.name = try row.decode(column: "name", as: String.self)
+        self.avatarFileID = try row.decode(column: "avatar_file_id", as: String?.self)
+        self.createdAt = try row.decode(column: "created_at", as: Int64.self)
+    }
+}
+
+/// Users in the database.
+struct UserStore: Sendable {
+    static let columns: SQLQueryString = "id, email, name, avatar_file_id, created_at"
+
+    static func find(id: String, in sql: any SQLDatabase) async throws -> UserRecord? {
+        try await sql.raw("SELECT \(Self.columns) FROM users WHERE id = \(bind: id)").first().map(UserRecord.init(row:))
+    }
+
+    static func find(email: String, in sql: any SQLDatabase) async throws -> UserRecord? {
+        try await sql.raw("SELECT \(Self.columns) FROM users WHERE email = \(bind: email)").first().map(UserRecord.init(row:))
+    }
+
+    /// The user with `email`, created with the default name when there is none yet.
+    static func findOrCreate(email: String, now: Int64, in sql: any SQLDatabase) async throws -> UserRecord {
+        if let user = try await Self.find(email: email, in: sql) { return user }
+        let name = DisplayName.fromEmail(email)
+        try await sql.raw(
+            """
+            INSERT INTO users (id, email, name, name_search, created_at, updated_at)
+            VALUES (\(bind: Identifier.make()), \(bind: email), \(bind: name), \(bind: name.lowercased()), \(bind: now), \(bind: now))
+            ON CONFLICT (email) DO NOTHING
+            """
+        ).run()
+        guard let user = try await Self.find(email: email, in: sql) else { throw APIError.internalError }
+        return user
+    }
+
+    static func updateName(id: String, name: String, now: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw(
+            "UPDATE users SET name = \(bind: name), name_search = \(bind: name.lowercased()), updated_at = \(bind: now) WHERE id = \(bind: id)"
+        ).run()
+    }
+
+    /// Users whose name contains `query` (case-insensitive), ordered by name, after the keyset `cursor`.
+    static func search(query: String, after cursor: UserCursor?, limit: Int, in sql: any SQLDatabase) async throws -> [UserRecord] {
+        let pattern = "%" + Self.escapeLike(query.lowercased()) + "%"
+        var statement = SQLQueryString("SELECT \(Self.columns), name_search FROM users WHERE name_search LIKE \(bind: pattern) ESCAPE '!'")
+        if let cursor {
+            statement = SQLQueryString(
+                "\(statement) AND (name_search > \(bind: cursor.name) OR (name_search = \(bind: cursor.name) AND id > \(bind: cursor.id)))"
+            )
+        }
+        statement = SQLQueryString("\(statement) ORDER BY name_search, id LIMIT \(bind: limit)")
+        return try await sql.raw(statement).all().map(UserRecord.init(row:))
+    }
+
+    static func escapeLike(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "!" { out.append("!") }
+            out.append(character)
+        }
+        return out
+    }
+}
+
+/// The position after the last user of a page: its search name and id, opaque to clients.
+struct UserCursor: Codable {
+    var name: String
+    var id: String
+
+    var encoded: String {
+        Base64URL.encode((try? JSONEncoder().encode(self)) ?? Data())
+    }
+
+    init(name: String, id: String) {
+        self.name = name
+        self.id = id
+    }
+
+    init(encoded: String) throws {
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard encoded.utf8.count <= 1024, let data = Data(base64Encoded: base64), let cursor = try? JSONDecoder().decode(Self.self, from: data) else {
+            throw APIError.badRequest("The cursor is not valid.", code: "invalid_cursor")
+        }
+        self = cursor
+    }
+}

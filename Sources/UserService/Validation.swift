@@ -1,0 +1,47 @@
+import Foundation
+import ParleyCore
+
+/// Email addresses as the user service accepts them: trimmed, lower-cased, a plain `local@domain.tld`.
+enum EmailAddress {
+    /// The normalised address, or a 400.
+    static func normalise(_ raw: String) throws -> String {
+        let email = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let invalid = APIError.badRequest("Enter a valid email address.", code: "invalid_email")
+        guard (3...254).contains(email.utf8.count) else { throw invalid }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, let local = parts.first, let domain = parts.last else { throw invalid }
+        guard (1...64).contains(local.utf8.count), !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else { throw invalid }
+        let localAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-".utf8)
+        guard local.utf8.allSatisfy({ localAllowed.contains($0) }) else { throw invalid }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { throw invalid }
+        let labelAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-".utf8)
+        for label in labels {
+            guard (1...63).contains(label.utf8.count), !label.hasPrefix("-"), !label.hasSuffix("-"),
+                label.utf8.allSatisfy({ labelAllowed.contains($0) })
+            else { throw invalid }
+        }
+        return email
+    }
+}
+
+/// Display names: 1–50 characters after trimming, no control characters.
+enum DisplayName {
+    static let maxLength = 50
+
+    /// The trimmed name, or a 400.
+    static func validate(_ raw: String) throws -> String {
+        let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty else { throw APIError.badRequest("The name must not be empty.", code: "invalid_name") }
+        guard name.count <= Self.maxLength else { throw APIError.badRequest("The name must be at most 50 characters.", code: "invalid_name") }
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D })
+        else { throw APIError.badRequest("The name must not contain control characters.", code: "invalid_name") }
+        return name
+    }
+
+    /// A default name from an email's local part, always valid.
+    static func fromEmail(_ email: String) -> String {
+        let local = String(email.prefix { $0 != "@" })
+        return local.isEmpty ? "user" : String(local.prefix(Self.maxLength))
+    }
+}
