@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
 /// Gives every request an id (the client's `X-Request-Id` when it is sane), puts it in the logger and the response.
 public struct RequestIDMiddleware: RouterMiddleware {
@@ -40,6 +41,8 @@ public struct ErrorMiddleware: RouterMiddleware {
             return try error.response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.translate(error).response(from: request, context: context)
+        } catch is NIOTooManyBytesError {
+            return try Self.translate(HTTPError(.contentTooLarge)).response(from: request, context: context)
         } catch let error as DecodingError {
             return try APIError.badRequest(Self.describe(error)).response(from: request, context: context)
         } catch {

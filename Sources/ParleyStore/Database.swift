@@ -181,3 +181,28 @@ final class SQLiteBackend: Sendable {
         }
     }
 }
+
+extension Database {
+    /// Runs `body` with the database's services (the PostgreSQL pool) running, for commands and tests outside a service group.
+    public func withRunningServices<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        let services = self.services
+        let runner = Task {
+            try await withThrowingDiscardingTaskGroup { group in
+                for service in services {
+                    group.addTask { try await service.run() }
+                }
+            }
+        }
+        defer {
+            runner.cancel()
+        }
+        do {
+            let result = try await body()
+            await self.close()
+            return result
+        } catch {
+            await self.close()
+            throw error
+        }
+    }
+}

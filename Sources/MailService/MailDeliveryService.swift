@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyStore
+import ServiceLifecycle
+
+/// Drains the mail outbox: claims due jobs, delivers them, records the outcome, retries with exponential backoff.
+public struct MailDeliveryService: Service {
+    /// How hard to try.
+    public struct Settings: Sendable {
+        public var maxAttempts: Int
+        public var retryBaseSeconds: Double
+        public var pollSeconds: Double
+        /// How long a claimed job stays claimed; past it, another worker may take it (its worker presumably died).
+        public var leaseSeconds: Double = 120
+        public var batchSize: Int = 16
+
+        public init(configuration: ParleyConfiguration) {
+            self.maxAttempts = configuration.mailMaxAttempts
+            self.retryBaseSeconds = configuration.mailRetryBaseSeconds
+            self.pollSeconds = configuration.mailPollSeconds
+        }
+    }
+
+    let outbox: MailOutbox
+    let transport: any MailTransport
+    let settings: Settings
+    let wakeup: Wakeup
+    let worker: String
+    let logger: Logger
+
+    /// A worker named `worker` (unique per process) that sends through `transport`.
+    public init(outbox: MailOutbox, transport: any MailTransport, settings: Settings, wakeup: Wakeup, worker: String, logger: Logger) {
+        self.outbox = outbox
+        self.transport = transport
+        self.settings = settings
+        self.wakeup = wakeup
+        self.worker = worker
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        self.logger.info("mail worker started", metadata: ["worker": .string(self.worker)])
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let handled = await self.drainOnce()
+                // A full batch means more may be due: go again without waiting.
+                if handled < self.settings.batchSize {
+                    await self.wakeup.wait(timeout: .milliseconds(Int(self.settings.pollSeconds * 1000)))
+                }
+            }
+        }
+        self.logger.info("mail worker stopped", metadata: ["worker": .string(self.worker)])
+    }
+
+    /// Claims and handles one batch of due jobs; returns how many it claimed.
+    @discardableResult
+    public func drainOnce() async -> Int {
+        let jobs: [MailJob]
+        do {
+            jobs = try await self.outbox.claim(
+                worker: self.worker, limit: self.settings.batchSize, leaseMillis: Int64(self.settings.leaseSeconds * 1000), now: Timestamp.millis()
+            )
+        } catch {
+            self.logger.error("cannot claim mail jobs", metadata: ["error": "\(error)"])
+            return 0
+        }
+        for job in jobs {
+            await self.handle(job)
+        }
+        return jobs.count
+    }
+
+    func handle(_ job: MailJob) async {
+        var logger = self.logger
+        logger[metadataKey: "mailJob"] = .string(job.id)
+        logger[metadataKey: "attempt"] = .stringConvertible(job.attempts)
+        if let requestID = job.requestID { logger[metadataKey: "requestId"] = .string(requestID) }
+        do {
+            let mail = try MailTemplates.render(template: job.template, recipient: job.recipient, payload: job.payload)
+            try await self.transport.deliver(mail, logger: logger)
+            try await self.outbox.markSent(job, worker: self.worker, now: Timestamp.millis())
+            logger.info("mail sent", metadata: ["to": .string(job.recipient), "template": .string(job.template)])
+        } catch {
+            let transient = (error as? MailDeliveryError)?.isTransient ?? !(error is MailTemplates.UnknownTemplate)
+            let retryAt: Int64? =
+                transient && job.attempts < self.settings.maxAttempts
+                ? Timestamp.millis() + Int64(self.backoff(afterAttempt: job.attempts) * 1000) : nil
+            do {
+                try await self.outbox.markFailed(job, worker: self.worker, error: String(describing: error).prefix(1000).description, retryAt: retryAt, now: Timestamp.millis())
+            } catch {
+                // The lease runs out and the job is claimed again: late, but never lost.
+                logger.error("cannot record mail failure", metadata: ["error": "\(error)"])
+            }
+            if retryAt != nil {
+                logger.warning("mail delivery failed; will retry", metadata: ["to": .string(job.recipient), "error": "\(error)"])
+            } else {
+                logger.error("mail delivery failed; giving up", metadata: ["to": .string(job.recipient), "error": "\(error)"])
+            }
+        }
+    }
+
+    /// base × 2^(attempt−1), at most an hour, with up to 20 % jitter so retries of many jobs spread out.
+    func backoff(afterAttempt attempt: Int) -> Double {
+        let exponential = self.settings.retryBaseSeconds * pow(2, Double(max(0, attempt - 1)))
+        let capped = min(3600, exponential)
+        return capped * Double.random(in: 1.0...1.2)
+    }
+}

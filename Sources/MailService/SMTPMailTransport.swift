@@ -1,0 +1,39 @@
+import Foundation
+import Logging
+import ParleyCore
+import SMTP
+
+/// Sends mail through an SMTP server configured by one URL (`PARLEY_SMTP_URL`).
+public struct SMTPMailTransport: MailTransport {
+    let client: SMTPClient
+    let from: MailAddress
+
+    /// Parses `url` and `from`; a bad value is a configuration error naming its variable.
+    public init(url: String, from: String) throws {
+        do {
+            self.client = try SMTPClient(configuration: try SMTPConfiguration(url: url))
+        } catch {
+            throw ConfigurationError("PARLEY_SMTP_URL", "\(error)")
+        }
+        do {
+            self.from = try MailAddress(parsing: from)
+        } catch {
+            throw ConfigurationError("PARLEY_MAIL_FROM", "must be an address such as Parley <no-reply@example.com> (\(error))")
+        }
+    }
+
+    public func deliver(_ mail: RenderedMail, logger: Logger) async throws {
+        let recipient: MailAddress
+        do {
+            recipient = try MailAddress(parsing: mail.to)
+        } catch {
+            throw MailDeliveryError(isTransient: false, description: "bad recipient address: \(error)")
+        }
+        let message = MailMessage(from: self.from, to: [recipient], subject: mail.subject, textBody: mail.text, htmlBody: mail.html)
+        do {
+            try await self.client.send(message)
+        } catch {
+            throw MailDeliveryError(isTransient: error.isTransient, description: "\(error)")
+        }
+    }
+}

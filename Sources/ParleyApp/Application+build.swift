@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+import Logging
+import MailService
+import NIOCore
+import ParleyCore
+import ParleyStore
+import ServiceLifecycle
+import UserService
+
+/// Builds the application for `role`: the services it runs, their routes and background workers.
+public func buildApplication(
+    role: ServiceRole, configuration: ParleyConfiguration, logger: Logger
+) async throws -> some ApplicationProtocol {
+    let started = ContinuousClock.now
+    let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
+    var services: [any Service] = database.services
+    services.append(DatabaseCloser(database: database))
+
+    // Migrations need the PostgreSQL pool running, which the service group starts; so they run before the server listens.
+    let router = Router(context: ParleyRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    OperationsController(database: database, started: started, extraChecks: [:]).addRoutes(to: router)
+
+    let mailQueued = role.runsMailService ? Wakeup() : nil
+    if role.runsUserService {
+        let key = try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory)
+        let tokens = await TokenIssuer(
+            key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
+        )
+        let service = UserService(database: database, tokens: tokens, settings: .init(configuration: configuration), mailQueued: mailQueued)
+        UserController(service: service, verifier: await tokens.verifier()).addRoutes(to: router)
+    }
+    if role.runsMailService, let mailQueued {
+        let transport: any MailTransport = try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport()
+        let worker = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(Identifier.make().suffix(6))"
+        services.append(
+            MailDeliveryService(
+                outbox: MailOutbox(database: database), transport: transport, settings: .init(configuration: configuration),
+                wakeup: mailQueued, worker: worker, logger: Logger(label: "parley.mail")
+            )
+        )
+    }
+
+    let port = configuration.port ?? role.defaultPort
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
+        services: services,
+        onServerRunning: { channel in
+            let actualPort = channel.localAddress?.port ?? port
+            let url = configuration.publicURL ?? "http://\(configuration.host):\(actualPort)"
+            logger.notice("Parley \(role.rawValue) service is ready at \(url)", metadata: ["port": .stringConvertible(actualPort)])
+        },
+        logger: logger
+    )
+    app.beforeServerStarts {
+        try await Migrator.migrate(database, logger: logger)
+    }
+    return app
+}
+
+/// Closes the database when the service group shuts down, after everything that uses it.
+struct DatabaseCloser: Service {
+    let database: Database
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await self.database.close()
+    }
+}
