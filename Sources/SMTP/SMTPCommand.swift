@@ -60,7 +60,7 @@ extension SMTPCommand: CustomStringConvertible {
         switch self {
         case .authPlain: "AUTH PLAIN ***"
         case .authResponse: "***"
-        default: String(self.line.dropLast(2))
+        default: String(decoding: self.line.utf8.dropLast(2), as: UTF8.self)
         }
     }
 }

@@ -30,7 +30,7 @@ public struct TokenIssuer: Sendable {
     public func accessToken(for userID: String, now: Date = Date()) async throws -> String {
         // Whole seconds: NumericDate with a fraction is legal, but some verifiers refuse it.
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        try await self.signer.sign(
+        return try await self.signer.sign(
             AccessTokenClaims(userID: userID, issuedAt: now, lifetime: TimeInterval(self.accessTokenLifetime)),
             kid: JWKIdentifier(string: self.key.kid)
         )

@@ -24,7 +24,7 @@ extension EnginePacket {
     }
 
     /// Decodes one packet of a polling payload, where `b<base64>` is a binary message.
-    public init(pollingText: Substring) throws(EngineDecodingError) {
+    init(pollingText: Substring) throws(EngineDecodingError) {
         self = try Self.decode(pollingText, allowingBase64: true)
     }
 
@@ -50,9 +50,15 @@ extension EnginePacket {
             return .pong(payload: String(payload))
         case .message:
             return .message(String(payload))
-        case .close, .upgrade, .noop:
+        case .close:
             guard payload.isEmpty else { throw .unexpectedPayload(type) }
-            return type == .close ? .close : type == .upgrade ? .upgrade : .noop
+            return .close
+        case .upgrade:
+            guard payload.isEmpty else { throw .unexpectedPayload(type) }
+            return .upgrade
+        case .noop:
+            guard payload.isEmpty else { throw .unexpectedPayload(type) }
+            return .noop
         }
     }
 }

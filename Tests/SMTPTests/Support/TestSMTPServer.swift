@@ -1,0 +1,114 @@
+import Foundation
+
+/// A running tests/support/smtpd.py on a free port, stopped by `stop()`.
+final class TestSMTPServer: @unchecked Sendable {
+    /// One message as the server recorded it.
+    struct Delivery: Decodable {
+        var mailFrom: String
+        var rcptTos: [String]
+        var data: String
+    }
+
+    let port: Int
+    let outFile: URL
+    private let process: Process
+
+    /// Starts the server with extra flags (`--auth`, `--tls-cert`, …) and waits for its READY line.
+    init(_ flags: [String] = []) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtpd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.outFile = directory.appendingPathComponent("out.jsonl")
+        let arguments = [Python.smtpdScript.path, "--port", "0", "--out", self.outFile.path] + flags
+        let (process, stdout) = try Python.start(arguments)
+        self.process = process
+        // Port 0 lets the system choose, so parallel tests never race for a port; READY tells which one.
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = stdout.fileHandleForReading.availableData
+            guard !chunk.isEmpty else {
+                throw FixtureError("smtpd.py exited before READY (is aiosmtpd installed? pip install aiosmtpd)")
+            }
+            line += chunk
+        }
+        let words = String(decoding: line, as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        guard words.count == 2, words[0] == "READY", let port = Int(words[1]) else {
+            process.terminate()
+            throw FixtureError("smtpd.py printed '\(String(decoding: line, as: UTF8.self))' instead of READY <port>")
+        }
+        self.port = port
+    }
+
+    /// The messages accepted so far, in order.
+    func deliveries() throws -> [Delivery] {
+        guard let data = FileManager.default.contents(atPath: self.outFile.path) else { return [] }
+        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(Delivery.self, from: Data($0)) }
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    func stop() {
+        self.process.terminate()
+        self.process.waitUntilExit()
+        try? FileManager.default.removeItem(at: self.outFile.deletingLastPathComponent())
+    }
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, made once per test run.
+enum TestCertificate {
+    /// The directory holding cert.pem and key.pem.
+    static let directory: Result<URL, any Error> = Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtp-cert-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", directory.appendingPathComponent("key.pem").path,
+            "-out", directory.appendingPathComponent("cert.pem").path,
+        ]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw FixtureError("openssl could not make a certificate") }
+        return directory
+    }
+
+    /// The certificate's path.
+    static func certificate() throws -> String { try self.directory.get().appendingPathComponent("cert.pem").path }
+
+    /// The private key's path.
+    static func key() throws -> String { try self.directory.get().appendingPathComponent("key.pem").path }
+
+    /// smtpd.py flags that serve this certificate.
+    static func serverFlags() throws -> [String] { ["--tls-cert", try self.certificate(), "--tls-key", try self.key()] }
+}
+
+/// A socket that accepts connections (through the kernel backlog) but never says a word.
+final class SilentServer: @unchecked Sendable {
+    let port: Int
+    private let process: Process
+
+    /// Starts listening on a free port.
+    init() throws {
+        let program = """
+            import signal, socket, sys
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+            print(f"READY {s.getsockname()[1]}", flush=True)
+            signal.sigwait([signal.SIGTERM])
+            """
+        let (process, stdout) = try Python.start(["-c", program])
+        self.process = process
+        let line = String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self)
+        guard line.hasPrefix("READY "), let port = Int(line.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            process.terminate()
+            throw FixtureError("the silent server printed '\(line)'")
+        }
+        self.port = port
+    }
+
+    /// Stops listening.
+    func stop() {
+        self.process.terminate()
+        self.process.waitUntilExit()
+    }
+}
