@@ -86,11 +86,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ChatService",
+            dependencies: [
+                "ParleyCore", "ParleyStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition: builds the services for one process, all-in-one or split.
         .target(
             name: "ParleyApp",
             dependencies: [
-                "ParleyCore", "ParleyStore", "UserService", "MailService",
+                "ParleyCore", "ParleyStore", "UserService", "MailService", "ChatService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -110,6 +110,67 @@ public enum Schema {
                 """,
                 "CREATE INDEX mail_outbox_due ON mail_outbox (status, next_attempt_at)",
             ]
-        )
+        ),
+        Migration(
+            version: 2,
+            name: "chats, members with read pointers, messages with per-chat seq, files, server secrets",
+            statements: [
+                """
+                CREATE TABLE chats (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    name TEXT,
+                    direct_key TEXT UNIQUE,
+                    created_by TEXT NOT NULL,
+                    last_seq BIGINT NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE chat_members (
+                    chat_id TEXT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    last_read_seq BIGINT NOT NULL DEFAULT 0,
+                    joined_at BIGINT NOT NULL,
+                    PRIMARY KEY (chat_id, user_id)
+                )
+                """,
+                "CREATE INDEX chat_members_user ON chat_members (user_id, chat_id)",
+                """
+                CREATE TABLE messages (
+                    id TEXT PRIMARY KEY,
+                    chat_id TEXT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+                    seq BIGINT NOT NULL,
+                    sender_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    text TEXT,
+                    file_id TEXT,
+                    client_message_id TEXT,
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (chat_id, seq)
+                )
+                """,
+                "CREATE UNIQUE INDEX messages_client_id ON messages (sender_id, client_message_id) WHERE client_message_id IS NOT NULL",
+                """
+                CREATE TABLE files (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL,
+                    chat_id TEXT,
+                    content_type TEXT NOT NULL,
+                    size BIGINT NOT NULL,
+                    width INTEGER,
+                    height INTEGER,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE server_secrets (
+                    name TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                )
+                """,
+            ]
+        ),
     ]
 }

@@ -46,7 +46,7 @@ public struct MailMessage: Hashable, Sendable {
     }
 
     /// A new `<random@domain>` identifier; 128 random bits make collisions practically impossible.
-    public static func makeMessageID(domain: Substring) -> String {
+    public static func makeMessageID(domain: some StringProtocol) -> String {
         var generator = SystemRandomNumberGenerator()
         return "<\(self.randomHex(using: &generator))@\(domain)>"
     }

@@ -36,7 +36,7 @@ public struct SMTPClient: Sendable {
             envelope: envelope,
             content: content
         )
-        let channel: NIOAsyncChannel<SMTPReply, ByteBuffer>
+        let channel: NIOAsyncChannel<ReceivedReply, ByteBuffer>
         do {
             channel = try await self.connect()
         } catch {
@@ -53,7 +53,7 @@ public struct SMTPClient: Sendable {
         }
     }
 
-    private func connect() async throws -> NIOAsyncChannel<SMTPReply, ByteBuffer> {
+    private func connect() async throws -> NIOAsyncChannel<ReceivedReply, ByteBuffer> {
         let implicitTLS = self.configuration.security == .implicitTLS ? self.tlsContext : nil
         let hostname = Self.serverHostname(for: self.configuration.host)
         return try await ClientBootstrap(group: self.eventLoopGroup)
@@ -66,7 +66,7 @@ public struct SMTPClient: Sendable {
                         try pipeline.addHandler(NIOSSLClientHandler(context: implicitTLS, serverHostname: hostname))
                     }
                     try pipeline.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
-                    return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return try NIOAsyncChannel<ReceivedReply, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
     }
@@ -75,15 +75,15 @@ public struct SMTPClient: Sendable {
     private func converse(
         _ dialogue: inout SMTPDialogue,
         channel: any Channel,
-        inbound: NIOAsyncChannelInboundStream<SMTPReply>,
+        inbound: NIOAsyncChannelInboundStream<ReceivedReply>,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws {
         var replies = inbound.makeAsyncIterator()
         while true {
-            let reply = try await self.nextReply(from: &replies, channel: channel, stage: dialogue.stage)
+            let received = try await self.nextReply(from: &replies, channel: channel, stage: dialogue.stage)
             var action: SMTPAction
             do {
-                action = try dialogue.receive(reply)
+                action = try dialogue.receive(received.reply)
             } catch {
                 // Leave politely after a refusal; the server may already be gone, so a failed write does not matter.
                 if case .rejected = error {
@@ -92,6 +92,10 @@ public struct SMTPClient: Sendable {
                 throw error
             }
             if action == .startTLS {
+                // Plain text behind the 220 would be read as if it came through TLS (the CVE-2011-0411 kind of injection).
+                guard !received.isFollowedByData else {
+                    throw SMTPError.protocolViolation("the server sent more data right after accepting STARTTLS")
+                }
                 try await self.startTLS(on: channel)
                 action = dialogue.tlsEstablished()
             }
@@ -110,10 +114,10 @@ public struct SMTPClient: Sendable {
 
     /// Waits for the next reply, failing the stream with `.timedOut` if the server is silent for too long.
     private func nextReply(
-        from replies: inout NIOAsyncChannelInboundStream<SMTPReply>.AsyncIterator,
+        from replies: inout NIOAsyncChannelInboundStream<ReceivedReply>.AsyncIterator,
         channel: any Channel,
         stage: SMTPStage
-    ) async throws -> SMTPReply {
+    ) async throws -> ReceivedReply {
         let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(self.configuration.commandTimeout)) {
             channel.pipeline.fireErrorCaught(SMTPError.timedOut(stage))
         }

@@ -1,8 +1,16 @@
 import NIOCore
 
+/// A reply as it came off the wire, with whether more bytes had already arrived behind it.
+struct ReceivedReply: Sendable {
+    /// The reply.
+    var reply: SMTPReply
+    /// True when bytes followed the reply in the same read; after a STARTTLS 220 that is an injection attempt.
+    var isFollowedByData: Bool
+}
+
 /// Splits the inbound bytes into lines and hands complete replies up the pipeline.
 struct SMTPReplyDecoder: ByteToMessageDecoder {
-    typealias InboundOut = SMTPReply
+    typealias InboundOut = ReceivedReply
 
     private var parser = SMTPReplyParser()
 
@@ -20,7 +28,8 @@ struct SMTPReplyDecoder: ByteToMessageDecoder {
         // RFC 5321 lines end in CRLF; accept a bare LF from sloppy servers all the same.
         if lineBytes.last == UInt8(ascii: "\r") { lineBytes.removeLast() }
         if let reply = try self.parser.parse(line: String(decoding: lineBytes, as: UTF8.self)) {
-            context.fireChannelRead(Self.wrapInboundOut(reply))
+            let received = ReceivedReply(reply: reply, isFollowedByData: buffer.readableBytes > 0)
+            context.fireChannelRead(Self.wrapInboundOut(received))
         }
         return .continue
     }

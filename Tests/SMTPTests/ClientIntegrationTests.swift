@@ -11,20 +11,30 @@ struct ClientIntegrationTests {
 
     func message(subject: String = "Dein Code für Parley 🔐") -> MailMessage {
         MailMessage(
-            from: self.from, to: [self.to], subject: subject,
+            from: self.from,
+            to: [self.to],
+            subject: subject,
             textBody: "Hallo Ada,\ndein Code ist 123456.\n.Grüße\n",
             htmlBody: "<p>Hallo Ada, dein Code ist <b>123456</b>. Grüße 🎉</p>"
         )
     }
 
     func configuration(
-        port: Int, host: String = "127.0.0.1", security: SMTPConfiguration.Security = .plain,
-        credentials: Bool = false, verification: SMTPConfiguration.TLSVerification = .none
+        port: Int,
+        host: String = "127.0.0.1",
+        security: SMTPConfiguration.Security = .plain,
+        credentials: Bool = false,
+        verification: SMTPConfiguration.TLSVerification = .none
     ) -> SMTPConfiguration {
         SMTPConfiguration(
-            host: host, port: port, security: security,
-            username: credentials ? "parley" : nil, password: credentials ? "s3cret:pw" : nil,
-            heloName: "client.parley.test", connectTimeout: .seconds(5), commandTimeout: .seconds(10),
+            host: host,
+            port: port,
+            security: security,
+            username: credentials ? "parley" : nil,
+            password: credentials ? "s3cret:pw" : nil,
+            heloName: "client.parley.test",
+            connectTimeout: .seconds(5),
+            commandTimeout: .seconds(10),
             tlsVerification: verification
         )
     }
@@ -58,7 +68,10 @@ struct ClientIntegrationTests {
         let server = try TestSMTPServer(["--auth", "parley:s3cret:pw"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = self.configuration(
-            port: server.port, host: "localhost", security: .startTLS, credentials: true,
+            port: server.port,
+            host: "localhost",
+            security: .startTLS,
+            credentials: true,
             verification: .customCA(pemFile: try TestCertificate.certificate())
         )
         let message = self.message()
@@ -71,7 +84,9 @@ struct ClientIntegrationTests {
         let server = try TestSMTPServer(["--auth", "parley:s3cret:pw", "--implicit-tls"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = self.configuration(
-            port: server.port, security: .implicitTLS, credentials: true,
+            port: server.port,
+            security: .implicitTLS,
+            credentials: true,
             verification: .customCA(pemFile: try TestCertificate.certificate())
         )
         let message = self.message(subject: "Plain ASCII subject")

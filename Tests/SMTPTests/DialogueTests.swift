@@ -73,8 +73,10 @@ struct DialogueTests {
     @Test("a 4xx reply to the content is transient")
     func transientRejection() throws {
         var dialogue = self.dialogue()
-        for reply in [SMTPReply(code: 220, "ready"), Self.ehlo(), SMTPReply(code: 250, "ok"), SMTPReply(code: 250, "ok"),
-                      SMTPReply(code: 250, "ok"), SMTPReply(code: 354, "go")] {
+        for reply in [
+            SMTPReply(code: 220, "ready"), Self.ehlo(), SMTPReply(code: 250, "ok"), SMTPReply(code: 250, "ok"),
+            SMTPReply(code: 250, "ok"), SMTPReply(code: 354, "go"),
+        ] {
             _ = try dialogue.receive(reply)
         }
         let error = #expect(throws: SMTPError.self) { try dialogue.receive(SMTPReply(code: 451, "4.3.0 try again later")) }
@@ -150,20 +152,23 @@ struct DialogueTests {
 
 @Suite("Commands and dot-stuffing")
 struct CommandTests {
-    @Test("commands render byte for byte with CRLF", arguments: [
-        (SMTPCommand.ehlo("client.test"), "EHLO client.test\r\n"),
-        (.helo("client.test"), "HELO client.test\r\n"),
-        (.startTLS, "STARTTLS\r\n"),
-        (.authPlain(initialResponse: "AHUAcA=="), "AUTH PLAIN AHUAcA==\r\n"),
-        (.authLogin, "AUTH LOGIN\r\n"),
-        (.authResponse("dXNlcg=="), "dXNlcg==\r\n"),
-        (.mailFrom("a@b.c", parameters: []), "MAIL FROM:<a@b.c>\r\n"),
-        (.mailFrom("a@b.c", parameters: ["SIZE=100", "SMTPUTF8"]), "MAIL FROM:<a@b.c> SIZE=100 SMTPUTF8\r\n"),
-        (.recipient("x@y.z"), "RCPT TO:<x@y.z>\r\n"),
-        (.data, "DATA\r\n"),
-        (.reset, "RSET\r\n"),
-        (.quit, "QUIT\r\n"),
-    ])
+    @Test(
+        "commands render byte for byte with CRLF",
+        arguments: [
+            (SMTPCommand.ehlo("client.test"), "EHLO client.test\r\n"),
+            (.helo("client.test"), "HELO client.test\r\n"),
+            (.startTLS, "STARTTLS\r\n"),
+            (.authPlain(initialResponse: "AHUAcA=="), "AUTH PLAIN AHUAcA==\r\n"),
+            (.authLogin, "AUTH LOGIN\r\n"),
+            (.authResponse("dXNlcg=="), "dXNlcg==\r\n"),
+            (.mailFrom("a@b.c", parameters: []), "MAIL FROM:<a@b.c>\r\n"),
+            (.mailFrom("a@b.c", parameters: ["SIZE=100", "SMTPUTF8"]), "MAIL FROM:<a@b.c> SIZE=100 SMTPUTF8\r\n"),
+            (.recipient("x@y.z"), "RCPT TO:<x@y.z>\r\n"),
+            (.data, "DATA\r\n"),
+            (.reset, "RSET\r\n"),
+            (.quit, "QUIT\r\n"),
+        ]
+    )
     func rendering(command: SMTPCommand, line: String) {
         #expect(command.line == line)
     }
@@ -176,25 +181,31 @@ struct CommandTests {
         #expect(SMTPCommand.ehlo("x").description == "EHLO x")
     }
 
-    @Test("AUTH PLAIN initial response is base64 of NUL user NUL password", arguments: [
-        ("user", "pass", "AHVzZXIAcGFzcw=="),
-        ("tim", "tanstaaftanstaaf", "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"),
-        ("ü", "p", "AMO8AHA="),
-    ])
+    @Test(
+        "AUTH PLAIN initial response is base64 of NUL user NUL password",
+        arguments: [
+            ("user", "pass", "AHVzZXIAcGFzcw=="),
+            ("tim", "tanstaaftanstaaf", "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"),
+            ("ü", "p", "AMO8AHA="),
+        ]
+    )
     func plainResponse(username: String, password: String, expected: String) {
         #expect(SMTPCredentials(username: username, password: password).plainInitialResponse == expected)
     }
 
-    @Test("dot-stuffing doubles leading dots, normalizes line ends and terminates", arguments: [
-        ("a\r\nb\r\n", "a\r\nb\r\n.\r\n"),
-        ("a\r\nb", "a\r\nb\r\n.\r\n"),
-        (".", "..\r\n.\r\n"),
-        ("a\n.b\r\n..c\r\n", "a\r\n..b\r\n...c\r\n.\r\n"),
-        ("x\r\n.\r\ny", "x\r\n..\r\ny\r\n.\r\n"),
-        ("bare\rcr\n\nend", "bare\r\ncr\r\n\r\nend\r\n.\r\n"),
-        ("a.b\r\n", "a.b\r\n.\r\n"),
-        ("", ".\r\n"),
-    ])
+    @Test(
+        "dot-stuffing doubles leading dots, normalizes line ends and terminates",
+        arguments: [
+            ("a\r\nb\r\n", "a\r\nb\r\n.\r\n"),
+            ("a\r\nb", "a\r\nb\r\n.\r\n"),
+            (".", "..\r\n.\r\n"),
+            ("a\n.b\r\n..c\r\n", "a\r\n..b\r\n...c\r\n.\r\n"),
+            ("x\r\n.\r\ny", "x\r\n..\r\ny\r\n.\r\n"),
+            ("bare\rcr\n\nend", "bare\r\ncr\r\n\r\nend\r\n.\r\n"),
+            ("a.b\r\n", "a.b\r\n.\r\n"),
+            ("", ".\r\n"),
+        ]
+    )
     func dotStuffing(input: String, expected: String) {
         #expect(String(decoding: DotStuffing.encode(Array(input.utf8)), as: UTF8.self) == expected)
     }

@@ -39,12 +39,15 @@ struct MailAddressTests {
         #expect(address.domain == "bücher.example")
     }
 
-    @Test("invalid addresses are rejected", arguments: [
-        "", "plainaddress", "@example.com", "user@", "a@b@c.d", "user@exa mple.com", "us er@example.com",
-        ".user@example.com", "user.@example.com", "us..er@example.com", "user@-example.com", "user@example..com",
-        "Name <user@example.com", "Name user@example.com>", "\"Unclosed <a@b.c>", "user@exam_ple.com",
-        "a@b.c\r\nBcc: victim@example.com", String(repeating: "x", count: 65) + "@example.com",
-    ])
+    @Test(
+        "invalid addresses are rejected",
+        arguments: [
+            "", "plainaddress", "@example.com", "user@", "a@b@c.d", "user@exa mple.com", "us er@example.com",
+            ".user@example.com", "user.@example.com", "us..er@example.com", "user@-example.com", "user@example..com",
+            "Name <user@example.com", "Name user@example.com>", "\"Unclosed <a@b.c>", "user@exam_ple.com",
+            "a@b.c\r\nBcc: victim@example.com", String(repeating: "x", count: 65) + "@example.com",
+        ]
+    )
     func rejects(text: String) {
         #expect(throws: MailAddressError.self) { try MailAddress(parsing: text) }
     }

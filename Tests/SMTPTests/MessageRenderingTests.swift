@@ -10,8 +10,13 @@ struct MessageRenderingTests {
 
     func message(subject: String = "Your login code", text: String = "Code: 123456", html: String? = "<p>Code: <b>123456</b></p>") -> MailMessage {
         MailMessage(
-            from: self.from, to: [self.to], subject: subject, textBody: text, htmlBody: html,
-            date: Date(timeIntervalSince1970: 1_764_097_800), messageID: "<abc123@parley.test>"
+            from: self.from,
+            to: [self.to],
+            subject: subject,
+            textBody: text,
+            htmlBody: html,
+            date: Date(timeIntervalSince1970: 1_764_097_800),
+            messageID: "<abc123@parley.test>"
         )
     }
 
@@ -133,15 +138,18 @@ struct MessageRenderingTests {
         #expect(!self.lines(of: text).contains { $0.hasPrefix("Bcc:") })
     }
 
-    @Test("quoted-printable escapes '=', non-ASCII, a leading dot and trailing white space", arguments: [
-        ("a=b", "a=3Db"),
-        ("é", "=C3=A9"),
-        (".hidden", "=2Ehidden"),
-        ("trailing ", "trailing=20"),
-        ("tab\t", "tab=09"),
-        ("a\nb\r\nc\rd", "a\r\nb\r\nc\r\nd"),
-        ("inner space ok", "inner space ok"),
-    ])
+    @Test(
+        "quoted-printable escapes '=', non-ASCII, a leading dot and trailing white space",
+        arguments: [
+            ("a=b", "a=3Db"),
+            ("é", "=C3=A9"),
+            (".hidden", "=2Ehidden"),
+            ("trailing ", "trailing=20"),
+            ("tab\t", "tab=09"),
+            ("a\nb\r\nc\rd", "a\r\nb\r\nc\r\nd"),
+            ("inner space ok", "inner space ok"),
+        ]
+    )
     func quotedPrintable(input: String, expected: String) {
         #expect(QuotedPrintable.encode(input) == expected)
     }
@@ -157,13 +165,16 @@ struct MessageRenderingTests {
         #expect(lines.allSatisfy { $0.wholeMatch(of: wholeTokens) != nil })
     }
 
-    @Test("RFC 5322 dates are UTC with English names", arguments: [
-        (0.0, "Thu, 01 Jan 1970 00:00:00 +0000"),
-        (-1.0, "Wed, 31 Dec 1969 23:59:59 +0000"),
-        (951_782_400.0, "Tue, 29 Feb 2000 00:00:00 +0000"),
-        (1_709_208_000.5, "Thu, 29 Feb 2024 12:00:00 +0000"),
-        (4_102_444_799.0, "Thu, 31 Dec 2099 23:59:59 +0000"),
-    ])
+    @Test(
+        "RFC 5322 dates are UTC with English names",
+        arguments: [
+            (0.0, "Thu, 01 Jan 1970 00:00:00 +0000"),
+            (-1.0, "Wed, 31 Dec 1969 23:59:59 +0000"),
+            (951_782_400.0, "Tue, 29 Feb 2000 00:00:00 +0000"),
+            (1_709_208_000.5, "Thu, 29 Feb 2024 12:00:00 +0000"),
+            (4_102_444_799.0, "Thu, 31 Dec 2099 23:59:59 +0000"),
+        ]
+    )
     func rfc5322Date(seconds: Double, expected: String) {
         #expect(RFC5322Date.format(Date(timeIntervalSince1970: seconds)) == expected)
     }

@@ -41,17 +41,23 @@ struct ReplyParserTests {
         #expect(SMTPReply(code: 550, "no").isPermanentNegative)
     }
 
-    @Test("the description joins lines for storage", arguments: [
-        (SMTPReply(code: 451, "4.3.0 try again later"), "451 4.3.0 try again later"),
-        (SMTPReply(code: 550, lines: ["5.1.1 mailbox", "unavailable"]), "550 5.1.1 mailbox unavailable"),
-    ])
+    @Test(
+        "the description joins lines for storage",
+        arguments: [
+            (SMTPReply(code: 451, "4.3.0 try again later"), "451 4.3.0 try again later"),
+            (SMTPReply(code: 550, lines: ["5.1.1 mailbox", "unavailable"]), "550 5.1.1 mailbox unavailable"),
+        ]
+    )
     func description(reply: SMTPReply, expected: String) {
         #expect(reply.description == expected)
     }
 
-    @Test("lines that are not replies are protocol violations", arguments: [
-        "hello", "25", "2500 ok", "099 weird", "600 out of range", "25a ok", "250_x",
-    ])
+    @Test(
+        "lines that are not replies are protocol violations",
+        arguments: [
+            "hello", "25", "2500 ok", "099 weird", "600 out of range", "25a ok", "250_x",
+        ]
+    )
     func rejectsGarbage(line: String) {
         var parser = SMTPReplyParser()
         #expect(throws: SMTPError.self) { try parser.parse(line: line) }

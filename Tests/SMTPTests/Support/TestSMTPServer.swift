@@ -46,8 +46,7 @@ final class TestSMTPServer: @unchecked Sendable {
 
     /// Sends SIGTERM and waits for the process to end.
     func stop() {
-        self.process.terminate()
-        self.process.waitUntilExit()
+        self.process.stop()
         try? FileManager.default.removeItem(at: self.outFile.deletingLastPathComponent())
     }
 }
@@ -91,10 +90,11 @@ final class SilentServer: @unchecked Sendable {
     /// Starts listening on a free port.
     init() throws {
         let program = """
-            import signal, socket, sys
+            import signal, socket
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
             print(f"READY {s.getsockname()[1]}", flush=True)
-            signal.sigwait([signal.SIGTERM])
+            signal.pause()
             """
         let (process, stdout) = try Python.start(["-c", program])
         self.process = process
@@ -108,7 +108,22 @@ final class SilentServer: @unchecked Sendable {
 
     /// Stops listening.
     func stop() {
-        self.process.terminate()
-        self.process.waitUntilExit()
+        self.process.stop()
+    }
+}
+
+extension Process {
+    /// Ends a fixture process: SIGTERM, then SIGKILL if it is still there after five seconds, so a test never hangs here.
+    func stop() {
+        guard self.isRunning else { return }
+        self.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while self.isRunning, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        if self.isRunning {
+            kill(self.processIdentifier, SIGKILL)
+        }
+        self.waitUntilExit()
     }
 }

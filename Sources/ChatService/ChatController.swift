@@ -1,0 +1,214 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MultipartKit
+import NIOCore
+import ParleyCore
+
+/// The chat service's HTTP routes.
+public struct ChatController: Sendable {
+    let service: ChatService
+    let verifier: any AccessTokenVerifying
+
+    /// Serves `service`, authenticating with `verifier`.
+    public init(service: ChatService, verifier: any AccessTokenVerifying) {
+        self.service = service
+        self.verifier = verifier
+    }
+
+    /// Adds the routes under `/api/v1`.
+    public func addRoutes(to router: Router<ParleyRequestContext>) {
+        let api = router.group("api/v1")
+        // Files are fetched by <img src>, which sends no token: the signed URL is the permission.
+        api.get("files/:id", use: self.file)
+        let authenticated = api.group().add(middleware: AuthenticationMiddleware(verifier: self.verifier))
+        authenticated.post("chats", use: self.createChat)
+        authenticated.get("chats", use: self.listChats)
+        authenticated.get("chats/:id", use: self.chat)
+        authenticated.get("chats/:id/messages", use: self.messages)
+        authenticated.post("chats/:id/messages", use: self.send)
+        authenticated.post("chats/:id/read", use: self.read)
+    }
+
+    @Sendable func createChat(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<ChatEnvelope> {
+        let userID = try context.requireUserID()
+        let body = try await request.decode(as: CreateChatRequest.self, context: context)
+        switch (body.userId, body.name, body.memberIds) {
+        case (let other?, nil, nil):
+            let (summary, created) = try await self.service.openDirect(userID: userID, with: other)
+            return .init(status: created ? .created : .ok, response: ChatEnvelope(chat: summary))
+        case (nil, let name?, let members?):
+            let summary = try await self.service.createGroup(userID: userID, name: name, memberIDs: members)
+            return .init(status: .created, response: ChatEnvelope(chat: summary))
+        default:
+            throw APIError.badRequest("Send {\"userId\"} for a direct chat or {\"name\", \"memberIds\"} for a group.", code: "invalid_chat")
+        }
+    }
+
+    @Sendable func listChats(request: Request, context: ParleyRequestContext) async throws -> ChatPage {
+        let userID = try context.requireUserID()
+        let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
+        let cursor = try request.uri.queryParameters.get("cursor").map(ChatCursor.init(encoded:))
+        let records = try await self.service.store.chats(of: userID, after: cursor.map { ($0.u, $0.i) }, limit: limit + 1)
+        let page = Array(records.prefix(limit))
+        let next = records.count > limit ? page.last.map { ChatCursor(u: $0.updatedAt, i: $0.id).encoded } : nil
+        return ChatPage(chats: try await self.service.summaries(of: page, for: userID), nextCursor: next)
+    }
+
+    @Sendable func chat(request: Request, context: ParleyRequestContext) async throws -> ChatSummary {
+        try await self.service.summary(of: try context.parameters.require("id"), for: try context.requireUserID())
+    }
+
+    @Sendable func messages(request: Request, context: ParleyRequestContext) async throws -> MessagePage {
+        let userID = try context.requireUserID()
+        let chatID = try context.parameters.require("id")
+        let query = request.uri.queryParameters
+        let limit = try Pagination.limit(query.get("limit"))
+        let before = try Self.seqParameter(query.get("before"), name: "before")
+        let after = try Self.seqParameter(query.get("after"), name: "after")
+        guard Identifier.isValid(chatID), try await self.service.store.isMember(userID, of: chatID) else { throw ChatService.chatNotFound }
+        let (records, hasMore) = try await self.service.store.messages(in: chatID, before: before, after: after, limit: limit)
+        return MessagePage(messages: records.map { $0.message(signer: self.service.signer) }, hasMore: hasMore)
+    }
+
+    @Sendable func send(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<MessageEnvelope> {
+        let userID = try context.requireUserID()
+        let chatID = try context.parameters.require("id")
+        let contentType = request.headers[.contentType] ?? ""
+        let text: String?
+        let clientMessageID: String?
+        var image: [UInt8]?
+        if contentType.lowercased().hasPrefix("multipart/form-data") {
+            let form = try await MultipartForm.read(request, limit: self.service.maxUploadBytes + 64 * 1024)
+            text = form.fields["text"]
+            clientMessageID = form.fields["clientMessageId"]
+            image = form.files["image"]
+            guard image != nil || text != nil else { throw APIError.badRequest("Send a `text` field or an `image` file.", code: "invalid_text") }
+        } else if contentType.lowercased().hasPrefix("application/json") {
+            let body = try await request.decode(as: SendMessageRequest.self, context: context)
+            text = body.text
+            clientMessageID = body.clientMessageId
+        } else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send JSON or multipart/form-data.")
+        }
+        let (message, created) = try await self.service.send(chatID: chatID, userID: userID, text: text, image: image, clientMessageID: clientMessageID)
+        return .init(status: created ? .created : .ok, response: MessageEnvelope(message: message))
+    }
+
+    @Sendable func read(request: Request, context: ParleyRequestContext) async throws -> Response {
+        let userID = try context.requireUserID()
+        let body = try await request.decode(as: ReadRequest.self, context: context)
+        try await self.service.markRead(chatID: try context.parameters.require("id"), userID: userID, seq: body.seq)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func file(request: Request, context: ParleyRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let query = request.uri.queryParameters
+        guard Identifier.isValid(id), let expires = query.get("exp").flatMap({ Int64($0) }), let signature = query.get("sig"),
+            self.service.signer.verify(fileID: id, expires: expires, signature: signature)
+        else {
+            throw APIError.notFound("There is no such file, or its link has expired.", code: "file_not_found")
+        }
+        guard let record = try await self.service.store.file(id), let bytes = try await self.service.blobs.get(key: id) else {
+            throw APIError.notFound("There is no such file, or its link has expired.", code: "file_not_found")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = record.contentType
+        headers[.cacheControl] = "private, max-age=3600"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[.contentSecurityPolicy] = "default-src 'none'; sandbox"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func seqParameter(_ raw: String?, name: String) throws -> Int64? {
+        guard let raw else { return nil }
+        guard let value = Int64(raw), value >= 0 else { throw APIError.badRequest("`\(name)` must be a non-negative whole number.", code: "invalid_seq") }
+        return value
+    }
+}
+
+/// The position after the last chat of a page, opaque to clients.
+struct ChatCursor: Codable {
+    var u: Int64
+    var i: String
+
+    var encoded: String {
+        Data((try? JSONEncoder().encode(self)) ?? Data()).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    init(u: Int64, i: String) {
+        self.u = u
+        self.i = i
+    }
+
+    init(encoded: String) throws {
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard encoded.utf8.count <= 512, let data = Data(base64Encoded: base64), let cursor = try? JSONDecoder().decode(Self.self, from: data) else {
+            throw APIError.badRequest("The cursor is not valid.", code: "invalid_cursor")
+        }
+        self = cursor
+    }
+}
+
+/// A multipart/form-data body read whole (up to a limit): text fields and file parts.
+struct MultipartForm {
+    var fields: [String: String] = [:]
+    var files: [String: [UInt8]] = [:]
+
+    static func read(_ request: Request, limit: Int) async throws -> MultipartForm {
+        guard let contentType = request.headers[.contentType], let boundary = Self.boundary(in: contentType) else {
+            throw APIError.badRequest("The multipart body has no boundary.", code: "invalid_multipart")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "file_too_large", message: "The upload is too large.")
+        }
+        var form = MultipartForm()
+        var name: String?
+        var isFile = false
+        var current: [UInt8] = []
+        let parser = MultipartParser(boundary: boundary)
+        parser.onHeader = { field, value in
+            guard field.lowercased() == "content-disposition" else { return }
+            name = Self.parameter("name", in: value)
+            isFile = Self.parameter("filename", in: value) != nil
+        }
+        parser.onBody = { buffer in
+            current += buffer.readBytes(length: buffer.readableBytes) ?? []
+        }
+        parser.onPartComplete = {
+            if let name {
+                if isFile { form.files[name] = current } else { form.fields[name] = String(decoding: current, as: UTF8.self) }
+            }
+            name = nil
+            isFile = false
+            current = []
+        }
+        do {
+            try parser.execute(body)
+        } catch {
+            throw APIError.badRequest("The multipart body is malformed.", code: "invalid_multipart")
+        }
+        return form
+    }
+
+    static func boundary(in contentType: String) -> String? {
+        Self.parameter("boundary", in: contentType).flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 }
+    }
+
+    static func parameter(_ name: String, in header: String) -> String? {
+        for part in header.split(separator: ";") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, pair[0].lowercased() == name else { continue }
+            var value = pair[1]
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            return value
+        }
+        return nil
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import ParleyCore
+import ParleyStore
+
+/// The chat service: chats, messages, read state, files; every change is published on the event bus.
+public struct ChatService: Sendable {
+    let store: ChatStore
+    let blobs: any BlobStore
+    let signer: FileURLSigner
+    let bus: any ChatEventBus
+    let membership: MembershipCache
+    let maxUploadBytes: Int
+
+    /// Creates the service over `database`.
+    public init(database: Database, blobs: any BlobStore, signer: FileURLSigner, bus: any ChatEventBus, maxUploadBytes: Int) {
+        self.store = ChatStore(database: database)
+        self.blobs = blobs
+        self.signer = signer
+        self.bus = bus
+        self.membership = MembershipCache(store: self.store)
+        self.maxUploadBytes = maxUploadBytes
+    }
+
+    static let maxTextLength = 4000
+    static let maxGroupMembers = 1000
+
+    /// Opens (or finds) a direct chat with `otherID`.
+    func openDirect(userID: String, with otherID: String) async throws -> (ChatSummary, created: Bool) {
+        guard Identifier.isValid(otherID) else { throw APIError.notFound("There is no such user.", code: "user_not_found") }
+        guard otherID != userID else { throw APIError.badRequest("A chat with yourself is not possible.", code: "invalid_members") }
+        guard try await self.store.existingUsers([otherID]).contains(otherID) else {
+            throw APIError.notFound("There is no such user.", code: "user_not_found")
+        }
+        let (id, created) = try await self.store.direct(between: userID, and: otherID, now: Timestamp.millis())
+        let members = [userID, otherID]
+        self.membership.remember(id, members: members)
+        if created { self.bus.publish(.chatUpdated(chatID: id, members: members)) }
+        return (try await self.summary(of: id, for: userID), created)
+    }
+
+    /// Creates a group chat named `name` with `memberIDs` and the caller.
+    func createGroup(userID: String, name rawName: String, memberIDs: [String]) async throws -> ChatSummary {
+        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...100).contains(name.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.badRequest("A group name is 1–100 characters without control characters.", code: "invalid_name")
+        }
+        var members = [userID]
+        for id in memberIDs where !members.contains(id) {
+            guard Identifier.isValid(id) else { throw APIError.notFound("There is no user \(id.prefix(40)).", code: "user_not_found") }
+            members.append(id)
+        }
+        guard members.count >= 2 else { throw APIError.badRequest("A group needs at least one other member.", code: "invalid_members") }
+        guard members.count <= Self.maxGroupMembers else {
+            throw APIError.badRequest("A group has at most \(Self.maxGroupMembers) members.", code: "invalid_members")
+        }
+        let existing = try await self.store.existingUsers(members)
+        if let missing = members.first(where: { !existing.contains($0) }) {
+            throw APIError.notFound("There is no user \(missing).", code: "user_not_found")
+        }
+        let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
+        self.membership.remember(id, members: members)
+        self.bus.publish(.chatUpdated(chatID: id, members: members))
+        return try await self.summary(of: id, for: userID)
+    }
+
+    /// One chat as `userID` sees it, or 404.
+    func summary(of chatID: String, for userID: String) async throws -> ChatSummary {
+        guard Identifier.isValid(chatID), let record = try await self.store.chat(chatID, visibleTo: userID) else { throw Self.chatNotFound }
+        return try await self.summaries(of: [record], for: userID)[0]
+    }
+
+    /// Summaries of `records` for `userID`: a fixed number of queries, whatever the number of chats.
+    func summaries(of records: [ChatRecord], for userID: String) async throws -> [ChatSummary] {
+        let ids = records.map(\.id)
+        async let membersQuery = self.store.members(of: ids)
+        async let lastQuery = self.store.lastMessages(of: records)
+        let members = Dictionary(grouping: try await membersQuery, by: \.chatID)
+        let last = try await lastQuery
+        return records.map { record in
+            let chatMembers = members[record.id] ?? []
+            let myRead = chatMembers.first { $0.userID == userID }?.lastReadSeq ?? 0
+            return ChatSummary(
+                id: record.id, kind: record.kind, name: record.name,
+                members: chatMembers.map { ChatUser(id: $0.userID, name: $0.name, avatarUrl: $0.avatarFileID.map { self.signer.url(forFile: $0) }) },
+                lastMessage: last[record.id].map { $0.message(signer: self.signer) },
+                unreadCount: max(0, record.lastSeq - myRead),
+                readState: chatMembers.map { ReadState(userId: $0.userID, lastReadSeq: $0.lastReadSeq) },
+                updatedAt: Timestamp.iso8601(millis: record.updatedAt)
+            )
+        }
+    }
+
+    /// Sends a message: stored with the chat's next seq, then published to every member.
+    func send(chatID: String, userID: String, text rawText: String?, image: [UInt8]?, clientMessageID: String?) async throws -> (Message, created: Bool) {
+        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
+        let text = try Self.validateText(rawText, hasImage: image != nil)
+        if let clientMessageID {
+            guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw APIError.badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
+            }
+        }
+        var file: FileRecord?
+        if let image {
+            guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
+            file = try await self.storeImage(image, owner: userID)
+        }
+        switch try await self.store.append(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis()) {
+        case .notMember:
+            throw Self.chatNotFound
+        case .duplicate(let record):
+            return (record.message(signer: self.signer), false)
+        case .created(let record):
+            let members = try await self.membership.members(of: chatID)
+            self.bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
+            return (record.message(signer: self.signer), true)
+        }
+    }
+
+    /// Moves the caller's read pointer forward and tells the chat.
+    func markRead(chatID: String, userID: String, seq: Int64) async throws {
+        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
+        guard seq >= 0 else { throw APIError.badRequest("`seq` must not be negative.", code: "invalid_seq") }
+        guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
+        if let moved = try await self.store.markRead(chatID: chatID, userID: userID, seq: seq) {
+            self.bus.publish(.messagesSeen(chatID: chatID, userID: userID, seq: moved, members: try await self.membership.members(of: chatID)))
+        }
+    }
+
+    /// Relays typing to the chat's members; silently ignored for chats the user is not in.
+    func typing(chatID: String, userID: String, isTyping: Bool) async throws {
+        guard Identifier.isValid(chatID) else { return }
+        let members = try await self.membership.members(of: chatID)
+        guard members.contains(userID) else { return }
+        self.bus.publish(.typing(chatID: chatID, userID: userID, isTyping: isTyping, members: members))
+    }
+
+    static let chatNotFound = APIError.notFound("There is no such chat.", code: "chat_not_found")
+
+    static func validateText(_ text: String?, hasImage: Bool) throws -> String? {
+        guard let text, !text.isEmpty else {
+            if hasImage { return nil }
+            throw APIError.badRequest("A message needs text or an image.", code: "invalid_text")
+        }
+        guard text.count <= Self.maxTextLength else {
+            throw APIError.badRequest("A message is at most \(Self.maxTextLength) characters.", code: "text_too_long")
+        }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" && $0 != "\r" }) else {
+            throw APIError.badRequest("A message must not contain control characters.", code: "invalid_text")
+        }
+        guard !text.allSatisfy(\.isWhitespace) || hasImage else {
+            throw APIError.badRequest("A message needs more than white space.", code: "invalid_text")
+        }
+        return text.allSatisfy(\.isWhitespace) ? nil : text
+    }
+
+    func storeImage(_ bytes: [UInt8], owner: String) async throws -> FileRecord {
+        guard bytes.count <= self.maxUploadBytes else {
+            throw APIError(.contentTooLarge, code: "file_too_large", message: "An image is at most \(self.maxUploadBytes) bytes.")
+        }
+        guard let info = ImageInspector.inspect(bytes) else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Only JPEG, PNG, GIF and WebP images can be sent.")
+        }
+        let id = Identifier.make()
+        try await self.blobs.put(bytes, key: id)
+        let record = FileRecord(id: id, contentType: info.contentType, size: Int64(bytes.count), width: info.width, height: info.height)
+        try await self.store.database.transaction { sql in
+            try await sql.raw(
+                """
+                INSERT INTO files (id, owner_id, content_type, size, width, height, created_at)
+                VALUES (\(bind: id), \(bind: owner), \(bind: record.contentType), \(bind: record.size), \(bind: record.width), \(bind: record.height), \(bind: Timestamp.millis()))
+                """
+            ).run()
+        }
+        return record
+    }
+}

@@ -1,0 +1,54 @@
+import Crypto
+import Foundation
+import ParleyCore
+import ParleyStore
+import SQLKit
+
+/// Signs file URLs so `<img src>` works without headers; a URL is handed only to members of the file's chat and expires.
+public struct FileURLSigner: Sendable {
+    let key: SymmetricKey
+    let baseURL: String
+    /// URLs stay the same for a 12-hour period, so browsers can cache them, and live 12 to 24 hours.
+    static let period: Int64 = 12 * 3600
+
+    init(key: SymmetricKey, baseURL: String) {
+        self.key = key
+        self.baseURL = baseURL
+    }
+
+    /// The signer with the database's shared secret (created once, the same for every instance).
+    public static func load(database: Database, baseURL: String) async throws -> FileURLSigner {
+        let secret = try await database.transaction { sql -> String in
+            var bytes = [UInt8](repeating: 0, count: 32)
+            var generator = SystemRandomNumberGenerator()
+            for index in bytes.indices { bytes[index] = generator.next() }
+            let candidate = Data(bytes).base64EncodedString()
+            try await sql.raw("INSERT INTO server_secrets (name, value) VALUES ('file_url_key', \(bind: candidate)) ON CONFLICT (name) DO NOTHING").run()
+            return try await sql.raw("SELECT value FROM server_secrets WHERE name = 'file_url_key'").first()!.decode(column: "value", as: String.self)
+        }
+        return FileURLSigner(key: SymmetricKey(data: Data(base64Encoded: secret)!), baseURL: baseURL)
+    }
+
+    /// A signed URL for `fileID`.
+    func url(forFile fileID: String, now: Int64 = Timestamp.millis() / 1000) -> String {
+        let expires = (now / Self.period + 2) * Self.period
+        return "\(self.baseURL)/api/v1/files/\(fileID)?exp=\(expires)&sig=\(self.signature(fileID: fileID, expires: expires))"
+    }
+
+    /// Whether `signature` is ours for `fileID` and `expires`, and not expired.
+    func verify(fileID: String, expires: Int64, signature: String, now: Int64 = Timestamp.millis() / 1000) -> Bool {
+        guard expires > now else { return false }
+        let expected = Array(self.signature(fileID: fileID, expires: expires).utf8)
+        let given = Array(signature.utf8)
+        guard expected.count == given.count else { return false }
+        var difference: UInt8 = 0
+        for index in expected.indices { difference |= expected[index] ^ given[index] }
+        return difference == 0
+    }
+
+    func signature(fileID: String, expires: Int64) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(fileID).\(expires)".utf8), using: self.key)
+        return Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,77 @@
+/// What an uploaded file is, decided from its bytes alone: the client's Content-Type is never trusted.
+struct ImageInfo: Equatable, Sendable {
+    var contentType: String
+    var width: Int?
+    var height: Int?
+}
+
+enum ImageInspector {
+    /// JPEG, PNG, GIF or WebP with dimensions when the header carries them; nil for anything else (SVG, HTML, …).
+    static func inspect(_ bytes: [UInt8]) -> ImageInfo? {
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            guard bytes.count >= 24 else { return nil }
+            return ImageInfo(contentType: "image/png", width: Self.bigEndian32(bytes, 16), height: Self.bigEndian32(bytes, 20))
+        }
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) {
+            let size = Self.jpegSize(bytes)
+            return ImageInfo(contentType: "image/jpeg", width: size?.0, height: size?.1)
+        }
+        if bytes.starts(with: Array("GIF87a".utf8)) || bytes.starts(with: Array("GIF89a".utf8)) {
+            guard bytes.count >= 10 else { return nil }
+            return ImageInfo(contentType: "image/gif", width: Int(bytes[6]) | Int(bytes[7]) << 8, height: Int(bytes[8]) | Int(bytes[9]) << 8)
+        }
+        if bytes.count >= 16, bytes.starts(with: Array("RIFF".utf8)), Array(bytes[8..<12]) == Array("WEBP".utf8) {
+            let size = Self.webpSize(bytes)
+            return ImageInfo(contentType: "image/webp", width: size?.0, height: size?.1)
+        }
+        return nil
+    }
+
+    static func bigEndian32(_ bytes: [UInt8], _ offset: Int) -> Int {
+        Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+    }
+
+    /// Walks the JPEG segments to the first start-of-frame marker.
+    static func jpegSize(_ bytes: [UInt8]) -> (Int, Int)? {
+        var index = 2
+        while index + 9 < bytes.count {
+            guard bytes[index] == 0xFF else { return nil }
+            let marker = bytes[index + 1]
+            if marker == 0xFF { index += 1; continue }
+            if marker == 0xD8 || marker == 0x01 || (0xD0...0xD7).contains(marker) { index += 2; continue }
+            let length = Int(bytes[index + 2]) << 8 | Int(bytes[index + 3])
+            if (0xC0...0xCF).contains(marker), marker != 0xC4, marker != 0xC8, marker != 0xCC {
+                let height = Int(bytes[index + 5]) << 8 | Int(bytes[index + 6])
+                let width = Int(bytes[index + 7]) << 8 | Int(bytes[index + 8])
+                return (width, height)
+            }
+            guard length >= 2 else { return nil }
+            index += 2 + length
+        }
+        return nil
+    }
+
+    /// Reads the size from a WebP's first chunk (lossy VP8, lossless VP8L or extended VP8X).
+    static func webpSize(_ bytes: [UInt8]) -> (Int, Int)? {
+        guard bytes.count >= 30 else { return nil }
+        let chunk = String(decoding: bytes[12..<16], as: UTF8.self)
+        switch chunk {
+        case "VP8 ":
+            let width = (Int(bytes[26]) | Int(bytes[27]) << 8) & 0x3FFF
+            let height = (Int(bytes[28]) | Int(bytes[29]) << 8) & 0x3FFF
+            return (width, height)
+        case "VP8L":
+            guard bytes[20] == 0x2F else { return nil }
+            let b1 = Int(bytes[21]), b2 = Int(bytes[22]), b3 = Int(bytes[23]), b4 = Int(bytes[24])
+            let width = 1 + (b1 | (b2 & 0x3F) << 8)
+            let height = 1 + ((b2 >> 6) | b3 << 2 | (b4 & 0x0F) << 10)
+            return (width, height)
+        case "VP8X":
+            let width = 1 + (Int(bytes[24]) | Int(bytes[25]) << 8 | Int(bytes[26]) << 16)
+            let height = 1 + (Int(bytes[27]) | Int(bytes[28]) << 8 | Int(bytes[29]) << 16)
+            return (width, height)
+        default:
+            return nil
+        }
+    }
+}
