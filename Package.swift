@@ -102,6 +102,8 @@ let package = Package(
             name: "ParleyApp",
             dependencies: [
                 "ParleyCore", "ParleyStore", "UserService", "MailService", "ChatService",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -129,5 +131,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MailServiceTests", dependencies: ["MailService"], swiftSettings: swiftSettings),
+        .target(
+            name: "SocketIOServer",
+            dependencies: [
+                "SocketIOProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SocketIOServerTests",
+            dependencies: [
+                "SocketIOServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -7,6 +7,7 @@ import ParleyCore
 import ParleyStore
 import ServiceLifecycle
 import UserService
+import ChatService
 
 /// Builds the application for `role`: the services it runs, their routes and background workers.
 public func buildApplication(
@@ -14,10 +15,9 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     let started = ContinuousClock.now
     let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
-    var services: [any Service] = database.services
-    services.append(DatabaseCloser(database: database))
+    var services: [any Service] = [DatabaseCloser(database: database)]
+    try await Migrator.migrate(database, logger: logger)
 
-    // Migrations need the PostgreSQL pool running, which the service group starts; so they run before the server listens.
     let router = Router(context: ParleyRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestLogMiddleware())
@@ -26,13 +26,28 @@ public func buildApplication(
     OperationsController(database: database, started: started, extraChecks: [:]).addRoutes(to: router)
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
+    var verifier: (any AccessTokenVerifying)?
     if role.runsUserService {
         let key = try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory)
         let tokens = await TokenIssuer(
             key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
         let service = UserService(database: database, tokens: tokens, settings: .init(configuration: configuration), mailQueued: mailQueued)
-        UserController(service: service, verifier: await tokens.verifier()).addRoutes(to: router)
+        verifier = await tokens.verifier()
+        UserController(service: service, verifier: verifier!).addRoutes(to: router)
+    }
+    if role.runsChatService {
+        let chatVerifier: any AccessTokenVerifying
+        if let verifier { chatVerifier = verifier } else { chatVerifier = try await remoteVerifier(configuration: configuration, logger: logger) }
+        let bus = InProcessEventBus()
+        let chat = ChatService(
+            database: database,
+            blobs: try DiskBlobStore(directory: (configuration.dataDirectory as NSString).appendingPathComponent("files")),
+            signer: try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? ""),
+            bus: bus,
+            maxUploadBytes: configuration.maxUploadBytes
+        )
+        ChatController(service: chat, verifier: chatVerifier).addRoutes(to: router)
     }
     if role.runsMailService, let mailQueued {
         let transport: any MailTransport = try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport()
@@ -46,7 +61,7 @@ public func buildApplication(
     }
 
     let port = configuration.port ?? role.defaultPort
-    var app = Application(
+    let app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
         services: services,
@@ -57,9 +72,6 @@ public func buildApplication(
         },
         logger: logger
     )
-    app.beforeServerStarts {
-        try await Migrator.migrate(database, logger: logger)
-    }
     return app
 }
 

@@ -18,4 +18,5 @@ public enum ServiceRole: String, Sendable, CaseIterable {
 
     var runsUserService: Bool { self == .all || self == .user }
     var runsMailService: Bool { self == .all || self == .mail }
+    var runsChatService: Bool { self == .all || self == .chat }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -16,6 +17,15 @@ public struct ParleyRequestContext: RequestContext {
         self.coreContext = .init(source: source)
         self.remoteIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
+
+    /// JSON as clients expect it: URLs with plain slashes.
+    public var responseEncoder: JSONEncoder { Self.encoder }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
 
     /// JSON bodies are small; file uploads read their body with their own limit.
     public var maxUploadSize: Int { 64 * 1024 }

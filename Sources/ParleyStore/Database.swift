@@ -23,7 +23,8 @@ public final class Database: Sendable {
 
     private enum Backend: Sendable {
         case sqlite(SQLiteBackend)
-        case postgres(PostgresClient)
+        /// The pool and the task that runs it: started on open, so the database is usable at once, and cancelled on close.
+        case postgres(PostgresClient, Task<Void, Never>)
     }
 
     private init(dialect: Dialect, backend: Backend, logger: Logger) {
@@ -60,15 +61,8 @@ public final class Database: Sendable {
             configuration.options.minimumConnections = 0
             configuration.options.connectionIdleTimeout = .seconds(60)
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-            return Database(dialect: .postgres, backend: .postgres(client), logger: logger)
-        }
-    }
-
-    /// Long-running pieces the database needs (the PostgreSQL connection pool); put them first in the service group.
-    public var services: [any Service] {
-        switch self.backend {
-        case .sqlite: []
-        case .postgres(let client): [client]
+            let runner = Task { await client.run() }
+            return Database(dialect: .postgres, backend: .postgres(client, runner), logger: logger)
         }
     }
 
@@ -77,7 +71,7 @@ public final class Database: Sendable {
         switch self.backend {
         case .sqlite(let backend):
             return try await body(backend.reader())
-        case .postgres(let client):
+        case .postgres(let client, _):
             return try await client.withConnection { connection in
                 try await body(connection.sql(queryLogLevel: nil, logger: self.logger))
             }
@@ -100,7 +94,7 @@ public final class Database: Sendable {
                     throw error
                 }
             }
-        case .postgres(let client):
+        case .postgres(let client, _):
             return try await client.withConnection { connection in
                 let sql = connection.sql(queryLogLevel: nil, logger: self.logger)
                 try await sql.raw("BEGIN").run()
@@ -123,10 +117,14 @@ public final class Database: Sendable {
         }
     }
 
-    /// Closes SQLite connections; the PostgreSQL client closes when its service stops.
+    /// Closes the connections; the database is not usable afterwards.
     public func close() async {
-        if case .sqlite(let backend) = self.backend {
+        switch self.backend {
+        case .sqlite(let backend):
             await backend.close()
+        case .postgres(_, let runner):
+            runner.cancel()
+            await runner.value
         }
     }
 }
@@ -183,19 +181,8 @@ final class SQLiteBackend: Sendable {
 }
 
 extension Database {
-    /// Runs `body` with the database's services (the PostgreSQL pool) running, for commands and tests outside a service group.
-    public func withRunningServices<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        let services = self.services
-        let runner = Task {
-            try await withThrowingDiscardingTaskGroup { group in
-                for service in services {
-                    group.addTask { try await service.run() }
-                }
-            }
-        }
-        defer {
-            runner.cancel()
-        }
+    /// Runs `body`, then closes the database whatever happens: for commands and tests.
+    public func closing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do {
             let result = try await body()
             await self.close()

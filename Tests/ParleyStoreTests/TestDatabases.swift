@@ -23,7 +23,7 @@ enum TestDatabases {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(Identifier.make())")
             defer { try? FileManager.default.removeItem(at: directory) }
             let database = try await Database.open(.sqlite(path: directory.appendingPathComponent("test.sqlite").path), logger: Self.logger)
-            return try await database.withRunningServices {
+            return try await database.closing {
                 try await Migrator.migrate(database, logger: Self.logger)
                 return try await body(database)
             }
@@ -37,7 +37,7 @@ enum TestDatabases {
             let result: Result<T, any Error>
             do {
                 result = .success(
-                    try await database.withRunningServices {
+                    try await database.closing {
                         try await Migrator.migrate(database, logger: Self.logger)
                         return try await body(database)
                     }
@@ -60,7 +60,7 @@ enum TestDatabases {
 
     static func admin(_ url: String, _ statement: String) async throws {
         let database = try await Database.open(.postgres(url: url), logger: Self.logger)
-        try await database.withRunningServices {
+        try await database.closing {
             try await database.read { sql in try await sql.raw(SQLQueryString(statement)).run() }
         }
     }
