@@ -119,7 +119,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore"], swiftSettings: swiftSettings),
+        // Fresh SQLite and PostgreSQL databases for the storage tests of every library.
+        .target(name: "ParleyTestSupport", dependencies: ["ParleyStore"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChatServiceTests", dependencies: ["ChatService", "ParleyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP"], swiftSettings: swiftSettings),
         .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"], swiftSettings: swiftSettings),
         .testTarget(

@@ -32,7 +32,7 @@ public struct ChatController: Sendable {
 
     @Sendable func createChat(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<ChatEnvelope> {
         let userID = try context.requireUserID()
-        let body = try await request.decode(as: CreateChatRequest.self, context: context)
+        let body = try await request.decodeJSON(as: CreateChatRequest.self, context: context)
         switch (body.userId, body.name, body.memberIds) {
         case (let other?, nil, nil):
             let (summary, created) = try await self.service.openDirect(userID: userID, with: other)
@@ -84,12 +84,10 @@ public struct ChatController: Sendable {
             clientMessageID = form.fields["clientMessageId"]
             image = form.files["image"]
             guard image != nil || text != nil else { throw APIError.badRequest("Send a `text` field or an `image` file.", code: "invalid_text") }
-        } else if contentType.lowercased().hasPrefix("application/json") {
-            let body = try await request.decode(as: SendMessageRequest.self, context: context)
+        } else {
+            let body = try await request.decodeJSON(as: SendMessageRequest.self, context: context)
             text = body.text
             clientMessageID = body.clientMessageId
-        } else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send JSON or multipart/form-data.")
         }
         let (message, created) = try await self.service.send(chatID: chatID, userID: userID, text: text, image: image, clientMessageID: clientMessageID)
         return .init(status: created ? .created : .ok, response: MessageEnvelope(message: message))
@@ -97,7 +95,7 @@ public struct ChatController: Sendable {
 
     @Sendable func read(request: Request, context: ParleyRequestContext) async throws -> Response {
         let userID = try context.requireUserID()
-        let body = try await request.decode(as: ReadRequest.self, context: context)
+        let body = try await request.decodeJSON(as: ReadRequest.self, context: context)
         try await self.service.markRead(chatID: try context.parameters.require("id"), userID: userID, seq: body.seq)
         return Response(status: .noContent)
     }

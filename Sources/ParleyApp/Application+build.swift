@@ -14,7 +14,25 @@ public func buildApplication(
     role: ServiceRole, configuration: ParleyConfiguration, logger: Logger
 ) async throws -> some ApplicationProtocol {
     let started = ContinuousClock.now
+    // Settings that can be wrong are checked before anything is opened, so a bad one stops the process with one line.
+    let key = role.runsUserService ? try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory) : nil
+    let transport: (any MailTransport)? =
+        role.runsMailService ? try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport() : nil
     let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
+    do {
+        return try await assemble(
+            role: role, configuration: configuration, database: database, key: key, transport: transport, started: started, logger: logger
+        )
+    } catch {
+        await database.close()
+        throw error
+    }
+}
+
+func assemble(
+    role: ServiceRole, configuration: ParleyConfiguration, database: Database, key: SigningKey?, transport: (any MailTransport)?,
+    started: ContinuousClock.Instant, logger: Logger
+) async throws -> some ApplicationProtocol {
     var services: [any Service] = [DatabaseCloser(database: database)]
     try await Migrator.migrate(database, logger: logger)
 
@@ -27,8 +45,7 @@ public func buildApplication(
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
     var verifier: (any AccessTokenVerifying)?
-    if role.runsUserService {
-        let key = try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory)
+    if role.runsUserService, let key {
         let tokens = await TokenIssuer(
             key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
@@ -49,8 +66,7 @@ public func buildApplication(
         )
         ChatController(service: chat, verifier: chatVerifier).addRoutes(to: router)
     }
-    if role.runsMailService, let mailQueued {
-        let transport: any MailTransport = try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport()
+    if role.runsMailService, let mailQueued, let transport {
         let worker = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(Identifier.make().suffix(6))"
         services.append(
             MailDeliveryService(

@@ -37,7 +37,7 @@ public struct UserController: Sendable {
     }
 
     @Sendable func login(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<LoginResponse> {
-        let body = try await request.decode(as: LoginRequest.self, context: context)
+        let body = try await request.decodeJSON(as: LoginRequest.self, context: context)
         let email = try EmailAddress.normalise(body.email)
         switch try await self.service.requestCode(email: email, clientIP: context.remoteIP, requestID: context.requestID) {
         case .queued:
@@ -52,7 +52,7 @@ public struct UserController: Sendable {
     }
 
     @Sendable func verify(request: Request, context: ParleyRequestContext) async throws -> SessionResponse {
-        let body = try await request.decode(as: VerifyRequest.self, context: context)
+        let body = try await request.decodeJSON(as: VerifyRequest.self, context: context)
         let email = try EmailAddress.normalise(body.email)
         let code = body.otp.trimmingCharacters(in: .whitespaces)
         guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
@@ -73,7 +73,7 @@ public struct UserController: Sendable {
     }
 
     @Sendable func refresh(request: Request, context: ParleyRequestContext) async throws -> SessionResponse {
-        let body = try await request.decode(as: RefreshRequest.self, context: context)
+        let body = try await request.decodeJSON(as: RefreshRequest.self, context: context)
         guard (1...512).contains(body.refreshToken.utf8.count) else { throw APIError.unauthorized("The refresh token is not valid.", code: "invalid_token") }
         let now = Timestamp.millis()
         let outcome = try await self.service.database.transaction { sql -> (TokenIssuer.Rotation, UserRecord?) in
@@ -94,7 +94,7 @@ public struct UserController: Sendable {
     }
 
     @Sendable func logout(request: Request, context: ParleyRequestContext) async throws -> Response {
-        let body = try await request.decode(as: RefreshRequest.self, context: context)
+        let body = try await request.decodeJSON(as: RefreshRequest.self, context: context)
         if (1...512).contains(body.refreshToken.utf8.count) {
             try await self.service.database.transaction { sql in
                 try await self.service.tokens.revoke(body.refreshToken, now: Timestamp.millis(), in: sql)
@@ -113,7 +113,7 @@ public struct UserController: Sendable {
 
     @Sendable func updateMe(request: Request, context: ParleyRequestContext) async throws -> User {
         let userID = try context.requireUserID()
-        let body = try await request.decode(as: UpdateProfileRequest.self, context: context)
+        let body = try await request.decodeJSON(as: UpdateProfileRequest.self, context: context)
         let name = try body.name.map(DisplayName.validate)
         if case .some(.some) = body.avatarFileId {
             // Avatars are files of the chat service's blob store, which does not exist yet.
@@ -133,7 +133,7 @@ public struct UserController: Sendable {
 
     @Sendable func searchUsers(request: Request, context: ParleyRequestContext) async throws -> UserPage {
         _ = try context.requireUserID()
-        let query = request.uri.queryParameters.get("query") ?? ""
+        let query = request.formQueryParameter("query") ?? ""
         guard query.count <= 100 else { throw APIError.badRequest("The query is at most 100 characters.") }
         let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
         let cursor = try request.uri.queryParameters.get("cursor").map(UserCursor.init(encoded:))

@@ -97,7 +97,8 @@ public struct UserService: Sendable {
                 try await sql.raw("UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email)").run()
                 return .wrongCode
             }
-            try await sql.raw("DELETE FROM login_codes WHERE email = \(bind: email)").run()
+            // Used up, but kept until the resend window has passed: one code per email per window, even after a sign-in.
+            try await sql.raw("UPDATE login_codes SET code_hash = 'used', expires_at = \(bind: now) WHERE email = \(bind: email)").run()
             let user = try await UserStore.findOrCreate(email: email, now: now, in: sql)
             let refresh = try await self.tokens.newRefreshToken(userID: user.id, family: nil, now: now, in: sql)
             return .verified(user, accessToken: "", refreshToken: refresh)

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCore
+import ParleyTestSupport
 @testable import ParleyStore
 import SQLKit
 import Testing

@@ -6,18 +6,18 @@ import SQLKit
 import Testing
 
 /// The two databases every storage test runs on.
-enum DatabaseKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+public enum DatabaseKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite, postgres
 
-    var testDescription: String { self.rawValue }
+    public var testDescription: String { self.rawValue }
 }
 
 /// Fresh, migrated databases for tests: a temporary SQLite file, or a new database on the test PostgreSQL server.
-enum TestDatabases {
-    static let logger = Logger(label: "test")
+public enum TestDatabases {
+    public static let logger = Logger(label: "test")
 
     /// Runs `body` with a fresh migrated database of `kind`, then throws it away.
-    static func with<T: Sendable>(_ kind: DatabaseKind, _ body: (Database) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(_ kind: DatabaseKind, _ body: (Database) async throws -> T) async throws -> T {
         switch kind {
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(Identifier.make())")
@@ -51,7 +51,7 @@ enum TestDatabases {
     }
 
     /// The test server's URL; the README's test command starts one and sets it.
-    static func postgresURL() throws -> String {
+    public static func postgresURL() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["PARLEY_TEST_POSTGRES_URL"], !url.isEmpty else {
             throw TestSetupError("PARLEY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL")
         }
@@ -66,7 +66,7 @@ enum TestDatabases {
     }
 }
 
-struct TestSetupError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

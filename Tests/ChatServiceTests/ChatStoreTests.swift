@@ -1,0 +1,158 @@
+import Foundation
+import ParleyCore
+import ParleyStore
+import ParleyTestSupport
+import SQLKit
+import Testing
+
+@testable import ChatService
+
+/// Users straight into the table: the chat store only needs them to exist.
+func makeUsers(_ count: Int, in database: Database) async throws -> [String] {
+    var ids: [String] = []
+    try await database.transaction { sql in
+        for index in 0..<count {
+            let id = Identifier.make()
+            try await sql.raw(
+                "INSERT INTO users (id, email, name, name_search, created_at, updated_at) VALUES (\(bind: id), \(bind: "u\(index)-\(id)@t.co"), \(bind: "User \(index)"), \(bind: "user \(index)"), 1, 1)"
+            ).run()
+            ids.append(id)
+        }
+    }
+    return ids
+}
+
+@Suite("Chat storage on SQLite and PostgreSQL")
+struct ChatStoreTests {
+    @Test("a direct chat between two users is unique, whoever opens it", arguments: DatabaseKind.allCases)
+    func directChatIsUnique(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let first = try await store.direct(between: users[0], and: users[1], now: 1)
+            let second = try await store.direct(between: users[1], and: users[0], now: 2)
+            #expect(first.created)
+            #expect(!second.created)
+            #expect(first.id == second.id)
+        }
+    }
+
+    @Test("concurrent senders into one chat get dense, unique seqs", arguments: DatabaseKind.allCases)
+    func concurrentSendersGetDenseSeqs(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(4, in: database)
+            let chat = try await store.group(named: "g", creator: users[0], members: users, now: 1)
+            let seqs = try await withThrowingTaskGroup(of: Int64.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        guard case .created(let record) = try await store.append(
+                            chatID: chat, senderID: users[index % 4], text: "m\(index)", file: nil, clientMessageID: "c\(index)", now: Int64(index)
+                        ) else { throw TestSetupError("not created") }
+                        return record.seq
+                    }
+                }
+                return try await group.reduce(into: [Int64]()) { $0.append($1) }
+            }
+            #expect(seqs.sorted() == Array(1...200))
+            let page = try await store.messages(in: chat, before: nil, after: nil, limit: 200)
+            #expect(page.records.map(\.seq) == Array(1...200))
+            #expect(!page.hasMore)
+        }
+    }
+
+    @Test("a replayed clientMessageId returns the stored message and creates nothing", arguments: DatabaseKind.allCases)
+    func replayedClientMessageID(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            guard case .created(let first) = try await store.append(chatID: chat, senderID: users[0], text: "hi", file: nil, clientMessageID: "x", now: 2)
+            else { Issue.record("not created"); return }
+            guard case .duplicate(let again) = try await store.append(chatID: chat, senderID: users[0], text: "other", file: nil, clientMessageID: "x", now: 3)
+            else { Issue.record("replay created a message"); return }
+            #expect(again == first)
+            // The same id from another sender is another message.
+            guard case .created(let other) = try await store.append(chatID: chat, senderID: users[1], text: "yo", file: nil, clientMessageID: "x", now: 4)
+            else { Issue.record("not created"); return }
+            #expect(other.seq == 2)
+        }
+    }
+
+    @Test("a non-member cannot append", arguments: DatabaseKind.allCases)
+    func nonMemberCannotAppend(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            guard case .notMember = try await store.append(chatID: chat, senderID: users[2], text: "x", file: nil, clientMessageID: nil, now: 2) else {
+                Issue.record("a stranger appended")
+                return
+            }
+        }
+    }
+
+    @Test("read pointers only move forward and never past the last message", arguments: DatabaseKind.allCases)
+    func readPointerMovesForwardOnly(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            for index in 0..<5 {
+                _ = try await store.append(chatID: chat, senderID: users[0], text: "m\(index)", file: nil, clientMessageID: nil, now: 2)
+            }
+            #expect(try await store.markRead(chatID: chat, userID: users[1], seq: 3) == 3)
+            #expect(try await store.markRead(chatID: chat, userID: users[1], seq: 2) == nil)
+            #expect(try await store.markRead(chatID: chat, userID: users[1], seq: 3) == nil)
+            #expect(try await store.markRead(chatID: chat, userID: users[1], seq: 99) == 5)
+            // Sending moved the sender's own pointer.
+            let members = try await store.members(of: [chat])
+            #expect(members.first { $0.userID == users[0] }?.lastReadSeq == 5)
+        }
+    }
+
+    @Test("history pages by before and after, in ascending seq", arguments: DatabaseKind.allCases)
+    func historyPages(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            for index in 0..<10 {
+                _ = try await store.append(chatID: chat, senderID: users[index % 2], text: "m\(index)", file: nil, clientMessageID: nil, now: 2)
+            }
+            let latest = try await store.messages(in: chat, before: nil, after: nil, limit: 3)
+            #expect(latest.records.map(\.seq) == [8, 9, 10])
+            #expect(latest.hasMore)
+            let older = try await store.messages(in: chat, before: 8, after: nil, limit: 3)
+            #expect(older.records.map(\.seq) == [5, 6, 7])
+            let catchUp = try await store.messages(in: chat, before: nil, after: 7, limit: 50)
+            #expect(catchUp.records.map(\.seq) == [8, 9, 10])
+            #expect(!catchUp.hasMore)
+            let first = try await store.messages(in: chat, before: 3, after: nil, limit: 50)
+            #expect(first.records.map(\.seq) == [1, 2])
+            #expect(!first.hasMore)
+        }
+    }
+
+    @Test("the chat list is newest activity first, pages by keyset, and shows last messages", arguments: DatabaseKind.allCases)
+    func chatListOrder(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(6, in: database)
+            var chats: [String] = []
+            for index in 1..<6 {
+                chats.append(try await store.direct(between: users[0], and: users[index], now: Int64(index)).id)
+            }
+            _ = try await store.append(chatID: chats[1], senderID: users[2], text: "newest", file: nil, clientMessageID: nil, now: 100)
+            let firstPage = try await store.chats(of: users[0], after: nil, limit: 2)
+            #expect(firstPage.map(\.id) == [chats[1], chats[4]])
+            let last = firstPage[1]
+            let secondPage = try await store.chats(of: users[0], after: (last.updatedAt, last.id), limit: 10)
+            #expect(secondPage.map(\.id) == [chats[3], chats[2], chats[0]])
+            let lastMessages = try await store.lastMessages(of: firstPage + secondPage)
+            #expect(lastMessages.count == 1)
+            #expect(lastMessages[chats[1]]?.text == "newest")
+            #expect(try await store.chats(of: users[5], after: nil, limit: 10).map(\.id) == [chats[4]])
+        }
+    }
+}

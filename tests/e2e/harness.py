@@ -1,0 +1,630 @@
+"""Building blocks of Parley's end-to-end tests: processes, HTTP client, mailbox, JWT and assertion helpers.
+
+The fixtures in conftest.py put these together; tests import the helpers they assert with.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import json
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SMTPD_SCRIPT = REPO_ROOT / "tests" / "support" / "smtpd.py"
+
+HTTP_TIMEOUT = 10.0
+STARTUP_TIMEOUT = 30.0
+SHUTDOWN_TIMEOUT = 10.0
+
+SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+CODE_IN_MAIL = re.compile(r"\b(\d{6})\b")
+CODE_IN_LOG = re.compile(r"Your Parley login code is (\d{6})\b")
+
+# Every process a fixture started and has not stopped yet, so a failing test's report can show their logs.
+RUNNING: list["Process"] = []
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unique_email(prefix: str = "user") -> str:
+    """A fresh address, so tests never share an account or a per-email rate limit."""
+    return f"{prefix}.{uuid.uuid4().hex[:12]}@example.com"
+
+
+def poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Calls `condition` until it returns something truthy, which is returned; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTTP
+
+
+class Client:
+    """A small HTTP client for one Parley base URL; asserts that every response carries X-Request-Id."""
+
+    def __init__(self, base_url: str, token: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._local = threading.local()
+
+    def with_token(self, token: str | None) -> "Client":
+        return Client(self.base_url, token)
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    def request(self, method: str, path: str, *, token: str | None | object = ..., headers=None, **kwargs):
+        headers = dict(headers or {})
+        bearer = self.token if token is ... else token
+        if bearer is not None and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {bearer}"
+        kwargs.setdefault("timeout", HTTP_TIMEOUT)
+        response = self._session.request(method, self.base_url + path, headers=headers, **kwargs)
+        assert response.headers.get("X-Request-Id"), (
+            f"{method} {path} → {response.status_code} has no X-Request-Id header: {dict(response.headers)}"
+        )
+        return response
+
+    def get(self, path: str, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+
+def json_body(response: requests.Response) -> Any:
+    content_type = response.headers.get("Content-Type", "")
+    assert content_type.startswith("application/json"), (
+        f"{response.request.method} {response.url} → {response.status_code}: Content-Type {content_type!r}, "
+        f"body {response.text[:300]!r}"
+    )
+    return response.json()
+
+
+def expect_status(response: requests.Response, status: int) -> Any:
+    """Asserts the status; returns the JSON body (None for an empty one)."""
+    assert response.status_code == status, (
+        f"{response.request.method} {response.url}: expected {status}, got {response.status_code}: {response.text[:500]}"
+    )
+    return json_body(response) if response.content else None
+
+
+def assert_retry_after(response: requests.Response, at_most: int | None = None) -> int:
+    value = response.headers.get("Retry-After")
+    assert value is not None, f"429 without Retry-After: {dict(response.headers)}"
+    assert value.isdigit() and int(value) >= 1, f"Retry-After should be whole seconds ≥ 1, got {value!r}"
+    if at_most is not None:
+        assert int(value) <= at_most, f"Retry-After {value} > {at_most}"
+    return int(value)
+
+
+def assert_error(response: requests.Response, status: int | Iterable[int], code: str | None = None) -> str:
+    """Asserts the status and that the body is exactly {"error":{"code":snake_case,"message":str}}; returns the code."""
+    statuses = {status} if isinstance(status, int) else set(status)
+    assert response.status_code in statuses, (
+        f"{response.request.method} {response.url}: expected {sorted(statuses)}, got {response.status_code}: "
+        f"{response.text[:500]}"
+    )
+    body = json_body(response)
+    assert isinstance(body, dict) and set(body) == {"error"}, f"error body should be {{'error': …}}, got {body!r}"
+    error = body["error"]
+    assert isinstance(error, dict) and set(error) == {"code", "message"}, f"error should be {{code, message}}: {error!r}"
+    assert isinstance(error["code"], str) and SNAKE_CASE.fullmatch(error["code"]), f"code not snake_case: {error!r}"
+    assert isinstance(error["message"], str) and error["message"].strip(), f"empty message: {error!r}"
+    if code is not None:
+        assert error["code"] == code, f"expected code {code!r}, got {error!r}"
+    if response.status_code == 429:
+        assert_retry_after(response)
+    return error["code"]
+
+
+def assert_user(user: Any, email_address: str | None = None) -> None:
+    """A `User`: {id, email, name, avatarUrl?, createdAt}."""
+    assert isinstance(user, dict), user
+    assert {"id", "email", "name", "createdAt"} <= set(user) <= {"id", "email", "name", "avatarUrl", "createdAt"}, user
+    assert isinstance(user["id"], str) and user["id"], user
+    assert isinstance(user["name"], str) and user["name"], user
+    assert isinstance(user["createdAt"], str) and TIMESTAMP.fullmatch(user["createdAt"]), user
+    assert user.get("avatarUrl") is None or isinstance(user["avatarUrl"], str), user
+    if email_address is not None:
+        assert user["email"] == email_address, user
+
+
+def assert_public_user(user: Any) -> None:
+    """A `PublicUser`: {id, name, avatarUrl?}, never an email."""
+    assert isinstance(user, dict), user
+    assert {"id", "name"} <= set(user) <= {"id", "name", "avatarUrl"}, f"PublicUser has extra fields: {user!r}"
+    assert isinstance(user["id"], str) and isinstance(user["name"], str), user
+
+
+def assert_auth_response(body: Any, email_address: str | None = None) -> None:
+    """The answer of verify and refresh: {user, accessToken, refreshToken, expiresIn}."""
+    assert isinstance(body, dict) and set(body) == {"user", "accessToken", "refreshToken", "expiresIn"}, body
+    assert_user(body["user"], email_address)
+    assert isinstance(body["accessToken"], str) and body["accessToken"].count(".") == 2, body
+    assert isinstance(body["refreshToken"], str) and len(body["refreshToken"]) >= 20, body
+    assert body["expiresIn"] == 900, f"access tokens last 15 minutes: {body['expiresIn']!r}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Processes
+
+
+class Process:
+    """A child process whose stdout and stderr go to a log file."""
+
+    name = "process"
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.popen: subprocess.Popen | None = None
+
+    def describe(self) -> str:
+        return self.name
+
+    def _forget(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit status, or None if it had to be killed."""
+        self._forget()
+        if self.popen is None or self.popen.poll() is not None:
+            return None if self.popen is None else self.popen.returncode
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            return None
+
+
+class SMTPServer(Process):
+    """tests/support/smtpd.py: records accepted mails in a JSONL file, can answer 451 to the first K."""
+
+    name = "smtpd"
+
+    def __init__(self, directory: Path, port: int = 0, fail_first: int = 0):
+        super().__init__(directory / "smtpd.log")
+        self.requested_port = port
+        self.fail_first = fail_first
+        self.mailbox = Mailbox(directory / "mail.jsonl")
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> "SMTPServer":
+        assert SMTPD_SCRIPT.exists(), f"{SMTPD_SCRIPT} is missing"
+        command = [sys.executable, str(SMTPD_SCRIPT), "--port", str(self.requested_port),
+                   "--out", str(self.mailbox.path)]
+        if self.fail_first:
+            command += ["--fail-first", str(self.fail_first)]
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        line = self._read_line(timeout=15.0)
+        match = re.fullmatch(r"READY (\d+)", line.strip())
+        if not match:
+            self.stop()
+            raise AssertionError(f"smtpd.py did not say READY: {line!r}\n{tail(self.log_path)}")
+        self.port = int(match.group(1))
+        RUNNING.append(self)
+        return self
+
+    def _read_line(self, timeout: float) -> str:
+        assert self.popen is not None and self.popen.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.popen.stdout, selectors.EVENT_READ)
+        try:
+            if not selector.select(timeout):
+                return "(nothing within %g s)" % timeout
+            return self.popen.stdout.readline().decode("utf-8", errors="replace")
+        finally:
+            selector.close()
+
+    def describe(self) -> str:
+        return f"smtpd on port {self.port}"
+
+
+class ParleyServer(Process):
+    """One `parley serve [SERVICE]` process."""
+
+    def __init__(self, binary: Path, service: str | None, env: dict[str, str], directory: Path,
+                 mailbox: "Mailbox | None"):
+        super().__init__(directory / "parley.log")
+        self.binary = binary
+        self.service = service
+        self.env = env
+        self.directory = directory
+        self.mailbox = mailbox
+        self.port = int(env["PARLEY_PORT"])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.client = Client(self.base_url)
+        self.exit_status: int | None = None
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"parley serve {self.service or ''}".rstrip()
+
+    def describe(self) -> str:
+        return f"{self.name} on port {self.port} ({self.env.get('PARLEY_DATABASE_URL', 'sqlite')})"
+
+    def start(self) -> "ParleyServer":
+        command = [str(self.binary), "serve"] + ([self.service] if self.service else [])
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(command, env=self.env, cwd=self.directory, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        RUNNING.append(self)
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            assert self.popen is not None
+            if self.popen.poll() is not None:
+                self._forget()
+                raise AssertionError(
+                    f"{self.describe()} exited with {self.popen.returncode} while starting:\n{tail(self.log_path)}")
+            try:
+                response = requests.get(self.base_url + "/health", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except requests.RequestException as error:
+                last = type(error).__name__
+            time.sleep(0.05)
+        raise AssertionError(
+            f"{self.describe()} not healthy after {timeout:g} s (last: {last}):\n{tail(self.log_path)}")
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> int | None:
+        self.exit_status = super().stop(timeout)
+        return self.exit_status
+
+    # Logs
+
+    def log_lines(self) -> list[str]:
+        try:
+            return [line for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if line.strip()]
+        except OSError:
+            return []
+
+    def log_records(self) -> list[dict]:
+        """The JSON log lines written so far (lines that are not JSON objects are left out)."""
+        records = []
+        for line in self.log_lines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def wait_for_log(self, predicate: Callable[[dict], bool], timeout: float = 10.0, what: str = "a log line") -> dict:
+        def find():
+            for record in self.log_records():
+                if predicate(record):
+                    return record
+            return None
+
+        return poll(find, timeout, f"{what} in {self.describe()}'s log")
+
+    # Login codes
+
+    def code_for(self, address: str, count: int = 1, timeout: float = 15.0) -> str:
+        """The latest login code sent to `address` once `count` have been: from the SMTP server, or the log."""
+        if self.mailbox is not None:
+            return self.mailbox.wait_for(address, count=count, timeout=timeout).code
+        return code_from_log(self.log_records, address, count=count, timeout=timeout)
+
+
+def log_message(record: dict) -> str:
+    message = record.get("message")
+    return message if isinstance(message, str) else ""
+
+
+def code_from_log(records: Callable[[], list[dict]], address: str, count: int = 1, timeout: float = 15.0) -> str:
+    def find():
+        codes = []
+        for record in records():
+            message = log_message(record)
+            match = CODE_IN_LOG.search(message)
+            if match and address.lower() in message.lower():
+                codes.append(match.group(1))
+        return codes[-1] if len(codes) >= count else None
+
+    return poll(find, timeout, f"{count} log line(s) with a login code for {address}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mail
+
+
+@dataclass
+class Mail:
+    """One message the SMTP test server accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: str
+
+    @cached_property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_string(self.data, policy=email.policy.default)
+
+    def part(self, subtype: str) -> str:
+        body = self.message.get_body(preferencelist=(subtype,))
+        assert body is not None and body.get_content_subtype() == subtype, (
+            f"no text/{subtype} part in:\n{self.data[:2000]}")
+        return body.get_content()
+
+    @property
+    def text(self) -> str:
+        return self.part("plain")
+
+    @property
+    def html(self) -> str:
+        return self.part("html")
+
+    @property
+    def code(self) -> str:
+        match = CODE_IN_MAIL.search(self.text)
+        assert match, f"no 6-digit code in the text part:\n{self.text}"
+        return match.group(1)
+
+
+@dataclass
+class Mailbox:
+    """The JSONL file smtpd.py appends accepted messages to."""
+
+    path: Path
+    _cache: list[Mail] = field(default_factory=list)
+    _offset: int = 0
+
+    def messages(self) -> list[Mail]:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self._offset)
+                chunk = file.read()
+        except FileNotFoundError:
+            return list(self._cache)
+        # Only complete lines: the writer may be half-way through the last one.
+        end = chunk.rfind(b"\n") + 1
+        for line in chunk[:end].splitlines():
+            if line.strip():
+                record = json.loads(line)
+                self._cache.append(Mail(record["mailFrom"], list(record["rcptTos"]), record["data"]))
+        self._offset += end
+        return list(self._cache)
+
+    def to(self, address: str) -> list[Mail]:
+        wanted = address.strip().lower()
+        return [mail for mail in self.messages() if wanted in (rcpt.lower() for rcpt in mail.rcpt_tos)]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 15.0) -> Mail:
+        """The latest mail to `address`, once at least `count` have come."""
+        mails = poll(lambda: (lambda mails: mails if len(mails) >= count else None)(self.to(address)), timeout,
+                     f"{count} mail(s) to {address} in {self.path}")
+        return mails[-1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+class PostgresDatabases:
+    """Creates a fresh database per server on the test cluster (with psql), and drops them at the end."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    def _psql(self, sql: str) -> None:
+        result = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.admin_url, "-c", sql],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"psql failed on {sql!r}: {result.stderr}"
+
+    def create(self) -> str:
+        name = f"parley_e2e_{uuid.uuid4().hex[:16]}"
+        self._psql(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        parts = urlsplit(self.admin_url)
+        return urlunsplit(parts._replace(path="/" + name))
+
+    def drop_all(self) -> None:
+        while self.created:
+            name = self.created.pop()
+            try:
+                self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except AssertionError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JWT
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class JWT:
+    header: dict
+    payload: dict
+    signing_input: bytes
+    signature: bytes
+    raw: str
+
+    @classmethod
+    def parse(cls, token: str) -> "JWT":
+        header, payload, signature = token.split(".")
+        return cls(json.loads(b64url_decode(header)), json.loads(b64url_decode(payload)),
+                   f"{header}.{payload}".encode("ascii"), b64url_decode(signature), token)
+
+
+def encode_segment(value: dict) -> str:
+    return b64url_encode(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def sign_jwt(header: dict, payload: dict, key) -> str:
+    """Signs with an Ed25519 (EdDSA) or P-256 (ES256) private key; the header's `alg` is set to match."""
+    header = dict(header)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        header["alg"] = "EdDSA"
+        signing_input = f"{encode_segment(header)}.{encode_segment(payload)}".encode("ascii")
+        signature = key.sign(signing_input)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        header["alg"] = "ES256"
+        signing_input = f"{encode_segment(header)}.{encode_segment(payload)}".encode("ascii")
+        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        raise TypeError(f"unsupported key {type(key).__name__}")
+    return f"{signing_input.decode('ascii')}.{b64url_encode(signature)}"
+
+
+def public_key_from_jwk(jwk: dict):
+    if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+        return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+    if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+        numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(b64url_decode(jwk["x"]), "big"),
+                                                int.from_bytes(b64url_decode(jwk["y"]), "big"), ec.SECP256R1())
+        return numbers.public_key()
+    raise AssertionError(f"unsupported JWK {jwk!r}")
+
+
+def verify_jwt_signature(token: JWT, jwk: dict) -> None:
+    """Raises cryptography's InvalidSignature unless the JWK verifies the token as its header's `alg` says."""
+    key = public_key_from_jwk(jwk)
+    if token.header["alg"] == "EdDSA":
+        assert isinstance(key, ed25519.Ed25519PublicKey), (token.header, jwk)
+        key.verify(token.signature, token.signing_input)
+    elif token.header["alg"] == "ES256":
+        assert isinstance(key, ec.EllipticCurvePublicKey) and len(token.signature) == 64, (token.header, jwk)
+        der = encode_dss_signature(int.from_bytes(token.signature[:32], "big"),
+                                   int.from_bytes(token.signature[32:], "big"))
+        key.verify(der, token.signing_input, ec.ECDSA(hashes.SHA256()))
+    else:
+        raise AssertionError(f"unexpected alg {token.header['alg']!r}")
+
+
+def public_raw(key) -> bytes:
+    """The raw public bytes of an Ed25519 key (what a JWK's `x` holds)."""
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def private_pem(key) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accounts
+
+
+@dataclass
+class Account:
+    """A signed-in user: the verify answer plus a client that sends its access token."""
+
+    email: str
+    user: dict
+    access_token: str
+    refresh_token: str
+    client: Client
+
+
+def request_code(client: Client, address: Any, retry_after: int = 60) -> requests.Response:
+    """POST /login and assert the contract's 202 answer (retryAfterSeconds is the resend interval, 60 by default)."""
+    response = client.post("/api/v1/login", json={"email": address}, token=None)
+    body = expect_status(response, 202)
+    assert isinstance(body, dict) and set(body) == {"message", "retryAfterSeconds"}, body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert body["retryAfterSeconds"] == retry_after, body
+    return response
+
+
+def verify(client: Client, address: Any, code: Any) -> requests.Response:
+    return client.post("/api/v1/verify", json={"email": address, "otp": code}, token=None)
+
+
+def sign_in(server: ParleyServer, address: str | None = None, verify_as: str | None = None) -> Account:
+    """Requests a code, reads it (mail or log), verifies it; returns the account."""
+    address = address or unique_email()
+    request_code(server.client, address, retry_after=int(server.env.get("PARLEY_OTP_RESEND_SECONDS", "60")))
+    code = server.code_for(address.strip().lower())
+    body = expect_status(verify(server.client, verify_as or address, code), 200)
+    assert_auth_response(body)
+    return Account(body["user"]["email"], body["user"], body["accessToken"], body["refreshToken"],
+                   server.client.with_token(body["accessToken"]))
+
+
+def refresh(client: Client, refresh_token: Any) -> requests.Response:
+    return client.post("/api/v1/token/refresh", json={"refreshToken": refresh_token}, token=None)
+
+
+def environment_without_parley() -> dict[str, str]:
+    """This process's environment minus PARLEY_* variables, so a developer's own settings cannot leak in."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("PARLEY_")}

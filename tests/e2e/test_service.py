@@ -1,0 +1,104 @@
+"""What every Parley process offers: health, metrics, request ids, JSON logs, a clean stop, strict configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from harness import (
+    assert_error,
+    environment_without_parley,
+    expect_status,
+    free_port,
+    request_code,
+    unique_email,
+)
+
+
+def test_health_reports_healthy_with_the_database_up(server):
+    health = expect_status(server.client.get("/health"), 200)
+
+    assert {"status", "version", "uptimeSeconds", "checks"} <= set(health), health
+    assert health["status"] == "healthy"
+    assert isinstance(health["version"], str) and health["version"], health
+    assert isinstance(health["uptimeSeconds"], (int, float)) and not isinstance(health["uptimeSeconds"], bool)
+    assert health["uptimeSeconds"] >= 0
+    assert health["checks"]["database"] == "up", health
+    assert all(value == "up" for value in health["checks"].values()), health
+
+
+def test_metrics_are_prometheus_text(server):
+    server.client.get("/health")
+
+    response = server.client.get("/metrics")
+
+    assert response.status_code == 200, response.text
+    assert response.headers.get("Content-Type", "").startswith("text/plain"), response.headers
+    assert "# TYPE" in response.text
+
+
+def test_unknown_routes_answer_404_in_the_error_shape(server):
+    assert_error(server.client.get("/api/v1/no-such-route"), 404)
+
+
+def test_every_response_has_its_own_request_id(server):
+    ids = {server.client.get(path).headers["X-Request-Id"]
+           for path in ["/health", "/health", "/api/v1/me", "/api/v1/no-such-route", "/.well-known/jwks.json"]}
+
+    assert len(ids) == 5, ids
+
+
+def test_every_log_line_is_json_and_request_lines_carry_the_request_id(log_server):
+    response = request_code(log_server.client, unique_email())
+    request_id = response.headers["X-Request-Id"]
+    log_server.wait_for_log(lambda record: record.get("requestId") == request_id,
+                            what=f"a line of request {request_id}")
+
+    lines = log_server.log_lines()
+
+    assert lines
+    for line in lines:
+        record = json.loads(line)
+        assert isinstance(record, dict), line
+        for key in ("timestamp", "level", "message"):
+            assert isinstance(record.get(key), str) and record[key], f"{key!r} missing in {line}"
+
+
+def test_sigterm_stops_the_server_promptly(launcher, backend):
+    server = launcher.parley(backend=backend)
+    request_code(server.client, unique_email())
+
+    launcher.stop(server)  # asserts exit status 0 within 10 s
+
+    assert server.exit_status == 0
+
+
+@pytest.mark.parametrize("variable,value", [
+    ("PARLEY_PORT", "not-a-port"),
+    ("PARLEY_PORT", "70000"),
+    ("PARLEY_DATABASE_URL", "mysql://localhost/parley"),
+    ("PARLEY_SMTP_URL", "http://localhost:25"),
+    ("PARLEY_LOG_FORMAT", "xml"),
+    ("PARLEY_LOG_LEVEL", "loud"),
+    ("PARLEY_JWT_PRIVATE_KEY", "not a pem key"),
+    ("PARLEY_LOGIN_IP_LIMIT", "many"),
+    ("PARLEY_OTP_TTL_SECONDS", "-5"),
+    ("PARLEY_MAIL_RETRY_BASE_SECONDS", "soon"),
+])
+def test_a_bad_setting_stops_the_process_naming_the_variable(parley_binary, tmp_path, variable, value):
+    environment = environment_without_parley()
+    environment.update({"PARLEY_HOST": "127.0.0.1", "PARLEY_PORT": str(free_port()),
+                        "PARLEY_DATA_DIR": str(tmp_path / "data"), variable: value})
+
+    try:
+        result = subprocess.run([str(parley_binary), "serve"], env=environment, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running 20 s after starting with {variable}={value!r}")
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"started with {variable}={value!r}:\n{output[-2000:]}"
+    assert variable in output, f"the error should name {variable}:\n{output[-2000:]}"
+
