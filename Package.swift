@@ -97,11 +97,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The web app's files, shipped as resources and served at `/`.
+        .target(
+            name: "WebApp",
+            dependencies: ["ParleyCore", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types")],
+            resources: [.copy("Public")],
+            swiftSettings: swiftSettings
+        ),
         // Composition: builds the services for one process, all-in-one or split.
         .target(
             name: "ParleyApp",
             dependencies: [
-                "ParleyCore", "ParleyStore", "UserService", "MailService", "ChatService",
+                "ParleyCore", "ParleyStore", "UserService", "MailService", "ChatService", "WebApp",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),

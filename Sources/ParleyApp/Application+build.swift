@@ -7,6 +7,7 @@ import ParleyCore
 import ParleyStore
 import ServiceLifecycle
 import UserService
+import WebApp
 import ChatService
 
 /// Builds the application for `role`: the services it runs, their routes and background workers.
@@ -41,6 +42,9 @@ func assemble(
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
+    if role.runsChatService {
+        WebApp.addMiddleware(to: router)
+    }
     OperationsController(database: database, started: started, extraChecks: [:]).addRoutes(to: router)
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
