@@ -14,12 +14,19 @@ struct ChatStore: Sendable {
                 return (try row.decode(column: "id", as: String.self), false)
             }
             let id = Identifier.make()
-            try await sql.raw(
+            // Both people may open the chat at the same moment: the second insert waits for the first and yields to it.
+            let inserted = try await sql.raw(
                 """
                 INSERT INTO chats (id, kind, direct_key, created_by, last_seq, created_at, updated_at)
                 VALUES (\(bind: id), 'direct', \(bind: key), \(bind: userID), 0, \(bind: now), \(bind: now))
+                ON CONFLICT (direct_key) DO NOTHING RETURNING id
                 """
-            ).run()
+            ).first()
+            guard inserted != nil else {
+                let row = try await sql.raw("SELECT id FROM chats WHERE direct_key = \(bind: key)").first()
+                guard let row else { throw APIError.internalError }
+                return (try row.decode(column: "id", as: String.self), false)
+            }
             for member in [userID, otherID] {
                 try await sql.raw(
                     "INSERT INTO chat_members (chat_id, user_id, last_read_seq, joined_at) VALUES (\(bind: id), \(bind: member), 0, \(bind: now))"

@@ -8,6 +8,8 @@ import ParleyStore
 import ServiceLifecycle
 import UserService
 import WebApp
+import SocketIOServer
+import HummingbirdWebSocket
 import ChatService
 
 /// Builds the application for `role`: the services it runs, their routes and background workers.
@@ -35,6 +37,7 @@ func assemble(
     started: ContinuousClock.Instant, logger: Logger
 ) async throws -> some ApplicationProtocol {
     var services: [any Service] = [DatabaseCloser(database: database)]
+    let socketConfiguration = SocketIOConfiguration()
     try await Migrator.migrate(database, logger: logger)
 
     let router = Router(context: ParleyRequestContext.self)
@@ -69,6 +72,11 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes
         )
         ChatController(service: chat, verifier: chatVerifier).addRoutes(to: router)
+        let realtime = ChatRealtime(service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"))
+        let socketServer = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
+        realtime.attach(to: socketServer)
+        socketServer.addRoutes(to: router)
+        services.append(realtime)
     }
     if role.runsMailService, let mailQueued, let transport {
         let worker = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(Identifier.make().suffix(6))"
@@ -83,6 +91,7 @@ func assemble(
     let port = configuration.port ?? role.defaultPort
     let app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: socketConfiguration.webSocketServerConfiguration)),
         configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
         services: services,
         onServerRunning: { channel in

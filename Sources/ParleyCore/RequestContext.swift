@@ -1,10 +1,11 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 
 /// The request context of every Parley route: the caller once authenticated, the peer address, the request id.
-public struct ParleyRequestContext: RequestContext {
+public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated user's id, set by ``AuthenticationMiddleware``.
     public var userID: String?
@@ -12,6 +13,8 @@ public struct ParleyRequestContext: RequestContext {
     public var requestID: String = ""
     /// The client's IP address as the socket sees it.
     public let remoteIP: String
+    /// Where a WebSocket upgrade keeps its handler.
+    public let webSocket = WebSocketHandlerReference<ParleyRequestContext>()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

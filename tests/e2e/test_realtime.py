@@ -178,9 +178,12 @@ def test_presence_with_two_tabs(server, tabs, transports):
 
 def test_a_bad_token_is_refused(server, transports):
     client = socketio.Client(reconnection=False)
-    with pytest.raises(socketio.exceptions.ConnectionError) as refused:
+    errors = []
+    client.on("connect_error", lambda data=None: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(server.base_url, transports=transports, auth={"token": "garbage"}, wait_timeout=10)
-    assert "unauthorized" in str(refused.value)
+    assert errors == [{"message": "unauthorized"}]
+    assert not client.connected
     nothing = socketio.Client(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         nothing.connect(server.base_url, transports=transports, wait_timeout=10)

@@ -1,0 +1,246 @@
+import Foundation
+import Logging
+import ParleyCore
+import ServiceLifecycle
+import SocketIOProtocol
+import SocketIOServer
+import Synchronization
+
+/// The realtime side of the chat service: authenticates sockets, turns client events into chat operations,
+/// and fans bus events out to every socket of every member, encoding each event once.
+public final class ChatRealtime: SocketIOHandler, Service {
+    let service: ChatService
+    let verifier: any AccessTokenVerifying
+    let logger: Logger
+    /// How long a user's last socket may be gone before contacts hear `userOffline` (a reload is not going offline).
+    let offlineGrace: Duration
+    /// How long `typing` lasts without a renewal.
+    let typingLifetime: Duration
+
+    private let server = Mutex<SocketIOServer?>(nil)
+    private let presence = Mutex(Presence())
+    private let openChats = Mutex<[String: Set<String>]>([:])
+    private let typingTimers = Mutex<[String: Task<Void, Never>]>([:])
+
+    struct Presence {
+        var sockets: [String: Int] = [:]
+        var pendingOffline: [String: Task<Void, Never>] = [:]
+    }
+
+    /// Creates the handler; attach it to a server with ``attach(to:)``.
+    public init(service: ChatService, verifier: any AccessTokenVerifying, logger: Logger, offlineGrace: Duration = .seconds(2),
+                typingLifetime: Duration = .seconds(5)) {
+        self.service = service
+        self.verifier = verifier
+        self.logger = logger
+        self.offlineGrace = offlineGrace
+        self.typingLifetime = typingLifetime
+    }
+
+    /// Tells the handler which server carries its events (they are made for each other, so one is set after the other).
+    public func attach(to server: SocketIOServer) {
+        self.server.withLock { $0 = server }
+    }
+
+    var socketServer: SocketIOServer? { self.server.withLock { $0 } }
+
+    // MARK: Fan-out
+
+    /// Delivers bus events until shutdown.
+    public func run() async throws {
+        let events = self.service.bus.subscribe()
+        await cancelWhenGracefulShutdown {
+            for await event in events {
+                await self.deliver(event)
+            }
+        }
+    }
+
+    func deliver(_ event: ChatEvent) async {
+        guard let server = self.socketServer else { return }
+        switch event {
+        case .newMessage(let envelope, let members):
+            let message = envelope.record.message(signer: self.service.signer)
+            server.emit(EncodedEvent(name: "newMessage", encodedArguments: [Self.json(message)]), toUsers: members)
+            await self.markReadWhereOpen(envelope.record, members: members)
+        case .messagesSeen(let chatID, let userID, let seq, let members):
+            let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + #","seq":\#(seq)}"#
+            server.emit(EncodedEvent(name: "messagesSeen", encodedArguments: [payload]), toUsers: members)
+        case .typing(let chatID, let userID, let isTyping, let members):
+            let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + "}"
+            server.emit(EncodedEvent(name: isTyping ? "userTyping" : "userStoppedTyping", encodedArguments: [payload]), toUsers: members.filter { $0 != userID })
+        case .chatUpdated(let chatID, let members):
+            // Each member sees their own unread count, so this event is encoded per member; chats are created rarely.
+            for member in members where !server.sockets(ofUser: member).isEmpty {
+                guard let summary = try? await self.service.summary(of: chatID, for: member) else { continue }
+                server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [Self.json(summary)]), toUsers: [member])
+            }
+        }
+    }
+
+    /// Members whose socket has the chat open have read the new message (as the original app does).
+    func markReadWhereOpen(_ record: MessageRecord, members: [String]) async {
+        guard let server = self.socketServer else { return }
+        let open = self.openChats.withLock { chats in
+            members.filter { member in
+                member != record.senderID && server.sockets(ofUser: member).contains { chats[$0.id]?.contains(record.chatID) == true }
+            }
+        }
+        for member in open {
+            do {
+                try await self.service.markRead(chatID: record.chatID, userID: member, seq: record.seq)
+            } catch {
+                self.logger.warning("cannot mark an open chat read", metadata: ["chatId": .string(record.chatID), "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Socket.IO handler
+
+    public func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> String? {
+        var token = auth?["token"]?.stringValue
+        if token == nil, let header = handshake.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
+            token = String(header.dropFirst(7))
+        }
+        if token == nil { token = handshake.query["token"] }
+        guard let token else { return nil }
+        return try? await self.verifier.userID(fromToken: token)
+    }
+
+    public func connected(_ socket: SocketIOSocket) async {
+        let cameOnline = self.presence.withLock { presence -> Bool in
+            let count = presence.sockets[socket.userID, default: 0]
+            presence.sockets[socket.userID] = count + 1
+            if let pending = presence.pendingOffline.removeValue(forKey: socket.userID) {
+                pending.cancel()
+                return false
+            }
+            return count == 0
+        }
+        let contacts = (try? await self.service.store.contacts(of: socket.userID)) ?? []
+        let online = self.presence.withLock { presence in contacts.filter { presence.sockets[$0, default: 0] > 0 } }
+        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: ["[" + online.map(JSONText.quote).joined(separator: ",") + "]"]))
+        if cameOnline {
+            self.socketServer?.emit(EncodedEvent(name: "userOnline", encodedArguments: [#"{"userId":"# + JSONText.quote(socket.userID) + "}"]), toUsers: contacts)
+        }
+    }
+
+    public func disconnected(_ socket: SocketIOSocket, reason: String) async {
+        _ = self.openChats.withLock { $0.removeValue(forKey: socket.id) }
+        let userID = socket.userID
+        self.presence.withLock { presence in
+            let count = presence.sockets[userID, default: 1] - 1
+            if count > 0 {
+                presence.sockets[userID] = count
+                return
+            }
+            presence.sockets[userID] = nil
+            presence.pendingOffline[userID]?.cancel()
+            presence.pendingOffline[userID] = Task {
+                try? await Task.sleep(for: self.offlineGrace)
+                guard !Task.isCancelled else { return }
+                let stillGone = self.presence.withLock { presence -> Bool in
+                    guard presence.sockets[userID] == nil, !Task.isCancelled else { return false }
+                    presence.pendingOffline[userID] = nil
+                    return true
+                }
+                guard stillGone else { return }
+                let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
+                self.socketServer?.emit(EncodedEvent(name: "userOffline", encodedArguments: [#"{"userId":"# + JSONText.quote(userID) + "}"]), toUsers: contacts)
+            }
+        }
+    }
+
+    /// Whether `userID` has at least one socket connected to this process.
+    public func isOnline(_ userID: String) -> Bool {
+        self.presence.withLock { $0.sockets[userID, default: 0] > 0 }
+    }
+
+    public func received(event: String, arguments: [JSONValue], from socket: SocketIOSocket, ack: SocketIOAck?) async {
+        let payload = arguments.first
+        do {
+            switch event {
+            case "sendMessage":
+                guard let chatID = payload?["chatId"]?.stringValue else { throw APIError.badRequest("`chatId` is required.", code: "invalid_request") }
+                let text = payload?["text"].flatMap { $0.isNull ? nil : $0 }
+                if let text, text.stringValue == nil { throw APIError.badRequest("`text` must be a string.", code: "invalid_text") }
+                let clientMessageID = payload?["clientMessageId"].flatMap { $0.isNull ? nil : $0 }
+                if let clientMessageID, clientMessageID.stringValue == nil {
+                    throw APIError.badRequest("`clientMessageId` must be a string.", code: "invalid_client_message_id")
+                }
+                let (message, _) = try await self.service.send(
+                    chatID: chatID, userID: socket.userID, text: text?.stringValue, image: nil, clientMessageID: clientMessageID?.stringValue
+                )
+                ack?(encodedArguments: [#"{"ok":true,"message":"# + Self.json(message) + "}"])
+            case "markRead":
+                guard let chatID = payload?["chatId"]?.stringValue, let seq = payload?["seq"]?.intValue else {
+                    throw APIError.badRequest("`chatId` and a whole-number `seq` are required.", code: "invalid_request")
+                }
+                try await self.service.markRead(chatID: chatID, userID: socket.userID, seq: Int64(seq))
+                ack?(encodedArguments: [#"{"ok":true}"#])
+            case "joinChat", "leaveChat":
+                guard let chatID = payload?.stringValue ?? payload?["chatId"]?.stringValue else {
+                    throw APIError.badRequest("The chat id is required.", code: "invalid_request")
+                }
+                if event == "joinChat" {
+                    guard Identifier.isValid(chatID), try await self.service.membership.members(of: chatID).contains(socket.userID) else {
+                        throw ChatService.chatNotFound
+                    }
+                    self.openChats.withLock { $0[socket.id, default: []].insert(chatID) }
+                } else {
+                    _ = self.openChats.withLock { $0[socket.id]?.remove(chatID) }
+                }
+                ack?(encodedArguments: [#"{"ok":true}"#])
+            case "typing", "stopTyping":
+                guard let chatID = payload?["chatId"]?.stringValue ?? payload?.stringValue else {
+                    throw APIError.badRequest("`chatId` is required.", code: "invalid_request")
+                }
+                try await self.typing(chatID: chatID, userID: socket.userID, isTyping: event == "typing")
+                ack?(encodedArguments: [#"{"ok":true}"#])
+            default:
+                throw APIError.badRequest("Unknown event \(event.prefix(50)).", code: "unknown_event")
+            }
+        } catch let error as APIError {
+            ack?(encodedArguments: [Self.errorJSON(error)])
+        } catch {
+            self.logger.error("realtime event failed", metadata: ["event": .string(event), "error": "\(error)"])
+            ack?(encodedArguments: [Self.errorJSON(.internalError)])
+        }
+    }
+
+    /// Relays typing and makes it expire by itself when not renewed.
+    func typing(chatID: String, userID: String, isTyping: Bool) async throws {
+        let key = chatID + "|" + userID
+        let previous = self.typingTimers.withLock { timers -> Task<Void, Never>? in
+            let previous = timers.removeValue(forKey: key)
+            if isTyping {
+                timers[key] = Task {
+                    try? await Task.sleep(for: self.typingLifetime)
+                    guard !Task.isCancelled else { return }
+                    self.typingTimers.withLock { _ = $0.removeValue(forKey: key) }
+                    try? await self.service.typing(chatID: chatID, userID: userID, isTyping: false)
+                }
+            }
+            return previous
+        }
+        previous?.cancel()
+        // A renewal within the lifetime is not news for the others.
+        if isTyping && previous != nil { return }
+        if !isTyping && previous == nil { return }
+        try await self.service.typing(chatID: chatID, userID: userID, isTyping: isTyping)
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func json(_ value: some Encodable) -> String {
+        (try? String(decoding: Self.encoder.encode(value), as: UTF8.self)) ?? "null"
+    }
+
+    static func errorJSON(_ error: APIError) -> String {
+        #"{"error":{"code":"# + JSONText.quote(error.code) + #","message":"# + JSONText.quote(error.message) + "}}"
+    }
+}

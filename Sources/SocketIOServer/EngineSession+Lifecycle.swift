@@ -1,0 +1,219 @@
+import NIOCore
+import SocketIOProtocol
+
+extension EngineSession {
+    /// Connects the session to its Socket.IO layer and starts the heartbeat.
+    func start(hooks: Hooks) {
+        let heartbeat = Task { await self.runHeartbeat() }
+        let stillOpen = self.state.withLock { state -> Bool in
+            guard state.phase == .open else { return false }
+            state.hooks = hooks
+            state.tasks.append(heartbeat)
+            return true
+        }
+        if !stillOpen { heartbeat.cancel() }
+    }
+
+    /// Stops taking packets. With `flush`, what is queued still goes out (plus a close packet on polling) until
+    /// `pingTimeout` has passed; without, the queue is dropped and the transport is stopped at once.
+    func close(_ reason: DisconnectReason, flush: Bool = false) {
+        var wakePoll: (CheckedContinuation<PollResult, Never>, [ByteBuffer])?
+        var wakeSocket: (CheckedContinuation<[ByteBuffer]?, Never>, [ByteBuffer])?
+        var finished: Finished?
+        let hooks = self.state.withLock { state -> Hooks?? in
+            guard state.phase == .open else { return .none }
+            let hooks = state.hooks
+            state.pongWaiter?.resume(returning: false)
+            state.pongWaiter = nil
+            guard flush else {
+                finished = state.finish()
+                return .some(hooks)
+            }
+            state.phase = .draining
+            switch state.transport {
+            case .polling:
+                state.queue.append(EngineText.close)
+                if let waiter = state.pollWaiter {
+                    state.pollWaiter = nil
+                    wakePoll = (waiter.continuation, state.takeQueue())
+                    finished = state.finish()
+                }
+            case .webSocket:
+                if let waiter = state.socketWaiter {
+                    state.socketWaiter = nil
+                    if state.queue.isEmpty {
+                        finished = state.finish()
+                        wakeSocket = (waiter.continuation, [])
+                    } else {
+                        wakeSocket = (waiter.continuation, state.takeQueue())
+                    }
+                }
+            }
+            return .some(hooks)
+        }
+        guard case .some(let hooks) = hooks else { return }
+        self.logger.debug("session closed", metadata: ["sio.reason": .string(reason.rawValue), "sio.flush": "\(flush)"])
+        // The Socket.IO layer hears of the close before anything is woken, so nothing new is routed to this session.
+        hooks?.closed(reason)
+        if let (continuation, batch) = wakePoll { continuation.resume(returning: .packets(batch)) }
+        if let (continuation, batch) = wakeSocket { continuation.resume(returning: batch.isEmpty ? nil : batch) }
+        if let finished {
+            finished.run()
+        } else {
+            self.startDrainDeadline()
+        }
+    }
+
+    /// Gives a draining session `pingTimeout` to deliver its last packets, then finishes it.
+    private func startDrainDeadline() {
+        let deadline = self.configuration.pingTimeout
+        let timer = Task {
+            try? await Task.sleep(for: deadline)
+            guard !Task.isCancelled else { return }
+            self.finishNow()
+        }
+        let kept = self.state.withLock { state -> Bool in
+            guard state.phase == .draining else { return false }
+            // The heartbeat is over; the timer takes its place among the tasks finish() cancels.
+            for task in state.tasks {
+                task.cancel()
+            }
+            state.tasks = [timer]
+            return true
+        }
+        if !kept { timer.cancel() }
+    }
+
+    /// Finishes the session whatever its phase: nothing more is sent.
+    func finishNow() {
+        let finished = self.state.withLock { state -> Finished? in
+            guard state.phase != .finished else { return nil }
+            return state.finish()
+        }
+        finished?.run()
+    }
+
+    /// Marks whether a Socket.IO socket is connected, for the connect timeout.
+    func setAttached(_ attached: Bool) {
+        self.state.withLock { $0.unattachedSince = attached ? nil : .now }
+    }
+
+    // MARK: Upgrade
+
+    /// A WebSocket answered `3probe`: ends a pending long-poll at once, as the client waits for it before sending `5`.
+    func beginUpgrade() -> Bool {
+        let outcome = self.state.withLock { state -> (Bool, CheckedContinuation<PollResult, Never>?) in
+            guard state.phase != .finished, state.transport == .polling, !state.upgrading else { return (false, nil) }
+            state.upgrading = true
+            defer { state.pollWaiter = nil }
+            return (true, state.pollWaiter?.continuation)
+        }
+        outcome.1?.resume(returning: .packets([EngineText.noop]))
+        return outcome.0
+    }
+
+    /// The client sent `5`: the WebSocket takes over the queue, in order, from the packet the last GET did not take.
+    func completeUpgrade() -> Bool {
+        var finished: Finished?
+        let outcome = self.state.withLock { state -> (Bool, CheckedContinuation<PollResult, Never>?, Waiter<[ByteBuffer]?>?, [ByteBuffer]) in
+            guard state.phase != .finished, state.transport == .polling, state.upgrading else { return (false, nil, nil, []) }
+            state.transport = .webSocket
+            state.upgrading = false
+            let poll = state.pollWaiter?.continuation
+            state.pollWaiter = nil
+            guard let socket = state.socketWaiter, !state.queue.isEmpty || state.phase == .draining else { return (true, poll, nil, []) }
+            state.socketWaiter = nil
+            let batch = state.takeQueue()
+            if batch.isEmpty { finished = state.finish() }
+            return (true, poll, socket, batch)
+        }
+        outcome.1?.resume(returning: .packets([EngineText.noop]))
+        if let socket = outcome.2 { socket.continuation.resume(returning: outcome.3.isEmpty ? nil : outcome.3) }
+        finished?.run()
+        return outcome.0
+    }
+
+    /// The probing WebSocket went away before `5`: polling goes on as before.
+    func abortUpgrade() {
+        self.state.withLock { state in
+            if state.transport == .polling { state.upgrading = false }
+        }
+    }
+
+    // MARK: Heartbeat
+
+    /// A pong arrived from the client.
+    func receivedPong() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            state.pongReceived = true
+            defer { state.pongWaiter = nil }
+            return state.pongWaiter
+        }
+        waiter?.resume(returning: true)
+    }
+
+    /// Pings every `pingInterval` (measured from the last pong, as the reference server does) and closes the session
+    /// when a pong is `pingTimeout` late, or when no socket has connected for `connectTimeout`.
+    func runHeartbeat() async {
+        while true {
+            do {
+                try await Task.sleep(for: self.configuration.pingInterval)
+            } catch {
+                return
+            }
+            let sent = self.state.withLock { state -> Bool in
+                guard state.phase == .open else { return false }
+                state.pongReceived = false
+                return true
+            }
+            guard sent else { return }
+            self.enqueue(EngineText.ping)
+            let answered = await self.waitForPong(timeout: self.configuration.pingTimeout)
+            guard !Task.isCancelled else { return }
+            guard answered else {
+                self.close(.pingTimeout)
+                return
+            }
+            let unattached = self.state.withLock { $0.unattachedSince }
+            if let unattached, unattached.duration(to: .now) >= self.configuration.connectTimeout {
+                self.close(.connectTimeout)
+                return
+            }
+        }
+    }
+
+    /// Whether a pong arrives within `timeout`.
+    private func waitForPong(timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.pong() }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let answered = await group.next() ?? false
+            group.cancelAll()
+            return answered
+        }
+    }
+
+    /// Returns true when the pong for the last ping arrives, false when cancelled or closed first.
+    private func pong() async -> Bool {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let immediate = self.state.withLock { state -> Bool? in
+                    if state.pongReceived { return true }
+                    if state.phase != .open || Task.isCancelled { return false }
+                    state.pongWaiter = continuation
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                defer { state.pongWaiter = nil }
+                return state.pongWaiter
+            }
+            waiter?.resume(returning: false)
+        }
+    }
+}

@@ -1,0 +1,293 @@
+import Logging
+import NIOCore
+import SocketIOProtocol
+import Synchronization
+
+/// One Engine.IO session: its bounded outbound queue, the transport that drains it, the upgrade, the heartbeat and the close.
+///
+/// Every transition happens under one lock; continuations are resumed and callbacks called after it is released. One
+/// consumer drains the queue at a time: the long-poll GET while the session polls, the WebSocket writer after the upgrade.
+final class EngineSession: Sendable {
+    /// Which transport carries the session's packets.
+    enum Transport: Sendable, Equatable {
+        case polling
+        case webSocket
+    }
+
+    /// What a long-poll GET answers with.
+    enum PollResult: Sendable, Equatable {
+        /// The packets to send, joined by the record separator.
+        case packets([ByteBuffer])
+        /// Another GET is already pending: a protocol error.
+        case overlap
+        /// The session has moved to WebSocket.
+        case notPolling
+        /// The session is over.
+        case closed
+    }
+
+    /// Where the session is in its life.
+    enum Phase: Sendable, Equatable {
+        /// Packets flow both ways.
+        case open
+        /// Closed to new packets; what is queued still goes out, until a deadline.
+        case draining
+        /// Nothing more is sent; the server forgets the session.
+        case finished
+    }
+
+    /// Callbacks into the Socket.IO layer, dropped at finish so the session and its connection do not keep each other alive.
+    struct Hooks: Sendable {
+        /// The session stopped accepting packets, with the reason.
+        let closed: @Sendable (DisconnectReason) -> Void
+        /// The session delivered its last packet (or gave up); the server forgets it.
+        let finished: @Sendable () -> Void
+    }
+
+    /// A suspended consumer, with an id so a cancelled consumer removes only itself.
+    struct Waiter<Value: Sendable>: Sendable {
+        let id: UInt64
+        let continuation: CheckedContinuation<Value, Never>
+    }
+
+    struct State: Sendable {
+        var phase: Phase = .open
+        var transport: Transport
+        /// A WebSocket answered the probe: long-poll GETs are answered with a noop at once.
+        var upgrading = false
+        var queue: [ByteBuffer] = []
+        var pollWaiter: Waiter<PollResult>?
+        var socketWaiter: Waiter<[ByteBuffer]?>?
+        var finishWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var pongWaiter: CheckedContinuation<Bool, Never>?
+        var pongReceived = true
+        /// Since when no socket has been connected; nil while one is.
+        var unattachedSince: ContinuousClock.Instant? = .now
+        var hooks: Hooks?
+        var tasks: [Task<Void, Never>] = []
+        var lastID: UInt64 = 0
+
+        mutating func nextID() -> UInt64 {
+            self.lastID += 1
+            return self.lastID
+        }
+    }
+
+    /// The Engine.IO session id.
+    let sid: String
+    /// What the session's first request carried.
+    let handshake: SocketIOHandshake
+    let configuration: SocketIOConfiguration
+    let logger: Logger
+    let state: Mutex<State>
+
+    init(sid: String, transport: Transport, handshake: SocketIOHandshake, configuration: SocketIOConfiguration, logger: Logger) {
+        self.sid = sid
+        self.handshake = handshake
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "sio.sid"] = .string(sid)
+        self.logger = logger
+        self.state = Mutex(State(transport: transport))
+    }
+
+    /// The `open` packet's payload; a session that opened on WebSocket offers no upgrade.
+    func openPacket(transport: Transport) -> ByteBuffer {
+        let handshake = EngineHandshake(
+            sid: self.sid,
+            upgrades: transport == .polling ? ["websocket"] : [],
+            pingInterval: self.configuration.milliseconds(self.configuration.pingInterval),
+            pingTimeout: self.configuration.milliseconds(self.configuration.pingTimeout),
+            maxPayload: self.configuration.maxPayload
+        )
+        return EngineText.packet(.open(handshake))
+    }
+
+    /// The transport that carries the session now.
+    var transport: Transport { self.state.withLock { $0.transport } }
+
+    /// Whether the session still takes packets.
+    var isOpen: Bool { self.state.withLock { $0.phase == .open } }
+
+    /// The number of packets waiting to be sent.
+    var queuedCount: Int { self.state.withLock { $0.queue.count } }
+
+    // MARK: Producing
+
+    /// Queues one Engine.IO packet; never blocks. On overflow the session is closed instead: the client catches up over HTTP.
+    func enqueue(_ packet: ByteBuffer) {
+        enum Outcome {
+            case queued
+            case dropped
+            case overflow
+            case wakePoll(CheckedContinuation<PollResult, Never>, [ByteBuffer])
+            case wakeSocket(CheckedContinuation<[ByteBuffer]?, Never>, [ByteBuffer])
+        }
+        let limit = self.configuration.outboundQueueLimit
+        let outcome = self.state.withLock { state -> Outcome in
+            guard state.phase == .open else { return .dropped }
+            guard state.queue.count < limit else { return .overflow }
+            state.queue.append(packet)
+            switch state.transport {
+            case .polling:
+                guard let waiter = state.pollWaiter else { return .queued }
+                state.pollWaiter = nil
+                return .wakePoll(waiter.continuation, state.takeQueue())
+            case .webSocket:
+                guard let waiter = state.socketWaiter else { return .queued }
+                state.socketWaiter = nil
+                return .wakeSocket(waiter.continuation, state.takeQueue())
+            }
+        }
+        switch outcome {
+        case .queued, .dropped:
+            break
+        case .overflow:
+            self.logger.warning("outbound queue overflow: disconnecting a socket that does not keep up", metadata: ["sio.limit": "\(limit)"])
+            self.close(.transportError)
+        case .wakePoll(let continuation, let batch):
+            continuation.resume(returning: .packets(batch))
+        case .wakeSocket(let continuation, let batch):
+            continuation.resume(returning: batch)
+        }
+    }
+
+    // MARK: Consuming
+
+    /// Serves a long-poll GET: everything queued at once, or waits for the next packet.
+    func poll() async -> PollResult {
+        let id = self.state.withLock { $0.nextID() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<PollResult, Never>) in
+                var finished: Finished?
+                let immediate = self.state.withLock { state -> PollResult? in
+                    guard state.phase != .finished else { return .closed }
+                    guard state.transport == .polling else { return .notPolling }
+                    guard state.pollWaiter == nil else { return .overlap }
+                    if !state.queue.isEmpty {
+                        let batch = state.takeQueue()
+                        // A draining polling session ends with this batch: it carries the close packet.
+                        if state.phase == .draining { finished = state.finish() }
+                        return .packets(batch)
+                    }
+                    // During an upgrade the client waits for this GET to end before it sends `5`.
+                    if state.upgrading || Task.isCancelled { return .packets([EngineText.noop]) }
+                    state.pollWaiter = Waiter(id: id, continuation: continuation)
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+                finished?.run()
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { state -> Waiter<PollResult>? in
+                guard state.pollWaiter?.id == id else { return nil }
+                defer { state.pollWaiter = nil }
+                return state.pollWaiter
+            }
+            waiter?.continuation.resume(returning: .packets([EngineText.noop]))
+        }
+    }
+
+    /// The WebSocket writer's next batch, once the session is on WebSocket; nil when the session is finished.
+    func nextWebSocketBatch() async -> [ByteBuffer]? {
+        let id = self.state.withLock { $0.nextID() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[ByteBuffer]?, Never>) in
+                var finished: Finished?
+                let immediate = self.state.withLock { state -> [ByteBuffer]?? in
+                    guard state.phase != .finished, !Task.isCancelled else { return .some(nil) }
+                    if state.transport == .webSocket {
+                        if !state.queue.isEmpty { return state.takeQueue() }
+                        if state.phase == .draining {
+                            finished = state.finish()
+                            return .some(nil)
+                        }
+                    }
+                    // Before the upgrade completes the queue belongs to the polling side: wait.
+                    state.socketWaiter = Waiter(id: id, continuation: continuation)
+                    return .none
+                }
+                if case .some(let batch) = immediate { continuation.resume(returning: batch) }
+                finished?.run()
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { state -> Waiter<[ByteBuffer]?>? in
+                guard state.socketWaiter?.id == id else { return nil }
+                defer { state.socketWaiter = nil }
+                return state.socketWaiter
+            }
+            waiter?.continuation.resume(returning: nil)
+        }
+    }
+
+    /// Returns once the session is finished (or the caller is cancelled).
+    func waitUntilFinished() async {
+        let id = self.state.withLock { $0.nextID() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = self.state.withLock { state -> Bool in
+                    guard state.phase != .finished, !Task.isCancelled else { return true }
+                    state.finishWaiters[id] = continuation
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        } onCancel: {
+            self.state.withLock { $0.finishWaiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+}
+
+extension EngineSession.State {
+    /// Empties the queue, returning what it held.
+    mutating func takeQueue() -> [ByteBuffer] {
+        var batch: [ByteBuffer] = []
+        swap(&batch, &self.queue)
+        return batch
+    }
+
+    /// Ends the session: drops the queue and hands back everything to wake or stop, to run after the lock is released.
+    mutating func finish() -> EngineSession.Finished {
+        self.phase = .finished
+        self.queue = []
+        var finished = EngineSession.Finished()
+        finished.pollWaiter = self.pollWaiter?.continuation
+        finished.socketWaiter = self.socketWaiter?.continuation
+        finished.pongWaiter = self.pongWaiter
+        finished.finishWaiters = Array(self.finishWaiters.values)
+        finished.hooks = self.hooks
+        finished.tasks = self.tasks
+        self.pollWaiter = nil
+        self.socketWaiter = nil
+        self.pongWaiter = nil
+        self.finishWaiters = [:]
+        self.hooks = nil
+        self.tasks = []
+        return finished
+    }
+}
+
+extension EngineSession {
+    /// What finishing a session wakes and stops, run outside the lock.
+    struct Finished {
+        var pollWaiter: CheckedContinuation<PollResult, Never>?
+        var socketWaiter: CheckedContinuation<[ByteBuffer]?, Never>?
+        var pongWaiter: CheckedContinuation<Bool, Never>?
+        var finishWaiters: [CheckedContinuation<Void, Never>] = []
+        var hooks: Hooks?
+        var tasks: [Task<Void, Never>] = []
+
+        func run() {
+            self.pollWaiter?.resume(returning: .closed)
+            self.socketWaiter?.resume(returning: nil)
+            self.pongWaiter?.resume(returning: false)
+            for waiter in self.finishWaiters {
+                waiter.resume()
+            }
+            for task in self.tasks {
+                task.cancel()
+            }
+            self.hooks?.finished()
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import HummingbirdWebSocket
+
+/// The Engine.IO timings and limits of a Socket.IO server.
+public struct SocketIOConfiguration: Sendable {
+    /// How often the server pings each session.
+    public var pingInterval: Duration
+    /// How long the server waits for the pong before it drops the session.
+    public var pingTimeout: Duration
+    /// The largest polling body or WebSocket message, in bytes, a client may send.
+    public var maxPayload: Int
+    /// How many packets may wait for one socket; a socket that falls further behind is disconnected.
+    public var outboundQueueLimit: Int
+    /// How long a session may stay without a connected socket (Socket.IO's `connectTimeout`).
+    public var connectTimeout: Duration
+    /// How long a WebSocket may take between opening and completing the upgrade of a polling session.
+    public var upgradeTimeout: Duration
+
+    /// Creates a configuration; the defaults are Engine.IO's and Parley's contract values.
+    public init(
+        pingInterval: Duration = .seconds(25),
+        pingTimeout: Duration = .seconds(20),
+        maxPayload: Int = 1_000_000,
+        outboundQueueLimit: Int = 1024,
+        connectTimeout: Duration = .seconds(45),
+        upgradeTimeout: Duration = .seconds(10)
+    ) {
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.maxPayload = maxPayload
+        self.outboundQueueLimit = outboundQueueLimit
+        self.connectTimeout = connectTimeout
+        self.upgradeTimeout = upgradeTimeout
+    }
+
+    /// The hummingbird-websocket settings this server needs; pass them to `.http1WebSocketUpgrade(webSocketRouter:configuration:)`.
+    ///
+    /// - `maxFrameSize` is raised from 16 KiB to `maxPayload`: browsers send each packet as one frame, and the frame
+    ///   decoder refuses a larger frame from its length header (close 1009) before buffering it.
+    /// - WebSocket auto-ping is off: Engine.IO's own heartbeat already detects dead peers on both transports, and it is
+    ///   the one the clients watch (they close on a missing Engine.IO ping, never on WebSocket control frames), so a
+    ///   second timer per socket would only cost wakeups.
+    public var webSocketServerConfiguration: WebSocketServerConfiguration {
+        WebSocketServerConfiguration(maxFrameSize: self.maxPayload, autoPing: .disabled)
+    }
+
+    /// The handshake values in milliseconds, as the open packet carries them.
+    func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
