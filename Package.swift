@@ -91,6 +91,7 @@ let package = Package(
             name: "ChatService",
             dependencies: [
                 "ParleyCore", "ParleyStore", "SocketIOProtocol", "SocketIOServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "MultipartKit", package: "multipart-kit"),

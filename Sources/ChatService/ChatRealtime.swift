@@ -69,12 +69,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
         case .typing(let chatID, let userID, let isTyping, let members):
             let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + "}"
             server.emit(EncodedEvent(name: isTyping ? "userTyping" : "userStoppedTyping", encodedArguments: [payload]), toUsers: members.filter { $0 != userID })
-        case .chatUpdated(let chatID, let members):
-            // Each member sees their own unread count, so this event is encoded per member; chats are created rarely.
-            for member in members where !server.sockets(ofUser: member).isEmpty {
-                guard let summary = try? await self.service.summary(of: chatID, for: member) else { continue }
-                server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [Self.json(summary)]), toUsers: [member])
-            }
+        case .chatUpdated(let summary, let members):
+            server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [Self.json(summary)]), toUsers: members)
         }
     }
 

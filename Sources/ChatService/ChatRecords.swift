@@ -92,11 +92,9 @@ struct ChatRecord: Sendable {
     }
 }
 
-/// A member of a chat with their profile.
+/// A member of a chat and their read pointer.
 struct MemberRecord: Sendable {
     var chatID: String
     var userID: String
-    var name: String
-    var avatarFileID: String?
     var lastReadSeq: Int64
 }

@@ -9,11 +9,15 @@ public struct ChatService: Sendable {
     let signer: FileURLSigner
     let bus: any ChatEventBus
     let membership: MembershipCache
+    let directory: any UserDirectory
     let maxUploadBytes: Int
 
-    /// Creates the service over `database`.
-    public init(database: Database, blobs: any BlobStore, signer: FileURLSigner, bus: any ChatEventBus, maxUploadBytes: Int) {
+    /// Creates the service over `database`; profiles come from `directory`.
+    public init(
+        database: Database, directory: any UserDirectory, blobs: any BlobStore, signer: FileURLSigner, bus: any ChatEventBus, maxUploadBytes: Int
+    ) {
         self.store = ChatStore(database: database)
+        self.directory = directory
         self.blobs = blobs
         self.signer = signer
         self.bus = bus
@@ -28,14 +32,16 @@ public struct ChatService: Sendable {
     func openDirect(userID: String, with otherID: String) async throws -> (ChatSummary, created: Bool) {
         guard Identifier.isValid(otherID) else { throw APIError.notFound("There is no such user.", code: "user_not_found") }
         guard otherID != userID else { throw APIError.badRequest("A chat with yourself is not possible.", code: "invalid_members") }
-        guard try await self.store.existingUsers([otherID]).contains(otherID) else {
+        guard try await self.directory.profiles(of: [otherID])[otherID] != nil else {
             throw APIError.notFound("There is no such user.", code: "user_not_found")
         }
         let (id, created) = try await self.store.direct(between: userID, and: otherID, now: Timestamp.millis())
         let members = [userID, otherID]
         self.membership.remember(id, members: members)
-        if created { self.bus.publish(.chatUpdated(chatID: id, members: members)) }
-        return (try await self.summary(of: id, for: userID), created)
+        let summary = try await self.summary(of: id, for: userID)
+        // A new chat has nothing unread for anyone, so every member sees the same summary.
+        if created { self.bus.publish(.chatUpdated(summary, members: members)) }
+        return (summary, created)
     }
 
     /// Creates a group chat named `name` with `memberIDs` and the caller.
@@ -53,14 +59,15 @@ public struct ChatService: Sendable {
         guard members.count <= Self.maxGroupMembers else {
             throw APIError.badRequest("A group has at most \(Self.maxGroupMembers) members.", code: "invalid_members")
         }
-        let existing = try await self.store.existingUsers(members)
-        if let missing = members.first(where: { !existing.contains($0) }) {
+        let existing = try await self.directory.profiles(of: members)
+        if let missing = members.first(where: { existing[$0] == nil }) {
             throw APIError.notFound("There is no user \(missing).", code: "user_not_found")
         }
         let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
         self.membership.remember(id, members: members)
-        self.bus.publish(.chatUpdated(chatID: id, members: members))
-        return try await self.summary(of: id, for: userID)
+        let summary = try await self.summary(of: id, for: userID)
+        self.bus.publish(.chatUpdated(summary, members: members))
+        return summary
     }
 
     /// One chat as `userID` sees it, or 404.
@@ -76,12 +83,13 @@ public struct ChatService: Sendable {
         async let lastQuery = self.store.lastMessages(of: records)
         let members = Dictionary(grouping: try await membersQuery, by: \.chatID)
         let last = try await lastQuery
+        let profiles = try await self.directory.profiles(of: Array(Set(members.values.joined().map(\.userID))))
         return records.map { record in
             let chatMembers = members[record.id] ?? []
             let myRead = chatMembers.first { $0.userID == userID }?.lastReadSeq ?? 0
             return ChatSummary(
                 id: record.id, kind: record.kind, name: record.name,
-                members: chatMembers.map { ChatUser(id: $0.userID, name: $0.name, avatarUrl: $0.avatarFileID.map { self.signer.url(forFile: $0) }) },
+                members: chatMembers.map { profiles[$0.userID] ?? ChatUser(id: $0.userID, name: "", avatarUrl: nil) },
                 lastMessage: last[record.id].map { $0.message(signer: self.signer) },
                 unreadCount: max(0, record.lastSeq - myRead),
                 readState: chatMembers.map { ReadState(userId: $0.userID, lastReadSeq: $0.lastReadSeq) },

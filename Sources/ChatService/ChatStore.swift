@@ -55,14 +55,6 @@ struct ChatStore: Sendable {
         return id
     }
 
-    /// Which of `ids` are existing users.
-    func existingUsers(_ ids: [String]) async throws -> Set<String> {
-        guard !ids.isEmpty else { return [] }
-        return try await self.database.read { sql in
-            Set(try await sql.raw("SELECT id FROM users WHERE id IN (\(binds: ids))").all().map { try $0.decode(column: "id", as: String.self) })
-        }
-    }
-
     /// The ids of a chat's members.
     func memberIDs(of chatID: String) async throws -> [String] {
         try await self.database.read { sql in
@@ -97,20 +89,18 @@ struct ChatStore: Sendable {
         }
     }
 
-    /// The members, with profiles and read pointers, of every chat in `chatIDs`: one query whatever their number.
+    /// The members and read pointers of every chat in `chatIDs`: one query whatever their number.
     func members(of chatIDs: [String]) async throws -> [MemberRecord] {
         guard !chatIDs.isEmpty else { return [] }
         return try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT cm.chat_id, cm.user_id, cm.last_read_seq, u.name, u.avatar_file_id
-                FROM chat_members cm JOIN users u ON u.id = cm.user_id
-                WHERE cm.chat_id IN (\(binds: chatIDs)) ORDER BY cm.chat_id, cm.joined_at, cm.user_id
+                SELECT chat_id, user_id, last_read_seq FROM chat_members
+                WHERE chat_id IN (\(binds: chatIDs)) ORDER BY chat_id, joined_at, user_id
                 """
             ).all().map { row in
                 MemberRecord(
                     chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self),
-                    name: try row.decode(column: "name", as: String.self), avatarFileID: try row.decode(column: "avatar_file_id", as: String?.self),
                     lastReadSeq: try row.decode(column: "last_read_seq", as: Int64.self)
                 )
             }

@@ -5,7 +5,8 @@ public enum ChatEvent: Sendable {
     case newMessage(MessageRecordEnvelope, members: [String])
     case messagesSeen(chatID: String, userID: String, seq: Int64, members: [String])
     case typing(chatID: String, userID: String, isTyping: Bool, members: [String])
-    case chatUpdated(chatID: String, members: [String])
+    /// A chat was created: its summary as every member sees it at creation.
+    case chatUpdated(ChatSummary, members: [String])
 }
 
 /// A message as published on the bus (the stored record; each instance signs its own URLs).

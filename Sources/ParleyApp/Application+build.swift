@@ -64,8 +64,11 @@ func assemble(
         let chatVerifier: any AccessTokenVerifying
         if let verifier { chatVerifier = verifier } else { chatVerifier = try await remoteVerifier(configuration: configuration, logger: logger) }
         let bus = InProcessEventBus()
+        let directory: any UserDirectory =
+            role == .all ? DatabaseUserDirectory(database: database) : HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "")
         let chat = ChatService(
             database: database,
+            directory: directory,
             blobs: try DiskBlobStore(directory: (configuration.dataDirectory as NSString).appendingPathComponent("files")),
             signer: try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? ""),
             bus: bus,

@@ -69,9 +69,12 @@ public struct AuthenticationMiddleware: RouterMiddleware {
             throw APIError.unauthorized("Use `Authorization: Bearer <accessToken>`.", code: "invalid_token")
         }
         var context = context
-        let userID = try await self.verifier.userID(fromToken: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let userID = try await self.verifier.userID(fromToken: token)
         context.userID = userID
         context.logger[metadataKey: "userId"] = .string(userID)
-        return try await next(request, context)
+        return try await CallerToken.$current.withValue(token) {
+            try await next(request, context)
+        }
     }
 }

@@ -133,6 +133,15 @@ public struct UserController: Sendable {
 
     @Sendable func searchUsers(request: Request, context: ParleyRequestContext) async throws -> UserPage {
         _ = try context.requireUserID()
+        if let list = request.uri.queryParameters.get("ids") {
+            // Look-up by id, for services that show members (the chat service when it runs apart).
+            let ids = Array(Set(list.split(separator: ",").map(String.init)))
+            guard ids.count <= Pagination.maxLimit, ids.allSatisfy(Identifier.isValid) else {
+                throw APIError.badRequest("`ids` is a comma-separated list of at most \(Pagination.maxLimit) user ids.", code: "invalid_ids")
+            }
+            let records = try await self.service.database.read { sql in try await UserStore.find(ids: ids, in: sql) }
+            return UserPage(users: records.map(\.publicUser), nextCursor: nil)
+        }
         let query = request.formQueryParameter("query") ?? ""
         guard query.count <= 100 else { throw APIError.badRequest("The query is at most 100 characters.") }
         let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))

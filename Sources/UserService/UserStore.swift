@@ -36,6 +36,11 @@ struct UserStore: Sendable {
         try await sql.raw("SELECT \(Self.columns) FROM users WHERE id = \(bind: id)").first().map(UserRecord.init(row:))
     }
 
+    static func find(ids: [String], in sql: any SQLDatabase) async throws -> [UserRecord] {
+        guard !ids.isEmpty else { return [] }
+        return try await sql.raw("SELECT \(Self.columns) FROM users WHERE id IN (\(binds: ids))").all().map(UserRecord.init(row:))
+    }
+
     static func find(email: String, in sql: any SQLDatabase) async throws -> UserRecord? {
         try await sql.raw("SELECT \(Self.columns) FROM users WHERE email = \(bind: email)").first().map(UserRecord.init(row:))
     }

@@ -1,0 +1,56 @@
+"""The chat service as its own process: tokens checked with the user service's JWKS, profiles from the user service."""
+
+from __future__ import annotations
+
+import socketio
+
+from harness import Client, expect_status, poll, request_code, verify
+
+
+def test_split_chat_service_works_with_the_user_service(launcher):
+    url = launcher.database_url("postgres")
+    smtp = launcher.smtp()
+    user = launcher.parley(service="user", database_url=url, smtp=smtp)
+    launcher.parley(service="mail", database_url=url, smtp=smtp)
+    # The chat service has no signing key of its own: only the user service's public keys.
+    chat = launcher.parley(service="chat", database_url=url, env={"PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None})
+
+    def sign_in(address):
+        request_code(user.client, address, retry_after=60)
+        code = smtp.mailbox.wait_for(address).code
+        return expect_status(verify(user.client, address, code), 200)
+
+    alice, bob = sign_in("split.alice@example.com"), sign_in("split.bob@example.com")
+    expect_status(user.client.with_token(alice["accessToken"]).patch("/api/v1/me", json={"name": "Alice Split"}), 200)
+    alice_chat = Client(chat.base_url, alice["accessToken"])
+    bob_chat = Client(chat.base_url, bob["accessToken"])
+
+    created = expect_status(alice_chat.post("/api/v1/chats", json={"userId": bob["user"]["id"]}), 201)["chat"]
+    names = {member["id"]: member["name"] for member in created["members"]}
+    assert names == {alice["user"]["id"]: "Alice Split", bob["user"]["id"]: "split.bob"}
+
+    received = []
+    bob_socket = socketio.Client(reconnection=False)
+    bob_socket.on("newMessage", lambda message: received.append(message))
+    bob_socket.connect(chat.base_url, transports=["websocket"], auth={"token": bob["accessToken"]}, wait_timeout=10)
+    try:
+        sent = expect_status(alice_chat.post(f"/api/v1/chats/{created['id']}/messages", json={"text": "hi", "clientMessageId": "s1"}), 201)
+        poll(lambda: any(m["id"] == sent["message"]["id"] for m in received), 10, "newMessage on the split chat service")
+    finally:
+        bob_socket.disconnect()
+    listed = expect_status(bob_chat.get("/api/v1/chats"), 200)["chats"]
+    assert [c["id"] for c in listed] == [created["id"]]
+    assert listed[0]["unreadCount"] == 1
+
+    # A token the user service never signed is refused by the chat service.
+    forged = Client(chat.base_url, alice["accessToken"][:-4] + "AAAA")
+    assert forged.get("/api/v1/chats").status_code == 401
+
+
+def test_user_lookup_by_ids(server):
+    from harness import sign_in
+    alice, bob = sign_in(server), sign_in(server)
+    found = expect_status(alice.client.get("/api/v1/users", params={"ids": f"{bob.user['id']},{alice.user['id']}"}), 200)
+    assert {u["id"] for u in found["users"]} == {alice.user["id"], bob.user["id"]}
+    assert all(set(u) <= {"id", "name", "avatarUrl"} for u in found["users"])
+    assert alice.client.get("/api/v1/users", params={"ids": "not-an-id"}).status_code == 400
