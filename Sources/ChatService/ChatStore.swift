@@ -138,6 +138,31 @@ struct ChatStore: Sendable {
     func append(
         chatID: String, senderID: String, text: String?, file: FileRecord?, clientMessageID: String?, now: Int64
     ) async throws -> AppendOutcome {
+        do {
+            return try await self.appendOnce(chatID: chatID, senderID: senderID, text: text, file: file, clientMessageID: clientMessageID, now: now)
+        } catch {
+            // Two sends of one clientMessageId at the same moment: the loser's insert hits the unique index and rolls back
+            // whole (its seq with it); the message the winner stored is the answer.
+            guard let clientMessageID, let stored = try await self.message(sentBy: senderID, clientMessageID: clientMessageID) else { throw error }
+            return .duplicate(stored)
+        }
+    }
+
+    /// The message `senderID` sent with `clientMessageID`, if any.
+    func message(sentBy senderID: String, clientMessageID: String) async throws -> MessageRecord? {
+        try await self.database.read { sql in
+            try await sql.raw(
+                """
+                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
+                WHERE m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
+                """
+            ).first().map(MessageRecord.init(row:))
+        }
+    }
+
+    private func appendOnce(
+        chatID: String, senderID: String, text: String?, file: FileRecord?, clientMessageID: String?, now: Int64
+    ) async throws -> AppendOutcome {
         try await self.database.transaction { sql in
             guard try await sql.raw(
                 "SELECT 1 AS one FROM chat_members WHERE chat_id = \(bind: chatID) AND user_id = \(bind: senderID)"

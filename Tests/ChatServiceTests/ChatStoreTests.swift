@@ -156,3 +156,32 @@ struct ChatStoreTests {
         }
     }
 }
+
+@Suite("Chat storage under racing replays")
+struct ChatStoreReplayTests {
+    @Test("concurrent sends of one clientMessageId store one message and answer it to all", arguments: DatabaseKind.allCases)
+    func concurrentReplays(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            let outcomes = try await withThrowingTaskGroup(of: (created: Bool, id: String).self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        switch try await store.append(chatID: chat, senderID: users[0], text: "once", file: nil, clientMessageID: "storm", now: 2) {
+                        case .created(let record): return (true, record.id)
+                        case .duplicate(let record): return (false, record.id)
+                        case .notMember: throw TestSetupError("not a member")
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(created: Bool, id: String)]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter(\.created).count == 1)
+            #expect(Set(outcomes.map(\.id)).count == 1)
+            guard case .created(let next) = try await store.append(chatID: chat, senderID: users[1], text: "next", file: nil, clientMessageID: nil, now: 3)
+            else { Issue.record("not created"); return }
+            #expect(next.seq == 2)
+        }
+    }
+}

@@ -188,6 +188,56 @@ def assert_public_user(user: Any) -> None:
     assert isinstance(user["id"], str) and isinstance(user["name"], str), user
 
 
+MESSAGE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt"}
+MESSAGE_OPTIONAL_KEYS = {"text", "image", "clientMessageId"}
+CHAT_KEYS = {"id", "kind", "members", "unreadCount", "readState", "updatedAt"}
+CHAT_OPTIONAL_KEYS = {"name", "lastMessage"}
+
+
+def assert_message(message: Any) -> None:
+    """A `Message`: {id, chatId, seq, senderId, kind, text?, image?, clientMessageId?, createdAt}."""
+    assert isinstance(message, dict), message
+    assert MESSAGE_KEYS <= set(message) <= MESSAGE_KEYS | MESSAGE_OPTIONAL_KEYS, f"Message fields: {message!r}"
+    assert isinstance(message["id"], str) and message["id"], message
+    assert isinstance(message["chatId"], str) and isinstance(message["senderId"], str), message
+    assert isinstance(message["seq"], int) and not isinstance(message["seq"], bool) and message["seq"] >= 1, message
+    assert message["kind"] in {"text", "image"}, message
+    assert isinstance(message["createdAt"], str) and TIMESTAMP.fullmatch(message["createdAt"]), message
+    if message["kind"] == "text":
+        assert isinstance(message.get("text"), str) and message["text"], message
+        assert message.get("image") is None, message
+    else:
+        image = message.get("image")
+        assert isinstance(image, dict), message
+        assert {"url", "contentType", "size"} <= set(image) <= {"url", "contentType", "size", "width", "height"}, image
+        assert isinstance(image["url"], str) and "/api/v1/files/" in image["url"], image
+        assert isinstance(image["size"], int) and image["size"] > 0, image
+    assert message.get("clientMessageId") is None or isinstance(message["clientMessageId"], str), message
+
+
+def assert_chat_summary(chat: Any) -> None:
+    """A `ChatSummary`: {id, kind, name?, members:[PublicUser], lastMessage?, unreadCount, readState, updatedAt}."""
+    assert isinstance(chat, dict), chat
+    assert CHAT_KEYS <= set(chat) <= CHAT_KEYS | CHAT_OPTIONAL_KEYS, f"ChatSummary fields: {chat!r}"
+    assert isinstance(chat["id"], str) and chat["id"], chat
+    assert chat["kind"] in {"direct", "group"}, chat
+    if chat["kind"] == "group":
+        assert isinstance(chat.get("name"), str) and chat["name"], chat
+    assert isinstance(chat["members"], list) and len(chat["members"]) >= 2, chat
+    for member in chat["members"]:
+        assert_public_user(member)
+    if chat.get("lastMessage") is not None:
+        assert_message(chat["lastMessage"])
+        assert chat["lastMessage"]["chatId"] == chat["id"], chat
+    assert isinstance(chat["unreadCount"], int) and chat["unreadCount"] >= 0, chat
+    assert isinstance(chat["readState"], list), chat
+    for state in chat["readState"]:
+        assert isinstance(state, dict) and set(state) == {"userId", "lastReadSeq"}, state
+        assert isinstance(state["lastReadSeq"], int) and state["lastReadSeq"] >= 0, state
+    assert {state["userId"] for state in chat["readState"]} == {member["id"] for member in chat["members"]}, chat
+    assert isinstance(chat["updatedAt"], str) and TIMESTAMP.fullmatch(chat["updatedAt"]), chat
+
+
 def assert_auth_response(body: Any, email_address: str | None = None) -> None:
     """The answer of verify and refresh: {user, accessToken, refreshToken, expiresIn}."""
     assert isinstance(body, dict) and set(body) == {"user", "accessToken", "refreshToken", "expiresIn"}, body
