@@ -4,7 +4,8 @@ import SocketIOProtocol
 extension EngineSession {
     /// Connects the session to its Socket.IO layer and starts the heartbeat.
     func start(hooks: Hooks) {
-        let heartbeat = Task { await self.runHeartbeat() }
+        // Detached: the session outlives the request that opened it, and must not carry that request's task-locals.
+        let heartbeat = Task.detached { await self.runHeartbeat() }
         let stillOpen = self.state.withLock { state -> Bool in
             guard state.phase == .open else { return false }
             state.hooks = hooks
@@ -35,8 +36,8 @@ extension EngineSession {
                 state.queue.append(EngineText.close)
                 if let waiter = state.pollWaiter {
                     state.pollWaiter = nil
-                    wakePoll = (waiter.continuation, state.takeQueue())
-                    finished = state.finish()
+                    wakePoll = (waiter.continuation, state.takePollingBatch())
+                    if state.queue.isEmpty { finished = state.finish() }
                 }
             case .webSocket:
                 if let waiter = state.socketWaiter {
@@ -67,7 +68,7 @@ extension EngineSession {
     /// Gives a draining session `pingTimeout` to deliver its last packets, then finishes it.
     private func startDrainDeadline() {
         let deadline = self.configuration.pingTimeout
-        let timer = Task {
+        let timer = Task.detached {
             try? await Task.sleep(for: deadline)
             guard !Task.isCancelled else { return }
             self.finishNow()
@@ -167,6 +168,7 @@ extension EngineSession {
                 return true
             }
             guard sent else { return }
+            self.logger.trace("ping")
             self.enqueue(EngineText.ping)
             let answered = await self.waitForPong(timeout: self.configuration.pingTimeout)
             guard !Task.isCancelled else { return }

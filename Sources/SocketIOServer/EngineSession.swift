@@ -73,6 +73,10 @@ final class EngineSession: Sendable {
         }
     }
 
+    /// The most packets one polling response carries: python-engineio clients refuse a payload of more than 16
+    /// ("Too many packets in payload") and drop the session; the rest simply goes out with the next GET.
+    static let pollingBatchLimit = 16
+
     /// The Engine.IO session id.
     let sid: String
     /// What the session's first request carried.
@@ -132,7 +136,7 @@ final class EngineSession: Sendable {
             case .polling:
                 guard let waiter = state.pollWaiter else { return .queued }
                 state.pollWaiter = nil
-                return .wakePoll(waiter.continuation, state.takeQueue())
+                return .wakePoll(waiter.continuation, state.takePollingBatch())
             case .webSocket:
                 guard let waiter = state.socketWaiter else { return .queued }
                 state.socketWaiter = nil
@@ -165,9 +169,9 @@ final class EngineSession: Sendable {
                     guard state.transport == .polling else { return .notPolling }
                     guard state.pollWaiter == nil else { return .overlap }
                     if !state.queue.isEmpty {
-                        let batch = state.takeQueue()
-                        // A draining polling session ends with this batch: it carries the close packet.
-                        if state.phase == .draining { finished = state.finish() }
+                        let batch = state.takePollingBatch()
+                        // A draining polling session ends with the batch that carries the close packet.
+                        if state.phase == .draining && state.queue.isEmpty { finished = state.finish() }
                         return .packets(batch)
                     }
                     // During an upgrade the client waits for this GET to end before it sends `5`.
@@ -243,6 +247,14 @@ extension EngineSession.State {
     mutating func takeQueue() -> [ByteBuffer] {
         var batch: [ByteBuffer] = []
         swap(&batch, &self.queue)
+        return batch
+    }
+
+    /// Takes at most `EngineSession.pollingBatchLimit` packets from the front of the queue, for one polling response.
+    mutating func takePollingBatch() -> [ByteBuffer] {
+        guard self.queue.count > EngineSession.pollingBatchLimit else { return self.takeQueue() }
+        let batch = Array(self.queue.prefix(EngineSession.pollingBatchLimit))
+        self.queue.removeFirst(EngineSession.pollingBatchLimit)
         return batch
     }
 

@@ -52,6 +52,7 @@ final class SocketIOConnection: Sendable {
 
     /// Handles one packet from the client, whichever transport carried it (probe and upgrade packets are the WebSocket's).
     func receive(_ packet: EnginePacket) async {
+        self.logger.trace("packet from the client", metadata: ["sio.packet": "\(packet)"])
         switch packet {
         case .pong:
             self.session.receivedPong()
@@ -196,12 +197,15 @@ final class SocketIOConnection: Sendable {
             return (socket, true)
         }
         guard let ended else { return }
+        ended.socket.markDisconnected()
         self.registry.remove(ended.socket)
         self.session.setAttached(false)
         self.logger.debug("socket disconnected", metadata: ["sio.socket": .string(ended.socket.id), "sio.reason": .string(reason.rawValue)])
         guard ended.deliverNow else { return }
         let handler = self.handler
-        Task { await handler.disconnected(ended.socket, reason: reason.rawValue) }
+        // Detached: a close can happen inside any task (another user's emit that overflows this queue, a heartbeat),
+        // and the handler must not run with that task's task-locals.
+        Task.detached { await handler.disconnected(ended.socket, reason: reason.rawValue) }
     }
 
     /// Counts a handler call for the connected socket; nil when no socket is connected.

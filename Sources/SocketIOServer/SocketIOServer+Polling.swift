@@ -57,6 +57,7 @@ extension SocketIOServer {
         guard let connection = self.registry.connection(sid: sid) else { return EngineError.unknownSessionID.response }
         switch await connection.session.poll() {
         case .packets(let batch):
+            connection.logger.trace("long-poll answered", metadata: ["sio.packets": "\(batch.count)"])
             return Self.pollingResponse(Self.joined(batch))
         case .overlap:
             connection.logger.notice("closing session: a second long-poll GET while one is pending")
