@@ -128,6 +128,7 @@ let package = Package(
             dependencies: [
                 "ParleyApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

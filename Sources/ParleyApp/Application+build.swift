@@ -15,7 +15,7 @@ import ChatService
 /// Builds the application for `role`: the services it runs, their routes and background workers.
 public func buildApplication(
     role: ServiceRole, configuration: ParleyConfiguration, logger: Logger
-) async throws -> some ApplicationProtocol {
+) async throws -> some Service {
     let started = ContinuousClock.now
     // Settings that can be wrong are checked before anything is opened, so a bad one stops the process with one line.
     let key = role.runsUserService ? try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory) : nil
@@ -35,9 +35,10 @@ public func buildApplication(
 func assemble(
     role: ServiceRole, configuration: ParleyConfiguration, database: Database, key: SigningKey?, transport: (any MailTransport)?,
     started: ContinuousClock.Instant, logger: Logger
-) async throws -> some ApplicationProtocol {
+) async throws -> some Service {
     var services: [any Service] = [DatabaseCloser(database: database)]
     let socketConfiguration = SocketIOConfiguration()
+    var socketServerToStop: SocketIOServer?
     try await Migrator.migrate(database, logger: logger)
 
     let router = Router(context: ParleyRequestContext.self)
@@ -79,6 +80,7 @@ func assemble(
         let socketServer = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
         realtime.attach(to: socketServer)
         socketServer.addRoutes(to: router)
+        socketServerToStop = socketServer
         services.append(realtime)
     }
     if role.runsMailService, let mailQueued, let transport {
@@ -104,7 +106,30 @@ func assemble(
         },
         logger: logger
     )
-    return app
+    return ParleyProcess(app: app, socketServer: socketServerToStop, logger: logger)
+}
+
+/// One Parley process: the application, and the Socket.IO sessions closed first on shutdown so no long-poll holds the HTTP server open.
+struct ParleyProcess<App: ApplicationProtocol>: Service {
+    let app: App
+    let socketServer: SocketIOServer?
+    let logger: Logger
+
+    func run() async throws {
+        // A service group stops its services in reverse order: the sockets go before the application's server.
+        let group = ServiceGroup(configuration: .init(services: [self.app, SocketSessionCloser(server: self.socketServer)], logger: self.logger))
+        try await group.run()
+    }
+}
+
+/// Closes every Socket.IO session when shutdown begins.
+struct SocketSessionCloser: Service {
+    let server: SocketIOServer?
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        self.server?.shutdown()
+    }
 }
 
 /// Closes the database when the service group shuts down, after everything that uses it.

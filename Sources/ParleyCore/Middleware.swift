@@ -15,6 +15,8 @@ public struct RequestIDMiddleware: RouterMiddleware {
         let offered = request.headers[.requestID]
         let id = offered.flatMap { Self.isSane($0) ? $0 : nil } ?? Identifier.make()
         context.requestID = id
+        // One request id per line: ours, which the client also sees, replaces Hummingbird's internal one.
+        context.logger[metadataKey: "hb.request.id"] = nil
         context.logger[metadataKey: "requestId"] = .string(id)
         var response = try await next(request, context)
         response.headers[.requestID] = id

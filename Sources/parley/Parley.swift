@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ParleyApp
 import ParleyCore
+import ServiceLifecycle
 
 /// The `parley` command: runs the services and their administration.
 @main
@@ -58,8 +59,9 @@ struct Serve: AsyncParsableCommand {
         ParleyLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "parley")
         do {
-            let app = try await buildApplication(role: role, configuration: configuration, logger: logger)
-            try await app.runService()
+            let process = try await buildApplication(role: role, configuration: configuration, logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [process], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
         } catch let error as ConfigurationError {
             CommonOptions.fail(error)
         }
