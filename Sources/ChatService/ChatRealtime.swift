@@ -71,6 +71,11 @@ public final class ChatRealtime: SocketIOHandler, Service {
             server.emit(EncodedEvent(name: isTyping ? "userTyping" : "userStoppedTyping", encodedArguments: [payload]), toUsers: members.filter { $0 != userID })
         case .chatUpdated(let summary, let members):
             server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [Self.json(summary)]), toUsers: members)
+            // New contacts learn at once who of them is online, as if they had been contacts when they connected.
+            for member in members where self.isOnline(member) {
+                let event = EncodedEvent(name: "userOnline", encodedArguments: [#"{"userId":"# + JSONText.quote(member) + "}"])
+                server.emit(event, toUsers: members.filter { $0 != member })
+            }
         }
     }
 

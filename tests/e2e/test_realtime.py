@@ -213,3 +213,11 @@ def test_a_new_chat_is_announced_to_its_members(server, tabs, transports):
     summary = bob_tab.wait_for("chatUpdated", lambda c: c["id"] == chat)
     assert {m["id"] for m in summary["members"]} == {alice.user["id"], bob.user["id"]}
     assert summary["unreadCount"] == 0
+
+
+def test_new_contacts_learn_who_is_online(server, tabs, transports):
+    alice, bob = sign_in(server), sign_in(server)
+    alice_tab, bob_tab = open_tab(tabs, server, alice, transports), open_tab(tabs, server, bob, transports)
+    direct_chat(alice, bob)
+    assert alice_tab.wait_for("userOnline", lambda p: p["userId"] == bob.user["id"]) == {"userId": bob.user["id"]}
+    assert bob_tab.wait_for("userOnline", lambda p: p["userId"] == alice.user["id"]) == {"userId": alice.user["id"]}

@@ -1,0 +1,702 @@
+// The conversation: header (name, online / last seen / typing), messages grouped by day and sender, ticks,
+// images with upload progress, older history on scrolling up, and the composer.
+
+import { h, avatar, icon, richText, toast, hueFor } from "./dom.js";
+import { dayKey, formatDay, formatTime, formatFull, formatLastSeen, formatSize } from "./format.js";
+import * as store from "./store.js";
+import { noteTyping, stopTypingNow, syncOpenChat } from "./realtime.js";
+
+const GROUP_GAP_MS = 5 * 60_000;
+const BOTTOM_SLACK_PX = 80;
+const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
+const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+let chatId = null;
+let rows = new Map(); // key → {row, sig, parts}
+let daySeparators = new Map();
+let unreadMarker = null;
+let firstUnreadSeq = null;
+let stick = true;
+let newBelow = 0;
+let scheduled = null;
+let drafts = new Map();
+let attachment = null; // {file, url, width, height}
+let wired = false;
+let subtitleTimer = null;
+
+const el = {};
+
+export function initChatView() {
+  if (wired) return;
+  wired = true;
+  for (const id of ["chat-pane", "empty-conversation", "chat-title", "chat-subtitle", "chat-header-avatar", "messages-scroller",
+    "messages", "history-status", "jump-button", "jump-count", "typing-line", "composer", "message-input", "send-button",
+    "file-input", "attachment", "attachment-preview", "attachment-name", "attachment-size", "attachment-remove",
+    "composer-error", "back-button", "attach-button", "image-dialog", "image-dialog-img"]) {
+    el[id.replace(/-([a-z])/gu, (_, c) => c.toUpperCase())] = document.getElementById(id);
+  }
+  el.sendButton.append(icon("send"));
+  el.attachButton.append(icon("attach"));
+  el.backButton.append(icon("back"));
+  el.attachmentRemove.append(icon("close"));
+  el.jumpButton.prepend(icon("down"));
+  for (const button of document.querySelectorAll(".image-close")) if (!button.firstChild) button.append(icon("close"));
+
+  store.subscribe("messages", (id, info) => { if (id === chatId) schedule(info && info.reason, info); });
+  store.subscribe("readState", (id) => { if (id === chatId) schedule("status"); });
+  store.subscribe("chats", () => { if (chatId) renderHeader(); });
+  store.subscribe("presence", () => { if (chatId) renderHeader(); });
+  store.subscribe("connection", () => { if (chatId) renderHeader(); });
+  store.subscribe("typing", (id) => { if (id === chatId) { renderHeader(); renderTyping(); } });
+
+  el.messagesScroller.addEventListener("scroll", onScroll, { passive: true });
+  new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(el.messagesScroller);
+  new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(el.messages);
+  el.jumpButton.addEventListener("click", () => scrollToBottom(true));
+  el.backButton.addEventListener("click", () => { window.location.hash = "#/"; });
+  document.getElementById("chat-header-info").addEventListener("click", showMembers);
+
+  el.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  el.messageInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "Escape" && attachment) {
+      clearAttachment();
+    }
+  });
+  el.messageInput.addEventListener("input", () => {
+    autoGrow();
+    updateSendButton();
+    hideComposerError();
+    if (!chatId) return;
+    drafts.set(chatId, el.messageInput.value);
+    if (el.messageInput.value.trim()) noteTyping(chatId);
+    else stopTypingNow();
+  });
+  el.messageInput.addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) {
+      event.preventDefault();
+      chooseFile(file);
+    }
+  });
+  el.fileInput.addEventListener("change", () => {
+    const file = el.fileInput.files && el.fileInput.files[0];
+    el.fileInput.value = "";
+    if (file) chooseFile(file);
+  });
+  el.attachmentRemove.addEventListener("click", () => {
+    clearAttachment();
+    el.messageInput.focus();
+  });
+  const pane = el.chatPane;
+  pane.addEventListener("dragover", (event) => {
+    if ([...(event.dataTransfer?.items || [])].some((item) => item.kind === "file")) {
+      event.preventDefault();
+      pane.classList.add("dragging");
+    }
+  });
+  pane.addEventListener("dragleave", (event) => {
+    if (event.target === pane || !pane.contains(event.relatedTarget)) pane.classList.remove("dragging");
+  });
+  pane.addEventListener("drop", (event) => {
+    pane.classList.remove("dragging");
+    const file = [...(event.dataTransfer?.files || [])][0];
+    if (file) {
+      event.preventDefault();
+      chooseFile(file);
+    }
+  });
+  el.imageDialog.addEventListener("click", () => el.imageDialog.close());
+  el.imageDialog.addEventListener("close", () => { el.imageDialogImg.removeAttribute("src"); });
+  updateSendButton();
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Opening and closing
+
+export function openChat(id) {
+  if (id === chatId) {
+    store.markReadIfVisible(id);
+    return;
+  }
+  if (chatId) {
+    stopTypingNow();
+    drafts.set(chatId, el.messageInput.value);
+  }
+  chatId = id;
+  store.state.openChatId = id;
+  rows = new Map();
+  daySeparators = new Map();
+  unreadMarker = null;
+  newBelow = 0;
+  stick = true;
+  clearAttachment();
+  hideComposerError();
+
+  const chat = store.state.chats.get(id);
+  const mine = chat && store.state.me ? chat.readState.find((r) => r.userId === store.state.me.id) : null;
+  firstUnreadSeq = chat && chat.unreadCount > 0 && mine ? mine.lastReadSeq + 1 : null;
+
+  el.emptyConversation.hidden = true;
+  el.chatPane.hidden = false;
+  el.messages.replaceChildren();
+  el.messageInput.value = drafts.get(id) || "";
+  autoGrow();
+  updateSendButton();
+  renderHeader();
+  renderTyping();
+  render("initial");
+  store.publish("open");
+  syncOpenChat();
+  clearInterval(subtitleTimer);
+  subtitleTimer = setInterval(renderHeader, 30_000);
+
+  store.ensureHistory(id).then(() => {
+    if (chatId !== id) return;
+    store.markReadIfVisible(id);
+    maybeLoadOlder();
+  }).catch(() => {});
+  if (window.matchMedia("(pointer: fine)").matches) el.messageInput.focus({ preventScroll: true });
+}
+
+export function closeChat() {
+  if (chatId) {
+    stopTypingNow();
+    drafts.set(chatId, el.messageInput.value);
+  }
+  chatId = null;
+  store.state.openChatId = null;
+  rows = new Map();
+  clearInterval(subtitleTimer);
+  el.chatPane.hidden = true;
+  el.emptyConversation.hidden = false;
+  store.publish("open");
+  syncOpenChat();
+}
+
+export function currentChatId() {
+  return chatId;
+}
+
+export function resetChatView() {
+  closeChat();
+  drafts = new Map();
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Header and typing
+
+function renderHeader() {
+  const chat = store.state.chats.get(chatId);
+  if (!chat) {
+    el.chatTitle.textContent = "…";
+    el.chatSubtitle.textContent = "";
+    return;
+  }
+  const title = store.chatTitle(chat);
+  const other = store.otherMember(chat);
+  const online = other ? store.state.online.has(other.id) : false;
+  el.chatTitle.textContent = title;
+  el.chatHeaderAvatar.replaceChildren(avatar({
+    id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: other?.avatarUrl, group: chat.kind === "group", online,
+  }));
+  const typers = store.typers(chat.id);
+  let subtitle;
+  let typing = false;
+  const connection = store.state.connection.state;
+  if (connection !== "connected") {
+    subtitle = navigator.onLine ? "connecting…" : "waiting for network…";
+  } else if (typers.length > 0) {
+    typing = true;
+    subtitle = chat.kind === "group" ? typingSentence(chat, typers) : "typing…";
+  } else if (other) {
+    const seen = store.state.lastSeen.get(other.id);
+    const presence = store.presenceOf(other.id);
+    subtitle = presence === "online" ? "online" : seen ? formatLastSeen(seen) : presence === "offline" ? "offline" : "";
+  } else {
+    const others = chat.members.filter((m) => !store.state.me || m.id !== store.state.me.id);
+    const here = others.filter((m) => store.state.online.has(m.id)).length;
+    subtitle = `${chat.members.length} members${here ? ` · ${here} online` : ""}`;
+    el.chatSubtitle.title = chat.members.map((m) => (store.state.me && m.id === store.state.me.id ? "You" : m.name)).join(", ");
+  }
+  el.chatSubtitle.textContent = subtitle;
+  el.chatSubtitle.classList.toggle("online", online && !typing);
+  el.chatSubtitle.classList.toggle("typing", typing);
+}
+
+/** The chat's members with who is online: the details behind the header. */
+function showMembers() {
+  const chat = store.state.chats.get(chatId);
+  if (!chat) return;
+  const dialog = document.getElementById("members-dialog");
+  document.getElementById("members-title").textContent = chat.kind === "group" ? `${store.chatTitle(chat)} · ${chat.members.length} members` : store.chatTitle(chat);
+  const me = store.state.me ? store.state.me.id : null;
+  const members = [...chat.members].sort((a, b) => (a.id === me) - (b.id === me) || a.name.localeCompare(b.name));
+  document.getElementById("members-list").replaceChildren(...members.map((member) => {
+    const presence = member.id === me ? "online" : store.presenceOf(member.id);
+    const seen = store.state.lastSeen.get(member.id);
+    const status = member.id === me ? "you" : presence === "online" ? "online" : seen ? formatLastSeen(seen) : presence === "offline" ? "offline" : "";
+    return h("div.member-item",
+      avatar({ id: member.id, name: member.name, avatarUrl: member.avatarUrl, online: presence === "online" && member.id !== me }),
+      h("span.person-name", member.name,
+        status ? h(`span.member-status${status === "online" ? ".online" : ""}`, status) : null));
+  }));
+  dialog.showModal();
+}
+
+function typingSentence(chat, typers) {
+  const names = typers.map((id) => store.memberName(chat, id));
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
+}
+
+function renderTyping() {
+  const chat = store.state.chats.get(chatId);
+  const typers = chat ? store.typers(chat.id) : [];
+  if (typers.length === 0) {
+    el.typingLine.replaceChildren();
+    el.typingLine.classList.remove("visible");
+    return;
+  }
+  el.typingLine.replaceChildren(
+    h("span.typing-dots", { "aria-hidden": "true" }, h("span"), h("span"), h("span")),
+    h("span.typing-text", typingSentence(chat, typers)));
+  el.typingLine.classList.add("visible");
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Messages
+
+function schedule(reason, info) {
+  if (reason === "older" || reason === "initial") {
+    // These need the scroll position measured right before the DOM changes.
+    render(reason, info);
+    return;
+  }
+  if (reason === "received" && !stick && info && info.message) newBelow += 1;
+  const forceBottom = reason === "queued" || reason === "sent";
+  if (scheduled) {
+    scheduled.forceBottom ||= forceBottom;
+    return;
+  }
+  scheduled = { forceBottom };
+  requestAnimationFrame(() => {
+    const { forceBottom: force } = scheduled;
+    scheduled = null;
+    render(force ? "own" : "update");
+  });
+}
+
+function render(reason) {
+  if (!chatId) return;
+  const chat = store.state.chats.get(chatId);
+  const entry = store.history(chatId);
+  const scroller = el.messagesScroller;
+  const oldHeight = scroller.scrollHeight;
+  const oldTop = scroller.scrollTop;
+
+  renderHistoryStatus(entry, chat);
+
+  const items = entry.items.map((message) => ({ message }));
+  for (const pending of store.outboxFor(chatId)) items.push({ pending });
+  const nodes = [];
+  const me = store.state.me ? store.state.me.id : null;
+  let previous = null;
+  const facts = items.map((item) => {
+    const source = item.message || item.pending;
+    const date = new Date(source.createdAt);
+    return { item, sender: item.message ? item.message.senderId : me, date, day: dayKey(date) };
+  });
+  for (let i = 0; i < facts.length; i += 1) {
+    const fact = facts[i];
+    let separated = false;
+    if (!previous || previous.day !== fact.day) {
+      nodes.push(daySeparator(fact.date, fact.day));
+      separated = true;
+    }
+    if (firstUnreadSeq !== null && fact.item.message && fact.item.message.seq === firstUnreadSeq && fact.sender !== me) {
+      nodes.push(unreadSeparator());
+      separated = true;
+    }
+    const next = facts[i + 1];
+    const startsGroup = separated || !previous || previous.sender !== fact.sender || fact.date - previous.date > GROUP_GAP_MS;
+    const endsGroup = !next || next.sender !== fact.sender || next.day !== fact.day || next.date - fact.date > GROUP_GAP_MS
+      || (firstUnreadSeq !== null && next.item.message && next.item.message.seq === firstUnreadSeq && next.sender !== me);
+    nodes.push(row(chat, fact.item, { startsGroup, endsGroup, mine: fact.sender === me }));
+    previous = fact;
+  }
+  reconcile(el.messages, nodes);
+
+  // Scrolling: keep the reader where they are unless they are at the bottom (or sent something themselves).
+  if (reason === "initial") {
+    const marker = unreadMarker && unreadMarker.isConnected ? unreadMarker : null;
+    if (marker && entry.loaded) {
+      const offset = marker.getBoundingClientRect().top - scroller.getBoundingClientRect().top + scroller.scrollTop;
+      scroller.scrollTop = Math.max(0, offset - 24);
+      stick = isAtBottom();
+    } else {
+      scrollToBottom();
+    }
+  } else if (reason === "older") {
+    scroller.scrollTop = oldTop + (scroller.scrollHeight - oldHeight);
+  } else if (reason === "own" || stick) {
+    scrollToBottom();
+  }
+  updateJumpButton();
+  if (reason === "older" || reason === "initial") requestAnimationFrame(maybeLoadOlder);
+}
+
+function renderHistoryStatus(entry, chat) {
+  const status = el.historyStatus;
+  let content = null;
+  if (!entry.loaded && entry.error) {
+    content = [h("span", "Couldn't load messages. "),
+      h("button.link-button", { type: "button", onclick: () => store.ensureHistory(chatId).catch(() => {}) }, "Try again")];
+  } else if (!entry.loaded || entry.loadingOlder) {
+    content = h("span.loading", h("span.spinner", { "aria-hidden": "true" }), entry.loaded ? "Loading earlier messages…" : "Loading messages…");
+  } else if (!entry.hasMoreBefore) {
+    const title = chat ? store.chatTitle(chat) : "";
+    content = entry.items.length === 0 && store.outboxFor(chatId).length === 0
+      ? h("span.history-start", h("span.empty-art.small", { "aria-hidden": "true" }),
+        chat && chat.kind === "group" ? `This is the start of “${title}”. Say hello!` : `This is the start of your chat with ${title}. Say hello!`)
+      : h("span.history-start", "This is the beginning of the chat.");
+  }
+  status.replaceChildren(...(content ? [content].flat() : []));
+}
+
+function daySeparator(date, key) {
+  let node = daySeparators.get(key);
+  if (!node) {
+    node = h("div.day-separator", { role: "separator" }, h("span", formatDay(date)));
+    daySeparators.set(key, node);
+  }
+  return node;
+}
+
+function unreadSeparator() {
+  if (!unreadMarker) unreadMarker = h("div.unread-separator", { role: "separator" }, h("span", "Unread messages"));
+  return unreadMarker;
+}
+
+function keyOf(item) {
+  if (item.pending) return `c:${item.pending.clientMessageId}`;
+  const message = item.message;
+  const me = store.state.me ? store.state.me.id : null;
+  return message.clientMessageId && message.senderId === me ? `c:${message.clientMessageId}` : `m:${message.id}`;
+}
+
+/** A message row, reused across renders; only its status, progress and grouping parts change in place. */
+function row(chat, item, { startsGroup, endsGroup, mine }) {
+  const key = keyOf(item);
+  const source = item.message || item.pending;
+  const isImage = item.message ? item.message.kind === "image" : Boolean(item.pending.file);
+  const showName = !mine && chat && chat.kind === "group" && startsGroup;
+  const showAvatar = !mine && chat && chat.kind === "group";
+  const sig = [startsGroup, endsGroup, showName, isImage, source.text || ""].join("|");
+  let cached = rows.get(key);
+  if (!cached || cached.sig !== sig) {
+    const previous = cached;
+    cached = buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, reuse: previous });
+    cached.sig = sig;
+    rows.set(key, cached);
+  }
+  updateRow(chat, cached, item, mine);
+  return cached.row;
+}
+
+function buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, reuse }) {
+  const source = item.message || item.pending;
+  const parts = {};
+  const classes = ["message-row", mine ? "mine" : "theirs"];
+  if (startsGroup) classes.push("group-start");
+  if (endsGroup) classes.push("group-end");
+  const bubble = h(`div.bubble${isImage ? ".has-image" : ""}${isImage && !source.text ? ".image-only" : ""}`);
+  if (showName) {
+    const member = chat.members.find((m) => m.id === item.message.senderId);
+    const name = h("div.sender-name", member ? member.name : "Someone");
+    name.style.setProperty("--avatar-hue", String(hueFor(item.message.senderId)));
+    bubble.append(name);
+  }
+  if (isImage) {
+    // Keep the same <img> when a pending image becomes the stored message: no reload, no jump.
+    const figure = reuse && reuse.parts.figure ? reuse.parts.figure : imageFigure(item);
+    parts.figure = figure;
+    parts.progress = figure.querySelector(".upload-progress");
+    bubble.append(figure);
+  }
+  if (source.text) bubble.append(h("div.message-text", { dir: "auto" }, richText(source.text)));
+  parts.time = h("time.message-time");
+  parts.status = h("span.message-status");
+  bubble.append(h("span.message-meta", parts.time, mine ? parts.status : null));
+  const children = [];
+  if (showAvatar) {
+    if (endsGroup) {
+      const member = chat.members.find((m) => m.id === item.message.senderId) || { id: item.message.senderId, name: "?" };
+      children.push(avatar({ id: member.id, name: member.name, avatarUrl: member.avatarUrl, size: "sm" }));
+    } else {
+      children.push(h("span.avatar-spacer"));
+    }
+  }
+  children.push(bubble);
+  parts.failed = h("div.message-failed", { hidden: true });
+  const rowElement = h("div", { class: classes.join(" ") }, h("div.message-line", children), parts.failed);
+  return { row: rowElement, parts };
+}
+
+function imageFigure(item) {
+  const message = item.message;
+  const pending = item.pending;
+  const image = message ? message.image : null;
+  const src = pending ? pending.previewUrl : message.localPreviewUrl || (image && image.url);
+  const width = (image && image.width) || (pending && pending.width) || null;
+  const height = (image && image.height) || (pending && pending.height) || null;
+  const img = h("img.message-image", { alt: "Photo", decoding: "async" });
+  if (width && height) {
+    // Reserve the final size before the picture loads, so nothing below it jumps.
+    const size = displaySize(width, height);
+    img.style.width = `${size.width}px`;
+    img.style.aspectRatio = `${width} / ${height}`;
+  } else {
+    img.classList.add("unsized");
+  }
+  if (src && /^(\/|blob:|https?:)/u.test(src)) img.src = src;
+  img.addEventListener("error", () => {
+    img.classList.add("broken");
+    img.alt = "The image could not be loaded";
+  });
+  const button = h("button.image-button", { type: "button", "aria-label": "Open the photo" }, img);
+  button.addEventListener("click", () => {
+    if (!img.currentSrc && !img.src) return;
+    el.imageDialogImg.src = img.src;
+    el.imageDialog.showModal();
+  });
+  const progress = h("div.upload-progress", { hidden: true }, h("div.upload-bar"));
+  progress.setAttribute("role", "progressbar");
+  progress.setAttribute("aria-label", "Upload progress");
+  progress.setAttribute("aria-valuemin", "0");
+  progress.setAttribute("aria-valuemax", "100");
+  return h("div.image-figure", button, progress);
+}
+
+const IMAGE_MAX_WIDTH = 320;
+const IMAGE_MAX_HEIGHT = 360;
+const IMAGE_MIN_WIDTH = 120;
+
+/** The on-screen size of a picture: fits 320×360, small pictures shown at least 120 px wide. */
+function displaySize(width, height) {
+  let scale = Math.min(1, IMAGE_MAX_WIDTH / width, IMAGE_MAX_HEIGHT / height);
+  if (width * scale < IMAGE_MIN_WIDTH) scale = Math.min(IMAGE_MIN_WIDTH / width, IMAGE_MAX_HEIGHT / height);
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+function updateRow(chat, cached, item, mine) {
+  const { row: rowElement, parts } = cached;
+  const message = item.message;
+  const pending = item.pending;
+  const source = message || pending;
+  const status = pending ? pending.status : mine ? store.messageStatus(chat, message) : "received";
+  rowElement.dataset.status = status;
+  rowElement.dataset.sender = mine ? "me" : "other";
+  if (message) {
+    rowElement.dataset.seq = String(message.seq);
+    rowElement.dataset.id = message.id;
+  }
+  if (source.clientMessageId) rowElement.dataset.clientMessageId = source.clientMessageId;
+  rowElement.classList.toggle("pending", Boolean(pending));
+  rowElement.classList.toggle("failed", status === "failed");
+
+  const when = source.createdAt;
+  if (parts.time.dateTime !== when) {
+    parts.time.dateTime = when;
+    parts.time.textContent = formatTime(when);
+    parts.time.title = formatFull(when);
+  }
+
+  if (mine && parts.status.dataset.state !== status) {
+    parts.status.dataset.state = status;
+    const icons = {
+      queued: ["clock", "Waiting to send"],
+      sending: ["clock", "Sending"],
+      failed: ["error", "Not sent"],
+      sent: ["check", "Sent"],
+      seen: ["checks", chat && chat.kind === "group" ? "Seen by everyone" : "Seen"],
+    };
+    const [name, label] = icons[status] || icons.sent;
+    parts.status.replaceChildren(icon(name, label));
+    parts.status.title = label;
+  }
+  if (mine && message && chat && chat.kind === "group" && status === "sent") {
+    const count = store.seenCount(chat, message);
+    parts.status.title = count > 0 ? `Seen by ${count} of ${chat.members.length - 1}` : "Sent";
+  }
+
+  if (parts.progress) {
+    const uploading = pending && pending.file && (pending.status === "sending" || pending.status === "queued");
+    parts.progress.hidden = !uploading;
+    if (uploading) {
+      const percent = Math.round((pending.progress || 0) * 100);
+      parts.progress.firstChild.style.width = `${Math.max(percent, pending.status === "sending" ? 3 : 0)}%`;
+      parts.progress.setAttribute("aria-valuenow", String(percent));
+      parts.progress.classList.toggle("waiting", pending.status === "queued");
+    }
+  }
+
+  const failed = pending && pending.status === "failed";
+  if (failed) {
+    parts.failed.hidden = false;
+    parts.failed.replaceChildren(
+      h("span", pending.error || "Not sent."),
+      h("button.link-button", { type: "button", onclick: () => store.retry(pending.clientMessageId) }, "Retry"),
+      h("button.link-button", { type: "button", onclick: () => store.discard(pending.clientMessageId) }, "Delete"));
+  } else if (!parts.failed.hidden) {
+    parts.failed.hidden = true;
+    parts.failed.replaceChildren();
+  }
+}
+
+/** Makes `parent`'s children exactly `nodes`, moving only what is out of place. */
+function reconcile(parent, nodes) {
+  let current = parent.firstChild;
+  for (const node of nodes) {
+    if (node === current) {
+      current = current.nextSibling;
+      continue;
+    }
+    parent.insertBefore(node, current);
+  }
+  while (current) {
+    const next = current.nextSibling;
+    current.remove();
+    current = next;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Scrolling
+
+function isAtBottom() {
+  const scroller = el.messagesScroller;
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < BOTTOM_SLACK_PX;
+}
+
+function scrollToBottom(smooth = false) {
+  const scroller = el.messagesScroller;
+  if (smooth) scroller.scrollTo({ top: scroller.scrollHeight, behavior: "smooth" });
+  else scroller.scrollTop = scroller.scrollHeight;
+  stick = true;
+  newBelow = 0;
+  updateJumpButton();
+}
+
+function onScroll() {
+  stick = isAtBottom();
+  if (stick) newBelow = 0;
+  updateJumpButton();
+  maybeLoadOlder();
+}
+
+function maybeLoadOlder() {
+  if (!chatId) return;
+  const entry = store.history(chatId);
+  if (!entry.loaded || !entry.hasMoreBefore || entry.loadingOlder) return;
+  if (el.messagesScroller.scrollTop < 300) store.loadOlder(chatId).catch(() => toast("Couldn't load earlier messages.", { kind: "error" }));
+}
+
+function updateJumpButton() {
+  el.jumpButton.hidden = stick;
+  el.jumpCount.hidden = newBelow === 0;
+  el.jumpCount.textContent = newBelow > 99 ? "99+" : String(newBelow);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Composer
+
+function autoGrow() {
+  const input = el.messageInput;
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+}
+
+function updateSendButton() {
+  el.sendButton.disabled = !attachment && !el.messageInput.value.trim();
+}
+
+function showComposerError(message) {
+  el.composerError.textContent = message;
+  el.composerError.hidden = false;
+}
+
+function hideComposerError() {
+  el.composerError.hidden = true;
+}
+
+function submit() {
+  if (!chatId) return;
+  const text = el.messageInput.value.replace(/^\s+|\s+$/gu, "");
+  if (!text && !attachment) return;
+  if (text.length > 4000) {
+    showComposerError("A message can be at most 4000 characters.");
+    return;
+  }
+  stopTypingNow();
+  if (attachment) {
+    store.send(chatId, text, attachment.file, { width: attachment.width, height: attachment.height });
+    clearAttachment();
+  } else {
+    store.send(chatId, text);
+  }
+  el.messageInput.value = "";
+  drafts.delete(chatId);
+  autoGrow();
+  updateSendButton();
+  el.messageInput.focus({ preventScroll: true });
+}
+
+async function chooseFile(file) {
+  hideComposerError();
+  if (!IMAGE_TYPES.includes(file.type)) {
+    showComposerError("Only images can be sent: JPEG, PNG, GIF or WebP.");
+    return;
+  }
+  if (file.size > MAX_IMAGE_BYTES) {
+    showComposerError(`That image is ${formatSize(file.size)}; the limit is 10 MB.`);
+    return;
+  }
+  clearAttachment();
+  const url = URL.createObjectURL(file);
+  const dimensions = await new Promise((resolve) => {
+    const probe = new Image();
+    probe.onload = () => resolve({ width: probe.naturalWidth, height: probe.naturalHeight });
+    probe.onerror = () => resolve(null);
+    probe.src = url;
+  });
+  if (!dimensions) {
+    URL.revokeObjectURL(url);
+    showComposerError("That file could not be read as an image.");
+    return;
+  }
+  attachment = { file, url, ...dimensions };
+  el.attachmentPreview.src = url;
+  el.attachmentName.textContent = file.name || "Pasted image";
+  el.attachmentSize.textContent = `${formatSize(file.size)} · ${dimensions.width}×${dimensions.height}`;
+  el.attachment.hidden = false;
+  el.messageInput.placeholder = "Add a caption (optional)";
+  updateSendButton();
+  el.messageInput.focus({ preventScroll: true });
+  if (stick) scrollToBottom();
+}
+
+function clearAttachment() {
+  if (attachment) URL.revokeObjectURL(attachment.url);
+  attachment = null;
+  el.attachment.hidden = true;
+  el.attachmentPreview.removeAttribute("src");
+  el.messageInput.placeholder = "Write a message";
+  updateSendButton();
+}

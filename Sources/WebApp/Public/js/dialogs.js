@@ -1,0 +1,231 @@
+// Dialogs: your profile (name, sign out) and a new group (name and members).
+
+import { $, h, avatar, icon, debounce, toast } from "./dom.js";
+import { api, ApiError } from "./api.js";
+import { currentSession, updateUser, endSession } from "./session.js";
+import * as store from "./store.js";
+
+let wired = false;
+
+export function initDialogs() {
+  if (wired) return;
+  wired = true;
+  for (const button of document.querySelectorAll(".dialog-close")) {
+    if (!button.firstChild) button.append(icon("close"));
+  }
+  for (const dialog of document.querySelectorAll("dialog.dialog")) {
+    for (const closer of dialog.querySelectorAll(".dialog-close, [data-close]")) {
+      closer.addEventListener("click", () => dialog.close());
+    }
+    // A click on the backdrop (outside the form) closes it.
+    dialog.addEventListener("click", (event) => {
+      if (event.target === dialog) dialog.close();
+    });
+  }
+  $("#me-button").addEventListener("click", openProfile);
+  $("#new-group-button").append(icon("group"));
+  $("#new-group-button").addEventListener("click", openGroup);
+  $("#profile-form").addEventListener("submit", saveProfile);
+  $("#logout-button").addEventListener("click", signOut);
+  $("#group-form").addEventListener("submit", createGroup);
+  $("#group-search").addEventListener("input", debounce(searchMembers, 250));
+  $("#group-search").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      const first = $("#group-results .person-option");
+      if (first) first.click();
+    }
+  });
+  store.subscribe("me", renderMeButton);
+  renderMeButton();
+}
+
+function setError(selector, message) {
+  const element = $(selector);
+  element.textContent = message || "";
+  element.hidden = !message;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Profile
+
+export function renderMeButton() {
+  const me = store.state.me;
+  const button = $("#me-button");
+  if (!me) {
+    button.replaceChildren();
+    return;
+  }
+  button.replaceChildren(avatar({ id: me.id, name: me.name, avatarUrl: me.avatarUrl, size: "sm" }));
+  button.title = `${me.name}: your profile`;
+}
+
+function openProfile() {
+  const me = store.state.me;
+  if (!me) return;
+  $("#profile-avatar").replaceChildren(avatar({ id: me.id, name: me.name, avatarUrl: me.avatarUrl, size: "lg" }));
+  $("#profile-email").textContent = me.email || "";
+  $("#profile-name").value = me.name;
+  setError("#profile-error", "");
+  $("#profile-dialog").showModal();
+  $("#profile-name").select();
+}
+
+async function saveProfile(event) {
+  event.preventDefault();
+  const name = $("#profile-name").value.trim();
+  if (!name) {
+    setError("#profile-error", "Your name can't be empty.");
+    return;
+  }
+  if (name === store.state.me.name) {
+    $("#profile-dialog").close();
+    return;
+  }
+  const button = $("#profile-save");
+  button.disabled = true;
+  try {
+    const user = await api("PATCH", "/me", { body: { name } });
+    updateUser(user);
+    store.setMe(user);
+    $("#profile-dialog").close();
+    toast("Your name is saved.");
+  } catch (error) {
+    setError("#profile-error", error.message || "Couldn't save your name.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function signOut() {
+  const session = currentSession();
+  $("#profile-dialog").close();
+  if (session) {
+    try {
+      await api("POST", "/logout", { body: { refreshToken: session.refreshToken }, auth: false });
+    } catch { /* signed out here either way */ }
+  }
+  endSession();
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// New group
+
+let chosen = new Map();
+let searchController = null;
+
+function openGroup() {
+  chosen = new Map();
+  $("#group-name").value = "";
+  $("#group-search").value = "";
+  setError("#group-error", "");
+  renderChips();
+  renderResults(suggestions(), "People you chat with");
+  $("#group-dialog").showModal();
+  $("#group-name").focus();
+}
+
+function suggestions() {
+  const people = new Map();
+  for (const chat of store.sortedChats()) {
+    for (const member of chat.members) {
+      if (store.state.me && member.id === store.state.me.id) continue;
+      if (!people.has(member.id)) people.set(member.id, member);
+    }
+  }
+  return [...people.values()].slice(0, 20);
+}
+
+async function searchMembers() {
+  const query = $("#group-search").value.trim();
+  if (searchController) searchController.abort();
+  if (!query) {
+    renderResults(suggestions(), "People you chat with");
+    return;
+  }
+  const controller = new AbortController();
+  searchController = controller;
+  renderResults(null, "Searching…");
+  try {
+    const people = await store.searchPeople(query, controller.signal);
+    if (!controller.signal.aborted) renderResults(people, people.length ? "People" : `Nobody called “${query}”.`);
+  } catch (error) {
+    if (!controller.signal.aborted) renderResults([], error instanceof ApiError ? error.message : "Couldn't search.");
+  }
+}
+
+function renderResults(people, heading) {
+  const host = $("#group-results");
+  const nodes = [h("p.list-note.muted", heading)];
+  for (const person of people || []) {
+    const selected = chosen.has(person.id);
+    const option = h(`button.person-option${selected ? ".selected" : ""}`, {
+      type: "button", role: "option", "aria-selected": selected ? "true" : "false", dataset: { userId: person.id },
+    },
+    avatar({ id: person.id, name: person.name, avatarUrl: person.avatarUrl, size: "sm" }),
+    h("span.person-name", person.name),
+    h("span.check-mark", selected ? icon("check") : null));
+    option.addEventListener("click", () => {
+      if (chosen.has(person.id)) chosen.delete(person.id);
+      else chosen.set(person.id, person);
+      option.classList.toggle("selected", chosen.has(person.id));
+      option.setAttribute("aria-selected", chosen.has(person.id) ? "true" : "false");
+      option.querySelector(".check-mark").replaceChildren(...(chosen.has(person.id) ? [icon("check")] : []));
+      renderChips();
+      setError("#group-error", "");
+    });
+    nodes.push(option);
+  }
+  host.replaceChildren(...nodes);
+}
+
+function renderChips() {
+  const host = $("#group-chips");
+  host.replaceChildren(...[...chosen.values()].map((person) => {
+    const chip = h("span.chip", person.name,
+      h("button.chip-remove", { type: "button", "aria-label": `Remove ${person.name}` }, icon("close")));
+    chip.querySelector("button").addEventListener("click", () => {
+      chosen.delete(person.id);
+      renderChips();
+      const option = $(`#group-results [data-user-id="${CSS.escape(person.id)}"]`);
+      if (option) {
+        option.classList.remove("selected");
+        option.setAttribute("aria-selected", "false");
+        option.querySelector(".check-mark").replaceChildren();
+      }
+    });
+    return chip;
+  }));
+  host.hidden = chosen.size === 0;
+  $("#group-create").textContent = chosen.size ? `Create group (${chosen.size + 1})` : "Create group";
+}
+
+async function createGroup(event) {
+  event.preventDefault();
+  const name = $("#group-name").value.trim();
+  if (!name) {
+    setError("#group-error", "Give the group a name.");
+    $("#group-name").focus();
+    return;
+  }
+  if (chosen.size === 0) {
+    setError("#group-error", "Add at least one person.");
+    $("#group-search").focus();
+    return;
+  }
+  const button = $("#group-create");
+  button.disabled = true;
+  try {
+    const chatId = await store.createGroup(name, [...chosen.keys()]);
+    $("#group-dialog").close();
+    window.location.hash = `#/chat/${encodeURIComponent(chatId)}`;
+  } catch (error) {
+    setError("#group-error", error.message || "Couldn't create the group.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function closeDialogs() {
+  for (const dialog of document.querySelectorAll("dialog")) if (dialog.open) dialog.close();
+}

@@ -1,0 +1,164 @@
+// The realtime link: the Socket.IO client wired to the store. On every (re)connect it re-reads the chat list,
+// catches up the loaded chats with `after=<last seq>`, re-joins the open chat and flushes the outbox.
+
+import { SocketIOClient } from "./socketio.js";
+import { accessToken, refresh, SessionExpired } from "./session.js";
+import * as store from "./store.js";
+
+let socket = null;
+let joined = null;
+
+export function startRealtime() {
+  stopRealtime();
+  let debug = false;
+  try { debug = localStorage.getItem("parley.debug") === "1"; } catch { /* ignore */ }
+  socket = new SocketIOClient({
+    debug,
+    auth: async () => ({ token: await accessToken() }),
+    onState: (state, detail) => {
+      const was = store.state.connection.state;
+      store.state.connection = { state, detail, since: Date.now() };
+      if (state !== "connected") {
+        joined = null;
+        // Who is online is unknown until getOnlineUser arrives on the next connection.
+        if (was === "connected") store.clearPresence();
+      }
+      store.publish("connection");
+    },
+    onConnectError: async (error) => {
+      if (error && error.message === "unauthorized") {
+        try {
+          await refresh();
+        } catch (problem) {
+          if (problem instanceof SessionExpired) socket.close();
+        }
+      }
+    },
+  });
+  store.setTransport({
+    get connected() { return socket !== null && socket.connected; },
+    request: (event, data, timeout) => socket.request(event, data, timeout),
+    emit: (event, data) => socket.emit(event, data),
+  });
+
+  socket.on("connect", onConnect);
+  socket.on("newMessage", (message) => {
+    if (message && message.chatId) store.receiveMessage(message);
+  });
+  socket.on("messagesSeen", (payload) => {
+    if (payload && payload.chatId) store.receiveSeen(payload);
+  });
+  socket.on("userTyping", (payload) => {
+    if (payload && payload.chatId) store.startTyping(payload.chatId, payload.userId);
+  });
+  socket.on("userStoppedTyping", (payload) => {
+    if (payload && payload.chatId) store.stopTyping(payload.chatId, payload.userId);
+  });
+  socket.on("getOnlineUser", (ids) => {
+    if (Array.isArray(ids)) store.setOnline(ids);
+  });
+  socket.on("userOnline", (payload) => {
+    if (payload && payload.userId) store.userOnline(payload.userId);
+  });
+  socket.on("userOffline", (payload) => {
+    if (payload && payload.userId) store.userOffline(payload.userId);
+  });
+  socket.on("chatUpdated", (summary) => {
+    if (summary && summary.id) {
+      store.mergeChat(summary);
+      store.publish("chats");
+      store.publish("readState", summary.id);
+    }
+  });
+  socket.connect();
+}
+
+export function stopRealtime() {
+  if (socket) socket.close();
+  socket = null;
+  joined = null;
+  store.setTransport({ connected: false, request: () => Promise.reject(new Error("offline")), emit: () => false });
+}
+
+export function retryNow() {
+  if (socket) socket.reconnectNow();
+}
+
+/** Seconds until the next reconnect attempt, or null. */
+export function nextRetryIn() {
+  if (!socket || !socket.nextRetryAt) return null;
+  return Math.max(0, (socket.nextRetryAt - Date.now()) / 1000);
+}
+
+async function onConnect() {
+  syncOpenChat();
+  store.processOutbox();
+  let chats;
+  try {
+    chats = await store.loadChats();
+  } catch {
+    return; // the list keeps what it had; the next reconnect tries again
+  }
+  store.notePresenceKnown(chats);
+  const work = [];
+  for (const [chatId, entry] of store.state.histories) {
+    const chat = store.state.chats.get(chatId);
+    if (entry.loaded && chat && chat.lastMessage && chat.lastMessage.seq > store.contiguousSeq(chatId)) {
+      work.push(store.catchUp(chatId).catch(() => {}));
+    }
+  }
+  await Promise.all(work);
+  if (store.state.openChatId) store.markReadIfVisible(store.state.openChatId);
+}
+
+/** Keeps the socket joined to the chat that is open and visible (so arriving messages count as read). */
+export function syncOpenChat() {
+  if (!socket || !socket.connected) return;
+  const wanted = store.state.openChatId && document.visibilityState === "visible" ? store.state.openChatId : null;
+  if (wanted === joined) return;
+  if (joined) socket.emit("leaveChat", joined);
+  if (wanted) socket.emit("joinChat", wanted);
+  joined = wanted;
+}
+
+// Typing: "typing" at most every 2.5 s while keys are pressed, "stopTyping" after 3 s of quiet or on send.
+let typingChat = null;
+let typingSentAt = 0;
+let typingIdle = null;
+
+export function noteTyping(chatId) {
+  if (!socket || !socket.connected) return;
+  const now = Date.now();
+  if (typingChat !== chatId) {
+    stopTypingNow();
+    typingSentAt = 0;
+  }
+  typingChat = chatId;
+  if (now - typingSentAt > 2500) {
+    typingSentAt = now;
+    socket.emit("typing", { chatId });
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(stopTypingNow, 3000);
+}
+
+export function stopTypingNow() {
+  clearTimeout(typingIdle);
+  if (typingChat && socket && socket.connected && typingSentAt) socket.emit("stopTyping", { chatId: typingChat });
+  typingChat = null;
+  typingSentAt = 0;
+}
+
+window.addEventListener("online", () => retryNow());
+window.addEventListener("offline", () => {
+  if (socket) socket.dropConnection("browser offline");
+});
+document.addEventListener("visibilitychange", () => {
+  syncOpenChat();
+  if (document.visibilityState === "visible") {
+    if (socket && socket.state === "reconnecting") socket.reconnectNow();
+    if (store.state.openChatId) store.markReadIfVisible(store.state.openChatId);
+  } else {
+    stopTypingNow();
+  }
+});
