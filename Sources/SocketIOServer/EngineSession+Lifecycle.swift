@@ -134,10 +134,23 @@ extension EngineSession {
         return outcome.0
     }
 
-    /// The probing WebSocket went away before `5`: polling goes on as before.
+    /// Reserves the upgrade for one WebSocket, before its writer waits for the queue. A second WebSocket on the same sid
+    /// (a retried probe, or anyone who knows the sid) is refused: it could otherwise take the first one's place as the
+    /// queue's writer (the first writer's continuation leaks and packets go to the wrong socket), or abort its upgrade.
+    func claimUpgrade() -> Bool {
+        self.state.withLock { state in
+            guard state.phase == .open, state.transport == .polling, !state.upgradeClaimed else { return false }
+            state.upgradeClaimed = true
+            return true
+        }
+    }
+
+    /// The probing WebSocket (the one that claimed the upgrade) went away before `5`: polling goes on as before.
     func abortUpgrade() {
         self.state.withLock { state in
-            if state.transport == .polling { state.upgrading = false }
+            guard state.transport == .polling else { return }
+            state.upgrading = false
+            state.upgradeClaimed = false
         }
     }
 

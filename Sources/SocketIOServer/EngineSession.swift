@@ -55,6 +55,8 @@ final class EngineSession: Sendable {
         var transport: Transport
         /// A WebSocket answered the probe: long-poll GETs are answered with a noop at once.
         var upgrading = false
+        /// A WebSocket has claimed the upgrade (before it waits for the queue); another one on the same sid is refused.
+        var upgradeClaimed = false
         var queue: [ByteBuffer] = []
         var pollWaiter: Waiter<PollResult>?
         var socketWaiter: Waiter<[ByteBuffer]?>?
@@ -119,7 +121,9 @@ final class EngineSession: Sendable {
     // MARK: Producing
 
     /// Queues one Engine.IO packet; never blocks. On overflow the session is closed instead: the client catches up over HTTP.
-    func enqueue(_ packet: ByteBuffer) {
+    /// With `overflowCloses: false` the packet is queued past the limit instead, for a caller that holds the registry's
+    /// lock (closing calls back into the registry).
+    func enqueue(_ packet: ByteBuffer, overflowCloses: Bool = true) {
         enum Outcome {
             case queued
             case dropped
@@ -130,7 +134,7 @@ final class EngineSession: Sendable {
         let limit = self.configuration.outboundQueueLimit
         let outcome = self.state.withLock { state -> Outcome in
             guard state.phase == .open else { return .dropped }
-            guard state.queue.count < limit else { return .overflow }
+            guard state.queue.count < limit || !overflowCloses else { return .overflow }
             state.queue.append(packet)
             switch state.transport {
             case .polling:

@@ -134,10 +134,10 @@ final class SocketIOConnection: Sendable {
             return true
         }
         if admitted {
-            // The reply is queued before the socket is registered, so no user emit can overtake it.
-            self.session.enqueue(EngineText.message(.connectAccepted(sid: socket.id)))
             self.session.setAttached(true)
-            self.registry.add(socket)
+            // One step under the registry's lock: no emit can overtake the reply, and none can miss the socket once the
+            // client has read the reply (queuing first and registering after left a window in which it could).
+            self.registry.admit(socket, reply: EngineText.message(.connectAccepted(sid: socket.id)))
             self.logger.debug("socket connected", metadata: ["sio.socket": .string(socket.id), "sio.user": .string(userID)])
             await self.handler.connected(socket)
         }

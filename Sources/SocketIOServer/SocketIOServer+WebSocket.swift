@@ -18,8 +18,8 @@ extension SocketIOServer {
     /// Serves one WebSocket: a new session (`transport=websocket`), or the upgrade of a polling session (`&sid=`).
     func serveWebSocket(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, handshake: SocketIOHandshake) async {
         if let sid = handshake.query["sid"] {
-            // The session may have ended between the upgrade request and now.
-            guard let connection = self.registry.connection(sid: sid) else { return }
+            // The session may have ended between the upgrade request and now, or another WebSocket may probe it already.
+            guard let connection = self.registry.connection(sid: sid), connection.session.claimUpgrade() else { return }
             await self.run(connection, inbound: inbound, outbound: outbound, probing: true)
             return
         }

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// The live sessions by sid and the connected sockets by user: what the server routes requests and emits with.
@@ -29,10 +30,16 @@ final class SocketRegistry: Sendable {
         }
     }
 
-    /// Adds an admitted socket to its user's room, unless it has already left (a close can race the admission).
-    func add(_ socket: SocketIOSocket) {
+    /// Queues an admitted socket's CONNECT reply and adds the socket to its user's room, in one step under this lock,
+    /// unless the socket has already left (a close can race the admission).
+    ///
+    /// Emitters collect sockets under this lock, so an emit that finds the socket is queued after the reply; and the
+    /// client cannot read the reply (and make anyone emit to it) before the socket can be found. The reply is queued
+    /// past the queue's limit rather than closing the session: a close comes back here to remove the socket.
+    func admit(_ socket: SocketIOSocket, reply: ByteBuffer) {
         self.state.withLock { state in
             guard socket.connection.socket === socket else { return }
+            socket.connection.session.enqueue(reply, overflowCloses: false)
             guard state.sockets[socket.userID, default: [:]].updateValue(socket, forKey: socket.id) == nil else { return }
             state.socketCount += 1
         }
