@@ -62,7 +62,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
         case .newMessage(let envelope, let members):
             let message = envelope.record.message(signer: self.service.signer)
             server.emit(EncodedEvent(name: "newMessage", encodedArguments: [Self.json(message)]), toUsers: members)
-            await self.markReadWhereOpen(envelope.record, members: members)
+            // Off the fan-out loop: database writes must not hold up delivery of the next events.
+            Task { await self.markReadWhereOpen(envelope.record, members: members) }
         case .messagesSeen(let chatID, let userID, let seq, let members):
             let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + #","seq":\#(seq)}"#
             server.emit(EncodedEvent(name: "messagesSeen", encodedArguments: [payload]), toUsers: members)
@@ -71,8 +72,9 @@ public final class ChatRealtime: SocketIOHandler, Service {
             server.emit(EncodedEvent(name: isTyping ? "userTyping" : "userStoppedTyping", encodedArguments: [payload]), toUsers: members.filter { $0 != userID })
         case .chatUpdated(let summary, let members):
             server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [Self.json(summary)]), toUsers: members)
-            // New contacts learn at once who of them is online, as if they had been contacts when they connected.
-            for member in members where self.isOnline(member) {
+            // New contacts of a direct chat learn at once whether the other is online. (For groups that would be a packet
+            // per pair of members; their members learn presence when they next connect.)
+            for member in members where members.count == 2 && self.isOnline(member) {
                 let event = EncodedEvent(name: "userOnline", encodedArguments: [#"{"userId":"# + JSONText.quote(member) + "}"])
                 server.emit(event, toUsers: members.filter { $0 != member })
             }
@@ -211,6 +213,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
 
     /// Relays typing and makes it expire by itself when not renewed.
     func typing(chatID: String, userID: String, isTyping: Bool) async throws {
+        // Typing into a chat one is not in is ignored before any timer is armed.
+        guard Identifier.isValid(chatID), try await self.service.membership.members(of: chatID).contains(userID) else { return }
         let key = chatID + "|" + userID
         let previous = self.typingTimers.withLock { timers -> Task<Void, Never>? in
             let previous = timers.removeValue(forKey: key)

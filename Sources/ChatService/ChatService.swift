@@ -47,7 +47,8 @@ public struct ChatService: Sendable {
     /// Creates a group chat named `name` with `memberIDs` and the caller.
     func createGroup(userID: String, name rawName: String, memberIDs: [String]) async throws -> ChatSummary {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard (1...100).contains(name.count), name.utf8.count <= 400, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
             throw APIError.badRequest("A group name is 1–100 characters without control characters.", code: "invalid_name")
         }
         var members = [userID]
@@ -110,6 +111,10 @@ public struct ChatService: Sendable {
         var file: FileRecord?
         if let image {
             guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
+            // A retried upload answers the stored message before the bytes are stored a second time.
+            if let clientMessageID, let stored = try await self.store.message(in: chatID, sentBy: userID, clientMessageID: clientMessageID) {
+                return (stored.message(signer: self.signer), false)
+            }
             file = try await self.storeImage(image, owner: userID)
         }
         switch try await self.store.append(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis()) {
@@ -149,7 +154,8 @@ public struct ChatService: Sendable {
             if hasImage { return nil }
             throw APIError.badRequest("A message needs text or an image.", code: "invalid_text")
         }
-        guard text.count <= Self.maxTextLength else {
+        // Characters as people count them, and bytes, since one character may carry any number of combining marks.
+        guard text.count <= Self.maxTextLength, text.utf8.count <= 4 * Self.maxTextLength else {
             throw APIError.badRequest("A message is at most \(Self.maxTextLength) characters.", code: "text_too_long")
         }
         guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" && $0 != "\r" }) else {

@@ -143,21 +143,27 @@ struct ChatStore: Sendable {
         } catch {
             // Two sends of one clientMessageId at the same moment: the loser's insert hits the unique index and rolls back
             // whole (its seq with it); the message the winner stored is the answer.
-            guard let clientMessageID, let stored = try await self.message(sentBy: senderID, clientMessageID: clientMessageID) else { throw error }
+            guard let clientMessageID, let stored = try await self.message(in: chatID, sentBy: senderID, clientMessageID: clientMessageID) else {
+                throw error
+            }
             return .duplicate(stored)
         }
     }
 
-    /// The message `senderID` sent with `clientMessageID`, if any.
-    func message(sentBy senderID: String, clientMessageID: String) async throws -> MessageRecord? {
+    /// The message `senderID` sent into `chatID` with `clientMessageID`, if any: idempotency is per chat and sender.
+    func message(in chatID: String, sentBy senderID: String, clientMessageID: String) async throws -> MessageRecord? {
         try await self.database.read { sql in
-            try await sql.raw(
-                """
-                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
-                WHERE m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
-                """
-            ).first().map(MessageRecord.init(row:))
+            try await Self.message(in: chatID, sentBy: senderID, clientMessageID: clientMessageID, sql: sql)
         }
+    }
+
+    static func message(in chatID: String, sentBy senderID: String, clientMessageID: String, sql: any SQLDatabase) async throws -> MessageRecord? {
+        try await sql.raw(
+            """
+            SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
+            WHERE m.chat_id = \(bind: chatID) AND m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
+            """
+        ).first().map(MessageRecord.init(row:))
     }
 
     private func appendOnce(
@@ -167,13 +173,8 @@ struct ChatStore: Sendable {
             guard try await sql.raw(
                 "SELECT 1 AS one FROM chat_members WHERE chat_id = \(bind: chatID) AND user_id = \(bind: senderID)"
             ).first() != nil else { return .notMember }
-            if let clientMessageID, let row = try await sql.raw(
-                """
-                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
-                WHERE m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
-                """
-            ).first() {
-                return .duplicate(try MessageRecord(row: row))
+            if let clientMessageID, let stored = try await Self.message(in: chatID, sentBy: senderID, clientMessageID: clientMessageID, sql: sql) {
+                return .duplicate(stored)
             }
             // The row update takes the chat's lock (PostgreSQL) or runs under the single writer (SQLite): seqs stay dense.
             guard let row = try await sql.raw(

@@ -12,8 +12,9 @@ public struct MailDeliveryService: Service {
         public var retryBaseSeconds: Double
         public var pollSeconds: Double
         /// How long a claimed job stays claimed; past it, another worker may take it (its worker presumably died).
-        public var leaseSeconds: Double = 120
-        public var batchSize: Int = 16
+        /// Long enough for a whole batch against a slow server (each SMTP command may take up to a minute).
+        public var leaseSeconds: Double = 600
+        public var batchSize: Int = 4
 
         public init(configuration: ParleyConfiguration) {
             self.maxAttempts = configuration.mailMaxAttempts

@@ -45,8 +45,6 @@ public struct ErrorMiddleware: RouterMiddleware {
             return try Self.translate(error).response(from: request, context: context)
         } catch is NIOTooManyBytesError {
             return try Self.translate(HTTPError(.contentTooLarge)).response(from: request, context: context)
-        } catch let error as DecodingError {
-            return try APIError.badRequest(Self.describe(error)).response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try APIError.internalError.response(from: request, context: context)
@@ -63,21 +61,6 @@ public struct ErrorMiddleware: RouterMiddleware {
         case .unauthorized: .unauthorized()
         default:
             if error.status.code >= 500 { .internalError } else { APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase) }
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            return keys.isEmpty ? "the body" : "`\(keys.joined(separator: "."))`"
-        }
-        switch error {
-        case .keyNotFound(let key, _): return "The field `\(key.stringValue)` is required."
-        case .typeMismatch(_, let context): return "The field \(path(context)) has the wrong type."
-        case .valueNotFound(_, let context): return "The field \(path(context)) must not be null."
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "The body is not valid JSON." : "The field \(path(context)) is not valid."
-        @unknown default: return "The body is not valid."
         }
     }
 }

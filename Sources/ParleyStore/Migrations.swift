@@ -151,7 +151,7 @@ public enum Schema {
                     UNIQUE (chat_id, seq)
                 )
                 """,
-                "CREATE UNIQUE INDEX messages_client_id ON messages (sender_id, client_message_id) WHERE client_message_id IS NOT NULL",
+                "CREATE UNIQUE INDEX messages_client_id ON messages (chat_id, sender_id, client_message_id) WHERE client_message_id IS NOT NULL",
                 """
                 CREATE TABLE files (
                     id TEXT PRIMARY KEY,

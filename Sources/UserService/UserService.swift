@@ -55,17 +55,22 @@ public struct UserService: Sendable {
             ) {
                 return .ipLimited(retryAfter: wait)
             }
-            if let row = try await sql.raw("SELECT created_at FROM login_codes WHERE email = \(bind: email)").first() {
-                let next = try row.decode(column: "created_at", as: Int64.self) + Int64(self.settings.resendSeconds) * 1000
-                if next > now { return .tooSoon(retryAfter: Int((next - now + 999) / 1000)) }
-            }
             let expires = now + Int64(self.settings.codeLifetimeSeconds) * 1000
-            try await sql.raw(
+            let windowStart = now - Int64(self.settings.resendSeconds) * 1000
+            // One statement decides and writes, so two requests at once cannot both pass the resend window.
+            let stored = try await sql.raw(
                 """
                 INSERT INTO login_codes (email, code_hash, attempts, expires_at, created_at) VALUES (\(bind: email), \(bind: hash), 0, \(bind: expires), \(bind: now))
                 ON CONFLICT (email) DO UPDATE SET code_hash = excluded.code_hash, attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at
+                WHERE login_codes.created_at <= \(bind: windowStart)
+                RETURNING created_at
                 """
-            ).run()
+            ).first()
+            guard stored != nil else {
+                let row = try await sql.raw("SELECT created_at FROM login_codes WHERE email = \(bind: email)").first()
+                let next = (try row?.decode(column: "created_at", as: Int64.self) ?? now) + Int64(self.settings.resendSeconds) * 1000
+                return .tooSoon(retryAfter: max(1, Int((next - now + 999) / 1000)))
+            }
             let payload = #"{"code":"\#(code)","expiresInMinutes":\#(max(1, self.settings.codeLifetimeSeconds / 60))}"#
             try await MailOutbox.enqueue(template: "login_code", recipient: email, payload: payload, requestID: requestID, now: now, in: sql)
             return .queued
@@ -87,16 +92,19 @@ public struct UserService: Sendable {
         let now = Timestamp.millis()
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
         let outcome = try await self.database.transaction { sql -> VerifyOutcome in
-            guard let row = try await sql.raw("SELECT code_hash, attempts, expires_at FROM login_codes WHERE email = \(bind: email)").first() else {
-                return .noCode
+            // Counting the try is the first write: it locks the row, so parallel guesses queue up and each one counts.
+            guard let row = try await sql.raw(
+                """
+                UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email) AND attempts < \(bind: self.settings.maxCodeAttempts)
+                RETURNING code_hash, expires_at
+                """
+            ).first() else {
+                let exists = try await sql.raw("SELECT 1 AS one FROM login_codes WHERE email = \(bind: email)").first() != nil
+                return exists ? .burned : .noCode
             }
-            let attempts = try row.decode(column: "attempts", as: Int.self)
-            if attempts >= self.settings.maxCodeAttempts { return .burned }
-            if try row.decode(column: "expires_at", as: Int64.self) <= now { return .expired }
-            guard Secrets.constantTimeEquals(try row.decode(column: "code_hash", as: String.self), hash) else {
-                try await sql.raw("UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email)").run()
-                return .wrongCode
-            }
+            let storedHash = try row.decode(column: "code_hash", as: String.self)
+            if try row.decode(column: "expires_at", as: Int64.self) <= now { return storedHash == "used" ? .noCode : .expired }
+            guard Secrets.constantTimeEquals(storedHash, hash) else { return .wrongCode }
             // Used up, but kept until the resend window has passed: one code per email per window, even after a sign-in.
             try await sql.raw("UPDATE login_codes SET code_hash = 'used', expires_at = \(bind: now) WHERE email = \(bind: email)").run()
             let user = try await UserStore.findOrCreate(email: email, now: now, in: sql)

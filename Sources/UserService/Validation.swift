@@ -33,7 +33,7 @@ enum DisplayName {
     static func validate(_ raw: String) throws -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty else { throw APIError.badRequest("The name must not be empty.", code: "invalid_name") }
-        guard name.count <= Self.maxLength else { throw APIError.badRequest("The name must be at most 50 characters.", code: "invalid_name") }
+        guard name.count <= Self.maxLength, name.utf8.count <= 4 * Self.maxLength else { throw APIError.badRequest("The name must be at most 50 characters.", code: "invalid_name") }
         guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D })
         else { throw APIError.badRequest("The name must not contain control characters.", code: "invalid_name") }
         return name
