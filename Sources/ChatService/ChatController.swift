@@ -48,10 +48,10 @@ public struct ChatController: Sendable {
     @Sendable func listChats(request: Request, context: ParleyRequestContext) async throws -> ChatPage {
         let userID = try context.requireUserID()
         let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
-        let cursor = try request.uri.queryParameters.get("cursor").map(ChatCursor.init(encoded:))
+        let cursor = try request.uri.queryParameters.get("cursor").map { try OpaqueCursor.decode($0, as: ChatCursor.self) }
         let records = try await self.service.store.chats(of: userID, after: cursor.map { ($0.u, $0.i) }, limit: limit + 1)
         let page = Array(records.prefix(limit))
-        let next = records.count > limit ? page.last.map { ChatCursor(u: $0.updatedAt, i: $0.id).encoded } : nil
+        let next = records.count > limit ? page.last.map { OpaqueCursor.encode(ChatCursor(u: $0.updatedAt, i: $0.id)) } : nil
         return ChatPage(chats: try await self.service.summaries(of: page, for: userID), nextCursor: next)
     }
 
@@ -126,29 +126,10 @@ public struct ChatController: Sendable {
     }
 }
 
-/// The position after the last chat of a page, opaque to clients.
+/// The position after the last chat of a page: its last activity and id.
 struct ChatCursor: Codable {
     var u: Int64
     var i: String
-
-    var encoded: String {
-        Data((try? JSONEncoder().encode(self)) ?? Data()).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    init(u: Int64, i: String) {
-        self.u = u
-        self.i = i
-    }
-
-    init(encoded: String) throws {
-        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard encoded.utf8.count <= 512, let data = Data(base64Encoded: base64), let cursor = try? JSONDecoder().decode(Self.self, from: data) else {
-            throw APIError.badRequest("The cursor is not valid.", code: "invalid_cursor")
-        }
-        self = cursor
-    }
 }
 
 /// A multipart/form-data body read whole (up to a limit): text fields and file parts.

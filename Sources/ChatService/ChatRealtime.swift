@@ -61,7 +61,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
         switch event {
         case .newMessage(let envelope, let members):
             let message = envelope.record.message(signer: self.service.signer)
-            server.emit(EncodedEvent(name: "newMessage", encodedArguments: [Self.json(message)]), toUsers: members)
+            server.emit(EncodedEvent(name: "newMessage", encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
             // Off the fan-out loop: database writes must not hold up delivery of the next events.
             Task { await self.markReadWhereOpen(envelope.record, members: members) }
         case .messagesSeen(let chatID, let userID, let seq, let members):
@@ -71,7 +71,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
             let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + "}"
             server.emit(EncodedEvent(name: isTyping ? "userTyping" : "userStoppedTyping", encodedArguments: [payload]), toUsers: members.filter { $0 != userID })
         case .chatUpdated(let summary, let members):
-            server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [Self.json(summary)]), toUsers: members)
+            server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [ParleyJSON.text(summary)]), toUsers: members)
             // New contacts of a direct chat learn at once whether the other is online. (For groups that would be a packet
             // per pair of members; their members learn presence when they next connect.)
             for member in members where members.count == 2 && self.isOnline(member) {
@@ -174,7 +174,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
                 let (message, _) = try await self.service.send(
                     chatID: chatID, userID: socket.userID, text: text?.stringValue, image: nil, clientMessageID: clientMessageID?.stringValue
                 )
-                ack?(encodedArguments: [#"{"ok":true,"message":"# + Self.json(message) + "}"])
+                ack?(encodedArguments: [#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
             case "markRead":
                 guard let chatID = payload?["chatId"]?.stringValue, let seq = payload?["seq"]?.intValue else {
                     throw APIError.badRequest("`chatId` and a whole-number `seq` are required.", code: "invalid_request")
@@ -204,10 +204,10 @@ public final class ChatRealtime: SocketIOHandler, Service {
                 throw APIError.badRequest("Unknown event \(event.prefix(50)).", code: "unknown_event")
             }
         } catch let error as APIError {
-            ack?(encodedArguments: [Self.errorJSON(error)])
+            ack?(encodedArguments: [error.jsonBody])
         } catch {
             self.logger.error("realtime event failed", metadata: ["event": .string(event), "error": "\(error)"])
-            ack?(encodedArguments: [Self.errorJSON(.internalError)])
+            ack?(encodedArguments: [APIError.internalError.jsonBody])
         }
     }
 
@@ -233,19 +233,5 @@ public final class ChatRealtime: SocketIOHandler, Service {
         if isTyping && previous != nil { return }
         if !isTyping && previous == nil { return }
         try await self.service.typing(chatID: chatID, userID: userID, isTyping: isTyping)
-    }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
-
-    static func json(_ value: some Encodable) -> String {
-        (try? String(decoding: Self.encoder.encode(value), as: UTF8.self)) ?? "null"
-    }
-
-    static func errorJSON(_ error: APIError) -> String {
-        #"{"error":{"code":"# + JSONText.quote(error.code) + #","message":"# + JSONText.quote(error.message) + "}}"
     }
 }

@@ -38,17 +38,11 @@ public struct FileURLSigner: Sendable {
     /// Whether `signature` is ours for `fileID` and `expires`, and not expired.
     func verify(fileID: String, expires: Int64, signature: String, now: Int64 = Timestamp.millis() / 1000) -> Bool {
         guard expires > now else { return false }
-        let expected = Array(self.signature(fileID: fileID, expires: expires).utf8)
-        let given = Array(signature.utf8)
-        guard expected.count == given.count else { return false }
-        var difference: UInt8 = 0
-        for index in expected.indices { difference |= expected[index] ^ given[index] }
-        return difference == 0
+        return ConstantTime.equals(self.signature(fileID: fileID, expires: expires), signature)
     }
 
     func signature(fileID: String, expires: Int64) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data("\(fileID).\(expires)".utf8), using: self.key)
-        return Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode(Data(mac))
     }
 }

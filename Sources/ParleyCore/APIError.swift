@@ -24,8 +24,12 @@ public struct APIError: HTTPResponseError, Sendable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
-        let body = #"{"error":{"code":"# + JSONText.quote(self.code) + #","message":"# + JSONText.quote(self.message) + "}}"
-        return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: self.jsonBody)))
+    }
+
+    /// `{"error":{"code","message"}}`: the body of an HTTP error and of a realtime ack that failed.
+    public var jsonBody: String {
+        #"{"error":{"code":"# + JSONText.quote(self.code) + #","message":"# + JSONText.quote(self.message) + "}}"
     }
 }
 

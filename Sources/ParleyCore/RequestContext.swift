@@ -22,13 +22,7 @@ public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
     }
 
     /// JSON as clients expect it: URLs with plain slashes.
-    public var responseEncoder: JSONEncoder { Self.encoder }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
+    public var responseEncoder: JSONEncoder { ParleyJSON.encoder }
 
     /// JSON bodies are small; file uploads read their body with their own limit.
     public var maxUploadSize: Int { 64 * 1024 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ParleyCore
 
 /// Random secrets and their stored forms.
 enum Secrets {
@@ -27,16 +28,6 @@ enum Secrets {
     /// The stored form of a login code: HMAC-SHA-256 over email and code with a server secret, hex.
     static func codeHash(email: String, code: String, pepper: SymmetricKey) -> String {
         hex(HMAC<SHA256>.authenticationCode(for: Data("\(email):\(code)".utf8), using: pepper))
-    }
-
-    /// Compares two strings in time that depends only on their length.
-    static func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
-        let left = Array(lhs.utf8)
-        let right = Array(rhs.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {

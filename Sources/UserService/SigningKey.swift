@@ -54,10 +54,3 @@ public struct SigningKey: Sendable {
         SymmetricKey(data: SHA256.hash(data: Data("parley-login-code".utf8) + self.privateKey.rawRepresentation))
     }
 }
-
-/// Base64 with the URL alphabet and no padding.
-enum Base64URL {
-    static func encode(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-}

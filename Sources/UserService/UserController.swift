@@ -145,12 +145,12 @@ public struct UserController: Sendable {
         let query = request.formQueryParameter("query") ?? ""
         guard query.count <= 100 else { throw APIError.badRequest("The query is at most 100 characters.") }
         let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
-        let cursor = try request.uri.queryParameters.get("cursor").map(UserCursor.init(encoded:))
+        let cursor = try request.uri.queryParameters.get("cursor").map { try OpaqueCursor.decode($0, as: UserCursor.self) }
         let records = try await self.service.database.read { sql in
             try await UserStore.search(query: query, after: cursor, limit: limit + 1, in: sql)
         }
         let page = Array(records.prefix(limit))
-        let next = records.count > limit ? page.last.map { UserCursor(name: $0.name.lowercased(), id: $0.id).encoded } : nil
+        let next = records.count > limit ? page.last.map { OpaqueCursor.encode(UserCursor(name: $0.name.lowercased(), id: $0.id)) } : nil
         return UserPage(users: page.map(\.publicUser), nextCursor: next)
     }
 

@@ -104,7 +104,7 @@ public struct UserService: Sendable {
             }
             let storedHash = try row.decode(column: "code_hash", as: String.self)
             if try row.decode(column: "expires_at", as: Int64.self) <= now { return storedHash == "used" ? .noCode : .expired }
-            guard Secrets.constantTimeEquals(storedHash, hash) else { return .wrongCode }
+            guard ConstantTime.equals(storedHash, hash) else { return .wrongCode }
             // Used up, but kept until the resend window has passed: one code per email per window, even after a sign-in.
             try await sql.raw("UPDATE login_codes SET code_hash = 'used', expires_at = \(bind: now) WHERE email = \(bind: email)").run()
             let user = try await UserStore.findOrCreate(email: email, now: now, in: sql)

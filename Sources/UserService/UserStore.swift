@@ -89,26 +89,8 @@ struct UserStore: Sendable {
     }
 }
 
-/// The position after the last user of a page: its search name and id, opaque to clients.
+/// The position after the last user of a page: its search name and id.
 struct UserCursor: Codable {
     var name: String
     var id: String
-
-    var encoded: String {
-        Base64URL.encode((try? JSONEncoder().encode(self)) ?? Data())
-    }
-
-    init(name: String, id: String) {
-        self.name = name
-        self.id = id
-    }
-
-    init(encoded: String) throws {
-        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard encoded.utf8.count <= 1024, let data = Data(base64Encoded: base64), let cursor = try? JSONDecoder().decode(Self.self, from: data) else {
-            throw APIError.badRequest("The cursor is not valid.", code: "invalid_cursor")
-        }
-        self = cursor
-    }
 }
