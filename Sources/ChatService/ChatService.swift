@@ -90,7 +90,7 @@ public struct ChatService: Sendable {
             let myRead = chatMembers.first { $0.userID == userID }?.lastReadSeq ?? 0
             return ChatSummary(
                 id: record.id, kind: record.kind, name: record.name,
-                members: chatMembers.map { profiles[$0.userID] ?? ChatUser(id: $0.userID, name: "", avatarUrl: nil) },
+                members: chatMembers.map { profiles[$0.userID] ?? PublicUser(id: $0.userID, name: "", avatarUrl: nil) },
                 lastMessage: last[record.id].map { $0.message(signer: self.signer) },
                 unreadCount: max(0, record.lastSeq - myRead),
                 readState: chatMembers.map { ReadState(userId: $0.userID, lastReadSeq: $0.lastReadSeq) },

@@ -1,19 +1,6 @@
 import Hummingbird
 import ParleyCore
 
-/// What anyone in a chat may see of a user.
-public struct ChatUser: Codable, Sendable, Equatable {
-    public var id: String
-    public var name: String
-    public var avatarUrl: String?
-
-    public init(id: String, name: String, avatarUrl: String?) {
-        self.id = id
-        self.name = name
-        self.avatarUrl = avatarUrl
-    }
-}
-
 /// An image attached to a message.
 public struct MessageImage: Codable, Sendable, Equatable {
     public var url: String
@@ -47,7 +34,7 @@ public struct ChatSummary: Codable, Sendable, Equatable, ResponseEncodable {
     public var id: String
     public var kind: String
     public var name: String?
-    public var members: [ChatUser]
+    public var members: [PublicUser]
     public var lastMessage: Message?
     public var unreadCount: Int64
     public var readState: [ReadState]

@@ -9,7 +9,7 @@ import Synchronization
 /// Where the chat service gets other users' public profiles: the user service's data, in-process or over HTTP.
 public protocol UserDirectory: Sendable {
     /// The profiles of those of `ids` that exist.
-    func profiles(of ids: [String]) async throws -> [String: ChatUser]
+    func profiles(of ids: [String]) async throws -> [String: PublicUser]
 }
 
 /// The all-in-one directory: the users table of the shared database.
@@ -20,13 +20,13 @@ public struct DatabaseUserDirectory: UserDirectory {
         self.database = database
     }
 
-    public func profiles(of ids: [String]) async throws -> [String: ChatUser] {
+    public func profiles(of ids: [String]) async throws -> [String: PublicUser] {
         guard !ids.isEmpty else { return [:] }
         return try await self.database.read { sql in
-            var result: [String: ChatUser] = [:]
+            var result: [String: PublicUser] = [:]
             for row in try await sql.raw("SELECT id, name FROM users WHERE id IN (\(binds: ids))").all() {
                 let id = try row.decode(column: "id", as: String.self)
-                result[id] = ChatUser(id: id, name: try row.decode(column: "name", as: String.self), avatarUrl: nil)
+                result[id] = PublicUser(id: id, name: try row.decode(column: "name", as: String.self), avatarUrl: nil)
             }
             return result
         }
@@ -37,7 +37,7 @@ public struct DatabaseUserDirectory: UserDirectory {
 public final class HTTPUserDirectory: UserDirectory {
     let baseURL: String
     let lifetime: Duration
-    private let cache = Mutex<[String: (profile: ChatUser, fetched: ContinuousClock.Instant)]>([:])
+    private let cache = Mutex<[String: (profile: PublicUser, fetched: ContinuousClock.Instant)]>([:])
 
     /// Asks the user service at `baseURL`; profiles are reused for `lifetime`.
     public init(baseURL: String, lifetime: Duration = .seconds(30)) {
@@ -45,9 +45,9 @@ public final class HTTPUserDirectory: UserDirectory {
         self.lifetime = lifetime
     }
 
-    public func profiles(of ids: [String]) async throws -> [String: ChatUser] {
+    public func profiles(of ids: [String]) async throws -> [String: PublicUser] {
         let now = ContinuousClock.now
-        var result: [String: ChatUser] = [:]
+        var result: [String: PublicUser] = [:]
         var missing: [String] = []
         self.cache.withLock { cache in
             for id in Set(ids) {
@@ -64,7 +64,7 @@ public final class HTTPUserDirectory: UserDirectory {
             guard response.status == .ok else {
                 throw APIError(.badGateway, code: "user_service_unavailable", message: "The user service did not answer; try again shortly.")
             }
-            struct Page: Decodable { var users: [ChatUser] }
+            struct Page: Decodable { var users: [PublicUser] }
             let page = try JSONDecoder().decode(Page.self, from: Data(buffer: try await response.body.collect(upTo: 4 << 20)))
             let fetched = ContinuousClock.now
             self.cache.withLock { cache in

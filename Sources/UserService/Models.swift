@@ -10,19 +10,6 @@ public struct User: ResponseEncodable, Codable, Sendable, Equatable {
     public var createdAt: String
 }
 
-/// What anyone may see of a user: never the email.
-public struct PublicUser: ResponseEncodable, Codable, Sendable, Equatable {
-    public var id: String
-    public var name: String
-    public var avatarUrl: String?
-
-    public init(id: String, name: String, avatarUrl: String?) {
-        self.id = id
-        self.name = name
-        self.avatarUrl = avatarUrl
-    }
-}
-
 struct LoginRequest: Decodable {
     var email: String
 }
