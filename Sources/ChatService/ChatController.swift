@@ -22,6 +22,7 @@ public struct ChatController: Sendable {
         // Files are fetched by <img src>, which sends no token: the signed URL is the permission.
         api.get("files/:id", use: self.file)
         let authenticated = api.group().add(middleware: AuthenticationMiddleware(verifier: self.verifier))
+        authenticated.post("files", use: self.upload)
         authenticated.post("chats", use: self.createChat)
         authenticated.get("chats", use: self.listChats)
         authenticated.get("chats/:id", use: self.chat)
@@ -43,6 +44,22 @@ public struct ChatController: Sendable {
         default:
             throw APIError.badRequest("Send {\"userId\"} for a direct chat or {\"name\", \"memberIds\"} for a group.", code: "invalid_chat")
         }
+    }
+
+    /// An image of one's own, outside any chat (an avatar): `PATCH /me {"avatarFileId"}` uses it.
+    @Sendable func upload(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<FileEnvelope> {
+        let userID = try context.requireUserID()
+        guard request.headers[.contentType]?.lowercased().hasPrefix("multipart/form-data") == true else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send the image as multipart/form-data.")
+        }
+        let form = try await MultipartForm.read(request, limit: self.service.maxUploadBytes + 64 * 1024)
+        guard let image = form.files["image"] else { throw APIError.badRequest("Send the image in a file field named `image`.", code: "invalid_multipart") }
+        let record = try await self.service.storeImage(image, owner: userID)
+        let file = UploadedFile(
+            id: record.id, url: self.service.signer.url(forFile: record.id), contentType: record.contentType, size: Int(record.size),
+            width: record.width, height: record.height
+        )
+        return .init(status: .created, response: FileEnvelope(file: file))
     }
 
     @Sendable func listChats(request: Request, context: ParleyRequestContext) async throws -> ChatPage {

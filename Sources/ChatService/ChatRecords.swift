@@ -1,4 +1,5 @@
 import ParleyCore
+import ParleyStore
 import SQLKit
 
 /// A message row, before its image URL is signed for the reader.

@@ -74,3 +74,17 @@ struct SendMessageRequest: Decodable {
 struct ReadRequest: Decodable {
     var seq: Int64
 }
+
+/// An uploaded image, as its uploader sees it.
+struct UploadedFile: Codable {
+    var id: String
+    var url: String
+    var contentType: String
+    var size: Int
+    var width: Int?
+    var height: Int?
+}
+
+struct FileEnvelope: ResponseEncodable {
+    var file: UploadedFile
+}

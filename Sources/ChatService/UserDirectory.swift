@@ -15,18 +15,21 @@ public protocol UserDirectory: Sendable {
 /// The all-in-one directory: the users table of the shared database.
 public struct DatabaseUserDirectory: UserDirectory {
     let database: Database
+    let signer: FileURLSigner
 
-    public init(database: Database) {
+    public init(database: Database, signer: FileURLSigner) {
         self.database = database
+        self.signer = signer
     }
 
     public func profiles(of ids: [String]) async throws -> [String: PublicUser] {
         guard !ids.isEmpty else { return [:] }
         return try await self.database.read { sql in
             var result: [String: PublicUser] = [:]
-            for row in try await sql.raw("SELECT id, name FROM users WHERE id IN (\(binds: ids))").all() {
+            for row in try await sql.raw("SELECT id, name, avatar_file_id FROM users WHERE id IN (\(binds: ids))").all() {
                 let id = try row.decode(column: "id", as: String.self)
-                result[id] = PublicUser(id: id, name: try row.decode(column: "name", as: String.self), avatarUrl: nil)
+                let avatar = try row.decode(column: "avatar_file_id", as: String?.self)
+                result[id] = PublicUser(id: id, name: try row.decode(column: "name", as: String.self), avatarUrl: avatar.map { self.signer.url(forFile: $0) })
             }
             return result
         }

@@ -53,25 +53,27 @@ func assemble(
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
     var verifier: (any AccessTokenVerifying)?
+    // File URLs (images, avatars) are signed with a secret kept in the database, the same for every service and instance.
+    let signer = try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? "")
     if role.runsUserService, let key {
         let tokens = await TokenIssuer(
             key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
         let service = UserService(database: database, tokens: tokens, settings: .init(configuration: configuration), mailQueued: mailQueued)
         verifier = await tokens.verifier()
-        UserController(service: service, verifier: verifier!).addRoutes(to: router)
+        UserController(service: service, verifier: verifier!, signer: signer).addRoutes(to: router)
     }
     if role.runsChatService {
         let chatVerifier: any AccessTokenVerifying
         if let verifier { chatVerifier = verifier } else { chatVerifier = try await remoteVerifier(configuration: configuration, logger: logger) }
         let bus = InProcessEventBus()
         let directory: any UserDirectory =
-            role == .all ? DatabaseUserDirectory(database: database) : HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "")
+            role == .all ? DatabaseUserDirectory(database: database, signer: signer) : HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "")
         let chat = ChatService(
             database: database,
             directory: directory,
             blobs: try DiskBlobStore(directory: (configuration.dataDirectory as NSString).appendingPathComponent("files")),
-            signer: try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? ""),
+            signer: signer,
             bus: bus,
             maxUploadBytes: configuration.maxUploadBytes
         )

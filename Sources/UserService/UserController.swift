@@ -8,11 +8,14 @@ import SQLKit
 public struct UserController: Sendable {
     let service: UserService
     let verifier: any AccessTokenVerifying
+    /// Signs avatar URLs (avatars are files of the shared blob store).
+    let signer: FileURLSigner
 
     /// Serves `service`, authenticating with `verifier`.
-    public init(service: UserService, verifier: any AccessTokenVerifying) {
+    public init(service: UserService, verifier: any AccessTokenVerifying, signer: FileURLSigner) {
         self.service = service
         self.verifier = verifier
+        self.signer = signer
     }
 
     /// Adds the routes under `/api/v1` and the JWKS.
@@ -60,7 +63,7 @@ public struct UserController: Sendable {
         }
         switch try await self.service.verify(email: email, code: code) {
         case .verified(let user, let access, let refresh):
-            return SessionResponse(user: user.user, accessToken: access, refreshToken: refresh, expiresIn: self.service.tokens.accessTokenLifetime)
+            return SessionResponse(user: user.user(signer: self.signer), accessToken: access, refreshToken: refresh, expiresIn: self.service.tokens.accessTokenLifetime)
         case .noCode:
             throw APIError.badRequest("There is no valid code for this address; ask for a new one.", code: "invalid_code")
         case .expired:
@@ -84,7 +87,7 @@ public struct UserController: Sendable {
         switch outcome {
         case (.rotated(let userID, let newToken), let user?):
             let access = try await self.service.tokens.accessToken(for: userID)
-            return SessionResponse(user: user.user, accessToken: access, refreshToken: newToken, expiresIn: self.service.tokens.accessTokenLifetime)
+            return SessionResponse(user: user.user(signer: self.signer), accessToken: access, refreshToken: newToken, expiresIn: self.service.tokens.accessTokenLifetime)
         case (.reused, _):
             context.logger.warning("refresh token reused; its family is revoked")
             throw APIError.unauthorized("This refresh token was already used; sign in again.", code: "token_reused")
@@ -108,27 +111,32 @@ public struct UserController: Sendable {
         guard let user = try await self.service.database.read({ try await UserStore.find(id: userID, in: $0) }) else {
             throw APIError.unauthorized("This account no longer exists.", code: "invalid_token")
         }
-        return user.user
+        return user.user(signer: self.signer)
     }
 
     @Sendable func updateMe(request: Request, context: ParleyRequestContext) async throws -> User {
         let userID = try context.requireUserID()
         let body = try await request.decodeJSON(as: UpdateProfileRequest.self, context: context)
         let name = try body.name.map(DisplayName.validate)
-        if case .some(.some) = body.avatarFileId {
-            // Avatars are files of the chat service's blob store, which does not exist yet.
-            throw APIError.notFound("There is no such file.", code: "file_not_found")
-        }
         let now = Timestamp.millis()
         let user = try await self.service.database.transaction { sql -> UserRecord? in
             if let name { try await UserStore.updateName(id: userID, name: name, now: now, in: sql) }
-            if case .some(.none) = body.avatarFileId {
+            switch body.avatarFileId {
+            case .some(.none):
                 try await sql.raw("UPDATE users SET avatar_file_id = NULL, updated_at = \(bind: now) WHERE id = \(bind: userID)").run()
+            case .some(.some(let fileID)):
+                // Only an image one uploaded oneself can become one's avatar.
+                guard Identifier.isValid(fileID),
+                    try await sql.raw("SELECT 1 AS one FROM files WHERE id = \(bind: fileID) AND owner_id = \(bind: userID)").first() != nil
+                else { throw APIError.notFound("There is no such file.", code: "file_not_found") }
+                try await sql.raw("UPDATE users SET avatar_file_id = \(bind: fileID), updated_at = \(bind: now) WHERE id = \(bind: userID)").run()
+            case .none:
+                break
             }
             return try await UserStore.find(id: userID, in: sql)
         }
         guard let user else { throw APIError.unauthorized("This account no longer exists.", code: "invalid_token") }
-        return user.user
+        return user.user(signer: self.signer)
     }
 
     @Sendable func searchUsers(request: Request, context: ParleyRequestContext) async throws -> UserPage {
@@ -140,7 +148,7 @@ public struct UserController: Sendable {
                 throw APIError.badRequest("`ids` is a comma-separated list of at most \(Pagination.maxLimit) user ids.", code: "invalid_ids")
             }
             let records = try await self.service.database.read { sql in try await UserStore.find(ids: ids, in: sql) }
-            return UserPage(users: records.map(\.publicUser), nextCursor: nil)
+            return UserPage(users: records.map { $0.publicUser(signer: self.signer) }, nextCursor: nil)
         }
         let query = request.formQueryParameter("query") ?? ""
         guard query.count <= 100 else { throw APIError.badRequest("The query is at most 100 characters.") }
@@ -151,7 +159,7 @@ public struct UserController: Sendable {
         }
         let page = Array(records.prefix(limit))
         let next = records.count > limit ? page.last.map { OpaqueCursor.encode(UserCursor(name: $0.name.lowercased(), id: $0.id)) } : nil
-        return UserPage(users: page.map(\.publicUser), nextCursor: next)
+        return UserPage(users: page.map { $0.publicUser(signer: self.signer) }, nextCursor: next)
     }
 
     @Sendable func user(request: Request, context: ParleyRequestContext) async throws -> PublicUser {
@@ -159,6 +167,6 @@ public struct UserController: Sendable {
         guard Identifier.isValid(id), let user = try await self.service.database.read({ try await UserStore.find(id: id, in: $0) }) else {
             throw APIError.notFound("There is no such user.", code: "user_not_found")
         }
-        return user.publicUser
+        return user.publicUser(signer: self.signer)
     }
 }

@@ -11,12 +11,15 @@ struct UserRecord: Sendable {
     var avatarFileID: String?
     var createdAt: Int64
 
-    var user: User {
-        User(id: self.id, email: self.email, name: self.name, avatarUrl: nil, createdAt: Timestamp.iso8601(millis: self.createdAt))
+    func user(signer: FileURLSigner) -> User {
+        User(
+            id: self.id, email: self.email, name: self.name, avatarUrl: self.avatarFileID.map { signer.url(forFile: $0) },
+            createdAt: Timestamp.iso8601(millis: self.createdAt)
+        )
     }
 
-    var publicUser: PublicUser {
-        PublicUser(id: self.id, name: self.name, avatarUrl: nil)
+    func publicUser(signer: FileURLSigner) -> PublicUser {
+        PublicUser(id: self.id, name: self.name, avatarUrl: self.avatarFileID.map { signer.url(forFile: $0) })
     }
 
     init(row: any SQLRow) throws {

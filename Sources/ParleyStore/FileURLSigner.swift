@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import ParleyCore
-import ParleyStore
 import SQLKit
 
 /// Signs file URLs so `<img src>` works without headers; a URL is handed only to members of the file's chat and expires.
@@ -11,7 +10,7 @@ public struct FileURLSigner: Sendable {
     /// URLs stay the same for a 12-hour period, so browsers can cache them, and live 12 to 24 hours.
     static let period: Int64 = 12 * 3600
 
-    init(key: SymmetricKey, baseURL: String) {
+    public init(key: SymmetricKey, baseURL: String) {
         self.key = key
         self.baseURL = baseURL
     }
@@ -30,13 +29,13 @@ public struct FileURLSigner: Sendable {
     }
 
     /// A signed URL for `fileID`.
-    func url(forFile fileID: String, now: Int64 = Timestamp.millis() / 1000) -> String {
+    public func url(forFile fileID: String, now: Int64 = Timestamp.millis() / 1000) -> String {
         let expires = (now / Self.period + 2) * Self.period
         return "\(self.baseURL)/api/v1/files/\(fileID)?exp=\(expires)&sig=\(self.signature(fileID: fileID, expires: expires))"
     }
 
     /// Whether `signature` is ours for `fileID` and `expires`, and not expired.
-    func verify(fileID: String, expires: Int64, signature: String, now: Int64 = Timestamp.millis() / 1000) -> Bool {
+    public func verify(fileID: String, expires: Int64, signature: String, now: Int64 = Timestamp.millis() / 1000) -> Bool {
         guard expires > now else { return false }
         return ConstantTime.equals(self.signature(fileID: fileID, expires: expires), signature)
     }
