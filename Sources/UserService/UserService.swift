@@ -69,7 +69,8 @@ public struct UserService: Sendable {
             guard stored != nil else {
                 let row = try await sql.raw("SELECT created_at FROM login_codes WHERE email = \(bind: email)").first()
                 let next = (try row?.decode(column: "created_at", as: Int64.self) ?? now) + Int64(self.settings.resendSeconds) * 1000
-                return .tooSoon(retryAfter: max(1, Int((next - now + 999) / 1000)))
+                // A racing request may have stored a code a moment "after" this one's clock reading: never more than the window.
+                return .tooSoon(retryAfter: min(self.settings.resendSeconds, max(1, Int((next - now + 999) / 1000))))
             }
             let payload = #"{"code":"\#(code)","expiresInMinutes":\#(max(1, self.settings.codeLifetimeSeconds / 60))}"#
             try await MailOutbox.enqueue(template: "login_code", recipient: email, payload: payload, requestID: requestID, now: now, in: sql)
