@@ -319,6 +319,28 @@ def png_bytes(width: int, height: int, noise: bool = False) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b"")
 
 
+def face_png(size: int) -> bytes:
+    """A valid RGB PNG of a smiling face on teal: a picture that cannot be mistaken for an initials avatar."""
+    def pixel(x: int, y: int) -> bytes:
+        u, v = (x + 0.5) / size - 0.5, (y + 0.5) / size - 0.5
+        if u * u + v * v > 0.16:
+            return bytes((32, 160, 150))
+        for eye in (-0.14, 0.14):
+            if (u - eye) ** 2 + (v + 0.1) ** 2 < 0.0028:
+                return bytes((40, 30, 20))
+        if v > 0.04 and 0.045 < u * u + v * v < 0.065:
+            return bytes((40, 30, 20))
+        return bytes((250, 205, 60))
+
+    rows = [b"\x00" + b"".join(pixel(x, y) for x in range(size)) for y in range(size)]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b"")
+
+
 def chat_messages(client: Client, chat_id: str) -> list[dict]:
     messages, after = [], 0
     while True:
@@ -701,6 +723,80 @@ def test_group_chat_seen_by_all_and_live_order(web_server, browsers):
                                                   json={"text": "psst", "clientMessageId": f"{tag}-psst"}), 201)
     bob.wait(lambda: [c["id"] for c in bob.chat_items()][:2] == [direct["id"], group_id], "the direct chat back on top")
     assert alice_id != bob_id
+
+
+def avatar_state(browser: Browser, css: str) -> dict | None:
+    """The avatar at `css`: its picture (src, loaded width) and whether the initials show."""
+    return browser.js("""
+        const avatar = document.querySelector(arguments[0]);
+        if (!avatar) return null;
+        const img = avatar.querySelector('img');
+        const initials = avatar.querySelector('.avatar-initials');
+        return {
+          src: img ? img.getAttribute('src') : null, alt: img ? img.getAttribute('alt') : null,
+          loaded: !!img && img.complete && img.naturalWidth > 0,
+          shown: !!img && getComputedStyle(img).opacity === '1' && getComputedStyle(img).objectFit === 'cover',
+          initials: initials && getComputedStyle(initials).visibility !== 'hidden' ? initials.textContent : null,
+        };""", css)
+
+
+def test_profile_photo_is_seen_by_others_and_can_be_removed(web_server, browsers):
+    tag = uuid.uuid4().hex[:6]
+    alice_name, bob_name = f"Alice {tag}", f"Bob {tag}"
+    alice_initials = ("A" + tag[0]).upper()
+    alice, bob = browsers("alice"), browsers("bob")
+    sign_in_ui(alice, web_server, name=alice_name)
+    sign_in_ui(bob, web_server, name=bob_name)
+    chat_id = start_chat_in_ui(alice, bob_name)
+    alice.send("New photo coming")
+    alice.wait_row("New photo coming", lambda row: row["seq"] == 1)
+    row_avatar = f'#chat-list .chat-item[data-chat-id="{chat_id}"] .avatar'
+    bob.wait(lambda: (avatar_state(bob, row_avatar) or {}).get("initials") == alice_initials, "Alice's initials in Bob's list")
+
+    # Alice picks a photo in her profile: a preview at once, then the stored picture, in the dialog and the top bar.
+    picture = ARTIFACTS / "tmp" / f"avatar-{tag}.png"
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    picture.write_bytes(face_png(128))
+    alice.find("#me-button").click()
+    alice.wait_visible("#profile-dialog")
+    assert not alice.visible("#profile-photo-remove")
+    alice.find("#profile-photo-input").send_keys(str(picture))
+    stored = alice.wait(lambda: (lambda a: a if a and a["loaded"] and a["shown"] and "/api/v1/files/" in (a["src"] or "") else None)(
+        avatar_state(alice, "#profile-avatar .avatar")), "the stored photo in the profile dialog", timeout=20)
+    assert stored["alt"] and stored["initials"] is None, stored
+    alice.wait_visible("#profile-photo-remove")
+    alice.wait_hidden("#profile-photo-progress")
+    assert alice.text("#profile-photo-change-text") == "Change photo"
+    me = expect_status(api_for(web_server, alice).get("/api/v1/me"), 200)
+    assert me.get("avatarUrl") and me["avatarUrl"].split("?")[0] in stored["src"], (me, stored)
+    alice.wait(lambda: (avatar_state(alice, "#me-button .avatar") or {}).get("loaded"), "the photo in Alice's top bar")
+    alice.screenshot("11-profile-photo")
+    alice.find("#profile-dialog .dialog-close").click()
+    alice.wait_hidden("#profile-dialog")
+
+    # Bob's list is read again (a reload): Alice's photo, loaded, instead of her initials; the header has it too.
+    bob.driver.refresh()
+    bob.wait_visible("#app")
+    seen = bob.wait(lambda: (lambda a: a if a and a["loaded"] and a["shown"] and "/api/v1/files/" in (a["src"] or "") else None)(
+        avatar_state(bob, row_avatar)), "Alice's photo in Bob's chat list")
+    assert seen["initials"] is None and seen["alt"] == alice_name, seen
+    bob.screenshot("11-profile-photo-chat-list")
+    bob.open_chat(chat_id)
+    bob.wait(lambda: (avatar_state(bob, "#chat-header-avatar .avatar") or {}).get("loaded"), "Alice's photo in the chat header")
+
+    # Alice removes it: her initials come back, in the dialog and the top bar.
+    alice.find("#me-button").click()
+    alice.wait_visible("#profile-dialog")
+    alice.wait_visible("#profile-photo-remove").click()
+    alice.wait(lambda: avatar_state(alice, "#me-button .avatar") == {
+        "src": None, "alt": None, "loaded": False, "shown": False, "initials": alice_initials}, "Alice's initials in the top bar")
+    alice.wait(lambda: (avatar_state(alice, "#profile-avatar .avatar") or {}).get("initials") == alice_initials, "the initials in the dialog")
+    alice.wait_hidden("#profile-photo-remove")
+    assert alice.text("#profile-photo-change-text") == "Add photo"
+    assert not expect_status(api_for(web_server, alice).get("/api/v1/me"), 200).get("avatarUrl")
+    for browser in (alice, bob):
+        errors = [entry for entry in browser.collect_console() if entry.get("level") == "SEVERE"]
+        assert not errors, f"console errors in {browser.name}'s browser: {errors}"
 
 
 def teardown_module(module):

@@ -105,10 +105,39 @@ function asApiError(error) {
  * progress as a fraction 0…1. Resolves with {message}. `handle.abort()` cancels.
  */
 export function uploadMessage(chatId, { text, clientMessageId, file }, onProgress, handle = {}) {
+  return uploadForm(`/chats/${encodeURIComponent(chatId)}/messages`, () => {
+    const form = new FormData();
+    if (text) form.append("text", text);
+    form.append("clientMessageId", clientMessageId);
+    form.append("image", file, file.name || "image");
+    return form;
+  }, onProgress, handle, {
+    413: "That image is too large to send.",
+    415: "That file is not an image Parley can send (JPEG, PNG, GIF or WebP).",
+  });
+}
+
+/**
+ * Uploads an image of one's own (an avatar) to POST /files, reporting progress as a fraction 0…1.
+ * Resolves with {file: {id, url, contentType, size, width, height}}. `handle.abort()` cancels.
+ */
+export function uploadFile(file, onProgress, handle = {}) {
+  return uploadForm("/files", () => {
+    const form = new FormData();
+    form.append("image", file, file.name || "image");
+    return form;
+  }, onProgress, handle, {
+    413: "That image is too large (10 MB at most).",
+    415: "That file is not an image Parley can use (JPEG, PNG, GIF or WebP).",
+  });
+}
+
+/** POSTs multipart/form-data with XHR (for upload progress), with the token and one refresh-and-retry on 401. */
+function uploadForm(path, makeForm, onProgress, handle, messages) {
   const send = (token) => new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     handle.abort = () => xhr.abort();
-    xhr.open("POST", `/api/v1/chats/${encodeURIComponent(chatId)}/messages`);
+    xhr.open("POST", `/api/v1${path}`);
     xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.responseType = "text";
@@ -119,11 +148,7 @@ export function uploadMessage(chatId, { text, clientMessageId, file }, onProgres
     xhr.onerror = () => reject(new ApiError(0, "network", NETWORK_MESSAGE));
     xhr.ontimeout = () => reject(new ApiError(0, "network", NETWORK_MESSAGE));
     xhr.onabort = () => reject(new ApiError(0, "aborted", "The upload was cancelled."));
-    const form = new FormData();
-    if (text) form.append("text", text);
-    form.append("clientMessageId", clientMessageId);
-    form.append("image", file, file.name || "image");
-    xhr.send(form);
+    xhr.send(makeForm());
   });
 
   const parse = (xhr) => {
@@ -131,9 +156,7 @@ export function uploadMessage(chatId, { text, clientMessageId, file }, onProgres
     try { body = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { /* not JSON */ }
     if (xhr.status >= 200 && xhr.status < 300) return body;
     const error = body && body.error ? body.error : {};
-    let message = error.message || `The server answered ${xhr.status}.`;
-    if (xhr.status === 413) message = "That image is too large to send.";
-    if (xhr.status === 415) message = "That file is not an image Parley can send (JPEG, PNG, GIF or WebP).";
+    let message = messages[xhr.status] || error.message || `The server answered ${xhr.status}.`;
     if (xhr.status >= 500) message = "Something went wrong on the server. Please try again.";
     const retry = Number.parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
     throw new ApiError(xhr.status, error.code || `http_${xhr.status}`, message, Number.isFinite(retry) ? retry : null);

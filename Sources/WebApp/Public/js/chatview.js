@@ -44,7 +44,16 @@ export function initChatView() {
 
   store.subscribe("messages", (id, info) => { if (id === chatId) schedule(info && info.reason, info); });
   store.subscribe("readState", (id) => { if (id === chatId) schedule("status"); });
-  store.subscribe("chats", () => { if (chatId) renderHeader(); });
+  store.subscribe("chats", () => {
+    if (!chatId) return;
+    renderHeader();
+    // Names and pictures of the members come with the chat list: redraw the messages when they changed.
+    const key = membersKey(store.state.chats.get(chatId));
+    if (key !== shownMembersKey) {
+      shownMembersKey = key;
+      schedule("update");
+    }
+  });
   store.subscribe("presence", () => { if (chatId) renderHeader(); });
   store.subscribe("connection", () => { if (chatId) renderHeader(); });
   store.subscribe("typing", (id) => { if (id === chatId) { renderHeader(); renderTyping(); } });
@@ -293,9 +302,16 @@ function schedule(reason, info) {
   });
 }
 
+let shownMembersKey = "";
+
+function membersKey(chat) {
+  return chat ? chat.members.map((m) => `${m.id}:${m.name}:${m.avatarUrl || ""}`).join("/") : "";
+}
+
 function render(reason) {
   if (!chatId) return;
   const chat = store.state.chats.get(chatId);
+  shownMembersKey = membersKey(chat);
   const entry = store.history(chatId);
   const scroller = el.messagesScroller;
   const oldHeight = scroller.scrollHeight;
@@ -398,7 +414,10 @@ function row(chat, item, { startsGroup, endsGroup, mine }) {
   const isImage = item.message ? item.message.kind === "image" : Boolean(item.pending.file);
   const showName = !mine && chat && chat.kind === "group" && startsGroup;
   const showAvatar = !mine && chat && chat.kind === "group";
-  const sig = [startsGroup, endsGroup, showName, isImage, source.text || ""].join("|");
+  // The sender's name and picture are part of the row: a re-read chat list with a new name or photo rebuilds it.
+  const sender = (showName || showAvatar) && item.message ? chat.members.find((m) => m.id === item.message.senderId) : null;
+  const who = sender ? `${sender.name}|${showAvatar && endsGroup ? sender.avatarUrl || "" : ""}` : "";
+  const sig = [startsGroup, endsGroup, showName, isImage, source.text || "", who].join("|");
   let cached = rows.get(key);
   if (!cached || cached.sig !== sig) {
     const previous = cached;

@@ -1,7 +1,7 @@
-// Dialogs: your profile (name, sign out) and a new group (name and members).
+// Dialogs: your profile (name, photo, sign out) and a new group (name and members).
 
-import { $, h, avatar, icon, debounce, toast } from "./dom.js";
-import { api, ApiError } from "./api.js";
+import { $, h, avatar, icon, debounce, toast, notePictureLoaded } from "./dom.js";
+import { api, uploadFile, ApiError } from "./api.js";
 import { currentSession, updateUser, endSession } from "./session.js";
 import * as store from "./store.js";
 
@@ -27,6 +27,8 @@ export function initDialogs() {
   $("#new-group-button").addEventListener("click", openGroup);
   $("#profile-form").addEventListener("submit", saveProfile);
   $("#logout-button").addEventListener("click", signOut);
+  $("#profile-photo-input").addEventListener("change", choosePhoto);
+  $("#profile-photo-remove").addEventListener("click", removePhoto);
   $("#group-form").addEventListener("submit", createGroup);
   $("#group-search").addEventListener("input", debounce(searchMembers, 250));
   $("#group-search").addEventListener("keydown", (event) => {
@@ -63,12 +65,130 @@ export function renderMeButton() {
 function openProfile() {
   const me = store.state.me;
   if (!me) return;
-  $("#profile-avatar").replaceChildren(avatar({ id: me.id, name: me.name, avatarUrl: me.avatarUrl, size: "lg" }));
+  renderProfilePhoto();
   $("#profile-email").textContent = me.email || "";
   $("#profile-name").value = me.name;
-  setError("#profile-error", "");
+  if (!photoBusy) setError("#profile-error", "");
   $("#profile-dialog").showModal();
   $("#profile-name").select();
+}
+
+// The photo: chosen with a file input, shown at once from the file, uploaded with progress to POST /files, then
+// made the avatar with PATCH /me {avatarFileId}. Remove sends {avatarFileId: null}.
+
+const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+const PHOTO_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+let photoBusy = false;
+let photoPreview = null; // a blob: URL while a chosen photo goes up
+
+function renderProfilePhoto() {
+  const me = store.state.me;
+  if (!me) return;
+  const url = photoPreview || me.avatarUrl;
+  $("#profile-avatar").replaceChildren(avatar({
+    id: me.id, name: me.name, avatarUrl: url, size: "lg", alt: photoPreview ? "Your new photo" : "Your photo",
+  }));
+  $(".profile-photo").classList.toggle("busy", photoBusy);
+  $("#profile-photo-change").classList.toggle("disabled", photoBusy);
+  $("#profile-photo-input").disabled = photoBusy;
+  $("#profile-photo-change-text").textContent = me.avatarUrl ? "Change photo" : "Add photo";
+  const remove = $("#profile-photo-remove");
+  remove.hidden = !me.avatarUrl;
+  remove.disabled = photoBusy;
+}
+
+function setPhotoProgress(fraction) {
+  const bar = $("#profile-photo-progress");
+  if (fraction === null) {
+    bar.hidden = true;
+    bar.removeAttribute("aria-valuenow");
+    bar.firstElementChild.style.width = "0";
+    return;
+  }
+  const percent = Math.round(Math.min(1, Math.max(0, fraction)) * 100);
+  bar.hidden = false;
+  bar.setAttribute("aria-valuenow", String(percent));
+  bar.firstElementChild.style.width = `${Math.max(percent, 3)}%`;
+}
+
+function photoError(message) {
+  if ($("#profile-dialog").open) setError("#profile-error", message);
+  else toast(message, { kind: "error" });
+}
+
+async function choosePhoto(event) {
+  const input = event.target;
+  const file = input.files && input.files[0];
+  input.value = ""; // choosing the same file again still fires "change"
+  if (!file || photoBusy) return;
+  setError("#profile-error", "");
+  if (file.type && !PHOTO_TYPES.includes(file.type)) {
+    photoError("Pick a JPEG, PNG, GIF or WebP image.");
+    return;
+  }
+  if (file.size > MAX_PHOTO_BYTES) {
+    photoError("That image is too large (10 MB at most).");
+    return;
+  }
+  photoBusy = true;
+  photoPreview = URL.createObjectURL(file);
+  renderProfilePhoto();
+  setPhotoProgress(0);
+  try {
+    const { file: stored } = await uploadFile(file, setPhotoProgress);
+    setPhotoProgress(1);
+    const user = await api("PATCH", "/me", { body: { avatarFileId: stored.id } });
+    // Fetch the stored picture before the preview goes, so the avatar does not flash back to initials.
+    await preload(user.avatarUrl);
+    updateUser(user);
+    store.setMe(user);
+    toast("Your photo is saved.");
+  } catch (error) {
+    photoError(error.message || "Couldn't save your photo.");
+  } finally {
+    URL.revokeObjectURL(photoPreview);
+    photoPreview = null;
+    photoBusy = false;
+    setPhotoProgress(null);
+    renderProfilePhoto();
+  }
+}
+
+/** Resolves when `url` has loaded or failed, or after a few seconds, whichever comes first. */
+function preload(url) {
+  if (!url) return Promise.resolve();
+  return new Promise((resolve) => {
+    const img = new Image();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, 5000);
+    img.onload = () => {
+      if (img.naturalWidth > 0) notePictureLoaded(url);
+      done();
+    };
+    img.onerror = done;
+    img.src = url;
+  });
+}
+
+async function removePhoto() {
+  if (photoBusy || !store.state.me || !store.state.me.avatarUrl) return;
+  setError("#profile-error", "");
+  photoBusy = true;
+  renderProfilePhoto();
+  try {
+    const user = await api("PATCH", "/me", { body: { avatarFileId: null } });
+    updateUser(user);
+    store.setMe(user);
+    toast("Your photo is removed.");
+  } catch (error) {
+    photoError(error.message || "Couldn't remove your photo.");
+  } finally {
+    photoBusy = false;
+    renderProfilePhoto();
+  }
 }
 
 async function saveProfile(event) {

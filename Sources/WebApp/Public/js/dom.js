@@ -99,17 +99,46 @@ export function hueFor(id) {
   return AVATAR_HUES[hash % AVATAR_HUES.length];
 }
 
-/** An avatar for a user or chat: {id, name, avatarUrl?}; `group` shows the group glyph when there is no picture. */
-export function avatar({ id, name, avatarUrl, group = false, online = false, size = "md" }) {
+// Pictures that loaded (shown at once on the next render, no flash of initials) or failed (not asked for again).
+const loadedPictures = new Set();
+const failedPictures = new Map(); // url → when it failed; tried again after a minute
+const RETRY_FAILED_MS = 60_000;
+
+/** Notes a picture that loaded elsewhere (a preload), so avatars show it without a flash of initials. */
+export function notePictureLoaded(url) {
+  if (url) loadedPictures.add(url);
+}
+
+/** Whether `url` can go into <img src>: same-origin paths, http(s), and blob: previews. */
+export function isPictureUrl(url) {
+  return typeof url === "string" && /^(\/(?!\/)|https?:|blob:)/u.test(url);
+}
+
+/**
+ * An avatar for a user or chat: {id, name, avatarUrl?}; `group` shows the group glyph when there is no picture.
+ * The picture covers the initials once it has loaded; when it fails, the initials stay.
+ */
+export function avatar({ id, name, avatarUrl, group = false, online = false, size = "md", alt }) {
   const element = h(`span.avatar.avatar-${size}`, { "aria-hidden": "true" });
   element.style.setProperty("--avatar-hue", String(hueFor(id)));
-  if (avatarUrl && /^(\/|https?:)/.test(avatarUrl)) {
-    const img = h("img", { alt: "", loading: "lazy", decoding: "async" });
+  element.append(h("span.avatar-initials", group ? icon("group") : initials(name)));
+  if (isPictureUrl(avatarUrl) && !(Date.now() - (failedPictures.get(avatarUrl) || 0) < RETRY_FAILED_MS)) {
+    const img = h("img.avatar-image", { alt: alt || name || "", decoding: "async", draggable: "false" });
+    if (loadedPictures.has(avatarUrl)) element.classList.add("has-image");
+    img.addEventListener("load", () => {
+      if (img.naturalWidth === 0) return;
+      loadedPictures.add(avatarUrl);
+      element.classList.add("has-image");
+    });
+    img.addEventListener("error", () => {
+      if (!avatarUrl.startsWith("blob:")) failedPictures.set(avatarUrl, Date.now());
+      loadedPictures.delete(avatarUrl);
+      element.classList.remove("has-image");
+      img.remove();
+    });
     img.src = avatarUrl;
-    img.addEventListener("error", () => img.remove());
     element.append(img);
   }
-  element.append(h("span.avatar-initials", group ? icon("group") : initials(name)));
   if (online) element.append(h("span.online-dot", { title: "Online" }));
   return element;
 }
