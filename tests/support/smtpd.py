@@ -11,6 +11,8 @@ Prints "READY <port>" on stdout once listening (with --port 0 the port is chosen
 and runs until SIGTERM or SIGINT.
 
 --fail-first K   answer "451 4.3.0 try again later" to the first K DATA commands
+--delay-file F   before answering DATA, wait as many seconds as F holds (a number; no file or junk: no wait),
+                 read anew for every message, so a test can make delivery slow and fast again
 --auth U:P       require AUTH (PLAIN or LOGIN) with these credentials before MAIL
 --tls-cert/--tls-key
                  without --implicit-tls: offer STARTTLS (required when --auth is given);
@@ -32,11 +34,24 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 class RecordingHandler:
     """Appends accepted messages to the JSONL file; fails the first K DATA commands."""
 
-    def __init__(self, out_path: str, fail_first: int):
+    def __init__(self, out_path: str, fail_first: int, delay_file: str | None = None):
         self.out_path = out_path
         self.failures_left = fail_first
+        self.delay_file = delay_file
+
+    def delay(self) -> float:
+        if not self.delay_file:
+            return 0.0
+        try:
+            with open(self.delay_file, encoding="utf-8") as file:
+                return max(0.0, float(file.read().strip() or 0))
+        except (OSError, ValueError):
+            return 0.0
 
     async def handle_DATA(self, server, session, envelope):
+        delay = self.delay()
+        if delay:
+            await asyncio.sleep(delay)
         if self.failures_left > 0:
             self.failures_left -= 1
             return "451 4.3.0 try again later"
@@ -76,6 +91,7 @@ def parse_arguments(argv):
     parser.add_argument("--tls-key", help="PEM private key for the certificate")
     parser.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (SMTPS)")
     parser.add_argument("--fail-first", type=int, default=0, help="answer 451 to the first K DATA commands")
+    parser.add_argument("--delay-file", help="file holding how many seconds to wait before answering DATA")
     arguments = parser.parse_args(argv)
     if bool(arguments.tls_cert) != bool(arguments.tls_key):
         parser.error("--tls-cert and --tls-key go together")
@@ -112,7 +128,7 @@ def make_protocol_factory(arguments, handler):
 
 
 async def serve(arguments):
-    handler = RecordingHandler(arguments.out, arguments.fail_first)
+    handler = RecordingHandler(arguments.out, arguments.fail_first, arguments.delay_file)
     factory, server_tls = make_protocol_factory(arguments, handler)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(factory, host=arguments.host, port=arguments.port, ssl=server_tls)
