@@ -1,0 +1,184 @@
+"""Real time across chat instances, through nginx, with stock python-socketio clients over both transports.
+
+[cluster] Needs from the binary: PARLEY_INSTANCE (sids name their instance: nginx pins long-polling by sid) and the
+PostgreSQL event bus and presence (events cross instances).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from cluster import (
+    Recorder,
+    ack_ok,
+    all_messages,
+    connect_socket,
+    create_chat,
+    engine_sid,
+    instance_of,
+    timing,
+)
+from harness import poll
+
+TRANSPORT_PAIRS = [("websocket", "websocket"), ("polling", "polling"), ("websocket", "polling")]
+
+
+@pytest.mark.parametrize("transport_a,transport_b", TRANSPORT_PAIRS, ids=lambda t: t)
+def test_messages_typing_seen_and_chat_updates_cross_instances(healthy_cluster, transport_a, transport_b):
+    """[cluster] A on chat1 and B on chat2 exchange messages (in seq order, exactly once), typing and seen state;
+    a group created through a third instance reaches both as chatUpdated."""
+    cluster = healthy_cluster
+    alice, bob, carol = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    chat = create_chat(alice, user=bob)
+    socket_a, events_a = connect_socket(cluster, alice.access_token, transport_a, instance="chat1")
+    socket_b, events_b = connect_socket(cluster, bob.access_token, transport_b, instance="chat2")
+    try:
+        assert instance_of(socket_a) != instance_of(socket_b)
+        started = time.monotonic()
+        first = ack_ok(socket_a.call("sendMessage", {"chatId": chat["id"], "text": "hello from chat1",
+                                                     "clientMessageId": uuid.uuid4().hex}, timeout=10), "sendMessage")
+        events_b.wait("newMessage", lambda m: m["id"] == first["message"]["id"], what="the message on chat2")
+        timing(f"first cross-instance newMessage ({transport_a}→{transport_b})", time.monotonic() - started)
+
+        # A burst: every message once, in seq order, on the other instance.
+        sent = [first["message"]]
+        for index in range(20):
+            answer = socket_a.call("sendMessage", {"chatId": chat["id"], "text": f"burst {index}",
+                                                   "clientMessageId": uuid.uuid4().hex}, timeout=10)
+            sent.append(ack_ok(answer, "sendMessage")["message"])
+        poll(lambda: len([m for m in events_b.of("newMessage") if m["chatId"] == chat["id"]]) >= len(sent), 15,
+             "the burst on chat2")
+        time.sleep(0.5)
+        received = [m for m in events_b.of("newMessage") if m["chatId"] == chat["id"]]
+        assert [m["seq"] for m in received] == [m["seq"] for m in sent], "not every message exactly once, in order"
+        assert [m["id"] for m in received] == [m["id"] for m in sent]
+
+        # A reply from B through REST (nginx round-robin: any instance) reaches A on chat1.
+        reply = bob.client.post(f"/api/v1/chats/{chat['id']}/messages",
+                                json={"text": "reply over REST", "clientMessageId": uuid.uuid4().hex}).json()["message"]
+        events_a.wait("newMessage", lambda m: m["id"] == reply["id"], what="the REST reply on chat1")
+
+        # Typing crosses instances, both ways of stopping.
+        socket_a.emit("typing", {"chatId": chat["id"]})
+        events_b.wait("userTyping", lambda e: e == {"chatId": chat["id"], "userId": alice.id}, what="userTyping")
+        socket_a.emit("stopTyping", {"chatId": chat["id"]})
+        events_b.wait("userStoppedTyping", lambda e: e == {"chatId": chat["id"], "userId": alice.id},
+                      what="userStoppedTyping")
+
+        # Seen: B reads up to the reply, A sees it.
+        ack_ok(socket_b.call("markRead", {"chatId": chat["id"], "seq": reply["seq"]}, timeout=10), "markRead")
+        events_a.wait("messagesSeen", lambda e: e == {"chatId": chat["id"], "userId": bob.id, "seq": reply["seq"]},
+                      what="messagesSeen on chat1")
+
+        # A group made by Carol (whose request lands on whichever instance) reaches A and B as chatUpdated.
+        group = create_chat(carol, name="cluster group", members=[alice, bob])
+        events_a.wait("chatUpdated", lambda c: c["id"] == group["id"], what="chatUpdated on chat1")
+        events_b.wait("chatUpdated", lambda c: c["id"] == group["id"], what="chatUpdated on chat2")
+    finally:
+        socket_a.disconnect()
+        socket_b.disconnect()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_presence_across_instances(healthy_cluster, transport):
+    """[cluster] Online while any socket on any instance is connected; userOffline only when the last one goes."""
+    cluster = healthy_cluster
+    watcher, subject = cluster.sign_in(), cluster.sign_in()
+    create_chat(watcher, user=subject)
+    socket_w, events_w = connect_socket(cluster, watcher.access_token, transport, instance="chat1")
+    sockets = []
+    try:
+        started = time.monotonic()
+        first, first_events = connect_socket(cluster, subject.access_token, transport, instance="chat2")
+        sockets.append(first)
+        events_w.wait("userOnline", lambda e: e == {"userId": subject.id}, what="userOnline from chat2")
+        timing(f"userOnline across instances ({transport})", time.monotonic() - started)
+        # The subject learns the watcher (on another instance) is online.
+        first_events.wait("getOnlineUser", lambda ids: watcher.id in ids, what="getOnlineUser naming the watcher")
+
+        second, _ = connect_socket(cluster, subject.access_token, transport, instance="chat3")
+        sockets.append(second)
+        time.sleep(2.5)  # past the 2 s grace period of any handshake retries above
+        mark = len(events_w.of("userOffline"))
+
+        first.disconnect()
+        time.sleep(4.0)  # grace period (2 s) and then some: the socket on chat3 keeps the subject online
+        offline = [e for e in events_w.of("userOffline")[mark:] if e == {"userId": subject.id}]
+        assert not offline, "userOffline while the subject still had a socket on chat3"
+
+        started = time.monotonic()
+        second.disconnect()
+        events_w.wait("userOffline", lambda e: e == {"userId": subject.id}, timeout=15,
+                      what="userOffline once the last socket went")
+        timing(f"userOffline after the last socket ({transport})", time.monotonic() - started)
+    finally:
+        for socket in sockets + [socket_w]:
+            if socket.connected:
+                socket.disconnect()
+
+
+def test_polling_sessions_stay_on_their_instance(healthy_cluster):
+    """[cluster] Long-polling through nginx: many requests per session, every one reaching the session's instance
+    (nginx maps $arg_sid to it); the same sid on another instance is unknown there (400)."""
+    cluster = healthy_cluster
+    alice, bob = cluster.sign_in(), cluster.sign_in()
+    chat = create_chat(alice, user=bob)
+    sockets = []
+    started = time.monotonic()
+    try:
+        for _ in range(6):
+            sockets.append(connect_socket(cluster, alice.access_token, "polling")[0])
+        instances = {instance_of(socket) for socket in sockets}
+        assert len(instances) >= 2, f"round-robin handshakes all landed on {instances}"
+        errors: list[str] = []
+
+        def chatter(socket, index):
+            try:
+                for n in range(25):
+                    ack_ok(socket.call("sendMessage", {"chatId": chat["id"], "text": f"poll {index}.{n}",
+                                                       "clientMessageId": uuid.uuid4().hex}, timeout=10), "sendMessage")
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(f"socket {index} on {instance_of(socket)}: {error!r}")
+
+        threads = [threading.Thread(target=chatter, args=(socket, index)) for index, socket in enumerate(sockets)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert all(socket.connected and socket.transport() == "polling" for socket in sockets)
+        timing(f"6 polling sessions × 25 acked sends through nginx on {sorted(instances)}", time.monotonic() - started)
+        assert len(all_messages(alice.client, chat["id"])) == 6 * 25
+
+        # Negative control: the session is unknown to any other instance, which is what ip-less round-robin
+        # without the sid map would hit.
+        victim = sockets[0]
+        home = instance_of(victim)
+        other = next(name for name in cluster.names("chat") if name != home)
+        response = requests.get(cluster.instances[other].base_url + "/socket.io/",
+                                params={"EIO": "4", "transport": "polling", "sid": engine_sid(victim)}, timeout=5)
+        assert response.status_code == 400, f"{other} answered {response.status_code} for {home}'s session"
+    finally:
+        for socket in sockets:
+            socket.disconnect()
+
+
+def test_default_client_upgrades_to_websocket_through_nginx(healthy_cluster):
+    """[cluster] A stock client's default (polling, then the upgrade probe with ?sid=) ends on WebSocket."""
+    cluster = healthy_cluster
+    alice = cluster.sign_in()
+    import socketio
+
+    socket = socketio.Client(reconnection=False)
+    socket.connect(cluster.url, auth={"token": alice.access_token}, wait_timeout=10)
+    try:
+        poll(lambda: socket.transport() == "websocket", 10, "the upgrade to websocket")
+        instance_of(socket)
+        assert socket.call("joinChat", "no-such-chat", timeout=10) is not None
+    finally:
+        socket.disconnect()
