@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "UserServiceTests",
             dependencies: [
-                "UserService", "ParleyApp",
+                "UserService", "ParleyApp", "ParleyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -12,6 +12,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
     let service: ChatService
     let verifier: any AccessTokenVerifying
     let logger: Logger
+    /// Who is online across instances.
+    let presenceRegistry: any PresenceRegistry
     /// How long a user's last socket may be gone before contacts hear `userOffline` (a reload is not going offline).
     let offlineGrace: Duration
     /// How long `typing` lasts without a renewal.
@@ -21,6 +23,10 @@ public final class ChatRealtime: SocketIOHandler, Service {
     private let presence = Mutex(Presence())
     private let openChats = Mutex<[String: Set<String>]>([:])
     private let typingTimers = Mutex<[String: Task<Void, Never>]>([:])
+    /// The last seq delivered from each chat: what makes delivery exactly once and in order, whatever order events arrive in.
+    private let delivered = Mutex<[String: Int64]>([:])
+    /// Beyond this many chats the delivered seqs are forgotten, so memory stays bounded (a forgotten chat delivers what comes).
+    static let deliveredLimit = 200_000
 
     struct Presence {
         var sockets: [String: Int] = [:]
@@ -28,11 +34,12 @@ public final class ChatRealtime: SocketIOHandler, Service {
     }
 
     /// Creates the handler; attach it to a server with ``attach(to:)``.
-    public init(service: ChatService, verifier: any AccessTokenVerifying, logger: Logger, offlineGrace: Duration = .seconds(2),
-                typingLifetime: Duration = .seconds(5)) {
+    public init(service: ChatService, verifier: any AccessTokenVerifying, logger: Logger, presence: any PresenceRegistry = LocalPresence(),
+                offlineGrace: Duration = .seconds(2), typingLifetime: Duration = .seconds(5)) {
         self.service = service
         self.verifier = verifier
         self.logger = logger
+        self.presenceRegistry = presence
         self.offlineGrace = offlineGrace
         self.typingLifetime = typingLifetime
     }
@@ -46,12 +53,19 @@ public final class ChatRealtime: SocketIOHandler, Service {
 
     // MARK: Fan-out
 
-    /// Delivers bus events until shutdown.
+    /// Delivers bus events until shutdown, and keeps presence alive where it is shared.
     public func run() async throws {
         let events = self.service.bus.subscribe()
         await cancelWhenGracefulShutdown {
-            for await event in events {
-                await self.deliver(event)
+            await withDiscardingTaskGroup { group in
+                if let interval = self.presenceRegistry.maintenanceInterval {
+                    group.addTask { await self.maintainPresence(every: interval) }
+                }
+                group.addTask {
+                    for await event in events {
+                        await self.deliver(event)
+                    }
+                }
             }
         }
     }
@@ -60,10 +74,9 @@ public final class ChatRealtime: SocketIOHandler, Service {
         guard let server = self.socketServer else { return }
         switch event {
         case .newMessage(let envelope, let members):
-            let message = envelope.record.message(signer: self.service.signer)
-            server.emit(EncodedEvent(name: "newMessage", encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
-            // Off the fan-out loop: database writes must not hold up delivery of the next events.
-            Task { await self.markReadWhereOpen(envelope.record, members: members) }
+            await self.deliverInOrder(envelope.record, members: members, server: server)
+        case .messagesMissed(let chatID, let firstSeq, let lastSeq, let members):
+            await self.fill(chatID: chatID, from: firstSeq, through: lastSeq, members: members, server: server)
         case .messagesSeen(let chatID, let userID, let seq, let members):
             let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + #","seq":\#(seq)}"#
             server.emit(EncodedEvent(name: "messagesSeen", encodedArguments: [payload]), toUsers: members)
@@ -74,11 +87,63 @@ public final class ChatRealtime: SocketIOHandler, Service {
             server.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [ParleyJSON.text(summary)]), toUsers: members)
             // New contacts of a direct chat learn at once whether the other is online. (For groups that would be a packet
             // per pair of members; their members learn presence when they next connect.)
-            for member in members where members.count == 2 && self.isOnline(member) {
-                let event = EncodedEvent(name: "userOnline", encodedArguments: [#"{"userId":"# + JSONText.quote(member) + "}"])
-                server.emit(event, toUsers: members.filter { $0 != member })
+            guard members.count == 2 else { return }
+            let online = (try? await self.presenceRegistry.online(among: members)) ?? []
+            for member in members where online.contains(member) {
+                server.emit(Self.presenceEvent(member, online: true), toUsers: members.filter { $0 != member })
             }
+        case .presence(let userID, let online):
+            let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
+            server.emit(Self.presenceEvent(userID, online: online), toUsers: contacts)
         }
+    }
+
+    static func presenceEvent(_ userID: String, online: Bool) -> EncodedEvent {
+        EncodedEvent(name: online ? "userOnline" : "userOffline", encodedArguments: [#"{"userId":"# + JSONText.quote(userID) + "}"])
+    }
+
+    /// Delivers `record` unless it was delivered already; messages between the last delivered one and it come from the store
+    /// first (they are committed: a chat's seqs are taken under its lock, so a later seq commits after an earlier one).
+    func deliverInOrder(_ record: MessageRecord, members: [String], server: SocketIOServer) async {
+        let last = self.delivered.withLock { $0[record.chatID] }
+        if let last, record.seq <= last { return }
+        if let last, record.seq > last + 1 {
+            await self.fill(chatID: record.chatID, from: last + 1, through: record.seq - 1, members: members, server: server)
+        }
+        self.emit(record, members: members, server: server)
+    }
+
+    /// Delivers the stored messages `first...last` of a chat that were not delivered yet.
+    func fill(chatID: String, from first: Int64, through last: Int64, members: [String], server: SocketIOServer) async {
+        let start = max(first, (self.delivered.withLock { $0[chatID] } ?? first - 1) + 1)
+        guard start <= last else { return }
+        do {
+            var after = start - 1
+            while after < last {
+                let page = try await self.service.store.messages(in: chatID, before: last + 1, after: after, limit: 200)
+                for record in page.records {
+                    self.emit(record, members: members, server: server)
+                }
+                guard let next = page.records.last?.seq, page.hasMore else { break }
+                after = next
+            }
+        } catch {
+            self.logger.error("cannot read missed messages", metadata: ["chatId": .string(chatID), "error": "\(error)"])
+        }
+    }
+
+    func emit(_ record: MessageRecord, members: [String], server: SocketIOServer) {
+        let fresh = self.delivered.withLock { delivered -> Bool in
+            if let last = delivered[record.chatID], record.seq <= last { return false }
+            if delivered.count >= Self.deliveredLimit { delivered.removeAll() }
+            delivered[record.chatID] = record.seq
+            return true
+        }
+        guard fresh else { return }
+        let message = record.message(signer: self.service.signer)
+        server.emit(EncodedEvent(name: "newMessage", encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
+        // Off the fan-out loop: database writes must not hold up delivery of the next events.
+        Task { await self.markReadWhereOpen(record, members: members) }
     }
 
     /// Members whose socket has the chat open have read the new message (as the original app does).
@@ -98,6 +163,22 @@ public final class ChatRealtime: SocketIOHandler, Service {
         }
     }
 
+    /// Renews this instance's presence entries and announces what changed elsewhere (instances that died, entries swept away).
+    func maintainPresence(every interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled else { return }
+            let present = self.presence.withLock { Set($0.sockets.keys).union($0.pendingOffline.keys) }
+            do {
+                let changes = try await self.presenceRegistry.maintain(present: present)
+                for userID in changes.online { self.service.bus.publish(.presence(userID: userID, online: true)) }
+                for userID in changes.offline { self.service.bus.publish(.presence(userID: userID, online: false)) }
+            } catch {
+                self.logger.warning("cannot renew presence", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     // MARK: Socket.IO handler
 
     public func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> String? {
@@ -111,7 +192,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
     }
 
     public func connected(_ socket: SocketIOSocket) async {
-        let cameOnline = self.presence.withLock { presence -> Bool in
+        let arrived = self.presence.withLock { presence -> Bool in
             let count = presence.sockets[socket.userID, default: 0]
             presence.sockets[socket.userID] = count + 1
             if let pending = presence.pendingOffline.removeValue(forKey: socket.userID) {
@@ -120,12 +201,17 @@ public final class ChatRealtime: SocketIOHandler, Service {
             }
             return count == 0
         }
-        let contacts = (try? await self.service.store.contacts(of: socket.userID)) ?? []
-        let online = self.presence.withLock { presence in contacts.filter { presence.sockets[$0, default: 0] > 0 } }
-        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: ["[" + online.map(JSONText.quote).joined(separator: ",") + "]"]))
-        if cameOnline {
-            self.socketServer?.emit(EncodedEvent(name: "userOnline", encodedArguments: [#"{"userId":"# + JSONText.quote(socket.userID) + "}"]), toUsers: contacts)
+        let userID = socket.userID
+        if arrived {
+            do {
+                if try await self.presenceRegistry.arrived(userID) { self.service.bus.publish(.presence(userID: userID, online: true)) }
+            } catch {
+                self.logger.warning("cannot record presence", metadata: ["error": "\(error)"])
+            }
         }
+        let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
+        let online = (try? await self.presenceRegistry.online(among: contacts)) ?? []
+        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: ["[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"]))
     }
 
     public func disconnected(_ socket: SocketIOSocket, reason: String) async {
@@ -148,8 +234,12 @@ public final class ChatRealtime: SocketIOHandler, Service {
                     return true
                 }
                 guard stillGone else { return }
-                let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
-                self.socketServer?.emit(EncodedEvent(name: "userOffline", encodedArguments: [#"{"userId":"# + JSONText.quote(userID) + "}"]), toUsers: contacts)
+                do {
+                    if try await self.presenceRegistry.departed(userID) { self.service.bus.publish(.presence(userID: userID, online: false)) }
+                } catch {
+                    // The entry expires by itself and whoever sweeps it announces the departure.
+                    self.logger.warning("cannot record departure", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

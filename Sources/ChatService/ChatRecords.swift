@@ -3,7 +3,7 @@ import ParleyStore
 import SQLKit
 
 /// A message row, before its image URL is signed for the reader.
-struct MessageRecord: Sendable, Equatable {
+struct MessageRecord: Sendable, Equatable, Codable {
     var id: String
     var chatID: String
     var seq: Int64
@@ -66,7 +66,7 @@ struct MessageRecord: Sendable, Equatable {
 }
 
 /// The stored facts of an uploaded image.
-struct FileRecord: Sendable, Equatable {
+struct FileRecord: Sendable, Equatable, Codable {
     var id: String
     var contentType: String
     var size: Int64

@@ -7,6 +7,10 @@ public enum ChatEvent: Sendable {
     case typing(chatID: String, userID: String, isTyping: Bool, members: [String])
     /// A chat was created: its summary as every member sees it at creation.
     case chatUpdated(ChatSummary, members: [String])
+    /// A user's first socket anywhere connected (`online`), or their last one went.
+    case presence(userID: String, online: Bool)
+    /// Messages `firstSeq...lastSeq` of a chat may not have been delivered (the bus was away): read them from the store.
+    case messagesMissed(chatID: String, firstSeq: Int64, lastSeq: Int64, members: [String])
 }
 
 /// A message as published on the bus (the stored record; each instance signs its own URLs).

@@ -11,15 +11,16 @@ public struct MailDeliveryService: Service {
         public var maxAttempts: Int
         public var retryBaseSeconds: Double
         public var pollSeconds: Double
-        /// How long a claimed job stays claimed; past it, another worker may take it (its worker presumably died).
-        /// Long enough for a whole batch against a slow server (each SMTP command may take up to a minute).
-        public var leaseSeconds: Double = 600
+        /// How long a claimed job stays claimed without renewal; past it, another worker may take it (its worker died).
+        /// The worker renews its leases while it works, so a slow server does not make a live worker's jobs look abandoned.
+        public var leaseSeconds: Double
         public var batchSize: Int = 4
 
         public init(configuration: ParleyConfiguration) {
             self.maxAttempts = configuration.mailMaxAttempts
             self.retryBaseSeconds = configuration.mailRetryBaseSeconds
             self.pollSeconds = configuration.mailPollSeconds
+            self.leaseSeconds = Double(configuration.mailLeaseSeconds)
         }
     }
 
@@ -60,16 +61,37 @@ public struct MailDeliveryService: Service {
         let jobs: [MailJob]
         do {
             jobs = try await self.outbox.claim(
-                worker: self.worker, limit: self.settings.batchSize, leaseMillis: Int64(self.settings.leaseSeconds * 1000), now: Timestamp.millis()
+                worker: self.worker, limit: self.settings.batchSize, leaseMillis: self.leaseMillis, now: Timestamp.millis(),
+                maxAttempts: self.settings.maxAttempts
             )
         } catch {
             self.logger.error("cannot claim mail jobs", metadata: ["error": "\(error)"])
             return 0
         }
-        for job in jobs {
-            await self.handle(job)
+        guard !jobs.isEmpty else { return 0 }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.renewLeases() }
+            for job in jobs {
+                await self.handle(job)
+            }
+            group.cancelAll()
         }
         return jobs.count
+    }
+
+    var leaseMillis: Int64 { Int64(self.settings.leaseSeconds * 1000) }
+
+    /// Keeps this worker's claimed jobs its own while it works through them, a third of a lease at a time.
+    func renewLeases() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(Int(self.settings.leaseSeconds * 1000 / 3)))
+            guard !Task.isCancelled else { return }
+            do {
+                try await self.outbox.renewLeases(worker: self.worker, leaseMillis: self.leaseMillis, now: Timestamp.millis())
+            } catch {
+                self.logger.warning("cannot renew mail leases", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     func handle(_ job: MailJob) async {

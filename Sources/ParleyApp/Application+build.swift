@@ -18,13 +18,13 @@ public func buildApplication(
 ) async throws -> some Service {
     let started = ContinuousClock.now
     // Settings that can be wrong are checked before anything is opened, so a bad one stops the process with one line.
-    let key = role.runsUserService ? try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory) : nil
+    let keys = role.runsUserService ? try ConfiguredSigningKeys(currentPEM: configuration.jwtPrivateKeyPEM, previousPEM: configuration.jwtPreviousKeyPEM) : nil
     let transport: (any MailTransport)? =
         role.runsMailService ? try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport() : nil
     let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
     do {
         return try await assemble(
-            role: role, configuration: configuration, database: database, key: key, transport: transport, started: started, logger: logger
+            role: role, configuration: configuration, database: database, keys: keys, transport: transport, started: started, logger: logger
         )
     } catch {
         await database.close()
@@ -33,29 +33,44 @@ public func buildApplication(
 }
 
 func assemble(
-    role: ServiceRole, configuration: ParleyConfiguration, database: Database, key: SigningKey?, transport: (any MailTransport)?,
+    role: ServiceRole, configuration: ParleyConfiguration, database: Database, keys: ConfiguredSigningKeys?, transport: (any MailTransport)?,
     started: ContinuousClock.Instant, logger: Logger
 ) async throws -> some Service {
     var services: [any Service] = [DatabaseCloser(database: database)]
-    let socketConfiguration = SocketIOConfiguration()
+    // Unique per process: presence rows, bus notifications and mail leases name the process, never a predecessor of the same name.
+    let instanceID = "\(configuration.instanceName ?? role.rawValue)-\(Identifier.make().suffix(8))"
+    var socketConfiguration = SocketIOConfiguration()
+    socketConfiguration.sessionIDPrefix = configuration.instanceName
     var socketServerToStop: SocketIOServer?
     try await Migrator.migrate(database, logger: logger)
 
     let router = Router(context: ParleyRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
+    if !configuration.trustedProxies.isEmpty {
+        router.add(middleware: ForwardedClientMiddleware(trustedProxies: configuration.trustedProxies))
+    }
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     if role.runsChatService {
         WebApp.addMiddleware(to: router)
     }
-    OperationsController(database: database, started: started, extraChecks: [:]).addRoutes(to: router)
+    // Chat instances on PostgreSQL hear each other's events through it; a single process needs nothing between processes.
+    let postgresBus = role.runsChatService && configuration.eventBus == .postgres && database.dialect == .postgres
+        ? PostgresEventBus(database: database, instanceID: instanceID, logger: Logger(label: "parley.bus")) : nil
+    var extraChecks: [String: @Sendable () async -> Bool] = [:]
+    if let postgresBus {
+        extraChecks["eventBus"] = { postgresBus.isListening }
+        services.append(postgresBus)
+    }
+    OperationsController(database: database, started: started, extraChecks: extraChecks).addRoutes(to: router)
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
     var verifier: (any AccessTokenVerifying)?
     // File URLs (images, avatars) are signed with a secret kept in the database, the same for every service and instance.
     let signer = try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? "")
-    if role.runsUserService, let key {
+    if role.runsUserService, let keys {
+        let key = try await keys.load(database: database, dataDirectory: configuration.dataDirectory)
         let tokens = await TokenIssuer(
             key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
@@ -66,7 +81,9 @@ func assemble(
     if role.runsChatService {
         let chatVerifier: any AccessTokenVerifying
         if let verifier { chatVerifier = verifier } else { chatVerifier = try await remoteVerifier(configuration: configuration, logger: logger) }
-        let bus = InProcessEventBus()
+        let bus: any ChatEventBus = postgresBus ?? InProcessEventBus()
+        let presence: any PresenceRegistry = postgresBus != nil
+            ? SharedPresence(database: database, instanceID: instanceID, lifetime: .seconds(configuration.presenceTTLSeconds)) : LocalPresence()
         let directory: any UserDirectory =
             role == .all ? DatabaseUserDirectory(database: database, signer: signer) : HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "")
         let chat = ChatService(
@@ -78,7 +95,7 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes
         )
         ChatController(service: chat, verifier: chatVerifier).addRoutes(to: router)
-        let realtime = ChatRealtime(service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"))
+        let realtime = ChatRealtime(service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence)
         let socketServer = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
         realtime.attach(to: socketServer)
         socketServer.addRoutes(to: router)
@@ -86,7 +103,7 @@ func assemble(
         services.append(realtime)
     }
     if role.runsMailService, let mailQueued, let transport {
-        let worker = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(Identifier.make().suffix(6))"
+        let worker = "\(ProcessInfo.processInfo.hostName)-\(instanceID)"
         services.append(
             MailDeliveryService(
                 outbox: MailOutbox(database: database), transport: transport, settings: .init(configuration: configuration),

@@ -28,6 +28,11 @@ public enum LogFormat: String, Sendable {
     case json, text
 }
 
+/// How chat events reach the sockets: within this process, or through PostgreSQL to every chat instance.
+public enum EventBusKind: String, Sendable {
+    case local, postgres
+}
+
 /// Every setting of every service, read once from the environment at start.
 public struct ParleyConfiguration: Sendable {
     public var host: String
@@ -61,6 +66,19 @@ public struct ParleyConfiguration: Sendable {
 
     public var maxUploadBytes: Int
 
+    /// `PARLEY_INSTANCE`: this process's name among instances of its service (it starts Socket.IO session ids), or nil.
+    public var instanceName: String?
+    /// `PARLEY_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client (a load balancer's addresses).
+    public var trustedProxies: Set<String>
+    /// `PARLEY_EVENT_BUS`: `postgres` by default when the database is PostgreSQL, otherwise `local`.
+    public var eventBus: EventBusKind
+    /// `PARLEY_PRESENCE_TTL_SECONDS`: how long an instance's presence entries live without its heartbeat.
+    public var presenceTTLSeconds: Int
+    /// `PARLEY_MAIL_LEASE_SECONDS`: how long a claimed mail job is a worker's before another may take it.
+    public var mailLeaseSeconds: Int
+    /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
+    public var jwtPreviousKeyPEM: String?
+
     /// The defaults of the all-in-one run.
     public init() {
         self.host = "127.0.0.1"
@@ -86,6 +104,12 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = 5
         self.mailPollSeconds = 1
         self.maxUploadBytes = 10 * 1024 * 1024
+        self.instanceName = nil
+        self.trustedProxies = []
+        self.eventBus = .local
+        self.presenceTTLSeconds = 30
+        self.mailLeaseSeconds = 60
+        self.jwtPreviousKeyPEM = nil
     }
 
     /// Reads the settings from `environment`, throwing on the first bad value.
@@ -141,6 +165,38 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = try reader.double("PARLEY_MAIL_RETRY_BASE_SECONDS", in: 0.05...3600) ?? self.mailRetryBaseSeconds
         self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
         self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
+        try self.readScaleOutSettings(&reader)
+    }
+
+    private mutating func readScaleOutSettings(_ reader: inout EnvironmentReader) throws {
+        if let name = reader.string("PARLEY_INSTANCE") {
+            let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-".utf8)
+            guard (1...32).contains(name.utf8.count), name.utf8.allSatisfy(allowed.contains) else {
+                throw ConfigurationError("PARLEY_INSTANCE", "must be 1–32 characters of a–z, 0–9 and - (got \"\(name.prefix(40))\")")
+            }
+            self.instanceName = name
+        }
+        if let list = reader.string("PARLEY_TRUSTED_PROXIES") {
+            for entry in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
+                guard IPAddressText.isValid(entry) else {
+                    throw ConfigurationError("PARLEY_TRUSTED_PROXIES", "must be a comma-separated list of IP addresses (got \"\(entry.prefix(60))\")")
+                }
+                self.trustedProxies.insert(entry)
+            }
+        }
+        if case .postgres = self.database { self.eventBus = .postgres }
+        if let bus = reader.string("PARLEY_EVENT_BUS") {
+            guard let kind = EventBusKind(rawValue: bus.lowercased()) else {
+                throw ConfigurationError("PARLEY_EVENT_BUS", "must be local or postgres (got \"\(bus.prefix(40))\")")
+            }
+            if kind == .postgres, case .sqlite = self.database {
+                throw ConfigurationError("PARLEY_EVENT_BUS", "postgres needs PARLEY_DATABASE_URL to be a postgres:// URL")
+            }
+            self.eventBus = kind
+        }
+        self.presenceTTLSeconds = try reader.int("PARLEY_PRESENCE_TTL_SECONDS", in: 3...3600) ?? self.presenceTTLSeconds
+        self.mailLeaseSeconds = try reader.int("PARLEY_MAIL_LEASE_SECONDS", in: 2...86400) ?? self.mailLeaseSeconds
+        self.jwtPreviousKeyPEM = reader.string("PARLEY_JWT_PREVIOUS_KEY")
     }
 
     /// Parses `PARLEY_DATABASE_URL`: `sqlite:<path>` or `postgres://…` / `postgresql://…`.
@@ -184,5 +240,15 @@ struct EnvironmentReader {
             throw ConfigurationError(name, "must be a number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
         }
         return value
+    }
+}
+
+/// Textual IP addresses, as peers and `X-Forwarded-For` carry them.
+public enum IPAddressText {
+    /// Whether `text` is an IPv4 or IPv6 address.
+    public static func isValid(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }

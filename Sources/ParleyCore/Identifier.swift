@@ -21,3 +21,12 @@ public enum Identifier {
         string.utf8.count == 36 && UUID(uuidString: string) != nil
     }
 }
+
+extension Identifier {
+    /// The smallest identifier made at or after `millis`: UUIDv7 text sorts by time, so this bounds a range query on ids.
+    public static func lowerBound(millis: Int64) -> String {
+        let hex = String(UInt64(max(0, millis)) & 0xFFFF_FFFF_FFFF, radix: 16)
+        let padded = String(repeating: "0", count: 12 - hex.count) + hex
+        return "\(padded.prefix(8))-\(padded.suffix(4))-0000-0000-000000000000"
+    }
+}

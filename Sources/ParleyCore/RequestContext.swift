@@ -13,12 +13,15 @@ public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
     public var requestID: String = ""
     /// The client's IP address as the socket sees it.
     public let remoteIP: String
+    /// The client's IP address: the peer's, or behind a trusted proxy the one it forwarded (``ForwardedClientMiddleware``).
+    public var clientIP: String
     /// Where a WebSocket upgrade keeps its handler.
     public let webSocket = WebSocketHandlerReference<ParleyRequestContext>()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        self.clientIP = self.remoteIP
     }
 
     /// JSON as clients expect it: URLs with plain slashes.

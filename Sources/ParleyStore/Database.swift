@@ -110,6 +110,12 @@ public final class Database: Sendable {
         }
     }
 
+    /// Runs `body` on one PostgreSQL connection of the pool (for `LISTEN`); nil on SQLite, which has no such thing.
+    public func withPostgresConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T? {
+        guard case .postgres(let client, _) = self.backend else { return nil }
+        return try await client.withConnection { connection in try await body(connection) }
+    }
+
     /// Checks that the database answers, for `/health`.
     public func ping() async throws {
         try await self.read { sql in

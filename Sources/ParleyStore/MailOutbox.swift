@@ -35,11 +35,19 @@ public struct MailOutbox: Sendable {
         ).run()
     }
 
-    /// Claims up to `limit` due jobs for `worker` for `leaseMillis`; a job whose lease ran out (its worker died) is due again.
-    public func claim(worker: String, limit: Int, leaseMillis: Int64, now: Int64) async throws -> [MailJob] {
+    /// Claims up to `limit` due jobs for `worker` for `leaseMillis`; a job whose lease ran out (its worker died) is due again,
+    /// unless it has had `maxAttempts` attempts: a job that kills every worker trying it must not be retried forever.
+    public func claim(worker: String, limit: Int, leaseMillis: Int64, now: Int64, maxAttempts: Int = .max) async throws -> [MailJob] {
         // Several workers may run: PostgreSQL skips rows another transaction holds; SQLite has one writer at a time anyway.
         let lock: SQLQueryString = self.database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         return try await self.database.transaction { sql in
+            try await sql.raw(
+                """
+                UPDATE mail_outbox SET status = 'failed', payload = '{}', locked_by = NULL, locked_until = NULL,
+                       last_error = 'gave up: the worker delivering it stopped during the last allowed attempt'
+                WHERE status = 'sending' AND locked_until < \(bind: now) AND attempts >= \(bind: maxAttempts)
+                """
+            ).run()
             let rows = try await sql.raw(
                 """
                 UPDATE mail_outbox SET status = 'sending', attempts = attempts + 1, locked_by = \(bind: worker), locked_until = \(bind: now + leaseMillis)
@@ -61,6 +69,15 @@ public struct MailOutbox: Sendable {
                     attempts: try row.decode(column: "attempts", as: Int.self)
                 )
             }
+        }
+    }
+
+    /// Extends the leases of every job `worker` holds.
+    public func renewLeases(worker: String, leaseMillis: Int64, now: Int64) async throws {
+        try await self.database.transaction { sql in
+            try await sql.raw(
+                "UPDATE mail_outbox SET locked_until = \(bind: now + leaseMillis) WHERE status = 'sending' AND locked_by = \(bind: worker)"
+            ).run()
         }
     }
 

@@ -172,5 +172,28 @@ public enum Schema {
                 """,
             ]
         ),
+        Migration(
+            version: 3,
+            name: "presence across instances, event bus payloads too large for a notification",
+            statements: [
+                """
+                CREATE TABLE presence (
+                    instance_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    PRIMARY KEY (user_id, instance_id)
+                )
+                """,
+                "CREATE INDEX presence_instance ON presence (instance_id)",
+                "CREATE INDEX presence_expiry ON presence (expires_at)",
+                """
+                CREATE TABLE bus_payloads (
+                    id TEXT PRIMARY KEY,
+                    body TEXT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+            ]
+        ),
     ]
 }

@@ -14,6 +14,9 @@ public struct SocketIOConfiguration: Sendable {
     public var connectTimeout: Duration
     /// How long a WebSocket may take between opening and completing the upgrade of a polling session.
     public var upgradeTimeout: Duration
+    /// Put before every Engine.IO session id with a dot (`chat2.Xy…`), so a load balancer can route a polling
+    /// session's requests to the instance that holds it by the `sid` query parameter; nil for a single instance.
+    public var sessionIDPrefix: String?
 
     /// Creates a configuration; the defaults are Engine.IO's and Parley's contract values.
     public init(
@@ -22,7 +25,8 @@ public struct SocketIOConfiguration: Sendable {
         maxPayload: Int = 1_000_000,
         outboundQueueLimit: Int = 1024,
         connectTimeout: Duration = .seconds(45),
-        upgradeTimeout: Duration = .seconds(10)
+        upgradeTimeout: Duration = .seconds(10),
+        sessionIDPrefix: String? = nil
     ) {
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
@@ -30,6 +34,7 @@ public struct SocketIOConfiguration: Sendable {
         self.outboundQueueLimit = outboundQueueLimit
         self.connectTimeout = connectTimeout
         self.upgradeTimeout = upgradeTimeout
+        self.sessionIDPrefix = sessionIDPrefix
     }
 
     /// The hummingbird-websocket settings this server needs; pass them to `.http1WebSocketUpgrade(webSocketRouter:configuration:)`.
@@ -41,6 +46,12 @@ public struct SocketIOConfiguration: Sendable {
     ///   second timer per socket would only cost wakeups.
     public var webSocketServerConfiguration: WebSocketServerConfiguration {
         WebSocketServerConfiguration(maxFrameSize: self.maxPayload, autoPing: .disabled)
+    }
+
+    /// A new Engine.IO session id, naming this instance when a prefix is set.
+    func makeSessionID() -> String {
+        guard let prefix = self.sessionIDPrefix else { return RandomID.make() }
+        return prefix + "." + RandomID.make()
     }
 
     /// The handshake values in milliseconds, as the open packet carries them.

@@ -46,7 +46,7 @@ public final class SocketIOServer: Sendable {
     /// Opens a session on `transport` and registers it; the Socket.IO layer hears of its close, the registry of its end.
     func openSession(transport: EngineSession.Transport, handshake: SocketIOHandshake) -> SocketIOConnection {
         let session = EngineSession(
-            sid: RandomID.make(),
+            sid: self.configuration.makeSessionID(),
             transport: transport,
             handshake: handshake,
             configuration: self.configuration,

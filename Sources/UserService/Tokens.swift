@@ -19,10 +19,12 @@ public struct TokenIssuer: Sendable {
         self.refreshTokenLifetime = refreshTokenLifetime
     }
 
-    /// A verifier holding only the public key, for services in this process.
+    /// A verifier holding only the public keys (the signing key's and a retired one's), for services in this process.
     public func verifier() async -> any AccessTokenVerifying {
         let keys = JWTKeyCollection()
-        await keys.add(eddsa: self.key.privateKey.publicKey, kid: JWKIdentifier(string: self.key.kid))
+        for key in self.key.verificationKeys {
+            await keys.add(eddsa: key.publicKey, kid: JWKIdentifier(string: key.kid))
+        }
         return JWTAccessTokenVerifier(keys: keys)
     }
 

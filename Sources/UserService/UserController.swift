@@ -42,7 +42,7 @@ public struct UserController: Sendable {
     @Sendable func login(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<LoginResponse> {
         let body = try await request.decodeJSON(as: LoginRequest.self, context: context)
         let email = try EmailAddress.normalise(body.email)
-        switch try await self.service.requestCode(email: email, clientIP: context.remoteIP, requestID: context.requestID) {
+        switch try await self.service.requestCode(email: email, clientIP: context.clientIP, requestID: context.requestID) {
         case .queued:
             context.logger.info("login code queued", metadata: ["email": .string(email)])
             let seconds = self.service.settings.resendSeconds

@@ -106,6 +106,39 @@ struct StorageTests {
         }
     }
 
+    @Test("a worker that renews its leases keeps its jobs; another worker cannot take them", arguments: DatabaseKind.allCases)
+    func outboxLeaseRenewal(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let outbox = MailOutbox(database: database)
+            try await database.transaction { sql in
+                try await MailOutbox.enqueue(template: "t", recipient: "a@b.co", payload: "{}", requestID: nil, now: 0, in: sql)
+            }
+            #expect(try await outbox.claim(worker: "w1", limit: 10, leaseMillis: 1000, now: 0).count == 1)
+            try await outbox.renewLeases(worker: "w1", leaseMillis: 1000, now: 900)
+            #expect(try await outbox.claim(worker: "w2", limit: 10, leaseMillis: 1000, now: 1500).isEmpty)
+            // Another worker's renewal does not touch w1's job.
+            try await outbox.renewLeases(worker: "w2", leaseMillis: 5000, now: 1500)
+            #expect(try await outbox.claim(worker: "w2", limit: 10, leaseMillis: 1000, now: 1901).count == 1)
+        }
+    }
+
+    @Test("a job whose worker died during its last allowed attempt is given up, not retried forever", arguments: DatabaseKind.allCases)
+    func outboxAbandonedLastAttempt(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let outbox = MailOutbox(database: database)
+            try await database.transaction { sql in
+                try await MailOutbox.enqueue(template: "t", recipient: "a@b.co", payload: "{\"code\":1}", requestID: nil, now: 0, in: sql)
+            }
+            #expect(try await outbox.claim(worker: "w1", limit: 1, leaseMillis: 100, now: 0, maxAttempts: 2).count == 1)
+            // w1 died; w2 takes the job for its second and last attempt, and dies too.
+            #expect(try await outbox.claim(worker: "w2", limit: 1, leaseMillis: 100, now: 200, maxAttempts: 2).first?.attempts == 2)
+            #expect(try await outbox.claim(worker: "w3", limit: 1, leaseMillis: 100, now: 400, maxAttempts: 2).isEmpty)
+            let row = try await database.read { sql in try await sql.raw("SELECT status, payload FROM mail_outbox").first()! }
+            #expect(try row.decode(column: "status", as: String.self) == "failed")
+            #expect(try row.decode(column: "payload", as: String.self) == "{}")
+        }
+    }
+
     @Test("a failed job is retried at its time, and given up with its error kept", arguments: DatabaseKind.allCases)
     func outboxRetries(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database in

@@ -1,0 +1,310 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyStore
+import PostgresNIO
+import SQLKit
+import ServiceLifecycle
+import Synchronization
+
+/// The event bus of several chat instances on one PostgreSQL: every event is delivered in this process at once and sent to
+/// the others with `NOTIFY`, small and batched, after the data it announces is committed and outside that transaction, so
+/// notifications never hold up message commits (PostgreSQL serialises NOTIFYing commits on one global lock).
+///
+/// An instance that loses its `LISTEN` connection reconnects and reads from the store what it may have missed; the fan-out
+/// fills any seq gap from the store as well, so a client never misses a message because the bus was briefly away.
+public final class PostgresEventBus: ChatEventBus, Service {
+    static let channel = "parley_events"
+    /// NOTIFY refuses payloads of 8000 bytes or more; a batch is cut below that.
+    static let payloadLimit = 7900
+    /// Messages at most this old when the listener was found gone are checked again after it reconnects.
+    static let catchUpMargin: Int64 = 30_000
+
+    let database: Database
+    let instanceID: String
+    let logger: Logger
+    let local = InProcessEventBus()
+    let membership: MembershipCache
+    private let pending = Mutex<[Data]>([])
+    private let queued = Wakeup()
+    private let listening = Atomic<Bool>(false)
+
+    /// A bus for the instance `instanceID` (unique per process) over `database`, which must be PostgreSQL.
+    public init(database: Database, instanceID: String, logger: Logger) {
+        self.database = database
+        self.instanceID = instanceID
+        self.logger = logger
+        self.membership = MembershipCache(store: ChatStore(database: database))
+    }
+
+    /// Whether the `LISTEN` connection is up, for `/health`.
+    public var isListening: Bool { self.listening.load(ordering: .relaxed) }
+
+    public func publish(_ event: ChatEvent) {
+        self.local.publish(event)
+        guard let wire = BusEvent(event), let data = try? BusEvent.encoder.encode(wire) else { return }
+        self.pending.withLock { $0.append(data) }
+        self.queued.ring()
+    }
+
+    public func subscribe() -> AsyncStream<ChatEvent> {
+        self.local.subscribe()
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.sendNotifications() }
+                group.addTask { await self.receiveNotifications() }
+                group.addTask { await self.pruneStoredPayloads() }
+            }
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends queued events in batches, in publish order, one notification per batch.
+    func sendNotifications() async {
+        while !Task.isCancelled {
+            let events = self.pending.withLock { pending -> [Data] in
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
+            }
+            if events.isEmpty {
+                await self.queued.wait(timeout: .seconds(1))
+                continue
+            }
+            for payload in NotificationPacker(origin: self.instanceID).payloads(of: events) {
+                await self.notify(payload)
+            }
+        }
+    }
+
+    /// Sends one notification, retrying while the database is away (briefly: past that, receivers catch up on their own).
+    func notify(_ payload: BusPayload) async {
+        var delay = Duration.milliseconds(100)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !Task.isCancelled {
+            do {
+                let text: String
+                switch payload {
+                case .inline(let body):
+                    text = body
+                case .stored(let body):
+                    let id = Identifier.make()
+                    try await self.database.transaction { sql in
+                        try await sql.raw("INSERT INTO bus_payloads (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.millis()))")
+                            .run()
+                    }
+                    text = #"{"origin":"# + JSONText.quote(self.instanceID) + #","stored":"# + JSONText.quote(id) + "}"
+                }
+                try await self.database.read { sql in
+                    _ = try await sql.raw("SELECT pg_notify(\(bind: Self.channel), \(bind: text)) AS sent").first()
+                }
+                return
+            } catch {
+                guard ContinuousClock.now < deadline else {
+                    self.logger.error("cannot notify other instances; they will catch up from the store", metadata: ["error": "\(error)"])
+                    return
+                }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    /// Payloads too large for a notification are kept a while for the receivers, then removed.
+    func pruneStoredPayloads() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(60))
+            try? await self.database.transaction { sql in
+                try await sql.raw("DELETE FROM bus_payloads WHERE created_at < \(bind: Timestamp.millis() - 600_000)").run()
+            }
+        }
+    }
+
+    // MARK: Receiving
+
+    /// Listens until shutdown; after losing the connection it listens again and reads from the store what it missed.
+    func receiveNotifications() async {
+        var missedSince: Int64?
+        var delay = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                _ = try await self.database.withPostgresConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        // Listening first, then catching up: nothing falls between the two.
+                        if let since = missedSince {
+                            try await self.catchUp(since: since)
+                            self.logger.notice("event bus listening again; caught up from the store")
+                        }
+                        missedSince = nil
+                        delay = .milliseconds(100)
+                        self.listening.store(true, ordering: .relaxed)
+                        for try await notification in notifications {
+                            await self.receive(notification.payload)
+                        }
+                    }
+                }
+            } catch {
+                if !Task.isCancelled {
+                    self.logger.warning("event bus connection lost", metadata: ["error": "\(error)"])
+                }
+            }
+            self.listening.store(false, ordering: .relaxed)
+            missedSince = missedSince ?? (Timestamp.millis() - Self.catchUpMargin)
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(2))
+        }
+    }
+
+    /// Hands the events of one notification from another instance to this process's fan-out.
+    func receive(_ payload: String) async {
+        do {
+            var notification = try BusEvent.decoder.decode(BusNotification.self, from: Data(payload.utf8))
+            guard notification.origin != self.instanceID else { return }
+            if let stored = notification.stored {
+                guard let body = try await self.database.read({ sql in
+                    try await sql.raw("SELECT body FROM bus_payloads WHERE id = \(bind: stored)").first()?.decode(column: "body", as: String.self)
+                }) else { return }
+                notification = try BusEvent.decoder.decode(BusNotification.self, from: Data(body.utf8))
+            }
+            for event in notification.events ?? [] {
+                if let event = try await event.chatEvent(membership: self.membership) {
+                    self.local.publish(event)
+                }
+            }
+        } catch {
+            self.logger.error("cannot read an event bus notification", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Announces every chat with messages since `since` so the fan-out delivers whatever of them it has not delivered.
+    func catchUp(since: Int64) async throws {
+        // Message ids are UUIDv7: the primary key orders them by time, so no index on the hot path is needed for this.
+        let bound = Identifier.lowerBound(millis: since)
+        let rows = try await self.database.read { sql in
+            try await sql.raw("SELECT chat_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq FROM messages WHERE id >= \(bind: bound) GROUP BY chat_id")
+                .all()
+        }
+        for row in rows {
+            let chatID = try row.decode(column: "chat_id", as: String.self)
+            self.local.publish(
+                .messagesMissed(
+                    chatID: chatID, firstSeq: try row.decode(column: "first_seq", as: Int64.self),
+                    lastSeq: try row.decode(column: "last_seq", as: Int64.self), members: try await self.membership.members(of: chatID)
+                )
+            )
+        }
+    }
+}
+
+/// Packs encoded events into notification payloads.
+struct NotificationPacker {
+    /// The publishing instance.
+    let origin: String
+
+    /// `events` packed into as few notification payloads as fit under the limit; one that cannot fit is stored.
+    func payloads(of events: [Data]) -> [BusPayload] {
+        let head = Data(#"{"origin":"#.utf8) + Data(JSONText.quote(self.origin).utf8) + Data(#","events":["#.utf8)
+        let tail = Data("]}".utf8)
+        var payloads: [BusPayload] = []
+        var batch = Data()
+        func flush() {
+            guard !batch.isEmpty else { return }
+            payloads.append(.inline(String(decoding: head + batch + tail, as: UTF8.self)))
+            batch.removeAll(keepingCapacity: true)
+        }
+        for event in events {
+            if head.count + event.count + tail.count > PostgresEventBus.payloadLimit {
+                flush()
+                payloads.append(.stored(String(decoding: head + event + tail, as: UTF8.self)))
+                continue
+            }
+            if head.count + batch.count + 1 + event.count + tail.count > PostgresEventBus.payloadLimit { flush() }
+            if !batch.isEmpty { batch.append(UInt8(ascii: ",")) }
+            batch.append(event)
+        }
+        flush()
+        return payloads
+    }
+}
+
+/// A notification's payload: sent as it is, or kept in `bus_payloads` when too large.
+enum BusPayload: Equatable {
+    case inline(String)
+    case stored(String)
+}
+
+/// One notification between instances.
+struct BusNotification: Codable {
+    /// The publishing instance, which has delivered its own events already.
+    var origin: String
+    var events: [BusEvent]?
+    /// The `bus_payloads` row holding the notification, when it did not fit in one.
+    var stored: String?
+}
+
+/// A chat event on the wire: the facts only; every instance finds the members in its own memory.
+struct BusEvent: Codable {
+    enum Kind: String, Codable {
+        case message, seen, typing, chat, presence
+    }
+
+    var kind: Kind
+    var record: MessageRecord?
+    var chatID: String?
+    var userID: String?
+    var seq: Int64?
+    var on: Bool?
+    var summary: ChatSummary?
+
+    static let encoder = JSONEncoder()
+    static let decoder = JSONDecoder()
+
+    /// The wire form of `event`, or nil for events that stay in their process.
+    init?(_ event: ChatEvent) {
+        switch event {
+        case .newMessage(let envelope, _):
+            self.kind = .message
+            self.record = envelope.record
+        case .messagesSeen(let chatID, let userID, let seq, _):
+            self.kind = .seen
+            (self.chatID, self.userID, self.seq) = (chatID, userID, seq)
+        case .typing(let chatID, let userID, let isTyping, _):
+            self.kind = .typing
+            (self.chatID, self.userID, self.on) = (chatID, userID, isTyping)
+        case .chatUpdated(let summary, _):
+            self.kind = .chat
+            self.summary = summary
+        case .presence(let userID, let online):
+            self.kind = .presence
+            (self.userID, self.on) = (userID, online)
+        case .messagesMissed:
+            return nil
+        }
+    }
+
+    /// The event again, with the members of its chat; nil when it lacks what its kind needs.
+    func chatEvent(membership: MembershipCache) async throws -> ChatEvent? {
+        switch self.kind {
+        case .message:
+            guard let record = self.record else { return nil }
+            return .newMessage(MessageRecordEnvelope(record: record), members: try await membership.members(of: record.chatID))
+        case .seen:
+            guard let chatID = self.chatID, let userID = self.userID, let seq = self.seq else { return nil }
+            return .messagesSeen(chatID: chatID, userID: userID, seq: seq, members: try await membership.members(of: chatID))
+        case .typing:
+            guard let chatID = self.chatID, let userID = self.userID, let on = self.on else { return nil }
+            return .typing(chatID: chatID, userID: userID, isTyping: on, members: try await membership.members(of: chatID))
+        case .chat:
+            guard let summary = self.summary else { return nil }
+            let members = summary.members.map(\.id)
+            membership.remember(summary.id, members: members)
+            return .chatUpdated(summary, members: members)
+        case .presence:
+            guard let userID = self.userID, let on = self.on else { return nil }
+            return .presence(userID: userID, online: on)
+        }
+    }
+}

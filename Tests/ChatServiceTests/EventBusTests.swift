@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyStore
+import ParleyTestSupport
+import SQLKit
+import ServiceLifecycle
+import Testing
+
+@testable import ChatService
+
+/// Collects what a bus subscription delivers, for waiting on it.
+actor Received {
+    private(set) var events: [ChatEvent] = []
+
+    func append(_ event: ChatEvent) { self.events.append(event) }
+
+    /// Waits until `predicate` holds for the events so far (at most `seconds`), and returns them.
+    func wait(seconds: Double = 10, until predicate: @Sendable ([ChatEvent]) -> Bool) async throws -> [ChatEvent] {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while !predicate(self.events) {
+            guard ContinuousClock.now < deadline else { throw TestSetupError("timed out; received \(self.events.count) events") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return self.events
+    }
+}
+
+extension ChatEvent {
+    var messageSeq: Int64? {
+        if case .newMessage(let envelope, _) = self { return envelope.record.seq }
+        return nil
+    }
+}
+
+/// Runs two buses on one database, as two chat instances would, with a subscriber on each.
+func withTwoBuses(
+    _ database: Database, _ body: (PostgresEventBus, Received, PostgresEventBus, Received) async throws -> Void
+) async throws {
+    let logger = Logger(label: "test.bus")
+    let first = PostgresEventBus(database: database, instanceID: "chat1-\(Identifier.make().suffix(6))", logger: logger)
+    let second = PostgresEventBus(database: database, instanceID: "chat2-\(Identifier.make().suffix(6))", logger: logger)
+    let (firstReceived, secondReceived) = (Received(), Received())
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for (bus, received) in [(first, firstReceived), (second, secondReceived)] {
+            let events = bus.subscribe()
+            group.addTask { try await bus.run() }
+            group.addTask { for await event in events { await received.append(event) } }
+        }
+        // Both listening before anything is published.
+        while !(first.isListening && second.isListening) { try await Task.sleep(for: .milliseconds(20)) }
+        try await body(first, firstReceived, second, secondReceived)
+        group.cancelAll()
+    }
+}
+
+@Suite("Event bus over PostgreSQL LISTEN/NOTIFY")
+struct EventBusTests {
+    func record(chat: String, seq: Int64, sender: String, text: String = "hello") -> MessageRecord {
+        MessageRecord(
+            id: Identifier.make(), chatID: chat, seq: seq, senderID: sender, kind: "text", text: text, fileID: nil, clientMessageID: nil,
+            createdAt: Timestamp.millis(), file: nil
+        )
+    }
+
+    @Test("events published on one instance reach the other once, in publish order, and are not echoed back")
+    func crossInstanceDelivery() async throws {
+        try await TestDatabases.with(.postgres) { database in
+            let users = try await makeUsers(2, in: database)
+            let chat = try await ChatStore(database: database).group(named: "g", creator: users[0], members: users, now: 1)
+            try await withTwoBuses(database) { first, firstReceived, _, secondReceived in
+                for seq in 1...300 {
+                    first.publish(.newMessage(MessageRecordEnvelope(record: self.record(chat: chat, seq: Int64(seq), sender: users[0])), members: users))
+                }
+                first.publish(.typing(chatID: chat, userID: users[0], isTyping: true, members: users))
+                let events = try await secondReceived.wait { $0.count >= 301 }
+                #expect(events.compactMap(\.messageSeq) == Array(1...300))
+                guard case .typing(let typingChat, _, true, let members) = events.last else { Issue.record("no typing event"); return }
+                // The receiving instance found the members itself: they are not on the wire.
+                #expect(typingChat == chat && Set(members) == Set(users))
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(await firstReceived.events.count == 301)
+                #expect(await secondReceived.events.count == 301)
+            }
+        }
+    }
+
+    @Test("an event too large for one notification travels through the store")
+    func largeEvent() async throws {
+        try await TestDatabases.with(.postgres) { database in
+            let users = try await makeUsers(2, in: database)
+            let chat = try await ChatStore(database: database).group(named: "g", creator: users[0], members: users, now: 1)
+            let text = String(repeating: "語", count: 4000)
+            try await withTwoBuses(database) { first, _, _, secondReceived in
+                first.publish(.newMessage(MessageRecordEnvelope(record: self.record(chat: chat, seq: 1, sender: users[0], text: text)), members: users))
+                first.publish(.newMessage(MessageRecordEnvelope(record: self.record(chat: chat, seq: 2, sender: users[0])), members: users))
+                let events = try await secondReceived.wait { $0.count >= 2 }
+                guard case .newMessage(let envelope, _) = events.first else { Issue.record("no message"); return }
+                #expect(envelope.record.text == text)
+                #expect(events.compactMap(\.messageSeq) == [1, 2])
+            }
+            let stored = try await database.read { sql in try await sql.raw("SELECT COUNT(*) AS n FROM bus_payloads").first()!.decode(column: "n", as: Int.self) }
+            #expect(stored == 1)
+        }
+    }
+
+    @Test("catching up after the listener was away announces every chat with messages since then")
+    func catchUp() async throws {
+        try await TestDatabases.with(.postgres) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(3, in: database)
+            let old = try await store.group(named: "old", creator: users[0], members: users, now: 1)
+            _ = try await store.append(chatID: old, senderID: users[0], text: "before", file: nil, clientMessageID: nil, now: 1)
+            try await Task.sleep(for: .milliseconds(20))
+            let since = Timestamp.millis()
+            let busy = try await store.group(named: "busy", creator: users[0], members: users, now: 2)
+            for index in 0..<3 {
+                _ = try await store.append(chatID: busy, senderID: users[index], text: "m\(index)", file: nil, clientMessageID: nil, now: 3)
+            }
+            let bus = PostgresEventBus(database: database, instanceID: "chat9", logger: Logger(label: "test.bus"))
+            let events = bus.subscribe()
+            try await bus.catchUp(since: since)
+            var iterator = events.makeAsyncIterator()
+            guard case .messagesMissed(let chatID, let first, let last, let members) = await iterator.next() else {
+                Issue.record("no catch-up event")
+                return
+            }
+            #expect(chatID == busy && first == 1 && last == 3 && Set(members) == Set(users))
+        }
+    }
+
+    @Test("a batch of events is packed into notifications under the size limit, in order")
+    func packing() throws {
+        let bus = NotificationPacker(origin: "chat1")
+        let small = (0..<100).map { Data(#"{"kind":"typing","chatID":"\#($0)"}"#.utf8) }
+        let huge = Data(#"{"kind":"message","text":""#.utf8) + Data(repeating: UInt8(ascii: "a"), count: 9000) + Data(#""}"#.utf8)
+        let payloads = bus.payloads(of: small + [huge] + small)
+        var order: [String] = []
+        for payload in payloads {
+            switch payload {
+            case .inline(let text):
+                #expect(text.utf8.count <= PostgresEventBus.payloadLimit)
+                let notification = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+                #expect(notification["origin"] as? String == "chat1")
+                order += (notification["events"] as! [[String: Any]]).map { ($0["chatID"] as? String) ?? "huge" }
+            case .stored(let text):
+                #expect(text.utf8.count > PostgresEventBus.payloadLimit)
+                order.append("stored")
+            }
+        }
+        let numbers: [String] = (0..<100).map { String($0) }
+        let expected: [String] = numbers + ["stored"] + numbers
+        #expect(order == expected)
+    }
+}
