@@ -213,7 +213,9 @@ pid {self.directory}/nginx.pid;
 error_log {self.directory}/error.log info;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {self.directory}/access.log;
+    log_format parley '$remote_addr "$request" $status $body_bytes_sent upstream=$upstream_addr '
+                      'upstream_status=$upstream_status time=$request_time';
+    access_log {self.directory}/access.log parley;
     client_body_temp_path {self.directory}/client_body;
     proxy_temp_path {self.directory}/proxy;
     fastcgi_temp_path {self.directory}/fastcgi;

@@ -44,7 +44,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def parley_binary() -> Path:
-    binary = Path(os.environ.get("PARLEY_BIN") or REPO_ROOT / ".build" / "debug" / "parley")
+    binary = Path(os.environ.get("PARLEY_BIN") or REPO_ROOT / ".build" / "debug" / "parley").resolve()
     if not binary.is_file() or not os.access(binary, os.X_OK):
         pytest.fail(f"no Parley binary at {binary}: build it (swift build) or set PARLEY_BIN", pytrace=False)
     return binary

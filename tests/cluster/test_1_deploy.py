@@ -35,8 +35,14 @@ def test_nginx_sid_map_names_every_chat_instance():
     assert set(map_lines) == set(chat_ports), map_lines
     for name, upstream in map_lines.items():
         assert upstreams.get(upstream) == chat_ports[name], (name, upstream, upstreams)
-    round_robin = re.search(r"upstream parley_chat \{(.*?)\}", text, re.S).group(1)
-    assert set(re.findall(r"server (127\.0\.0\.1:\d+)", round_robin)) == set(chat_ports.values())
+    assert re.search(r"default\s+parley_chat_socket;", text)
+    for upstream in ("parley_chat", "parley_chat_socket"):
+        servers = re.search(rf"upstream {upstream} \{{(.*?)\}}", text, re.S).group(1)
+        assert set(re.findall(r"server (127\.0\.0\.1:\d+)", servers)) == set(chat_ports.values()), upstream
+    # WebSocket upgrades must not ride a kept-alive connection (hummingbird-websocket answers 307 to those).
+    for upstream in ["parley_chat_socket"] + list(map_lines.values()):
+        body = re.search(rf"upstream {upstream} \{{(.*?)\}}", text, re.S).group(1)
+        assert "keepalive" not in body, f"{upstream} keeps connections alive"
 
 
 def test_shipped_instance_env_files_match_the_nginx_layout():

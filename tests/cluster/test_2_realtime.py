@@ -58,6 +58,12 @@ def test_messages_typing_seen_and_chat_updates_cross_instances(healthy_cluster, 
         assert [m["seq"] for m in received] == [m["seq"] for m in sent], "not every message exactly once, in order"
         assert [m["id"] for m in received] == [m["id"] for m in sent]
 
+        # Seen: B reads up to A's last message, A (on the other instance) sees it.
+        last = sent[-1]["seq"]
+        ack_ok(socket_b.call("markRead", {"chatId": chat["id"], "seq": last}, timeout=10), "markRead")
+        events_a.wait("messagesSeen", lambda e: e == {"chatId": chat["id"], "userId": bob.id, "seq": last},
+                      what="messagesSeen on chat1")
+
         # A reply from B through REST (nginx round-robin: any instance) reaches A on chat1.
         reply = bob.client.post(f"/api/v1/chats/{chat['id']}/messages",
                                 json={"text": "reply over REST", "clientMessageId": uuid.uuid4().hex}).json()["message"]
@@ -69,11 +75,6 @@ def test_messages_typing_seen_and_chat_updates_cross_instances(healthy_cluster, 
         socket_a.emit("stopTyping", {"chatId": chat["id"]})
         events_b.wait("userStoppedTyping", lambda e: e == {"chatId": chat["id"], "userId": alice.id},
                       what="userStoppedTyping")
-
-        # Seen: B reads up to the reply, A sees it.
-        ack_ok(socket_b.call("markRead", {"chatId": chat["id"], "seq": reply["seq"]}, timeout=10), "markRead")
-        events_a.wait("messagesSeen", lambda e: e == {"chatId": chat["id"], "userId": bob.id, "seq": reply["seq"]},
-                      what="messagesSeen on chat1")
 
         # A group made by Carol (whose request lands on whichever instance) reaches A and B as chatUpdated.
         group = create_chat(carol, name="cluster group", members=[alice, bob])
