@@ -145,8 +145,13 @@ class Postgres:
     def stop_server(self) -> None:
         self.pg_ctl("-m", "fast", "-w", "-t", "30", "stop")
 
+    @property
+    def port(self) -> int:
+        return int(re.search(r":(\d+)/", self.url).group(1))
+
     def start_server(self) -> None:
-        self.pg_ctl("-l", str(self.directory / "server.log"), "-w", "-t", "60", "start")
+        # pg_start gave the port on the command line (postgresql.conf has the default): give it again.
+        self.pg_ctl("-l", str(self.directory / "server.log"), "-o", f"-p {self.port}", "-w", "-t", "60", "start")
 
     def psql(self, sql: str, url: str | None = None) -> str:
         result = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url or self.url, "-c", sql],
