@@ -183,3 +183,47 @@ def test_default_client_upgrades_to_websocket_through_nginx(healthy_cluster):
         assert socket.call("joinChat", "no-such-chat", timeout=10) is not None
     finally:
         socket.disconnect()
+
+
+def test_concurrent_first_messages_from_three_instances(healthy_cluster):
+    """[cluster] Three members on three instances start a fresh group at the same moment: every socket gets every
+    message live, exactly once, in seq order (notifications of different instances may arrive in any order, the
+    first ones of a chat included)."""
+    cluster = healthy_cluster
+    people = [cluster.sign_in() for _ in range(3)]
+    sockets = [connect_socket(cluster, person.access_token, "websocket", instance=f"chat{index + 1}")
+               for index, person in enumerate(people)]
+    try:
+        problems = []
+        started = time.monotonic()
+        for round_ in range(5):
+            group = create_chat(people[0], name=f"race {round_}", members=people[1:])["id"]
+            barrier = threading.Barrier(3)
+
+            def burst(index):
+                socket = sockets[index][0]
+                barrier.wait()
+                for n in range(6):
+                    socket.call("sendMessage", {"chatId": group, "text": f"{index}.{n}", "clientMessageId": uuid.uuid4().hex},
+                                timeout=10)
+
+            threads = [threading.Thread(target=burst, args=(index,)) for index in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            for index, (_, events) in enumerate(sockets):
+                def seqs():
+                    return [m["seq"] for m in events.of("newMessage") if m["chatId"] == group]
+                try:
+                    poll(lambda: 18 in seqs(), 10, "the 18th message")
+                except AssertionError:
+                    pass
+                time.sleep(0.1)
+                if seqs() != list(range(1, 19)):
+                    problems.append(f"round {round_}, socket on chat{index + 1}: seqs {seqs()}")
+        timing("5 rounds of 3 × 6 concurrent first messages", time.monotonic() - started)
+        assert not problems, "\n".join(problems)
+    finally:
+        for socket, _ in sockets:
+            socket.disconnect()

@@ -72,6 +72,9 @@ def test_per_ip_login_limit_holds_across_instances_through_nginx(user_cluster):
     refused = client.post("/api/v1/login", json={"email": unique_email("ip")})
     assert_error(refused, 429)
     assert_retry_after(refused)
+    # A forged X-Forwarded-For does not buy a fresh budget: nginx replaces the header with the real address.
+    forged = client.post("/api/v1/login", json={"email": unique_email("ip")}, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert_error(forged, 429)
     served = {name: login_requests_served(cluster.instances[name]) - before[name] for name in ("user1", "user2")}
     assert all(count > 0 for count in served.values()), f"nginx did not spread the requests: {served}"
     other = cluster.client(source=fresh_source_address())
