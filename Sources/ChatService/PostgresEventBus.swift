@@ -104,7 +104,7 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 return
             } catch {
                 guard ContinuousClock.now < deadline else {
-                    self.logger.error("cannot notify other instances; they will catch up from the store", metadata: ["error": "\(error)"])
+                    self.logger.error("cannot notify other instances; they will catch up from the store", metadata: ["error": "\(String(reflecting: error))"])
                     return
                 }
                 try? await Task.sleep(for: delay)
@@ -148,7 +148,7 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 }
             } catch {
                 if !Task.isCancelled {
-                    self.logger.warning("event bus connection lost", metadata: ["error": "\(error)"])
+                    self.logger.warning("event bus connection lost", metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
             self.listening.store(false, ordering: .relaxed)
@@ -175,7 +175,7 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 }
             }
         } catch {
-            self.logger.error("cannot read an event bus notification", metadata: ["error": "\(error)"])
+            self.logger.error("cannot read an event bus notification", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 
