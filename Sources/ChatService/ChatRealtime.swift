@@ -91,8 +91,9 @@ public final class ChatRealtime: SocketIOHandler, Service {
             for member in members where online.contains(member) {
                 server.emit(Self.presenceEvent(member, online: true), toUsers: members.filter { $0 != member })
             }
-        case .presence(let userID, let online):
-            let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
+        case .presence(let userID, let online, let known):
+            let contacts: [String]
+            if let known { contacts = known } else { contacts = (try? await self.service.store.contacts(of: userID)) ?? [] }
             server.emit(Self.presenceEvent(userID, online: online), toUsers: contacts)
         }
     }
@@ -178,14 +179,16 @@ public final class ChatRealtime: SocketIOHandler, Service {
             return count == 0
         }
         let userID = socket.userID
+        let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
         if arrived {
             do {
-                if try await self.presenceRegistry.arrived(userID) { self.service.bus.publish(.presence(userID: userID, online: true)) }
+                if try await self.presenceRegistry.arrived(userID) {
+                    self.service.bus.publish(.presence(userID: userID, online: true, contacts: contacts))
+                }
             } catch {
                 self.logger.warning("cannot record presence", metadata: ["error": "\(error)"])
             }
         }
-        let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
         let online = (try? await self.presenceRegistry.online(among: contacts)) ?? []
         socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: ["[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"]))
     }

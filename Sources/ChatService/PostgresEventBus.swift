@@ -277,7 +277,7 @@ struct BusEvent: Codable {
         case .chatUpdated(let summary, _):
             self.kind = .chat
             self.summary = summary
-        case .presence(let userID, let online):
+        case .presence(let userID, let online, _):
             self.kind = .presence
             (self.userID, self.on) = (userID, online)
         case .messagesMissed:
