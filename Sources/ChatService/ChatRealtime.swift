@@ -190,7 +190,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
             }
         }
         let online = (try? await self.presenceRegistry.online(among: contacts)) ?? []
-        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: ["[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"]))
+        let list = "[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"
+        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: [list]))
     }
 
     public func disconnected(_ socket: SocketIOSocket, reason: String) async {

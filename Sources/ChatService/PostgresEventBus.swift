@@ -93,8 +93,9 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 case .stored(let body):
                     let id = Identifier.make()
                     try await self.database.transaction { sql in
-                        try await sql.raw("INSERT INTO bus_payloads (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.millis()))")
-                            .run()
+                        try await sql.raw(
+                            "INSERT INTO bus_payloads (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.millis()))"
+                        ).run()
                     }
                     text = #"{"origin":"# + JSONText.quote(self.instanceID) + #","stored":"# + JSONText.quote(id) + "}"
                 }
@@ -104,7 +105,9 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 return
             } catch {
                 guard ContinuousClock.now < deadline else {
-                    self.logger.error("cannot notify other instances; they will catch up from the store", metadata: ["error": "\(String(reflecting: error))"])
+                    self.logger.error(
+                        "cannot notify other instances; they will catch up from the store", metadata: ["error": "\(String(reflecting: error))"]
+                    )
                     return
                 }
                 try? await Task.sleep(for: delay)
