@@ -8,7 +8,8 @@ public protocol BlobStore: Sendable {
     func get(key: String) async throws -> [UInt8]?
 }
 
-/// Files under a folder (by default `<data dir>/files`), written to a temporary name and renamed so a reader never sees half a file.
+/// Files under a folder (by default `<data dir>/files`), written to a temporary name, flushed to disk and renamed, so a reader
+/// never sees half a file and an acknowledged upload survives a crash or power loss (as its database row does).
 public struct DiskBlobStore: BlobStore {
     let root: URL
 
@@ -28,12 +29,45 @@ public struct DiskBlobStore: BlobStore {
         let target = self.path(for: key)
         try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
         let temporary = target.appendingPathExtension("partial")
-        try Data(bytes).write(to: temporary, options: .atomic)
+        try Self.writeDurably(bytes, to: temporary.path)
         try FileManager.default.moveItem(at: temporary, to: target)
+        // The rename is durable once the folder holding it is flushed.
+        try Self.sync(path: target.deletingLastPathComponent().path, flags: O_RDONLY | O_DIRECTORY)
+    }
+
+    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw BlobStoreError(path: path, errno: errno) }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, bytes.count - written) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw BlobStoreError(path: path, errno: errno)
+            }
+            written += result
+        }
+        guard fsync(descriptor) == 0 else { throw BlobStoreError(path: path, errno: errno) }
+    }
+
+    static func sync(path: String, flags: Int32) throws {
+        let descriptor = open(path, flags | O_CLOEXEC)
+        guard descriptor >= 0 else { throw BlobStoreError(path: path, errno: errno) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw BlobStoreError(path: path, errno: errno) }
     }
 
     public func get(key: String) async throws -> [UInt8]? {
         guard let data = FileManager.default.contents(atPath: self.path(for: key).path) else { return nil }
         return [UInt8](data)
     }
+}
+
+/// A file operation of the blob store failed.
+struct BlobStoreError: Error, CustomStringConvertible {
+    let path: String
+    let errno: Int32
+
+    var description: String { "\(self.path): \(String(cString: strerror(self.errno)))" }
 }

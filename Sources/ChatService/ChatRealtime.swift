@@ -23,10 +23,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
     private let presence = Mutex(Presence())
     private let openChats = Mutex<[String: Set<String>]>([:])
     private let typingTimers = Mutex<[String: Task<Void, Never>]>([:])
-    /// The last seq delivered from each chat: what makes delivery exactly once and in order, whatever order events arrive in.
-    private let delivered = Mutex<[String: Int64]>([:])
-    /// Beyond this many chats the delivered seqs are forgotten, so memory stays bounded (a forgotten chat delivers what comes).
-    static let deliveredLimit = 200_000
+    /// Puts each chat's messages in seq order, once, whatever order the bus brings them in.
+    let sequencer: MessageSequencer
 
     struct Presence {
         var sockets: [String: Int] = [:]
@@ -40,6 +38,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
         self.verifier = verifier
         self.logger = logger
         self.presenceRegistry = presence
+        self.sequencer = MessageSequencer(store: service.store, logger: logger)
         self.offlineGrace = offlineGrace
         self.typingLifetime = typingLifetime
     }
@@ -92,8 +91,9 @@ public final class ChatRealtime: SocketIOHandler, Service {
             for member in members where online.contains(member) {
                 server.emit(Self.presenceEvent(member, online: true), toUsers: members.filter { $0 != member })
             }
-        case .presence(let userID, let online):
-            let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
+        case .presence(let userID, let online, let known):
+            let contacts: [String]
+            if let known { contacts = known } else { contacts = (try? await self.service.store.contacts(of: userID)) ?? [] }
             server.emit(Self.presenceEvent(userID, online: online), toUsers: contacts)
         }
     }
@@ -102,44 +102,21 @@ public final class ChatRealtime: SocketIOHandler, Service {
         EncodedEvent(name: online ? "userOnline" : "userOffline", encodedArguments: [#"{"userId":"# + JSONText.quote(userID) + "}"])
     }
 
-    /// Delivers `record` unless it was delivered already; messages between the last delivered one and it come from the store
-    /// first (they are committed: a chat's seqs are taken under its lock, so a later seq commits after an earlier one).
+    /// Delivers `record` and whatever must come before it, each message once and in seq order.
     func deliverInOrder(_ record: MessageRecord, members: [String], server: SocketIOServer) async {
-        let last = self.delivered.withLock { $0[record.chatID] }
-        if let last, record.seq <= last { return }
-        if let last, record.seq > last + 1 {
-            await self.fill(chatID: record.chatID, from: last + 1, through: record.seq - 1, members: members, server: server)
+        for ready in await self.sequencer.admit(record) {
+            self.emit(ready, members: members, server: server)
         }
-        self.emit(record, members: members, server: server)
     }
 
     /// Delivers the stored messages `first...last` of a chat that were not delivered yet.
     func fill(chatID: String, from first: Int64, through last: Int64, members: [String], server: SocketIOServer) async {
-        let start = max(first, (self.delivered.withLock { $0[chatID] } ?? first - 1) + 1)
-        guard start <= last else { return }
-        do {
-            var after = start - 1
-            while after < last {
-                let page = try await self.service.store.messages(in: chatID, before: last + 1, after: after, limit: 200)
-                for record in page.records {
-                    self.emit(record, members: members, server: server)
-                }
-                guard let next = page.records.last?.seq, page.hasMore else { break }
-                after = next
-            }
-        } catch {
-            self.logger.error("cannot read missed messages", metadata: ["chatId": .string(chatID), "error": "\(error)"])
+        for ready in await self.sequencer.missed(chatID: chatID, from: first, through: last) {
+            self.emit(ready, members: members, server: server)
         }
     }
 
     func emit(_ record: MessageRecord, members: [String], server: SocketIOServer) {
-        let fresh = self.delivered.withLock { delivered -> Bool in
-            if let last = delivered[record.chatID], record.seq <= last { return false }
-            if delivered.count >= Self.deliveredLimit { delivered.removeAll() }
-            delivered[record.chatID] = record.seq
-            return true
-        }
-        guard fresh else { return }
         let message = record.message(signer: self.service.signer)
         server.emit(EncodedEvent(name: "newMessage", encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
         // Off the fan-out loop: database writes must not hold up delivery of the next events.
@@ -202,16 +179,19 @@ public final class ChatRealtime: SocketIOHandler, Service {
             return count == 0
         }
         let userID = socket.userID
+        let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
         if arrived {
             do {
-                if try await self.presenceRegistry.arrived(userID) { self.service.bus.publish(.presence(userID: userID, online: true)) }
+                if try await self.presenceRegistry.arrived(userID) {
+                    self.service.bus.publish(.presence(userID: userID, online: true, contacts: contacts))
+                }
             } catch {
                 self.logger.warning("cannot record presence", metadata: ["error": "\(error)"])
             }
         }
-        let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
         let online = (try? await self.presenceRegistry.online(among: contacts)) ?? []
-        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: ["[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"]))
+        let list = "[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"
+        socket.emit(EncodedEvent(name: "getOnlineUser", encodedArguments: [list]))
     }
 
     public func disconnected(_ socket: SocketIOSocket, reason: String) async {

@@ -7,8 +7,9 @@ public enum ChatEvent: Sendable {
     case typing(chatID: String, userID: String, isTyping: Bool, members: [String])
     /// A chat was created: its summary as every member sees it at creation.
     case chatUpdated(ChatSummary, members: [String])
-    /// A user's first socket anywhere connected (`online`), or their last one went.
-    case presence(userID: String, online: Bool)
+    /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows them
+    /// (they are not sent between instances: each reads them itself).
+    case presence(userID: String, online: Bool, contacts: [String]? = nil)
     /// Messages `firstSeq...lastSeq` of a chat may not have been delivered (the bus was away): read them from the store.
     case messagesMissed(chatID: String, firstSeq: Int64, lastSeq: Int64, members: [String])
 }

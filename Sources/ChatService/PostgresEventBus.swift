@@ -93,8 +93,9 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 case .stored(let body):
                     let id = Identifier.make()
                     try await self.database.transaction { sql in
-                        try await sql.raw("INSERT INTO bus_payloads (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.millis()))")
-                            .run()
+                        try await sql.raw(
+                            "INSERT INTO bus_payloads (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.millis()))"
+                        ).run()
                     }
                     text = #"{"origin":"# + JSONText.quote(self.instanceID) + #","stored":"# + JSONText.quote(id) + "}"
                 }
@@ -104,7 +105,9 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 return
             } catch {
                 guard ContinuousClock.now < deadline else {
-                    self.logger.error("cannot notify other instances; they will catch up from the store", metadata: ["error": "\(error)"])
+                    self.logger.error(
+                        "cannot notify other instances; they will catch up from the store", metadata: ["error": "\(String(reflecting: error))"]
+                    )
                     return
                 }
                 try? await Task.sleep(for: delay)
@@ -148,7 +151,7 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 }
             } catch {
                 if !Task.isCancelled {
-                    self.logger.warning("event bus connection lost", metadata: ["error": "\(error)"])
+                    self.logger.warning("event bus connection lost", metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
             self.listening.store(false, ordering: .relaxed)
@@ -175,7 +178,7 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 }
             }
         } catch {
-            self.logger.error("cannot read an event bus notification", metadata: ["error": "\(error)"])
+            self.logger.error("cannot read an event bus notification", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 
@@ -277,7 +280,7 @@ struct BusEvent: Codable {
         case .chatUpdated(let summary, _):
             self.kind = .chat
             self.summary = summary
-        case .presence(let userID, let online):
+        case .presence(let userID, let online, _):
             self.kind = .presence
             (self.userID, self.on) = (userID, online)
         case .messagesMissed:

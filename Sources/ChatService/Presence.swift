@@ -68,7 +68,8 @@ public struct SharedPresence: PresenceRegistry {
         try await self.database.transaction { sql in
             try await sql.raw(
                 """
-                INSERT INTO presence (instance_id, user_id, expires_at) VALUES (\(bind: self.instanceID), \(bind: userID), \(bind: now + self.lifetimeMillis))
+                INSERT INTO presence (instance_id, user_id, expires_at)
+                VALUES (\(bind: self.instanceID), \(bind: userID), \(bind: now + self.lifetimeMillis))
                 ON CONFLICT (user_id, instance_id) DO UPDATE SET expires_at = excluded.expires_at
                 """
             ).run()
@@ -88,7 +89,8 @@ public struct SharedPresence: PresenceRegistry {
         try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT 1 AS one FROM presence WHERE user_id = \(bind: userID) AND instance_id <> \(bind: self.instanceID) AND expires_at > \(bind: now) LIMIT 1
+                SELECT 1 AS one FROM presence
+                WHERE user_id = \(bind: userID) AND instance_id <> \(bind: self.instanceID) AND expires_at > \(bind: now) LIMIT 1
                 """
             ).first() != nil
         }

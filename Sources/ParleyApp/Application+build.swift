@@ -18,7 +18,9 @@ public func buildApplication(
 ) async throws -> some Service {
     let started = ContinuousClock.now
     // Settings that can be wrong are checked before anything is opened, so a bad one stops the process with one line.
-    let keys = role.runsUserService ? try ConfiguredSigningKeys(currentPEM: configuration.jwtPrivateKeyPEM, previousPEM: configuration.jwtPreviousKeyPEM) : nil
+    let keys =
+        role.runsUserService
+        ? try ConfiguredSigningKeys(currentPEM: configuration.jwtPrivateKeyPEM, previousPEM: configuration.jwtPreviousKeyPEM) : nil
     let transport: (any MailTransport)? =
         role.runsMailService ? try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport() : nil
     let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)

@@ -34,7 +34,8 @@ actor JWKSVerifier: AccessTokenVerifying {
     }
 
     func userID(fromToken token: String) async throws -> String {
-        if self.verifier == nil { await self.refresh() }
+        // Not loaded yet (the user service was not up): try again, but at most once a second whatever the request rate.
+        if self.verifier == nil, self.lastFetch.map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true { await self.refresh() }
         guard let verifier = self.verifier else {
             throw APIError(.serviceUnavailable, code: "auth_unavailable", message: "Tokens cannot be checked right now; try again shortly.")
         }

@@ -3,6 +3,14 @@ import SQLKit
 
 /// Fixed-window counters kept in the database, so a limit holds across every process that shares it.
 public enum RateLimiter {
+    static let pruneEvery = 500
+    static let longestWindowMillis: Int64 = 86_400_000
+
+    /// Removes the counters of windows that started before `cutoff`.
+    public static func prune(before cutoff: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("DELETE FROM rate_limits WHERE window_start < \(bind: cutoff)").run()
+    }
+
     /// Counts one hit on `bucket` inside the caller's transaction; returns the seconds to wait when the limit is exceeded.
     public static func hit(bucket: String, limit: Int, windowSeconds: Int, now: Int64, in sql: any SQLDatabase) async throws -> Int? {
         let window = Int64(windowSeconds) * 1000
@@ -16,6 +24,10 @@ public enum RateLimiter {
             RETURNING window_start, hits
             """
         ).first()
+        // Now and then, forget clients not seen for a day (no window is longer), so the table does not grow with every address.
+        if Int.random(in: 0..<Self.pruneEvery) == 0 {
+            try await Self.prune(before: now - Self.longestWindowMillis, in: sql)
+        }
         guard let row else { return nil }
         let hits = try row.decode(column: "hits", as: Int.self)
         guard hits > limit else { return nil }

@@ -65,6 +65,22 @@ struct StorageTests {
         }
     }
 
+    @Test("pruning forgets only counters of windows that started before the cutoff", arguments: DatabaseKind.allCases)
+    func rateLimiterPrunes(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let day: Int64 = 86_400_000
+            try await database.transaction { sql in
+                _ = try await RateLimiter.hit(bucket: "old", limit: 3, windowSeconds: 600, now: 10 * day, in: sql)
+                _ = try await RateLimiter.hit(bucket: "recent", limit: 3, windowSeconds: 600, now: 12 * day, in: sql)
+                try await RateLimiter.prune(before: 12 * day - 1, in: sql)
+            }
+            let buckets = try await database.read { sql in
+                try await sql.raw("SELECT bucket FROM rate_limits").all().map { try $0.decode(column: "bucket", as: String.self) }
+            }
+            #expect(buckets == ["recent"])
+        }
+    }
+
     @Test("concurrent hits on one bucket are all counted", arguments: DatabaseKind.allCases)
     func rateLimiterUnderConcurrency(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database in

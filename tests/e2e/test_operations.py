@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -20,7 +21,7 @@ def test_migrate_applies_the_schema_once(parley_binary, tmp_path, postgres):
         env = environment_without_parley() | {"PARLEY_DATABASE_URL": url, "PARLEY_DATA_DIR": str(tmp_path), "PARLEY_LOG_FORMAT": "json"}
         first = subprocess.run([str(parley_binary), "migrate"], env=env, capture_output=True, text=True, timeout=60)
         assert first.returncode == 0, first.stderr + first.stdout
-        assert "Applied migrations: 1, 2." in first.stdout
+        assert re.search(r"Applied migrations: 1, 2, 3(, \d+)*\.", first.stdout), first.stdout
         again = subprocess.run([str(parley_binary), "migrate"], env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and "The schema is up to date." in again.stdout
 

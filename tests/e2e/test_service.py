@@ -86,6 +86,14 @@ def test_sigterm_stops_the_server_promptly(launcher, backend):
     ("PARLEY_LOGIN_IP_LIMIT", "many"),
     ("PARLEY_OTP_TTL_SECONDS", "-5"),
     ("PARLEY_MAIL_RETRY_BASE_SECONDS", "soon"),
+    ("PARLEY_INSTANCE", "Chat 1"),
+    ("PARLEY_INSTANCE", "x" * 40),
+    ("PARLEY_TRUSTED_PROXIES", "127.0.0.1,nginx.local"),
+    ("PARLEY_EVENT_BUS", "redis"),
+    ("PARLEY_EVENT_BUS", "postgres"),  # needs a PostgreSQL database; the default here is SQLite
+    ("PARLEY_PRESENCE_TTL_SECONDS", "1"),
+    ("PARLEY_MAIL_LEASE_SECONDS", "forever"),
+    ("PARLEY_JWT_PREVIOUS_KEY", "not a pem key"),
 ])
 def test_a_bad_setting_stops_the_process_naming_the_variable(parley_binary, tmp_path, variable, value):
     environment = environment_without_parley()

@@ -54,3 +54,38 @@ def test_user_lookup_by_ids(server):
     assert {u["id"] for u in found["users"]} == {alice.user["id"], bob.user["id"]}
     assert all(set(u) <= {"id", "name", "avatarUrl"} for u in found["users"])
     assert alice.client.get("/api/v1/users", params={"ids": "not-an-id"}).status_code == 400
+
+
+def test_an_unreachable_user_service_is_asked_for_its_keys_at_most_once_a_second(launcher):
+    """While the chat service has no keys, a flood of requests must not become a flood of JWKS fetches."""
+    import http.server
+    import threading
+    import time
+
+    fetches = []
+
+    class Down(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            fetches.append(time.monotonic())
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    jwks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    threading.Thread(target=jwks.serve_forever, daemon=True).start()
+    try:
+        chat = launcher.parley(service="chat", database_url=launcher.database_url("postgres"), env={
+            "PARLEY_USER_SERVICE_URL": f"http://127.0.0.1:{jwks.server_address[1]}", "PARLEY_JWT_PRIVATE_KEY": None})
+        client = Client(chat.base_url, "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln")
+        before = len(fetches)
+        started = time.monotonic()
+        for _ in range(60):
+            response = client.get("/api/v1/chats")
+            assert response.status_code == 503 and response.json()["error"]["code"] == "auth_unavailable", response.text
+        elapsed = time.monotonic() - started
+        assert len(fetches) - before <= elapsed + 2, (len(fetches) - before, elapsed)
+    finally:
+        jwks.shutdown()

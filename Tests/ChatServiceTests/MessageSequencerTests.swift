@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyStore
+import ParleyTestSupport
+import Testing
+
+@testable import ChatService
+
+@Suite("Delivery in seq order, once, whatever order events arrive in")
+struct MessageSequencerTests {
+    /// A chat with `count` stored messages, and their records in seq order.
+    func chat(with count: Int, in database: Database, now: Int64 = Timestamp.millis()) async throws -> (ChatStore, [MessageRecord]) {
+        let store = ChatStore(database: database)
+        let users = try await makeUsers(2, in: database)
+        let chat = try await store.group(named: "g", creator: users[0], members: users, now: now)
+        var records: [MessageRecord] = []
+        for index in 0..<count {
+            guard case .created(let record) = try await store.append(
+                chatID: chat, senderID: users[index % 2], text: "m\(index)", file: nil, clientMessageID: nil, now: now
+            ) else { throw TestSetupError("not created") }
+            records.append(record)
+        }
+        return (store, records)
+    }
+
+    @Test("a later seq arriving first brings the earlier ones from the store; the late ones are then dropped", arguments: DatabaseKind.allCases)
+    func gapFilledFromTheStore(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let (store, records) = try await self.chat(with: 6, in: database)
+            let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"))
+            #expect(await sequencer.admit(records[0]).map(\.seq) == [1])
+            #expect(await sequencer.admit(records[3]).map(\.seq) == [2, 3, 4])
+            #expect(await sequencer.admit(records[1]).isEmpty)
+            #expect(await sequencer.admit(records[2]).isEmpty)
+            #expect(await sequencer.admit(records[4]).map(\.seq) == [5])
+            #expect(await sequencer.admit(records[4]).isEmpty)
+            #expect(await sequencer.admit(records[5]).map(\.seq) == [6])
+        }
+    }
+
+    @Test("the first message seen of a chat brings the ones sent just before it, not old history", arguments: DatabaseKind.allCases)
+    func firstSightBringsOnlyRecentOnes(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let old = Timestamp.millis() - 60_000
+            let (store, records) = try await self.chat(with: 3, in: database, now: old)
+            let users = Array(Set(records.map(\.senderID)))
+            var recent: [MessageRecord] = []
+            for index in 0..<2 {
+                guard case .created(let record) = try await store.append(
+                    chatID: records[0].chatID, senderID: users[index % users.count], text: "new\(index)", file: nil, clientMessageID: nil,
+                    now: Timestamp.millis()
+                ) else { throw TestSetupError("not created") }
+                recent.append(record)
+            }
+            let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"))
+            // Seq 5 first: seq 4 was sent a moment before it (and may be on its way); 1–3 are a minute old.
+            #expect(await sequencer.admit(recent[1]).map(\.seq) == [4, 5])
+            #expect(await sequencer.admit(recent[0]).isEmpty)
+        }
+    }
+
+    @Test("after the bus was away, missed messages come once, from where delivery stopped", arguments: DatabaseKind.allCases)
+    func missedMessages(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let (store, records) = try await self.chat(with: 450, in: database)
+            let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"))
+            let chatID = records[0].chatID
+            #expect(await sequencer.admit(records[0]).map(\.seq) == [1])
+            #expect(await sequencer.admit(records[1]).map(\.seq) == [2])
+            // The catch-up names seqs 1...450 (everything since shortly before the loss): only 3...450 are news, in pages.
+            let missed = await sequencer.missed(chatID: chatID, from: 1, through: 450)
+            #expect(missed.map(\.seq) == Array(3...450))
+            #expect(await sequencer.missed(chatID: chatID, from: 1, through: 450).isEmpty)
+            #expect(await sequencer.admit(records[449]).isEmpty)
+        }
+    }
+}
