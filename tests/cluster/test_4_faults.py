@@ -351,8 +351,10 @@ def test_postgres_restart(healthy_cluster):
         time.sleep(1.0)
         before = len(acknowledged)
         assert before > 0, "no send was acknowledged before the restart"
-        stopped_at = time.monotonic()
+        stopping = time.monotonic()
         cluster.postgres.stop_server()
+        stopped_at = time.monotonic()
+        timing("pg_ctl stop -m fast", stopped_at - stopping)
         names = list(cluster.instances)
         unhealthy: dict[str, float] = {}
 
