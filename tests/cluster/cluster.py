@@ -387,8 +387,9 @@ class Cluster:
         for service in ("user", "chat", "mail"):
             spawned = [self.make_instance(service, name).spawn() for name in self.names(service)]
             for instance in spawned:
+                self.instances[instance.instance] = instance  # so close() stops it even if it never gets healthy
+            for instance in spawned:
                 instance.wait_healthy(timeout=60)
-                self.instances[instance.instance] = instance
         timing(f"cluster of {len(self.instances)} instances and nginx started", time.monotonic() - started)
         return self
 
@@ -416,8 +417,8 @@ class Cluster:
         if old.popen is not None and old.popen.poll() is None:
             old.stop()
         instance = self.make_instance(old.service, name).spawn()
-        instance.wait_healthy(timeout=60)
         self.instances[name] = instance
+        instance.wait_healthy(timeout=60)
         return instance
 
     def close(self) -> list[str]:
