@@ -408,6 +408,19 @@ class Cluster:
         smtp.port = int(match.group(1))
         RUNNING.append(smtp)
 
+    def presence_rows(self, *user_ids: str) -> str:
+        """The presence table's rows of these users (for failure messages): instance, user, ms left to live."""
+        ids = ",".join(f"'{ident}'" for ident in user_ids if re.fullmatch(r"[0-9a-f-]{36}", ident))
+        if not ids:
+            return "(no ids)"
+        try:
+            return self.postgres.psql(
+                "SELECT instance_id, user_id, expires_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+                f"AS ms_left FROM presence WHERE user_id IN ({ids}) ORDER BY user_id, instance_id",
+                url=self.database_url).strip() or "(no rows)"
+        except AssertionError as error:
+            return f"(cannot read presence: {error})"
+
     def set_smtp_delay(self, seconds: float) -> None:
         self.smtp_delay_file.write_text(f"{seconds}\n", encoding="utf-8")
 

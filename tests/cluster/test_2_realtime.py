@@ -100,7 +100,12 @@ def test_presence_across_instances(healthy_cluster, transport):
         events_w.wait("userOnline", lambda e: e == {"userId": subject.id}, what="userOnline from chat2")
         timing(f"userOnline across instances ({transport})", time.monotonic() - started)
         # The subject learns the watcher (on another instance) is online.
-        first_events.wait("getOnlineUser", lambda ids: watcher.id in ids, what="getOnlineUser naming the watcher")
+        try:
+            first_events.wait("getOnlineUser", lambda ids: watcher.id in ids, what="getOnlineUser naming the watcher")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; getOnlineUser events: {first_events.of('getOnlineUser')}; watcher "
+                                 f"{watcher.id} on {instance_of(socket_w)}; presence rows:\n"
+                                 f"{cluster.presence_rows(watcher.id, subject.id)}") from None
 
         second, _ = connect_socket(cluster, subject.access_token, transport, instance="chat3")
         sockets.append(second)
@@ -114,8 +119,12 @@ def test_presence_across_instances(healthy_cluster, transport):
 
         started = time.monotonic()
         second.disconnect()
-        events_w.wait("userOffline", lambda e: e == {"userId": subject.id}, timeout=15,
-                      what="userOffline once the last socket went")
+        try:
+            events_w.wait("userOffline", lambda e: e == {"userId": subject.id}, timeout=15,
+                          what="userOffline once the last socket went")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; subject {subject.id}; presence rows:\n"
+                                 f"{cluster.presence_rows(watcher.id, subject.id)}") from None
         timing(f"userOffline after the last socket ({transport})", time.monotonic() - started)
     finally:
         for socket in sockets + [socket_w]:
