@@ -53,6 +53,8 @@ class Peer:
         self.out_of_order = 0
         self.pending: dict[str, tuple[str, str]] = {}  # clientMessageId → (chat, text)
         self.acked: dict[str, dict] = {}
+        self.attempted: set[str] = set()
+        self.retries = 0
         self.connects: list[tuple[float, str]] = []
         self.disconnects: list[float] = []
         self.connected = threading.Event()
@@ -136,6 +138,10 @@ class Peer:
     # Sending
 
     def send(self, client_message_id: str, chat: str, text: str) -> None:
+        with self.lock:
+            if client_message_id in self.attempted:
+                self.retries += 1
+            self.attempted.add(client_message_id)
         try:
             answer = self.socket.call("sendMessage", {"chatId": chat, "text": text, "clientMessageId": client_message_id},
                                       timeout=4)
@@ -269,7 +275,8 @@ def test_killing_a_chat_instance_under_load(healthy_cluster):
                 + "; ".join(f"seq {m['seq']} from {m['senderId'][-6:]} cmid {m.get('clientMessageId')} "
                             f"(acked to its sender: {any(m['id'] == a['id'] for p in peers for a in p.acked.values())})"
                             for m in missed[:5]))
-        print(f"[load] {acked_total} acknowledged sends, store: "
+        print(f"[load] {acked_total} acknowledged sends ({sum(p.retries for p in peers)} retries with the same "
+              f"clientMessageId), store: "
               f"{', '.join(f'{len(v)} in {k[:8]}' for k, v in store.items())}", flush=True)
     finally:
         for peer in peers:
