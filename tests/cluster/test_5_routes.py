@@ -1,0 +1,67 @@
+"""What nginx routes where with the shipped config: health per service, JWKS, the web app, uploads (body limit)
+and signed file downloads from any chat instance.
+
+[cluster] Needs from the deployment: chat instances sharing their data dir (docs/deploy.md, "State directories").
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+
+import requests
+
+from cluster import create_chat
+from harness import expect_status
+
+
+def make_png(width: int = 3, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\x10\x20\x30" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_health_jwks_web_app_and_metrics_through_nginx(healthy_cluster):
+    """[cluster] /health, /health/{user,chat,mail} answer each service's health; JWKS comes from the user
+    instances; the web app from the chat instances; /metrics is not published."""
+    cluster = healthy_cluster
+    for path in ("/health", "/health/chat", "/health/user", "/health/mail"):
+        body = expect_status(requests.get(cluster.url + path, timeout=10), 200)
+        assert body["status"] == "healthy", (path, body)
+    jwks = expect_status(requests.get(cluster.url + "/.well-known/jwks.json", timeout=10), 200)
+    direct = expect_status(requests.get(cluster.instances["user1"].base_url + "/.well-known/jwks.json", timeout=10), 200)
+    assert jwks == direct
+    page = requests.get(cluster.url + "/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.status_code
+    assert requests.get(cluster.url + "/metrics", timeout=10).status_code == 404
+
+
+def test_uploads_and_signed_files_from_any_chat_instance(healthy_cluster):
+    """[cluster] An image sent through nginx (to one chat instance) downloads through nginx from every instance,
+    round-robin; a body beyond client_max_body_size is refused by nginx with 413."""
+    cluster = healthy_cluster
+    alice, bob = cluster.sign_in(), cluster.sign_in()
+    chat = create_chat(alice, user=bob)["id"]
+    png = make_png()
+    sent = expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages",
+                                           data={"clientMessageId": uuid.uuid4().hex},
+                                           files={"image": ("dot.png", png, "image/png")}), 201)["message"]
+    url = sent["image"]["url"]
+    absolute = url if url.startswith("http") else cluster.url + url
+    for _ in range(6):  # twice around the three chat instances
+        response = requests.get(absolute, timeout=10)
+        assert response.status_code == 200 and response.content == png, (response.status_code, response.text[:200])
+    for name in cluster.names("chat"):  # and from each instance directly
+        direct = requests.get(absolute.replace(cluster.url, cluster.instances[name].base_url), timeout=10)
+        assert direct.status_code == 200, f"{name} cannot serve a file another instance stored: {direct.status_code}"
+
+    too_big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (12 * 1024 * 1024)
+    response = requests.post(f"{cluster.url}/api/v1/chats/{chat}/messages",
+                             headers={"Authorization": f"Bearer {alice.access_token}"},
+                             data={"clientMessageId": uuid.uuid4().hex},
+                             files={"image": ("big.png", too_big, "image/png")}, timeout=30)
+    assert response.status_code == 413, response.status_code
