@@ -239,3 +239,49 @@ def test_concurrent_first_messages_from_three_instances(healthy_cluster):
     finally:
         for socket, _ in sockets:
             socket.disconnect()
+
+
+def test_presence_churn_leaves_nobody_online(healthy_cluster):
+    """[cluster] 24 users come and go on whatever instance nginx picks, at random moments: once all have gone, the
+    watcher has seen each one offline and no presence entry is left (departures racing presence maintenance)."""
+    import random
+
+    cluster = healthy_cluster
+    watcher = cluster.sign_in()
+    users = [cluster.sign_in() for _ in range(24)]
+    for user in users:
+        create_chat(user, user=watcher)
+    socket_w, events_w = connect_socket(cluster, watcher.access_token, "websocket")
+    rng = random.Random(7)
+    started = time.monotonic()
+    try:
+        def visit(user):
+            time.sleep(rng.uniform(0, 3))
+            socket, _ = connect_socket(cluster, user.access_token, rng.choice(["websocket", "polling"]))
+            time.sleep(rng.uniform(0.2, 4))
+            socket.disconnect()
+
+        threads = [threading.Thread(target=visit, args=(user,)) for user in users]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        gone_at = time.monotonic()
+
+        def offline_seen():
+            offline = {e["userId"] for e in events_w.of("userOffline")}
+            return all(user.id in offline for user in users)
+
+        try:
+            poll(offline_seen, 20, "userOffline for every visitor")
+        except AssertionError as error:
+            offline = {e["userId"] for e in events_w.of("userOffline")}
+            stuck = [user.id for user in users if user.id not in offline]
+            raise AssertionError(f"{error}: {len(stuck)} of {len(users)} never went offline; their presence rows:\n"
+                                 f"{cluster.presence_rows(*stuck)}") from None
+        timing("24 visitors: last userOffline after the last left", time.monotonic() - gone_at)
+        left = cluster.presence_rows(*(user.id for user in users))
+        assert left == "(no rows)", f"presence entries left behind:\n{left}"
+        timing("presence churn test", time.monotonic() - started)
+    finally:
+        socket_w.disconnect()
