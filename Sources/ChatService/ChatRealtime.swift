@@ -145,9 +145,8 @@ public final class ChatRealtime: SocketIOHandler, Service {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
-            let present = self.presence.withLock { Set($0.sockets.keys).union($0.pendingOffline.keys) }
             do {
-                let changes = try await self.presenceRegistry.maintain(present: present)
+                let changes = try await self.presenceRegistry.maintain(present: self.presentUsers)
                 for userID in changes.online { self.service.bus.publish(.presence(userID: userID, online: true)) }
                 for userID in changes.offline { self.service.bus.publish(.presence(userID: userID, online: false)) }
             } catch {
@@ -222,6 +221,11 @@ public final class ChatRealtime: SocketIOHandler, Service {
                 }
             }
         }
+    }
+
+    /// The users with a socket here, or within their grace period after the last one.
+    @Sendable func presentUsers() -> Set<String> {
+        self.presence.withLock { Set($0.sockets.keys).union($0.pendingOffline.keys) }
     }
 
     /// Whether `userID` has at least one socket connected to this process.

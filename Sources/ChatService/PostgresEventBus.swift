@@ -19,6 +19,9 @@ public final class PostgresEventBus: ChatEventBus, Service {
     static let payloadLimit = 7900
     /// Messages at most this old when the listener was found gone are checked again after it reconnects.
     static let catchUpMargin: Int64 = 30_000
+    /// How often the recent messages are compared with what was delivered, and how far back.
+    static let reconcileInterval = Duration.seconds(5)
+    static let reconcileWindow: Int64 = 7_000
 
     let database: Database
     let instanceID: String
@@ -57,6 +60,7 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 group.addTask { await self.sendNotifications() }
                 group.addTask { await self.receiveNotifications() }
                 group.addTask { await self.pruneStoredPayloads() }
+                group.addTask { await self.reconcile() }
             }
         }
     }
@@ -179,6 +183,20 @@ public final class PostgresEventBus: ChatEventBus, Service {
             }
         } catch {
             self.logger.error("cannot read an event bus notification", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// The safety net for a notification that was never sent: an instance that died between a commit and its NOTIFY.
+    /// Every few seconds the last seconds' messages are read and whatever of them was not delivered here is delivered.
+    func reconcile() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.reconcileInterval)
+            guard !Task.isCancelled, self.isListening else { continue }
+            do {
+                try await self.catchUp(since: Timestamp.millis() - Self.reconcileWindow)
+            } catch {
+                self.logger.warning("cannot compare recent messages with the delivered ones", metadata: ["error": "\(String(reflecting: error))"])
+            }
         }
     }
 

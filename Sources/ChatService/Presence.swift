@@ -11,8 +11,9 @@ public protocol PresenceRegistry: Sendable {
     func departed(_ userID: String) async throws -> Bool
     /// Which of `userIDs` are online anywhere.
     func online(among userIDs: [String]) async throws -> Set<String>
-    /// Keeps the entries of `present` (this instance's users) alive and clears those of instances that stopped answering.
-    func maintain(present: Set<String>) async throws -> PresenceChanges
+    /// Keeps the entries of this instance's users alive, makes them match who is here (`present()`, asked again at each
+    /// decision, since sockets come and go meanwhile), and clears the entries of instances that stopped answering.
+    func maintain(present: @Sendable () -> Set<String>) async throws -> PresenceChanges
     /// How often ``maintain(present:)`` must run; nil when there is nothing to maintain.
     var maintenanceInterval: Duration? { get }
 }
@@ -41,7 +42,7 @@ public final class LocalPresence: PresenceRegistry {
         self.present.withLock { present in Set(userIDs.filter(present.contains)) }
     }
 
-    public func maintain(present: Set<String>) async throws -> PresenceChanges { PresenceChanges() }
+    public func maintain(present: @Sendable () -> Set<String>) async throws -> PresenceChanges { PresenceChanges() }
 
     public var maintenanceInterval: Duration? { nil }
 }
@@ -113,7 +114,7 @@ public struct SharedPresence: PresenceRegistry {
         }
     }
 
-    public func maintain(present: Set<String>) async throws -> PresenceChanges {
+    public func maintain(present: @Sendable () -> Set<String>) async throws -> PresenceChanges {
         let now = Timestamp.millis()
         var changes = PresenceChanges()
         let recorded = try await self.database.transaction { sql -> Set<String> in
@@ -127,15 +128,19 @@ public struct SharedPresence: PresenceRegistry {
             )
         }
         // Rows another instance swept while this one could not renew them (the database was away): put them back.
-        for userID in present.subtracting(recorded) where try await self.arrived(userID) {
-            changes.online.append(userID)
+        for userID in present().subtracting(recorded) where present().contains(userID) {
+            if try await self.arrived(userID) { changes.online.append(userID) }
+        }
+        // Rows of users no longer here whose departure was not recorded (it failed, or raced with the last heartbeat).
+        for userID in recorded.subtracting(present()) where !present().contains(userID) {
+            if try await self.departed(userID) { changes.offline.append(userID) }
         }
         let expired = try await self.database.transaction { sql in
             try await sql.raw("DELETE FROM presence WHERE expires_at <= \(bind: now) RETURNING user_id").all().map {
                 try $0.decode(column: "user_id", as: String.self)
             }
         }
-        for userID in Set(expired) where !present.contains(userID) {
+        for userID in Set(expired) where !present().contains(userID) {
             guard try await !self.isPresentElsewhere(userID, now: now) else { continue }
             changes.offline.append(userID)
         }

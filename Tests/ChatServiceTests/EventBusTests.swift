@@ -153,3 +153,23 @@ struct EventBusTests {
         #expect(order == expected)
     }
 }
+
+@Suite("Event bus safety net")
+struct EventBusReconcileTests {
+    @Test("a message whose notification was never sent (its instance died after the commit) is announced within seconds")
+    func unannouncedMessageIsFound() async throws {
+        try await TestDatabases.with(.postgres) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.group(named: "g", creator: users[0], members: users, now: 1)
+            try await withTwoBuses(database) { _, _, _, secondReceived in
+                // Stored, never published: as if the sending instance was killed between its commit and its NOTIFY.
+                _ = try await store.append(chatID: chat, senderID: users[0], text: "orphan", file: nil, clientMessageID: nil, now: Timestamp.millis())
+                let events = try await secondReceived.wait(seconds: 12) { events in
+                    events.contains { if case .messagesMissed(chat, 1, 1, _) = $0 { return true } else { return false } }
+                }
+                #expect(!events.isEmpty)
+            }
+        }
+    }
+}

@@ -35,12 +35,12 @@ struct PresenceTests {
             #expect(try await dead.arrived("gone") == true)
             #expect(try await dead.arrived("both") == true)
             #expect(try await survivor.arrived("both") == false)
-            #expect(try await survivor.maintain(present: ["both"]) == PresenceChanges())
+            #expect(try await survivor.maintain(present: { ["both"] }) == PresenceChanges())
             try await Task.sleep(for: .milliseconds(3100))
             #expect(try await survivor.online(among: ["gone", "both"]) == ["both"])
-            #expect(try await survivor.maintain(present: ["both"]) == PresenceChanges(online: [], offline: ["gone"]))
+            #expect(try await survivor.maintain(present: { ["both"] }) == PresenceChanges(online: [], offline: ["gone"]))
             // Swept already: nobody announces it twice.
-            #expect(try await survivor.maintain(present: ["both"]) == PresenceChanges())
+            #expect(try await survivor.maintain(present: { ["both"] }) == PresenceChanges())
         }
     }
 
@@ -50,8 +50,24 @@ struct PresenceTests {
             let instance = SharedPresence(database: database, instanceID: "chat1-x", lifetime: .seconds(30))
             #expect(try await instance.arrived("u1") == true)
             try await database.transaction { sql in try await sql.raw("DELETE FROM presence").run() }
-            #expect(try await instance.maintain(present: ["u1"]) == PresenceChanges(online: ["u1"], offline: []))
+            #expect(try await instance.maintain(present: { ["u1"] }) == PresenceChanges(online: ["u1"], offline: []))
             #expect(try await instance.online(among: ["u1"]) == ["u1"])
+        }
+    }
+
+    @Test("an entry of a user no longer on the instance is removed by its next heartbeat, and the departure announced",
+          arguments: DatabaseKind.allCases)
+    func staleEntriesLeave(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database async throws in
+            let instance = SharedPresence(database: database, instanceID: "chat1-y", lifetime: .seconds(30))
+            let other = SharedPresence(database: database, instanceID: "chat2-y", lifetime: .seconds(30))
+            #expect(try await instance.arrived("gone") == true)
+            #expect(try await instance.arrived("elsewhere") == true)
+            #expect(try await other.arrived("elsewhere") == false)
+            // Neither is on this instance any more; only "gone" is offline everywhere.
+            #expect(try await instance.maintain(present: { [] }) == PresenceChanges(online: [], offline: ["gone"]))
+            #expect(try await other.online(among: ["gone", "elsewhere"]) == ["elsewhere"])
+            #expect(try await instance.maintain(present: { [] }) == PresenceChanges())
         }
     }
 }
