@@ -9,6 +9,7 @@ public struct ChatService: Sendable {
     let signer: FileURLSigner
     let bus: any ChatEventBus
     let membership: MembershipCache
+    let writer: MessageWriter
     let directory: any UserDirectory
     let maxUploadBytes: Int
 
@@ -21,7 +22,13 @@ public struct ChatService: Sendable {
         self.blobs = blobs
         self.signer = signer
         self.bus = bus
-        self.membership = MembershipCache(store: self.store)
+        let membership = MembershipCache(store: self.store)
+        self.membership = membership
+        self.writer = MessageWriter(store: self.store) { record in
+            // Members are in memory after a chat's first send; an event that cannot be addressed is caught up by `after=seq`.
+            guard let members = try? await membership.members(of: record.chatID) else { return }
+            bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
+        }
         self.maxUploadBytes = maxUploadBytes
     }
 
@@ -117,14 +124,14 @@ public struct ChatService: Sendable {
             }
             file = try await self.storeImage(image, owner: userID)
         }
-        switch try await self.store.append(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis()) {
+        let draft = ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis())
+        // Stored with other sends of this moment in one transaction, and published by the writer in seq order before it answers.
+        switch try await self.writer.append(draft) {
         case .notMember:
             throw Self.chatNotFound
         case .duplicate(let record):
             return (record.message(signer: self.signer), false)
         case .created(let record):
-            let members = try await self.membership.members(of: chatID)
-            self.bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
             return (record.message(signer: self.signer), true)
         }
     }
