@@ -108,13 +108,7 @@ public struct ChatService: Sendable {
 
     /// Sends a message: stored with the chat's next seq, then published to every member.
     func send(chatID: String, userID: String, text rawText: String?, image: [UInt8]?, clientMessageID: String?) async throws -> (Message, created: Bool) {
-        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
-        let text = try Self.validateText(rawText, hasImage: image != nil)
-        if let clientMessageID {
-            guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw APIError.badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
-            }
-        }
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
         var file: FileRecord?
         if let image {
             guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
@@ -125,8 +119,22 @@ public struct ChatService: Sendable {
             file = try await self.storeImage(image, owner: userID)
         }
         let draft = ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis())
-        // Stored with other sends of this moment in one transaction, and published by the writer in seq order before it answers.
-        switch try await self.writer.append(draft) {
+        return try await self.sent(await self.writer.submit(draft))
+    }
+
+    /// Queues a text message and returns without waiting for it to be stored: messages a caller submits one after
+    /// another get seqs in that order. ``sent(_:)`` tells what became of it.
+    func submitText(chatID: String, userID: String, text rawText: String?, clientMessageID: String?) async throws -> PendingAppend {
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: false, clientMessageID: clientMessageID)
+        return await self.writer.submit(
+            ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: nil, clientMessageID: clientMessageID, now: Timestamp.millis())
+        )
+    }
+
+    /// The message a submitted send became, once stored with other sends of its moment in one transaction and published
+    /// by the writer in seq order.
+    func sent(_ pending: PendingAppend) async throws -> (Message, created: Bool) {
+        switch try await pending.outcome() {
         case .notMember:
             throw Self.chatNotFound
         case .duplicate(let record):
@@ -134,6 +142,18 @@ public struct ChatService: Sendable {
         case .created(let record):
             return (record.message(signer: self.signer), true)
         }
+    }
+
+    /// The checks every send passes before anything is stored; returns the text to store.
+    static func validateSend(chatID: String, text: String?, hasImage: Bool, clientMessageID: String?) throws -> String? {
+        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
+        let text = try Self.validateText(text, hasImage: hasImage)
+        if let clientMessageID {
+            guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw APIError.badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
+            }
+        }
+        return text
     }
 
     /// Moves the caller's read pointer forward and tells the chat.

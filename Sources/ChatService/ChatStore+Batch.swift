@@ -39,10 +39,11 @@ extension ChatStore {
             let clientIDs = Array(Set(drafts.compactMap(\.clientMessageID)))
             var stored: [ClientKey: MessageRecord] = [:]
             if !clientIDs.isEmpty {
+                // All three columns of the unique index: without sender_id the lookup walks every message of the chats.
                 let rows = try await sql.raw(
                     """
                     SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
-                    WHERE m.chat_id IN (\(binds: chatIDs)) AND m.client_message_id IN (\(binds: clientIDs))
+                    WHERE m.chat_id IN (\(binds: chatIDs)) AND m.sender_id IN (\(binds: senderIDs)) AND m.client_message_id IN (\(binds: clientIDs))
                     """
                 ).all()
                 for row in rows {

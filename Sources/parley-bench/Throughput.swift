@@ -12,7 +12,8 @@ struct Throughput: AsyncParsableCommand {
     @Option(help: "Sender/receiver pairs, each in its own direct chat.") var pairs = 8
     @Option(help: "Sends in flight per sender (each waits for its ack).") var window = 16
     @Option(help: "Seconds of each run.") var duration = 10.0
-    @Option(help: "Paced run's rate in msgs/s; 0 = half the rate the unpaced run reached; negative = no paced run.") var pacedRate = 0.0
+    @Option(help: "Paced run's rate in msgs/s; 0 = half the rate the unpaced run reached.") var pacedRate = 0.0
+    @Flag(name: .customLong("no-paced"), help: "Only the unpaced run.") var noPaced = false
 
     func run() async throws {
         let users = try self.options.loadUsers(atLeast: 2 * self.pairs)
@@ -20,7 +21,7 @@ struct Throughput: AsyncParsableCommand {
             let run = try await ThroughputRun.prepare(context: context, users: users, pairs: self.pairs)
             let unpaced = try await run.measure(duration: self.duration, window: self.window, rate: nil)
             var results = [unpaced.result]
-            if self.pacedRate >= 0 {
+            if !self.noPaced {
                 let rate = self.pacedRate > 0 ? self.pacedRate : (unpaced.deliveredPerSecond / 2).rounded()
                 results.append(try await run.measure(duration: self.duration, window: self.window, rate: max(rate, 1)).result)
             }
