@@ -28,10 +28,11 @@ struct MessageWriterTests {
         try await TestDatabases.with(kind) { database in
             let store = ChatStore(database: database)
             let users = try await makeUsers(6, in: database)
-            var chats: [String] = []
+            var created: [String] = []
             for index in 0..<3 {
-                chats.append(try await store.group(named: "g\(index)", creator: users[0], members: users, now: 1))
+                created.append(try await store.group(named: "g\(index)", creator: users[0], members: users, now: 1))
             }
+            let chats = created
             let log = PublishedLog()
             let writer = MessageWriter(store: store, published: { log.append($0) })
             let outcomes = try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
@@ -42,13 +43,13 @@ struct MessageWriterTests {
                 }
                 return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
             }
-            let created = outcomes.compactMap { outcome -> MessageRecord? in if case .created(let record) = outcome { record } else { nil } }
-            #expect(created.count == 600)
+            let stored = outcomes.compactMap { outcome -> MessageRecord? in if case .created(let record) = outcome { record } else { nil } }
+            #expect(stored.count == 600)
             for chat in chats {
-                let seqs = created.filter { $0.chatID == chat }.map(\.seq).sorted()
+                let seqs = stored.filter { $0.chatID == chat }.map(\.seq).sorted()
                 #expect(seqs == Array(1...200))
-                let stored = try await store.messages(in: chat, before: nil, after: nil, limit: 200)
-                #expect(stored.records.map(\.seq) == Array(1...200))
+                let page = try await store.messages(in: chat, before: nil, after: nil, limit: 200)
+                #expect(page.records.map(\.seq) == Array(1...200))
                 #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 200)
                 // Published before each answer, in seq order per chat.
                 #expect(log.all.filter { $0.chatID == chat }.map(\.seq) == Array(1...200))
