@@ -25,7 +25,7 @@ struct CreateUsers: AsyncParsableCommand {
         guard (1...1_000_000).contains(self.count) else { CommonOptions.fail("--count must be between 1 and 1000000") }
         guard (60...31_536_000).contains(self.tokenTTL) else { CommonOptions.fail("--token-ttl must be between 60 and 31536000 seconds") }
         let configuration = self.options.load()
-        ParleyLogging.bootstrap(format: configuration.logFormat, level: .warning)
+        AdminLogging.bootstrap()
         do {
             try await createUsers(
                 count: self.count, namePrefix: self.namePrefix, tokenTTL: self.tokenTTL, configuration: configuration,
@@ -59,7 +59,7 @@ struct SeedHistory: AsyncParsableCommand {
         }
         guard (self.chat == nil) != (pair == nil) else { CommonOptions.fail("give either --chat or --between") }
         let configuration = self.options.load()
-        ParleyLogging.bootstrap(format: configuration.logFormat, level: .warning)
+        AdminLogging.bootstrap()
         let started = ContinuousClock.now
         do {
             let (chatID, lastSeq) = try await seedHistory(
@@ -70,6 +70,18 @@ struct SeedHistory: AsyncParsableCommand {
             print(#"{"chatId":"# + JSONText.quote(chatID) + #","lastSeq":\#(lastSeq)}"#)
         } catch {
             CommonOptions.fail(AdminError.describe(error))
+        }
+    }
+}
+
+/// Admin commands print their results on standard output, so their log goes to standard error; errors only, since
+/// their own failure is the one line they end with (PostgresNIO warns when the first query races its pool's start).
+enum AdminLogging {
+    static func bootstrap() {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
         }
     }
 }

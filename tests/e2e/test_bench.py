@@ -90,7 +90,7 @@ def test_seed_history_fills_a_chat_with_dense_seqs(server):
     ["--chat", "0193a5f0-0000-7000-8000-000000000000", "--count", "5"],
     ["--between", "a,b,c", "--count", "5"],
     ["--count", "5"],
-    ["--chat", "0193a5f0-0000-7000-8000-000000000000", "--count", "-1"],
+    ["--chat", "0193a5f0-0000-7000-8000-000000000000", "--count=-1"],
 ])
 def test_seed_history_refuses_bad_input_in_one_line(server, args):
     result = admin(server, "seed-history", *args, check=False)
