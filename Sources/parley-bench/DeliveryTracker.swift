@@ -60,9 +60,19 @@ final class DeliveryTracker: Sendable {
     }
 
     /// Waits until every tracker has `expected(tracker)` messages, or `timeout` passes; then checks them all.
-    static func awaitAll(_ trackers: [DeliveryTracker], expected: (DeliveryTracker) -> Int, timeout: Duration) async throws {
+    static func awaitAll(
+        _ trackers: [DeliveryTracker], expected: (DeliveryTracker) -> Int, timeout: Duration, closedSockets: () -> Int = { 0 }
+    ) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, trackers.contains(where: { $0.received < expected($0) }) {
+            // A socket the server closed gets nothing more: waiting longer would only hide why.
+            let closed = closedSockets()
+            if closed > 0 {
+                throw CorrectnessFailure(
+                    "the server closed \(closed) sockets before they had every message (it closes a socket whose outbound queue overflows: "
+                        + "this client did not read fast enough)"
+                )
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         for tracker in trackers { try tracker.check(expected: expected(tracker)) }

@@ -53,7 +53,7 @@ struct FanOut: AsyncParsableCommand {
             try await sends.waitForAll()
         }
         let sent = acked.value.load(ordering: .relaxed)
-        try await DeliveryTracker.awaitAll(trackers, expected: { _ in sent }, timeout: .seconds(60))
+        try await DeliveryTracker.awaitAll(trackers, expected: { _ in sent }, timeout: .seconds(60), closedSockets: { lost.load(ordering: .relaxed) })
         let finished = Monotonic.nanoseconds()
         let after = context.sample()
         await BenchContext.closeAll(sockets)

@@ -142,7 +142,7 @@ final class ThroughputRun: Sendable {
         let after = self.context.sample()
         try await DeliveryTracker.awaitAll(trackers.flatMap { [$0.receiver, $0.sender] }, expected: { tracker in
             acked[trackers.firstIndex { $0.receiver === tracker || $0.sender === tracker }!].value.load(ordering: .relaxed)
-        }, timeout: .seconds(60))
+        }, timeout: .seconds(60), closedSockets: { self.lost.load(ordering: .relaxed) })
         if self.lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(self.lost.load(ordering: .relaxed)) sockets were closed by the server") }
         self.lastSeqs.withLock { lastSeqs in
             for index in lastSeqs.indices { lastSeqs[index] += acked[index].value.load(ordering: .relaxed) }
