@@ -23,13 +23,17 @@ struct FanOut: AsyncParsableCommand {
 
     static func measure(context: BenchContext, users: [BenchUser], rate: Double, duration: Double) async throws -> ScenarioResult {
         let sender = users[0]
+        // The members connect before the group exists: connecting 1000 contacts at once would tell each of them up to
+        // 999 times `userOnline`, which measures presence, not message fan-out.
+        let box = Mutex<[DeliveryTracker]>([])
+        let lost = Atomic<Int>(0)
+        let sockets = try await context.connect(tokens: users.map(\.accessToken), handler: { index in
+            { name, arguments in box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments) }
+        }, onClose: { _ in lost.add(1, ordering: .relaxed) })
         let chatID = try await context.api.createGroup(token: sender.accessToken, name: "bench fan-out \(runTag())", memberIDs: users.dropFirst().map(\.id))
         let latency = LatencyRecorder()
         let trackers = users.indices.map { DeliveryTracker(chatID: chatID, label: "member \($0)", afterSeq: 0, latency: latency) }
-        let lost = Atomic<Int>(0)
-        let sockets = try await context.connect(tokens: users.map(\.accessToken), handler: { index in
-            { name, arguments in trackers[index].handle(name: name, arguments: arguments) }
-        }, onClose: { _ in lost.add(1, ordering: .relaxed) })
+        box.withLock { $0 = trackers }
         let acked = AckCounter()
         let tag = runTag()
         let before = context.sample()

@@ -45,7 +45,9 @@ final class SocketIOClient: Sendable {
                 $0 = Task {
                     var failure: (any Error)?
                     do {
-                        try await WebSocketClient.connect(url: url, logger: logger) { inbound, outbound, _ in
+                        // Frames as large as the server's maxPayload: a big group's chatUpdated is far beyond the 16 KiB default.
+                        let configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
+                        try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
                             try await client.serve(inbound: inbound, outbound: outbound, connect: connect)
                         }
                     } catch {
