@@ -245,10 +245,11 @@ public final class ChatRealtime: SocketIOHandler, Service {
                 if let clientMessageID, clientMessageID.stringValue == nil {
                     throw APIError.badRequest("`clientMessageId` must be a string.", code: "invalid_client_message_id")
                 }
-                let (message, _) = try await self.service.send(
-                    chatID: chatID, userID: socket.userID, text: text?.stringValue, image: nil, clientMessageID: clientMessageID?.stringValue
+                // Queued in the order this socket sent them; the ack waits for the commit, this socket's next event does not.
+                let pending = try await self.service.submitText(
+                    chatID: chatID, userID: socket.userID, text: text?.stringValue, clientMessageID: clientMessageID?.stringValue
                 )
-                ack?(encodedArguments: [#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
+                Task { await self.acknowledgeSend(pending, ack: ack) }
             case "markRead":
                 guard let chatID = payload?["chatId"]?.stringValue, let seq = payload?["seq"]?.intValue else {
                     throw APIError.badRequest("`chatId` and a whole-number `seq` are required.", code: "invalid_request")

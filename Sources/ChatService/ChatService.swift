@@ -9,6 +9,7 @@ public struct ChatService: Sendable {
     let signer: FileURLSigner
     let bus: any ChatEventBus
     let membership: MembershipCache
+    let writer: MessageWriter
     let directory: any UserDirectory
     let maxUploadBytes: Int
 
@@ -21,7 +22,13 @@ public struct ChatService: Sendable {
         self.blobs = blobs
         self.signer = signer
         self.bus = bus
-        self.membership = MembershipCache(store: self.store)
+        let membership = MembershipCache(store: self.store)
+        self.membership = membership
+        self.writer = MessageWriter(store: self.store) { record in
+            // Members are in memory after a chat's first send; an event that cannot be addressed is caught up by `after=seq`.
+            guard let members = try? await membership.members(of: record.chatID) else { return }
+            bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
+        }
         self.maxUploadBytes = maxUploadBytes
     }
 
@@ -101,13 +108,7 @@ public struct ChatService: Sendable {
 
     /// Sends a message: stored with the chat's next seq, then published to every member.
     func send(chatID: String, userID: String, text rawText: String?, image: [UInt8]?, clientMessageID: String?) async throws -> (Message, created: Bool) {
-        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
-        let text = try Self.validateText(rawText, hasImage: image != nil)
-        if let clientMessageID {
-            guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw APIError.badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
-            }
-        }
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
         var file: FileRecord?
         if let image {
             guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
@@ -117,16 +118,42 @@ public struct ChatService: Sendable {
             }
             file = try await self.storeImage(image, owner: userID)
         }
-        switch try await self.store.append(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis()) {
+        let draft = ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis())
+        return try await self.sent(await self.writer.submit(draft))
+    }
+
+    /// Queues a text message and returns without waiting for it to be stored: messages a caller submits one after
+    /// another get seqs in that order. ``sent(_:)`` tells what became of it.
+    func submitText(chatID: String, userID: String, text rawText: String?, clientMessageID: String?) async throws -> PendingAppend {
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: false, clientMessageID: clientMessageID)
+        return await self.writer.submit(
+            ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: nil, clientMessageID: clientMessageID, now: Timestamp.millis())
+        )
+    }
+
+    /// The message a submitted send became, once stored with other sends of its moment in one transaction and published
+    /// by the writer in seq order.
+    func sent(_ pending: PendingAppend) async throws -> (Message, created: Bool) {
+        switch try await pending.outcome() {
         case .notMember:
             throw Self.chatNotFound
         case .duplicate(let record):
             return (record.message(signer: self.signer), false)
         case .created(let record):
-            let members = try await self.membership.members(of: chatID)
-            self.bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
             return (record.message(signer: self.signer), true)
         }
+    }
+
+    /// The checks every send passes before anything is stored; returns the text to store.
+    static func validateSend(chatID: String, text: String?, hasImage: Bool, clientMessageID: String?) throws -> String? {
+        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
+        let text = try Self.validateText(text, hasImage: hasImage)
+        if let clientMessageID {
+            guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw APIError.badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
+            }
+        }
+        return text
     }
 
     /// Moves the caller's read pointer forward and tells the chat.

@@ -12,7 +12,7 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "A self-hostable chat server.",
         version: ParleyVersion.current,
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, Users.self, SeedHistory.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -1,0 +1,183 @@
+import ParleyCore
+import ParleyStore
+import SQLKit
+
+extension ChatStore {
+    /// A message to store, as a sender asked for it.
+    struct MessageDraft: Sendable {
+        var chatID: String
+        var senderID: String
+        var text: String?
+        var file: FileRecord?
+        var clientMessageID: String?
+        var now: Int64
+    }
+
+    /// Stores one message on its own (see ``append(chatID:senderID:text:file:clientMessageID:now:)``).
+    func append(_ draft: MessageDraft) async throws -> AppendOutcome {
+        try await self.append(
+            chatID: draft.chatID, senderID: draft.senderID, text: draft.text, file: draft.file, clientMessageID: draft.clientMessageID, now: draft.now
+        )
+    }
+
+    /// Stores many messages in one transaction with a fixed number of statements, whatever their number: the outcome of
+    /// each draft, in order. Seqs follow the drafts' order within each chat; a repeated clientMessageId within the batch
+    /// is a duplicate of its first occurrence. Throws (and stores nothing) if any statement fails.
+    func append(_ drafts: [MessageDraft]) async throws -> [AppendOutcome] {
+        guard !drafts.isEmpty else { return [] }
+        return try await self.database.transaction { sql in
+            let chatIDs = Array(Set(drafts.map(\.chatID))).sorted()
+            let senderIDs = Array(Set(drafts.map(\.senderID)))
+            let memberRows = try await sql.raw(
+                "SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (\(binds: chatIDs)) AND user_id IN (\(binds: senderIDs))"
+            ).all()
+            var members = Set<PairKey>()
+            for row in memberRows {
+                members.insert(PairKey(chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self)))
+            }
+
+            let clientIDs = Array(Set(drafts.compactMap(\.clientMessageID)))
+            var stored: [ClientKey: MessageRecord] = [:]
+            if !clientIDs.isEmpty {
+                // All three columns of the unique index: without sender_id the lookup walks every message of the chats.
+                let rows = try await sql.raw(
+                    """
+                    SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
+                    WHERE m.chat_id IN (\(binds: chatIDs)) AND m.sender_id IN (\(binds: senderIDs)) AND m.client_message_id IN (\(binds: clientIDs))
+                    """
+                ).all()
+                for row in rows {
+                    let record = try MessageRecord(row: row)
+                    if let clientID = record.clientMessageID {
+                        stored[ClientKey(chatID: record.chatID, senderID: record.senderID, clientMessageID: clientID)] = record
+                    }
+                }
+            }
+
+            // What each draft becomes; new ones are counted per chat before any seq is taken.
+            enum Plan {
+                case done(AppendOutcome)
+                case create
+                case sameAs(Int)
+            }
+            var plans: [Plan] = []
+            var newPerChat: [String: Int64] = [:]
+            var firstInBatch: [ClientKey: Int] = [:]
+            for (index, draft) in drafts.enumerated() {
+                if !members.contains(PairKey(chatID: draft.chatID, userID: draft.senderID)) {
+                    plans.append(.done(.notMember))
+                    continue
+                }
+                if let clientID = draft.clientMessageID {
+                    let key = ClientKey(chatID: draft.chatID, senderID: draft.senderID, clientMessageID: clientID)
+                    if let record = stored[key] {
+                        plans.append(.done(.duplicate(record)))
+                        continue
+                    }
+                    if let first = firstInBatch[key] {
+                        plans.append(.sameAs(first))
+                        continue
+                    }
+                    firstInBatch[key] = index
+                }
+                plans.append(.create)
+                newPerChat[draft.chatID, default: 0] += 1
+            }
+            guard !newPerChat.isEmpty else {
+                return plans.map { if case .done(let outcome) = $0 { outcome } else { .notMember } }
+            }
+
+            // One statement moves every chat's last_seq by its count: under each chat's row lock (PostgreSQL) or the one
+            // writer (SQLite), so the seqs [last - count + 1, last] belong to this batch alone and stay dense.
+            let now = drafts.map(\.now).max() ?? 0
+            let counts = newPerChat.sorted { $0.key < $1.key }.map { SQLQueryString("(\(bind: $0.key), \(bind: $0.value))") }
+            let moved = try await sql.raw(
+                """
+                UPDATE chats SET last_seq = last_seq + v.column2, updated_at = \(bind: now)
+                FROM (VALUES \(SQLList(counts))) AS v WHERE chats.id = v.column1 RETURNING id, last_seq
+                """
+            ).all()
+            var nextSeq: [String: Int64] = [:]
+            for row in moved {
+                let chatID = try row.decode(column: "id", as: String.self)
+                nextSeq[chatID] = try row.decode(column: "last_seq", as: Int64.self) - newPerChat[chatID, default: 0] + 1
+            }
+
+            var outcomes: [AppendOutcome] = []
+            var created: [MessageRecord] = []
+            for (index, plan) in plans.enumerated() {
+                switch plan {
+                case .done(let outcome):
+                    outcomes.append(outcome)
+                case .sameAs(let first):
+                    // A replay racing its original within one batch gets the original's answer.
+                    if case .created(let record) = outcomes[first] {
+                        outcomes.append(.duplicate(record))
+                    } else {
+                        outcomes.append(outcomes[first])
+                    }
+                case .create:
+                    let draft = drafts[index]
+                    // A chat deleted under the batch has no row to move: its senders are no longer members.
+                    guard let seq = nextSeq[draft.chatID] else {
+                        outcomes.append(.notMember)
+                        continue
+                    }
+                    nextSeq[draft.chatID] = seq + 1
+                    let record = MessageRecord(
+                        id: Identifier.make(), chatID: draft.chatID, seq: seq, senderID: draft.senderID, kind: draft.file == nil ? "text" : "image",
+                        text: draft.text, fileID: draft.file?.id, clientMessageID: draft.clientMessageID, createdAt: draft.now, file: draft.file
+                    )
+                    created.append(record)
+                    outcomes.append(.created(record))
+                }
+            }
+
+            let rows = created.map { record in
+                SQLQueryString(
+                    """
+                    (\(bind: record.id), \(bind: record.chatID), \(bind: record.seq), \(bind: record.senderID), \(bind: record.kind), \(bind: record.text),
+                     \(bind: record.fileID), \(bind: record.clientMessageID), \(bind: record.createdAt))
+                    """
+                )
+            }
+            try await sql.raw(
+                "INSERT INTO messages (id, chat_id, seq, sender_id, kind, text, file_id, client_message_id, created_at) VALUES \(SQLList(rows))"
+            ).run()
+            for record in created {
+                if let fileID = record.fileID {
+                    try await sql.raw("UPDATE files SET chat_id = \(bind: record.chatID) WHERE id = \(bind: fileID)").run()
+                }
+            }
+
+            // A sender has read what they sent: one statement moves every sender's read pointer to their last new seq.
+            var readUpTo: [PairKey: Int64] = [:]
+            for record in created {
+                readUpTo[PairKey(chatID: record.chatID, userID: record.senderID)] = record.seq
+            }
+            let pointers = readUpTo.sorted { ($0.key.chatID, $0.key.userID) < ($1.key.chatID, $1.key.userID) }.map {
+                SQLQueryString("(\(bind: $0.key.chatID), \(bind: $0.key.userID), \(bind: $0.value))")
+            }
+            try await sql.raw(
+                """
+                UPDATE chat_members SET last_read_seq = v.column3 FROM (VALUES \(SQLList(pointers))) AS v
+                WHERE chat_members.chat_id = v.column1 AND chat_members.user_id = v.column2 AND chat_members.last_read_seq < v.column3
+                """
+            ).run()
+            return outcomes
+        }
+    }
+}
+
+/// A member of a chat, as a set key.
+private struct PairKey: Hashable {
+    var chatID: String
+    var userID: String
+}
+
+/// A message's idempotency key: idempotency is per chat and sender.
+private struct ClientKey: Hashable {
+    var chatID: String
+    var senderID: String
+    var clientMessageID: String
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+
+/// `parley-bench fanout`: one sender into one group whose members are all connected, paced.
+struct FanOut: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout", abstract: "One group of M connected members, one sender, paced: deliveries/s and per-delivery latency."
+    )
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Members of the group, the sender included (at most 1000).") var members = 1000
+    @Option(help: "Messages per second the sender sends.") var rate = 200.0
+    @Option(help: "Seconds of sending.") var duration = 10.0
+
+    func run() async throws {
+        let users = try self.options.loadUsers(atLeast: self.members)
+        let result = try await BenchContext.with(self.options) { context in
+            try await Self.measure(context: context, users: Array(users.prefix(self.members)), rate: self.rate, duration: self.duration)
+        }
+        self.options.print([result])
+    }
+
+    static func measure(context: BenchContext, users: [BenchUser], rate: Double, duration: Double) async throws -> ScenarioResult {
+        let sender = users[0]
+        // The members connect before the group exists: connecting 1000 contacts at once would tell each of them up to
+        // 999 times `userOnline`, which measures presence, not message fan-out.
+        let box = Mutex<[DeliveryTracker]>([])
+        let lost = Atomic<Int>(0)
+        let sockets = try await context.connect(tokens: users.map(\.accessToken), handler: { index in
+            { name, arguments in box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments) }
+        }, onClose: { _ in lost.add(1, ordering: .relaxed) })
+        let chatID = try await context.api.createGroup(token: sender.accessToken, name: "bench fan-out \(runTag())", memberIDs: users.dropFirst().map(\.id))
+        let latency = LatencyRecorder()
+        let trackers = users.indices.map { DeliveryTracker(chatID: chatID, label: "member \($0)", afterSeq: 0, latency: latency) }
+        box.withLock { $0 = trackers }
+        let acked = AckCounter()
+        let tag = runTag()
+        let before = context.sample()
+        let start = Monotonic.nanoseconds()
+        let end = start + UInt64(duration * 1e9)
+        let interval = 1e9 / rate
+        try await withThrowingTaskGroup(of: Void.self) { sends in
+            var sequence = 0
+            while true {
+                // Stamped with the intended time, so a late send shows as latency (no coordinated omission).
+                let due = start + UInt64(Double(sequence) * interval)
+                if due >= end { break }
+                try await sleep(untilMonotonic: due)
+                let id = "\(tag)-\(sequence)"
+                sends.addTask {
+                    try await BenchContext.send(sockets[0], chatID: chatID, text: SendStamp.text(sentAt: due), clientMessageID: id)
+                    acked.value.add(1, ordering: .relaxed)
+                }
+                sequence += 1
+            }
+            try await sends.waitForAll()
+        }
+        let sent = acked.value.load(ordering: .relaxed)
+        try await DeliveryTracker.awaitAll(trackers, expected: { _ in sent }, timeout: .seconds(60), closedSockets: { lost.load(ordering: .relaxed) })
+        let finished = Monotonic.nanoseconds()
+        let after = context.sample()
+        await BenchContext.closeAll(sockets)
+        if lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(lost.load(ordering: .relaxed)) sockets were closed by the server") }
+        let deliveries = sent * users.count
+        let histogram = latency.snapshot
+        var result = ScenarioResult(
+            scenario: "fan-out",
+            parameters: ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)],
+            figures: [
+                Figure("deliveries", Double(deliveries) / (Double(finished - start) / 1e9), "deliveries/s", atLeast: 200_000),
+                Figure("latency p50", histogram.milliseconds(at: 50), "ms"),
+                Figure("latency p99", histogram.milliseconds(at: 99), "ms", atMost: 50),
+                Figure("latency max", histogram.maxMilliseconds, "ms"),
+            ],
+            resources: ResourceUse(from: before, to: after)
+        )
+        result.notes.append("\(sent) messages × \(users.count) sockets: every delivery exactly once and in seq order")
+        return result
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import ParleyCore
+import ParleyStore
+import ParleyTestSupport
+import SQLKit
+import Synchronization
+import Testing
+
+@testable import ChatService
+
+/// Records what a writer publishes, in order.
+final class PublishedLog: Sendable {
+    private let records = Mutex<[MessageRecord]>([])
+
+    func append(_ record: MessageRecord) { self.records.withLock { $0.append(record) } }
+
+    var all: [MessageRecord] { self.records.withLock { $0 } }
+}
+
+@Suite("Group commit of concurrent sends on SQLite and PostgreSQL")
+struct MessageWriterTests {
+    func draft(_ chat: String, _ sender: String, _ text: String, client: String? = nil, file: FileRecord? = nil) -> ChatStore.MessageDraft {
+        ChatStore.MessageDraft(chatID: chat, senderID: sender, text: text, file: file, clientMessageID: client, now: Timestamp.millis())
+    }
+
+    @Test("concurrent senders into many chats get dense seqs, chats.last_seq moves, and events come in seq order", arguments: DatabaseKind.allCases)
+    func concurrentSendsAreDenseAndOrdered(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(6, in: database)
+            var created: [String] = []
+            for index in 0..<3 {
+                created.append(try await store.group(named: "g\(index)", creator: users[0], members: users, now: 1))
+            }
+            let chats = created
+            let log = PublishedLog()
+            let writer = MessageWriter(store: store, published: { log.append($0) })
+            let outcomes = try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
+                for index in 0..<600 {
+                    group.addTask {
+                        try await writer.append(self.draft(chats[index % 3], users[index % 6], "m\(index)", client: "c\(index)"))
+                    }
+                }
+                return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
+            }
+            let stored = outcomes.compactMap { outcome -> MessageRecord? in if case .created(let record) = outcome { record } else { nil } }
+            #expect(stored.count == 600)
+            for chat in chats {
+                let seqs = stored.filter { $0.chatID == chat }.map(\.seq).sorted()
+                #expect(seqs == Array(1...200))
+                let page = try await store.messages(in: chat, before: nil, after: nil, limit: 200)
+                #expect(page.records.map(\.seq) == Array(1...200))
+                #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 200)
+                // Published before each answer, in seq order per chat.
+                #expect(log.all.filter { $0.chatID == chat }.map(\.seq) == Array(1...200))
+            }
+        }
+    }
+
+    @Test("racing replays of one clientMessageId store one message and all get it", arguments: DatabaseKind.allCases)
+    func racingReplaysStoreOnce(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            let log = PublishedLog()
+            let writer = MessageWriter(store: store, published: { log.append($0) })
+            let outcomes = try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
+                for index in 0..<50 {
+                    group.addTask { try await writer.append(self.draft(chat, users[0], "try \(index)", client: "same")) }
+                }
+                return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
+            }
+            var created: [MessageRecord] = []
+            var duplicates: [MessageRecord] = []
+            for outcome in outcomes {
+                switch outcome {
+                case .created(let record): created.append(record)
+                case .duplicate(let record): duplicates.append(record)
+                case .notMember: Issue.record("a member was refused")
+                }
+            }
+            #expect(created.count == 1)
+            #expect(duplicates.count == 49)
+            #expect(duplicates.allSatisfy { $0.id == created.first?.id })
+            #expect(log.all.count == 1)
+            #expect(try await store.messages(in: chat, before: nil, after: nil, limit: 100).records.count == 1)
+        }
+    }
+
+    @Test("a batch mixing members, non-members, replays and an image answers each draft on its own", arguments: DatabaseKind.allCases)
+    func mixedBatch(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            guard case .created(let earlier) = try await store.append(self.draft(chat, users[0], "earlier", client: "old")) else {
+                Issue.record("not created")
+                return
+            }
+            let file = FileRecord(id: Identifier.make(), contentType: "image/png", size: 10, width: 1, height: 1)
+            try await database.transaction { sql in
+                try await sql.raw(
+                    "INSERT INTO files (id, owner_id, content_type, size, width, height, created_at) VALUES (\(bind: file.id), \(bind: users[1]), 'image/png', 10, 1, 1, 1)"
+                ).run()
+            }
+            let outcomes = try await store.append([
+                self.draft(chat, users[0], "one", client: "a"),
+                self.draft(chat, users[2], "intruder", client: "b"),
+                self.draft(chat, users[0], "replay of old", client: "old"),
+                self.draft(chat, users[0], "replay of one", client: "a"),
+                self.draft(chat, users[1], "", file: file),
+            ])
+            guard case .created(let one) = outcomes[0], case .notMember = outcomes[1], case .duplicate(let old) = outcomes[2],
+                case .duplicate(let replay) = outcomes[3], case .created(let image) = outcomes[4]
+            else {
+                Issue.record("unexpected outcomes \(outcomes)")
+                return
+            }
+            #expect(one.seq == 2)
+            #expect(old == earlier)
+            #expect(replay == one)
+            #expect(image.seq == 3 && image.kind == "image" && image.file == file)
+            let fileChat = try await database.read { sql in
+                try await sql.raw("SELECT chat_id FROM files WHERE id = \(bind: file.id)").first()?.decode(column: "chat_id", as: String?.self)
+            }
+            #expect(fileChat == chat)
+            // The senders have read what they sent.
+            let pointers = try await store.members(of: [chat])
+            #expect(pointers.first { $0.userID == users[0] }?.lastReadSeq == 2)
+            #expect(pointers.first { $0.userID == users[1] }?.lastReadSeq == 3)
+            #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 3)
+        }
+    }
+}
