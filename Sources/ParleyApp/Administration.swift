@@ -7,7 +7,8 @@ import UserService
 
 /// The key that signs access tokens, loaded as the server loads it. The one call to change when the key's home moves.
 func loadSigningKey(configuration: ParleyConfiguration, database: Database) async throws -> SigningKey {
-    try SigningKey.load(pem: configuration.jwtPrivateKeyPEM, dataDirectory: configuration.dataDirectory)
+    try await ConfiguredSigningKeys(currentPEM: configuration.jwtPrivateKeyPEM, previousPEM: configuration.jwtPreviousKeyPEM)
+        .load(database: database, dataDirectory: configuration.dataDirectory)
 }
 
 /// Opens and migrates the configured database, runs `body`, and closes it.
