@@ -136,6 +136,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
+    args.bin = args.bin.resolve()
     counts = [int(part) for part in args.instances.split(",")]
     if any(count < 1 or count > 3 for count in counts):
         parser.error("--instances: each count is 1, 2 or 3")

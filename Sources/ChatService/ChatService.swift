@@ -138,6 +138,11 @@ public struct ChatService: Sendable {
         case .notMember:
             throw Self.chatNotFound
         case .duplicate(let record):
+            // A retry after its first attempt's instance died between the commit and the NOTIFY: published again, so the
+            // others hear of it now. Whoever had it drops it by its seq.
+            if let members = try? await self.membership.members(of: record.chatID) {
+                self.bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
+            }
             return (record.message(signer: self.signer), false)
         case .created(let record):
             return (record.message(signer: self.signer), true)
