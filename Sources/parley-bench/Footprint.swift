@@ -31,7 +31,7 @@ struct Footprint: AsyncParsableCommand {
     }
 
     private func startOnce(directory: String, http context: BenchContext) async throws -> (readyMilliseconds: Double, rssMiB: Double) {
-        let port = Int.random(in: 20_000...29_999)
+        let port = try Self.freePort()
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PARLEY_") }
         environment["PARLEY_HOST"] = "127.0.0.1"
         environment["PARLEY_PORT"] = String(port)
@@ -60,5 +60,22 @@ struct Footprint: AsyncParsableCommand {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw CorrectnessFailure("parley exited with status \(process.terminationStatus) on SIGTERM") }
         return (ready, Double(rss) / 1_048_576)
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw CorrectnessFailure("cannot open a socket to find a free port") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound else { throw CorrectnessFailure("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -57,6 +57,30 @@ struct MessageWriterTests {
         }
     }
 
+    @Test("messages submitted one after another without waiting get seqs in that order", arguments: DatabaseKind.allCases)
+    func submissionsKeepTheirOrder(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            let writer = MessageWriter(store: store, published: { _ in })
+            // As a socket's sendMessage events are handled: each queued before the next is read, none awaited.
+            var pending: [PendingAppend] = []
+            for index in 0..<300 {
+                pending.append(await writer.submit(self.draft(chat, users[index % 2], "m\(index)", client: "c\(index)")))
+            }
+            var seqs: [Int64] = []
+            for submitted in pending {
+                guard case .created(let record) = try await submitted.outcome() else {
+                    Issue.record("not created")
+                    return
+                }
+                seqs.append(record.seq)
+            }
+            #expect(seqs == Array(1...300))
+        }
+    }
+
     @Test("racing replays of one clientMessageId store one message and all get it", arguments: DatabaseKind.allCases)
     func racingReplaysStoreOnce(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database in
