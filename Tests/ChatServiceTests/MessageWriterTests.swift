@@ -157,3 +157,49 @@ struct MessageWriterTests {
         }
     }
 }
+
+@Suite("Group commit across instances on PostgreSQL")
+struct MessageWriterInstancesTests {
+    @Test("two instances' batches into the same chats never deadlock: chats are locked in one order")
+    func noDeadlocksBetweenInstances() async throws {
+        try await TestDatabases.with(.postgres) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(4, in: database)
+            var chats: [String] = []
+            for index in 0..<12 {
+                chats.append(try await store.group(named: "g\(index)", creator: users[0], members: users, now: 1))
+            }
+            let deadlocks = {
+                try await database.read { sql in
+                    try await sql.raw("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").first()!
+                        .decode(column: "deadlocks", as: Int64.self)
+                }
+            }
+            let before = try await deadlocks()
+            // Two writers, as two chat instances would have, each filling batches that touch the chats in opposite orders.
+            let writers = [MessageWriter(store: store, published: { _ in }), MessageWriter(store: store, published: { _ in })]
+            let order = [chats, chats.reversed()]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for instance in 0..<2 {
+                    for round in 0..<40 {
+                        for chat in order[instance] {
+                            group.addTask {
+                                let draft = ChatStore.MessageDraft(
+                                    chatID: chat, senderID: users[instance], text: "r\(round)", file: nil, clientMessageID: nil, now: Timestamp.millis()
+                                )
+                                _ = try await writers[instance].append(draft)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // pg_stat counters are sent by each backend when its transaction ends: give them a moment.
+            try await Task.sleep(for: .milliseconds(700))
+            #expect(try await deadlocks() == before)
+            for chat in chats {
+                #expect(try await store.messages(in: chat, before: nil, after: nil, limit: 100).records.map(\.seq) == Array(1...80))
+            }
+        }
+    }
+}
