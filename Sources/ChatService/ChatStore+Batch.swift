@@ -90,12 +90,10 @@ extension ChatStore {
             // One statement moves every chat's last_seq by its count: under each chat's row lock (PostgreSQL) or the one
             // writer (SQLite), so the seqs [last - count + 1, last] belong to this batch alone and stay dense.
             let now = drafts.map(\.now).max() ?? 0
+            // In id order: the UPDATE's join visits the VALUES in this order and locks the chats as it goes, so batches of
+            // several instances take their chat locks in one order and never wait on each other in a cycle (a test on
+            // PostgreSQL checks that two instances' writers cause no deadlock).
             let movedChats = newPerChat.keys.sorted()
-            if self.database.dialect == .postgres {
-                // Batches of several instances lock their chats in one order (by id), so two of them never wait on each
-                // other in a cycle; the UPDATE below would lock them in whatever order its join visits them.
-                _ = try await sql.raw("SELECT id FROM chats WHERE id IN (\(binds: movedChats)) ORDER BY id FOR UPDATE").all()
-            }
             let counts = movedChats.map { SQLQueryString("(\(bind: $0), \(bind: newPerChat[$0]!))") }
             let moved = try await sql.raw(
                 """
