@@ -1,3 +1,4 @@
+import Foundation
 import ParleyCore
 import ParleyStore
 import SQLKit
@@ -25,6 +26,9 @@ public struct HistorySeeder: Sendable {
 
     /// Appends `count` text messages to `chatID`, sent in turn by its members, `batchSize` rows per transaction;
     /// `progress` hears the last seq after each batch. Returns the chat's last seq.
+    /// How long before the seeding its messages are dated.
+    static let age: Int64 = 3_600_000
+
     @discardableResult
     public func seed(chatID: String, count: Int, batchSize: Int = 1000, progress: (Int64) -> Void = { _ in }) async throws -> Int64 {
         guard Identifier.isValid(chatID) else { throw ChatService.chatNotFound }
@@ -32,6 +36,10 @@ public struct HistorySeeder: Sendable {
         guard !members.isEmpty else { throw ChatService.chatNotFound }
         var remaining = count
         var lastSeq: Int64 = 0
+        // Seeded messages are history: dated an hour ago and earlier (a millisecond apart, ids to match), so they read
+        // as the past they stand for, and nothing takes them for messages just sent whose live event is still on its way.
+        let dated = Timestamp.millis() - Self.age - Int64(count)
+        var index: Int64 = 0
         while remaining > 0 {
             let size = min(batchSize, remaining)
             lastSeq = try await self.store.database.transaction { sql in
@@ -44,14 +52,17 @@ public struct HistorySeeder: Sendable {
                 let last = try row.decode(column: "last_seq", as: Int64.self)
                 let first = last - Int64(size) + 1
                 let rows = (first...last).map { seq in
-                    SQLQueryString(
-                        "(\(bind: Identifier.make()), \(bind: chatID), \(bind: seq), \(bind: members[Int(seq) % members.count]), 'text', \(bind: "Message \(seq)"), \(bind: now))"
+                    let createdAt = dated + index + seq - first
+                    let id = Identifier.make(now: Date(timeIntervalSince1970: Double(createdAt) / 1000))
+                    return SQLQueryString(
+                        "(\(bind: id), \(bind: chatID), \(bind: seq), \(bind: members[Int(seq) % members.count]), 'text', \(bind: "Message \(seq)"), \(bind: createdAt))"
                     )
                 }
                 try await sql.raw("INSERT INTO messages (id, chat_id, seq, sender_id, kind, text, created_at) VALUES \(SQLList(rows))").run()
                 return last
             }
             remaining -= size
+            index += Int64(size)
             progress(lastSeq)
         }
         return lastSeq

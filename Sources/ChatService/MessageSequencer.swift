@@ -1,4 +1,5 @@
 import Logging
+import ParleyCore
 import Synchronization
 
 /// Decides which messages to deliver, so that every socket gets each message of a chat once and in seq order, whatever
@@ -16,9 +17,14 @@ final class MessageSequencer: Sendable {
     /// How far back "just before" reaches when a chat's first message is seen (see ``admit(_:)``).
     static let inFlightWindow: Int64 = 2_000
 
-    init(store: ChatStore, logger: Logger) {
+    /// When this process began delivering: messages older than that were never announced to it, and are history for
+    /// the clients (they read it with `after=seq`), so the fills below never bring them live.
+    let startedAt: Int64
+
+    init(store: ChatStore, logger: Logger, startedAt: Int64 = Timestamp.millis()) {
         self.store = store
         self.logger = logger
+        self.startedAt = startedAt
     }
 
     /// The messages to deliver now that `record` arrived, in seq order: none if it was delivered already.
@@ -32,7 +38,7 @@ final class MessageSequencer: Sendable {
             // The first message of this chat this process sees: ones sent just before it may still be on their way from
             // another instance, and would count as duplicates once this one is delivered. They go first.
             ready = await self.read(chatID: record.chatID, after: max(0, record.seq - 51), through: record.seq - 1).filter {
-                $0.createdAt >= record.createdAt - Self.inFlightWindow
+                $0.createdAt >= max(record.createdAt - Self.inFlightWindow, self.startedAt)
             }
         }
         return self.claim(ready + [record])
@@ -40,9 +46,13 @@ final class MessageSequencer: Sendable {
 
     /// The stored messages `first...last` of a chat not delivered yet (the bus was away), in seq order.
     func missed(chatID: String, from first: Int64, through last: Int64) async -> [MessageRecord] {
-        let after = max(first - 1, self.delivered.withLock { $0[chatID] } ?? (first - 1))
+        let known = self.delivered.withLock { $0[chatID] }
+        let after = max(first - 1, known ?? (first - 1))
         guard after < last else { return [] }
-        return self.claim(await self.read(chatID: chatID, after: after, through: last))
+        var records = await self.read(chatID: chatID, after: after, through: last)
+        // A chat this process never delivered from: only what was sent since it began counts as missed.
+        if known == nil { records = records.filter { $0.createdAt >= self.startedAt } }
+        return self.claim(records)
     }
 
     /// Keeps the records that are news, in order, and moves the chat's last delivered seq past them.

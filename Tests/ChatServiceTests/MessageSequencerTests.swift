@@ -53,10 +53,16 @@ struct MessageSequencerTests {
                 ) else { throw TestSetupError("not created") }
                 recent.append(record)
             }
-            let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"))
+            let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: old - 1)
             // Seq 5 first: seq 4 was sent a moment before it (and may be on its way); 1–3 are a minute old.
             #expect(await sequencer.admit(recent[1]).map(\.seq) == [4, 5])
             #expect(await sequencer.admit(recent[0]).isEmpty)
+            // A process that began after seq 4 was sent never brings it live: it is history for the clients.
+            let later = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: recent[1].createdAt + 1)
+            #expect(await later.admit(recent[1]).map(\.seq) == [5])
+            #expect(await later.missed(chatID: recent[0].chatID, from: 1, through: 5).isEmpty)
+            let fresh = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: recent[0].createdAt)
+            #expect(await fresh.missed(chatID: recent[0].chatID, from: 1, through: 5).map(\.seq) == [4, 5])
         }
     }
 
