@@ -552,8 +552,22 @@ def connect_socket(cluster: Cluster, token: str, transport: str, instance: str |
         if landed == instance:
             return socket, rec
         last = landed
-        socket.disconnect()
+        disconnect_socket(cluster, socket)
     raise AssertionError(f"{tries} handshakes through nginx never landed on {instance} (last: {last})")
+
+
+def disconnect_socket(cluster: Cluster, socket) -> None:
+    """socket.disconnect(), making sure the server hears it.
+
+    python-engineio's polling client may drop its own goodbye (its write loop checks the state that disconnect() has
+    just changed), which leaves the session to the server's ping timeout (45 s) and the user online meanwhile. For
+    polling, the Engine.IO close is sent once more for that sid (400 when the client's own arrived after all)."""
+    sid = engine_sid(socket)
+    polling = socket.eio.current_transport == "polling"
+    socket.disconnect()
+    if polling and sid:
+        requests.post(f"{cluster.url}/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid},
+                      data="1", headers={"Content-Type": "text/plain;charset=UTF-8"}, timeout=5)
 
 
 def all_messages(client: Client, chat_id: str) -> list[dict]:

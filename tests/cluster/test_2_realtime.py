@@ -18,6 +18,7 @@ from cluster import (
     ack_ok,
     all_messages,
     connect_socket,
+    disconnect_socket,
     create_chat,
     engine_sid,
     instance_of,
@@ -115,13 +116,13 @@ def test_presence_across_instances(healthy_cluster, transport):
         time.sleep(2.5)  # past the 2 s grace period of any handshake retries above
         mark = len(events_w.of("userOffline"))
 
-        first.disconnect()
+        disconnect_socket(cluster, first)
         time.sleep(4.0)  # grace period (2 s) and then some: the socket on chat3 keeps the subject online
         offline = [e for e in events_w.of("userOffline")[mark:] if e == {"userId": subject.id}]
         assert not offline, "userOffline while the subject still had a socket on chat3"
 
         started = time.monotonic()
-        second.disconnect()
+        disconnect_socket(cluster, second)
         try:
             events_w.wait("userOffline", lambda e: e == {"userId": subject.id}, timeout=15,
                           what="userOffline once the last socket went")
