@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from harness import (  # noqa: E402  (after the path change)
+    Account,
     REPO_ROOT,
     RUNNING,
     SMTPD_SCRIPT,
@@ -461,19 +462,6 @@ class Cluster:
         code = self.smtp.mailbox.wait_for(address, timeout=30).code
         body = expect_status(client.post("/api/v1/verify", json={"email": address, "otp": code}, token=None), 200)
         return Account(address, body["user"], body["accessToken"], body["refreshToken"], client.with_token(body["accessToken"]))
-
-
-@dataclass
-class Account:
-    email: str
-    user: dict
-    access_token: str
-    refresh_token: str
-    client: SourcedClient
-
-    @property
-    def id(self) -> str:
-        return self.user["id"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

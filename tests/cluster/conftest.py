@@ -21,25 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from cluster import Cluster, ClusterSpec, Postgres  # noqa: E402
-from harness import REPO_ROOT, RUNNING, private_pem, tail  # noqa: E402
+from harness import REPO_ROOT, add_default_timeout, append_process_logs, private_pem  # noqa: E402
 
 TEST_TIMEOUT_SECONDS = 150
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.pluginmanager.hasplugin("timeout"):
-        for item in items:
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_SECONDS))
+    add_default_timeout(config, items, TEST_TIMEOUT_SECONDS)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    report = outcome.get_result()
-    if report.failed:
-        for process in list(RUNNING):
-            report.sections.append((f"log of {process.describe()}", tail(process.log_path, 40)))
+    append_process_logs(outcome.get_result(), 40)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from harness import (
     REPO_ROOT,
-    RUNNING,
+    add_default_timeout,
+    append_process_logs,
     ParleyServer,
     PostgresDatabases,
     SMTPServer,
@@ -31,20 +32,13 @@ TEST_TIMEOUT_SECONDS = 180
 
 
 def pytest_collection_modifyitems(config, items):
-    # A hung server must fail its test, not the whole CI run.
-    if config.pluginmanager.hasplugin("timeout"):
-        for item in items:
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_SECONDS))
+    add_default_timeout(config, items, TEST_TIMEOUT_SECONDS)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    report = outcome.get_result()
-    if report.failed:
-        for process in list(RUNNING):
-            report.sections.append((f"log of {process.describe()}", tail(process.log_path, 80)))
+    append_process_logs(outcome.get_result(), 80)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -645,6 +645,10 @@ class Account:
     refresh_token: str
     client: Client
 
+    @property
+    def id(self) -> str:
+        return self.user["id"]
+
 
 def request_code(client: Client, address: Any, retry_after: int = 60) -> requests.Response:
     """POST /login and assert the contract's 202 answer (retryAfterSeconds is the resend interval, 60 by default)."""
@@ -678,3 +682,24 @@ def refresh(client: Client, refresh_token: Any) -> requests.Response:
 def environment_without_parley() -> dict[str, str]:
     """This process's environment minus PARLEY_* variables, so a developer's own settings cannot leak in."""
     return {key: value for key, value in os.environ.items() if not key.startswith("PARLEY_")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pytest hooks shared by the e2e and cluster suites
+
+
+def add_default_timeout(config, items, seconds: int) -> None:
+    """A hung server must fail its test, not the whole CI run."""
+    import pytest
+
+    if config.pluginmanager.hasplugin("timeout"):
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(seconds))
+
+
+def append_process_logs(report, lines: int) -> None:
+    """On a failure, the log tail of every process still running goes into the report."""
+    if report.failed:
+        for process in list(RUNNING):
+            report.sections.append((f"log of {process.describe()}", tail(process.log_path, lines)))
