@@ -40,22 +40,7 @@ struct FanOut: AsyncParsableCommand {
         let start = Monotonic.nanoseconds()
         let end = start + UInt64(duration * 1e9)
         let interval = 1e9 / rate
-        try await withThrowingTaskGroup(of: Void.self) { sends in
-            var sequence = 0
-            while true {
-                // Stamped with the intended time, so a late send shows as latency (no coordinated omission).
-                let due = start + UInt64(Double(sequence) * interval)
-                if due >= end { break }
-                try await sleep(untilMonotonic: due)
-                let id = "\(tag)-\(sequence)"
-                sends.addTask {
-                    try await BenchContext.send(sockets[0], chatID: chatID, text: SendStamp.text(sentAt: due), clientMessageID: id)
-                    acked.value.add(1, ordering: .relaxed)
-                }
-                sequence += 1
-            }
-            try await sends.waitForAll()
-        }
+        try await BenchContext.sendPaced(sockets[0], chatID: chatID, start: start, end: end, interval: interval, idPrefix: tag, acked: acked)
         let sent = acked.value.load(ordering: .relaxed)
         try await DeliveryTracker.awaitAll(trackers, expected: { _ in sent }, timeout: .seconds(60), closedSockets: { lost.load(ordering: .relaxed) })
         let finished = Monotonic.nanoseconds()

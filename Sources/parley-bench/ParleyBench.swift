@@ -96,6 +96,28 @@ struct BenchContext: Sendable {
         }
     }
 
+    /// Open-loop sends from `start` until `end`, one every `interval` nanoseconds, each acked before `acked` counts it.
+    /// Each message is stamped with its intended send time, so a late send shows as latency (no coordinated omission).
+    static func sendPaced(
+        _ client: SocketIOClient, chatID: String, start: UInt64, end: UInt64, interval: Double, idPrefix: String, acked: AckCounter
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { sends in
+            var sequence = 0
+            while true {
+                let due = start + UInt64(Double(sequence) * interval)
+                if due >= end { break }
+                try await sleep(untilMonotonic: due)
+                let id = "\(idPrefix)-\(sequence)"
+                sends.addTask {
+                    try await Self.send(client, chatID: chatID, text: SendStamp.text(sentAt: due), clientMessageID: id)
+                    acked.value.add(1, ordering: .relaxed)
+                }
+                sequence += 1
+            }
+            try await sends.waitForAll()
+        }
+    }
+
     /// Closes every client, a few at a time.
     static func closeAll(_ clients: [SocketIOClient]) async {
         await withTaskGroup(of: Void.self) { group in

@@ -103,22 +103,9 @@ final class ThroughputRun: Sendable {
                 if let rate {
                     let interval = Double(pairs.count) / rate * 1e9
                     group.addTask {
-                        try await withThrowingTaskGroup(of: Void.self) { sends in
-                            var sequence = 0
-                            while true {
-                                // Stamped with the intended time, so a late send shows as latency (no coordinated omission).
-                                let due = start + UInt64(Double(sequence) * interval)
-                                if due >= end { break }
-                                try await sleep(untilMonotonic: due)
-                                let id = "\(tag)-\(index)-\(sequence)"
-                                sends.addTask {
-                                    try await BenchContext.send(pair.sender, chatID: pair.chatID, text: SendStamp.text(sentAt: due), clientMessageID: id)
-                                    acked[index].value.add(1, ordering: .relaxed)
-                                }
-                                sequence += 1
-                            }
-                            try await sends.waitForAll()
-                        }
+                        try await BenchContext.sendPaced(
+                            pair.sender, chatID: pair.chatID, start: start, end: end, interval: interval, idPrefix: "\(tag)-\(index)", acked: acked[index]
+                        )
                     }
                 } else {
                     for lane in 0..<window {
