@@ -228,11 +228,6 @@ public final class ChatRealtime: SocketIOHandler, Service {
         self.presence.withLock { Set($0.sockets.keys).union($0.pendingOffline.keys) }
     }
 
-    /// Whether `userID` has at least one socket connected to this process.
-    public func isOnline(_ userID: String) -> Bool {
-        self.presence.withLock { $0.sockets[userID, default: 0] > 0 }
-    }
-
     public func received(event: String, arguments: [JSONValue], from socket: SocketIOSocket, ack: SocketIOAck?) async {
         let payload = arguments.first
         do {
