@@ -155,7 +155,17 @@ let package = Package(
         .target(name: "ParleyTestSupport", dependencies: ["ParleyStore"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ChatServiceTests", dependencies: ["ChatService", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "SMTPTests", dependencies: ["SMTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "SMTPTests", dependencies: ["SMTP", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        // The HTTP contract of every route, served in-process by the application a role builds, on SQLite and PostgreSQL.
+        .testTarget(
+            name: "ParleyAppTests",
+            dependencies: [
+                "ParleyApp", "ParleyCore", "ParleyStore", "ParleyTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"], swiftSettings: swiftSettings),
         .testTarget(
             name: "UserServiceTests",
@@ -173,6 +183,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -21,10 +21,11 @@ enum MetricsRegistry {
 }
 
 /// `GET /health` and `GET /metrics`, on every service.
-struct OperationsController {
+struct OperationsController: Sendable {
     let database: Database
     let started: ContinuousClock.Instant
-    let extraChecks: [String: @Sendable () async -> Bool]
+    /// Checks beside the database's, by name (the event bus of a chat instance on PostgreSQL).
+    var extraChecks: [String: @Sendable () async -> Bool]
 
     func addRoutes(to router: Router<ParleyRequestContext>) {
         let registry = MetricsRegistry.shared

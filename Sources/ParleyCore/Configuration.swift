@@ -91,7 +91,8 @@ public struct ParleyConfiguration: Sendable {
         self.jwtPrivateKeyPEM = nil
         self.userServiceURL = nil
         self.logLevel = .info
-        self.logFormat = .json
+        // A person at a terminal reads sentences; a supervisor or collector (systemd, a pipe, a file) gets JSON lines.
+        self.logFormat = isatty(STDOUT_FILENO) == 1 ? .text : .json
         self.sqliteSynchronous = "full"
         self.otpTTLSeconds = 300
         self.otpResendSeconds = 60

@@ -11,7 +11,11 @@ import SQLiteKit
 import ServiceLifecycle
 
 /// The database behind every service: one SQLKit code path over embedded SQLite or a PostgreSQL server.
-public final class Database: Sendable {
+///
+/// A database is used in one of two ways: as a `Service` in the process's service group (its ``run()`` keeps the
+/// PostgreSQL pool going and closes the connections after every other service has stopped), or for the length of one
+/// body with ``closing(_:)`` (commands, set-up and tests).
+public final class Database: Service, Sendable {
     /// Which engine is underneath, for the few statements that differ.
     public enum Dialect: Sendable {
         case sqlite, postgres
@@ -23,8 +27,8 @@ public final class Database: Sendable {
 
     private enum Backend: Sendable {
         case sqlite(SQLiteBackend)
-        /// The pool and the task that runs it: started on open, so the database is usable at once, and cancelled on close.
-        case postgres(PostgresClient, Task<Void, Never>)
+        /// The pool: statements wait until ``Database/run()`` (or ``Database/closing(_:)``) runs it.
+        case postgres(PostgresClient)
     }
 
     private init(dialect: Dialect, backend: Backend, logger: Logger) {
@@ -33,7 +37,7 @@ public final class Database: Sendable {
         self.logger = logger
     }
 
-    /// Opens the database at `location`. A PostgreSQL client must also be run: see ``services``.
+    /// Opens the database at `location`. A PostgreSQL pool serves statements once ``run()`` or ``closing(_:)`` runs it.
     public static func open(_ location: DatabaseLocation, sqliteSynchronous: String = "full", logger: Logger) async throws -> Database {
         switch location {
         case .sqlite(let path):
@@ -56,13 +60,12 @@ public final class Database: Sendable {
             var configuration = PostgresClient.Configuration(
                 host: host, port: port, username: core.username, password: core.password, database: core.database, tls: tls
             )
-            // Small pools: this machine has two cores and PostgreSQL needs them too.
+            // Small pools: statements are short, and PostgreSQL's own backends need the host's cores more than waiting connections do.
             configuration.options.maximumConnections = 16
             configuration.options.minimumConnections = 0
             configuration.options.connectionIdleTimeout = .seconds(60)
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-            let runner = Task { await client.run() }
-            return Database(dialect: .postgres, backend: .postgres(client, runner), logger: logger)
+            return Database(dialect: .postgres, backend: .postgres(client), logger: logger)
         }
     }
 
@@ -71,7 +74,7 @@ public final class Database: Sendable {
         switch self.backend {
         case .sqlite(let backend):
             return try await body(backend.reader())
-        case .postgres(let client, _):
+        case .postgres(let client):
             return try await client.withConnection { connection in
                 try await body(connection.sql(queryLogLevel: nil, logger: self.logger))
             }
@@ -94,7 +97,7 @@ public final class Database: Sendable {
                     throw error
                 }
             }
-        case .postgres(let client, _):
+        case .postgres(let client):
             return try await client.withConnection { connection in
                 let sql = connection.sql(queryLogLevel: nil, logger: self.logger)
                 try await sql.raw("BEGIN").run()
@@ -112,7 +115,7 @@ public final class Database: Sendable {
 
     /// Runs `body` on one PostgreSQL connection of the pool (for `LISTEN`); nil on SQLite, which has no such thing.
     public func withPostgresConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T? {
-        guard case .postgres(let client, _) = self.backend else { return nil }
+        guard case .postgres(let client) = self.backend else { return nil }
         return try await client.withConnection { connection in try await body(connection) }
     }
 
@@ -123,14 +126,25 @@ public final class Database: Sendable {
         }
     }
 
-    /// Closes the connections; the database is not usable afterwards.
-    public func close() async {
+    /// Serves statements until graceful shutdown, then closes the connections: the database goes last, after
+    /// everything that uses it.
+    public func run() async throws {
         switch self.backend {
         case .sqlite(let backend):
+            try? await gracefulShutdown()
             await backend.close()
-        case .postgres(_, let runner):
-            runner.cancel()
-            await runner.value
+        case .postgres(let client):
+            // Cancelling the pool's run closes its connections.
+            await cancelWhenGracefulShutdown {
+                await client.run()
+            }
+        }
+    }
+
+    /// Closes an SQLite database opened without ``run()`` or ``closing(_:)``; the database is not usable afterwards.
+    public func close() async {
+        if case .sqlite(let backend) = self.backend {
+            await backend.close()
         }
     }
 }
@@ -141,6 +155,7 @@ final class SQLiteBackend: Sendable {
     private let readers: [SQLiteConnection]
     private let writeLock = AsyncLock()
     private let nextReader = Atomic<Int>(0)
+    private let closed = Atomic<Bool>(false)
 
     private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
         self.writer = writer
@@ -179,7 +194,9 @@ final class SQLiteBackend: Sendable {
         }
     }
 
+    /// Closes the connections, once however often it is called.
     func close() async {
+        guard !self.closed.exchange(true, ordering: .relaxed) else { return }
         for connection in [self.writer] + self.readers {
             try? await connection.close()
         }
@@ -187,15 +204,24 @@ final class SQLiteBackend: Sendable {
 }
 
 extension Database {
-    /// Runs `body`, then closes the database whatever happens: for commands and tests.
+    /// Runs `body` with the database serving, then closes it whatever happens: for commands, set-up and tests.
     public func closing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        do {
-            let result = try await body()
-            await self.close()
-            return result
-        } catch {
-            await self.close()
-            throw error
+        switch self.backend {
+        case .sqlite(let backend):
+            do {
+                let result = try await body()
+                await backend.close()
+                return result
+            } catch {
+                await backend.close()
+                throw error
+            }
+        case .postgres(let client):
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                return try await body()
+            }
         }
     }
 }

@@ -60,7 +60,9 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "parley")
         do {
             let process = try await buildApplication(role: role, configuration: configuration, logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [process], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(
+                configuration: .init(services: process.serviceGroupServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
             try await group.run()
         } catch let error as ConfigurationError {
             CommonOptions.fail(error)

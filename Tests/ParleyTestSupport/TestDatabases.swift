@@ -50,6 +50,31 @@ public enum TestDatabases {
         }
     }
 
+    /// Runs `body` with the location of a fresh, empty database of `kind` (for code that opens the database itself,
+    /// such as a whole application), then throws it away.
+    public static func withLocation<T: Sendable>(_ kind: DatabaseKind, _ body: (DatabaseLocation) async throws -> T) async throws -> T {
+        switch kind {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(Identifier.make())")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            return try await body(.sqlite(path: directory.appendingPathComponent("test.sqlite").path))
+        case .postgres:
+            let adminURL = try Self.postgresURL()
+            let name = "parley_t_" + Identifier.make().replacingOccurrences(of: "-", with: "").suffix(20)
+            try await Self.admin(adminURL, "CREATE DATABASE \(name)")
+            var components = URLComponents(string: adminURL)!
+            components.path = "/" + name
+            let result: Result<T, any Error>
+            do {
+                result = .success(try await body(.postgres(url: components.string!)))
+            } catch {
+                result = .failure(error)
+            }
+            try await Self.admin(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            return try result.get()
+        }
+    }
+
     /// The test server's URL; the README's test command starts one and sets it.
     public static func postgresURL() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["PARLEY_TEST_POSTGRES_URL"], !url.isEmpty else {

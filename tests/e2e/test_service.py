@@ -110,3 +110,60 @@ def test_a_bad_setting_stops_the_process_naming_the_variable(parley_binary, tmp_
     assert result.returncode != 0, f"started with {variable}={value!r}:\n{output[-2000:]}"
     assert variable in output, f"the error should name {variable}:\n{output[-2000:]}"
 
+
+
+def _first_lines_until_ready(command, environment, cwd, use_terminal: bool, timeout: float = 20.0) -> list[str]:
+    """Starts `command` with its standard output on a terminal (a pty) or a pipe; returns its lines up to the ready line."""
+    import os
+    import pty
+    import select
+    import time
+
+    if use_terminal:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(command, env=environment, cwd=cwd, stdin=subprocess.DEVNULL, stdout=follower,
+                                   stderr=follower)
+        os.close(follower)
+        reader = leader
+    else:
+        process = subprocess.Popen(command, env=environment, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        reader = process.stdout.fileno()
+    output = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and b"ready at" not in output:
+            ready, _, _ = select.select([reader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(reader, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if use_terminal:
+            os.close(leader)
+    return output.decode("utf-8", "replace").replace("\r\n", "\n").splitlines()
+
+
+@pytest.mark.parametrize("use_terminal", [True, False], ids=["terminal", "pipe"])
+def test_logs_are_sentences_on_a_terminal_and_json_lines_otherwise(parley_binary, tmp_path, use_terminal):
+    port = free_port()
+    environment = environment_without_parley()
+    environment.update({"PARLEY_HOST": "127.0.0.1", "PARLEY_PORT": str(port), "PARLEY_DATA_DIR": str(tmp_path / "data")})
+
+    lines = _first_lines_until_ready([str(parley_binary)], environment, tmp_path, use_terminal)
+
+    ready = [line for line in lines if "ready at" in line]
+    assert ready, "\n".join(lines[-20:])
+    assert f"Parley is ready at http://127.0.0.1:{port}" in ready[0], ready[0]
+    if use_terminal:
+        assert not any(line.startswith("{") for line in lines), "\n".join(lines)
+        assert " NOTICE [parley] Parley is ready at" in ready[0], ready[0]
+    else:
+        assert all(json.loads(line)["message"] for line in lines), "\n".join(lines)
+        assert json.loads(ready[0])["message"] == f"Parley is ready at http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ and runs until SIGTERM or SIGINT.
 
 import argparse
 import asyncio
+import os
 import json
 import logging
 import signal
@@ -138,8 +139,18 @@ async def serve(arguments):
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    # A server shared by a whole test process outlives no test run: once its parent is gone (re-parented), it stops.
+    parent = os.getppid()
+
+    async def watch_parent():
+        while os.getppid() == parent:
+            await asyncio.sleep(0.5)
+        stop.set()
+
+    watcher = asyncio.create_task(watch_parent())
     print(f"READY {port}", flush=True)
     await stop.wait()
+    watcher.cancel()
     server.close()
     await server.wait_closed()
 

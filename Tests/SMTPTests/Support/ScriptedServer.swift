@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 
 /// A one-connection SMTP server that answers each line the client sends with the next scripted reply, byte for byte.
 ///

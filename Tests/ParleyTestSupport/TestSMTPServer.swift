@@ -1,20 +1,20 @@
 import Foundation
 
 /// A running tests/support/smtpd.py on a free port, stopped by `stop()`.
-final class TestSMTPServer: @unchecked Sendable {
+public final class TestSMTPServer: @unchecked Sendable {
     /// One message as the server recorded it.
-    struct Delivery: Decodable {
-        var mailFrom: String
-        var rcptTos: [String]
-        var data: String
+    public struct Delivery: Decodable, Sendable {
+        public var mailFrom: String
+        public var rcptTos: [String]
+        public var data: String
     }
 
-    let port: Int
-    let outFile: URL
+    public let port: Int
+    public let outFile: URL
     private let process: Process
 
     /// Starts the server with extra flags (`--auth`, `--tls-cert`, …) and waits for its READY line.
-    init(_ flags: [String] = []) throws {
+    public init(_ flags: [String] = []) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtpd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.outFile = directory.appendingPathComponent("out.jsonl")
@@ -39,22 +39,22 @@ final class TestSMTPServer: @unchecked Sendable {
     }
 
     /// The messages accepted so far, in order.
-    func deliveries() throws -> [Delivery] {
+    public func deliveries() throws -> [Delivery] {
         guard let data = FileManager.default.contents(atPath: self.outFile.path) else { return [] }
         return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(Delivery.self, from: Data($0)) }
     }
 
     /// Sends SIGTERM and waits for the process to end.
-    func stop() {
+    public func stop() {
         self.process.stop()
         try? FileManager.default.removeItem(at: self.outFile.deletingLastPathComponent())
     }
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1, made once per test run.
-enum TestCertificate {
+public enum TestCertificate {
     /// The directory holding cert.pem and key.pem.
-    static let directory: Result<URL, any Error> = Result {
+    public static let directory: Result<URL, any Error> = Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtp-cert-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let process = Process()
@@ -73,22 +73,22 @@ enum TestCertificate {
     }
 
     /// The certificate's path.
-    static func certificate() throws -> String { try self.directory.get().appendingPathComponent("cert.pem").path }
+    public static func certificate() throws -> String { try self.directory.get().appendingPathComponent("cert.pem").path }
 
     /// The private key's path.
-    static func key() throws -> String { try self.directory.get().appendingPathComponent("key.pem").path }
+    public static func key() throws -> String { try self.directory.get().appendingPathComponent("key.pem").path }
 
     /// smtpd.py flags that serve this certificate.
-    static func serverFlags() throws -> [String] { ["--tls-cert", try self.certificate(), "--tls-key", try self.key()] }
+    public static func serverFlags() throws -> [String] { ["--tls-cert", try self.certificate(), "--tls-key", try self.key()] }
 }
 
 /// A socket that accepts connections (through the kernel backlog) but never says a word.
-final class SilentServer: @unchecked Sendable {
-    let port: Int
+public final class SilentServer: @unchecked Sendable {
+    public let port: Int
     private let process: Process
 
     /// Starts listening on a free port.
-    init() throws {
+    public init() throws {
         let program = """
             import signal, socket
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
@@ -107,14 +107,14 @@ final class SilentServer: @unchecked Sendable {
     }
 
     /// Stops listening.
-    func stop() {
+    public func stop() {
         self.process.stop()
     }
 }
 
 extension Process {
     /// Ends a fixture process: SIGTERM, then SIGKILL if it is still there after five seconds, so a test never hangs here.
-    func stop() {
+    public func stop() {
         guard self.isRunning else { return }
         self.terminate()
         let deadline = Date().addingTimeInterval(5)

@@ -1,0 +1,36 @@
+import ChatService
+import Hummingbird
+import ParleyCore
+import SocketIOServer
+import UserService
+import WebApp
+
+/// The route collections one process serves; those its role does not run stay nil.
+struct RouteSet: Sendable {
+    /// `/health` and `/metrics`, on every role.
+    var operations: OperationsController
+    var users: UserController?
+    var chat: ChatController?
+    /// Socket.IO at `/socket.io/`, with the chat service.
+    var sockets: SocketIOServer?
+}
+
+/// The router of a process: the middleware every request passes, then the routes of its role.
+func buildRouter(role: ServiceRole, configuration: ParleyConfiguration, routes: RouteSet) -> Router<ParleyRequestContext> {
+    let router = Router(context: ParleyRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    if !configuration.trustedProxies.isEmpty {
+        router.add(middleware: ForwardedClientMiddleware(trustedProxies: configuration.trustedProxies))
+    }
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    if role.runsChatService {
+        WebApp.addMiddleware(to: router)
+    }
+    routes.operations.addRoutes(to: router)
+    routes.users?.addRoutes(to: router)
+    routes.chat?.addRoutes(to: router)
+    routes.sockets?.addRoutes(to: router)
+    return router
+}
