@@ -97,7 +97,12 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes
         )
         ChatController(service: chat, verifier: chatVerifier).addRoutes(to: router)
-        let realtime = ChatRealtime(service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence)
+        let realtime = ChatRealtime(
+            service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence,
+            settings: RealtimeSettings(
+                presenceGrace: .milliseconds(configuration.presenceGraceMillis), typingTimeout: .milliseconds(configuration.typingTimeoutMillis)
+            )
+        )
         let socketServer = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
         realtime.attach(to: socketServer)
         socketServer.addRoutes(to: router)
