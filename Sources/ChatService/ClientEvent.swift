@@ -23,9 +23,10 @@ enum ClientEvent: Sendable, Equatable {
         switch name {
         case "sendMessage":
             guard let chatID = payload?["chatId"]?.stringValue else { throw APIError.badRequest("`chatId` is required.", code: "invalid_request") }
-            let text = payload?["text"].flatMap { $0.isNull ? nil : $0 }
+            // Present means a string: `null` is refused too, as it always was on this event (the REST route reads it as absent).
+            let text = payload?["text"]
             if let text, text.stringValue == nil { throw APIError.badRequest("`text` must be a string.", code: "invalid_text") }
-            let clientMessageID = payload?["clientMessageId"].flatMap { $0.isNull ? nil : $0 }
+            let clientMessageID = payload?["clientMessageId"]
             if let clientMessageID, clientMessageID.stringValue == nil {
                 throw APIError.badRequest("`clientMessageId` must be a string.", code: "invalid_client_message_id")
             }

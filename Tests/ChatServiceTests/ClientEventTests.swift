@@ -28,7 +28,7 @@ struct ClientEventTests {
             try self.decode("sendMessage", #"{"chatId":"c1","text":"hi","clientMessageId":"k1"}"#)
                 == .sendMessage(.init(chatID: "c1", text: "hi", clientMessageID: "k1"))
         )
-        #expect(try self.decode("sendMessage", #"{"chatId":"c1","text":null}"#) == .sendMessage(.init(chatID: "c1", text: nil, clientMessageID: nil)))
+        #expect(try self.decode("sendMessage", #"{"chatId":"c1"}"#) == .sendMessage(.init(chatID: "c1", text: nil, clientMessageID: nil)))
         #expect(try self.decode("markRead", #"{"chatId":"c1","seq":7}"#) == .markRead(chatID: "c1", seq: 7))
         #expect(try self.decode("joinChat", #""c1""#) == .openChat(chatID: "c1", open: true))
         #expect(try self.decode("joinChat", #"{"chatId":"c1"}"#) == .openChat(chatID: "c1", open: true))
@@ -42,6 +42,8 @@ struct ClientEventTests {
         ("sendMessage", #"{"chatId":5,"text":"x"}"#, "invalid_request"),
         ("sendMessage", #"{"chatId":"c1","text":5}"#, "invalid_text"),
         ("sendMessage", #"{"chatId":"c1","text":["a"]}"#, "invalid_text"),
+        ("sendMessage", #"{"chatId":"c1","text":null}"#, "invalid_text"),
+        ("sendMessage", #"{"chatId":"c1","text":"x","clientMessageId":null}"#, "invalid_client_message_id"),
         ("sendMessage", #"{"chatId":"c1","text":"x","clientMessageId":{"a":1}}"#, "invalid_client_message_id"),
         ("sendMessage", #"["c1","hello"]"#, "invalid_request"),
         ("markRead", #"{"chatId":"c1","seq":1.5}"#, "invalid_request"),
