@@ -3,7 +3,7 @@ import ParleyStore
 import SQLKit
 
 /// A message row, before its image URL is signed for the reader.
-struct MessageRecord: Sendable, Equatable, Codable {
+package struct MessageRecord: Sendable, Equatable, Codable {
     var id: String
     var chatID: String
     var seq: Int64

@@ -14,7 +14,7 @@ public struct ChatService: Sendable {
     let maxUploadBytes: Int
 
     /// Creates the service over `database`; profiles come from `directory`.
-    public init(
+    package init(
         database: Database, directory: any UserDirectory, blobs: any BlobStore, signer: FileURLSigner, bus: any ChatEventBus, maxUploadBytes: Int
     ) {
         self.store = ChatStore(database: database)
@@ -22,13 +22,8 @@ public struct ChatService: Sendable {
         self.blobs = blobs
         self.signer = signer
         self.bus = bus
-        let membership = MembershipCache(store: self.store)
-        self.membership = membership
-        self.writer = MessageWriter(store: self.store) { record in
-            // Members are in memory after a chat's first send; an event that cannot be addressed is caught up by `after=seq`.
-            guard let members = try? await membership.members(of: record.chatID) else { return }
-            bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
-        }
+        self.membership = MembershipCache(store: self.store)
+        self.writer = MessageWriter(store: self.store) { record in bus.publish(.newMessage(record)) }
         self.maxUploadBytes = maxUploadBytes
     }
 
@@ -47,7 +42,7 @@ public struct ChatService: Sendable {
         self.membership.remember(id, members: members)
         let summary = try await self.summary(of: id, for: userID)
         // A new chat has nothing unread for anyone, so every member sees the same summary.
-        if created { self.bus.publish(.chatUpdated(summary, members: members)) }
+        if created { self.bus.publish(.chatUpdated(summary)) }
         return (summary, created)
     }
 
@@ -74,7 +69,7 @@ public struct ChatService: Sendable {
         let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
         self.membership.remember(id, members: members)
         let summary = try await self.summary(of: id, for: userID)
-        self.bus.publish(.chatUpdated(summary, members: members))
+        self.bus.publish(.chatUpdated(summary))
         return summary
     }
 
@@ -140,9 +135,7 @@ public struct ChatService: Sendable {
         case .duplicate(let record):
             // A retry after its first attempt's instance died between the commit and the NOTIFY: published again, so the
             // others hear of it now. Whoever had it drops it by its seq.
-            if let members = try? await self.membership.members(of: record.chatID) {
-                self.bus.publish(.newMessage(MessageRecordEnvelope(record: record), members: members))
-            }
+            self.bus.publish(.newMessage(record))
             return (record.message(signer: self.signer), false)
         case .created(let record):
             return (record.message(signer: self.signer), true)
@@ -167,16 +160,8 @@ public struct ChatService: Sendable {
         guard seq >= 0 else { throw APIError.badRequest("`seq` must not be negative.", code: "invalid_seq") }
         guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
         if let moved = try await self.store.markRead(chatID: chatID, userID: userID, seq: seq) {
-            self.bus.publish(.messagesSeen(chatID: chatID, userID: userID, seq: moved, members: try await self.membership.members(of: chatID)))
+            self.bus.publish(.messagesSeen(chatID: chatID, userID: userID, seq: moved))
         }
-    }
-
-    /// Relays typing to the chat's members; silently ignored for chats the user is not in.
-    func typing(chatID: String, userID: String, isTyping: Bool) async throws {
-        guard Identifier.isValid(chatID) else { return }
-        let members = try await self.membership.members(of: chatID)
-        guard members.contains(userID) else { return }
-        self.bus.publish(.typing(chatID: chatID, userID: userID, isTyping: isTyping, members: members))
     }
 
     static let chatNotFound = APIError.notFound("There is no such chat.", code: "chat_not_found")

@@ -1,26 +1,43 @@
 import Synchronization
 
-/// Something that happened in a chat, addressed to its members.
-public enum ChatEvent: Sendable {
-    case newMessage(MessageRecordEnvelope, members: [String])
-    case messagesSeen(chatID: String, userID: String, seq: Int64, members: [String])
-    case typing(chatID: String, userID: String, isTyping: Bool, members: [String])
-    /// A chat was created: its summary as every member sees it at creation.
-    case chatUpdated(ChatSummary, members: [String])
-    /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows them
-    /// (they are not sent between instances: each reads them itself).
+/// Something that happened in a chat: the facts only. Whoever fans it out finds the members (``MembershipCache``), so the
+/// same value travels in one process and, encoded, between chat instances.
+package enum ChatEvent: Sendable, Equatable, Codable {
+    /// A stored message (each instance signs its own file URLs).
+    case newMessage(MessageRecord)
+    /// A member's read pointer moved.
+    case messagesSeen(chatID: String, userID: String, seq: Int64)
+    case typing(chatID: String, userID: String, isTyping: Bool)
+    /// A chat was created: its summary as every member sees it at creation (it names the members).
+    case chatUpdated(ChatSummary)
+    /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows
+    /// them: they stay in the process (not encoded), and every other instance reads them itself.
     case presence(userID: String, online: Bool, contacts: [String]? = nil)
     /// Messages `firstSeq...lastSeq` of a chat may not have been delivered (the bus was away): read them from the store.
-    case messagesMissed(chatID: String, firstSeq: Int64, lastSeq: Int64, members: [String])
+    /// Local to the instance that noticed.
+    case messagesMissed(chatID: String, firstSeq: Int64, lastSeq: Int64)
+
+    // Short keys: the wire is a NOTIFY payload of at most 8000 bytes, so every byte of a packed batch counts.
+    enum CodingKeys: String, CodingKey {
+        case newMessage = "m", messagesSeen = "s", typing = "t", chatUpdated = "c", presence = "p", messagesMissed = "x"
+    }
+
+    enum NewMessageCodingKeys: String, CodingKey { case _0 = "r" }
+    enum MessagesSeenCodingKeys: String, CodingKey { case chatID = "c", userID = "u", seq = "q" }
+    enum TypingCodingKeys: String, CodingKey { case chatID = "c", userID = "u", isTyping = "on" }
+    enum ChatUpdatedCodingKeys: String, CodingKey { case _0 = "s" }
+    enum PresenceCodingKeys: String, CodingKey { case userID = "u", online = "on" }
+    enum MessagesMissedCodingKeys: String, CodingKey { case chatID = "c", firstSeq = "f", lastSeq = "l" }
+
+    /// Whether the event goes to other instances: a fill is decided by each instance for itself.
+    var travels: Bool {
+        if case .messagesMissed = self { return false }
+        return true
+    }
 }
 
-/// A message as published on the bus (the stored record; each instance signs its own URLs).
-public struct MessageRecordEnvelope: Sendable {
-    let record: MessageRecord
-}
-
-/// Carries chat events to whatever fans them out to sockets; in-process now, between processes later.
-public protocol ChatEventBus: Sendable {
+/// Carries chat events to whatever fans them out to sockets: within one process, or between chat instances.
+package protocol ChatEventBus: Sendable {
     /// Publishes `event` to every subscriber.
     func publish(_ event: ChatEvent)
     /// A stream of every event published from now on.
@@ -28,25 +45,27 @@ public protocol ChatEventBus: Sendable {
 }
 
 /// The bus of one process: events go straight to the subscribers' streams, in publish order.
-public final class InProcessEventBus: ChatEventBus {
+package final class InProcessEventBus: ChatEventBus {
     private let subscribers = Mutex<[AsyncStream<ChatEvent>.Continuation]>([])
 
-    public init() {}
+    /// A bus with no subscribers yet.
+    package init() {}
 
-    public func publish(_ event: ChatEvent) {
+    package func publish(_ event: ChatEvent) {
         for continuation in self.subscribers.withLock({ $0 }) {
             continuation.yield(event)
         }
     }
 
-    public func subscribe() -> AsyncStream<ChatEvent> {
+    package func subscribe() -> AsyncStream<ChatEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: ChatEvent.self, bufferingPolicy: .unbounded)
         self.subscribers.withLock { $0.append(continuation) }
         return stream
     }
 }
 
-/// Chat memberships in memory: they never change after a chat is created, so once read they stay true.
+/// Chat memberships in memory, one cache per process: they never change after a chat is created, so once read they stay
+/// true. The service remembers the chats it creates; the fan-out and the realtime checks read through it.
 final class MembershipCache: Sendable {
     private let members = Mutex<[String: [String]]>([:])
     let store: ChatStore
@@ -63,6 +82,7 @@ final class MembershipCache: Sendable {
         return ids
     }
 
+    /// Records the members of a chat just created (or announced by another instance).
     func remember(_ chatID: String, members: [String]) {
         self.members.withLock { $0[chatID] = members }
     }

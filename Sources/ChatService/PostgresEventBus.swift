@@ -13,7 +13,7 @@ import Synchronization
 ///
 /// An instance that loses its `LISTEN` connection reconnects and reads from the store what it may have missed; the fan-out
 /// fills any seq gap from the store as well, so a client never misses a message because the bus was briefly away.
-public final class PostgresEventBus: ChatEventBus, Service {
+package final class PostgresEventBus: ChatEventBus, Service {
     static let channel = "parley_events"
     /// NOTIFY refuses payloads of 8000 bytes or more; a batch is cut below that.
     static let payloadLimit = 7900
@@ -22,39 +22,39 @@ public final class PostgresEventBus: ChatEventBus, Service {
     /// How often the recent messages are compared with what was delivered, and how far back.
     static let reconcileInterval = Duration.seconds(5)
     static let reconcileWindow: Int64 = 7_000
+    static let encoder = JSONEncoder()
+    static let decoder = JSONDecoder()
 
     let database: Database
     let instanceID: String
     let logger: Logger
     let local = InProcessEventBus()
-    let membership: MembershipCache
     private let pending = Mutex<[Data]>([])
     private let queued = Wakeup()
     private let listening = Atomic<Bool>(false)
 
     /// A bus for the instance `instanceID` (unique per process) over `database`, which must be PostgreSQL.
-    public init(database: Database, instanceID: String, logger: Logger) {
+    package init(database: Database, instanceID: String, logger: Logger) {
         self.database = database
         self.instanceID = instanceID
         self.logger = logger
-        self.membership = MembershipCache(store: ChatStore(database: database))
     }
 
     /// Whether the `LISTEN` connection is up, for `/health`.
-    public var isListening: Bool { self.listening.load(ordering: .relaxed) }
+    package var isListening: Bool { self.listening.load(ordering: .relaxed) }
 
-    public func publish(_ event: ChatEvent) {
+    package func publish(_ event: ChatEvent) {
         self.local.publish(event)
-        guard let wire = BusEvent(event), let data = try? BusEvent.encoder.encode(wire) else { return }
+        guard event.travels, let data = try? Self.encoder.encode(event) else { return }
         self.pending.withLock { $0.append(data) }
         self.queued.ring()
     }
 
-    public func subscribe() -> AsyncStream<ChatEvent> {
+    package func subscribe() -> AsyncStream<ChatEvent> {
         self.local.subscribe()
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.sendNotifications() }
@@ -168,18 +168,17 @@ public final class PostgresEventBus: ChatEventBus, Service {
     /// Hands the events of one notification from another instance to this process's fan-out.
     func receive(_ payload: String) async {
         do {
-            var notification = try BusEvent.decoder.decode(BusNotification.self, from: Data(payload.utf8))
+            var notification = try Self.decoder.decode(BusNotification.self, from: Data(payload.utf8))
             guard notification.origin != self.instanceID else { return }
             if let stored = notification.stored {
                 guard let body = try await self.database.read({ sql in
                     try await sql.raw("SELECT body FROM bus_payloads WHERE id = \(bind: stored)").first()?.decode(column: "body", as: String.self)
                 }) else { return }
-                notification = try BusEvent.decoder.decode(BusNotification.self, from: Data(body.utf8))
+                notification = try Self.decoder.decode(BusNotification.self, from: Data(body.utf8))
             }
             for event in notification.events ?? [] {
-                if let event = try await event.chatEvent(membership: self.membership) {
-                    self.local.publish(event)
-                }
+                // Members are not on the wire: the fan-out finds them in this process's membership cache.
+                self.local.publish(event)
             }
         } catch {
             self.logger.error("cannot read an event bus notification", metadata: ["error": "\(String(reflecting: error))"])
@@ -209,11 +208,10 @@ public final class PostgresEventBus: ChatEventBus, Service {
                 .all()
         }
         for row in rows {
-            let chatID = try row.decode(column: "chat_id", as: String.self)
             self.local.publish(
                 .messagesMissed(
-                    chatID: chatID, firstSeq: try row.decode(column: "first_seq", as: Int64.self),
-                    lastSeq: try row.decode(column: "last_seq", as: Int64.self), members: try await self.membership.members(of: chatID)
+                    chatID: try row.decode(column: "chat_id", as: String.self), firstSeq: try row.decode(column: "first_seq", as: Int64.self),
+                    lastSeq: try row.decode(column: "last_seq", as: Int64.self)
                 )
             )
         }
@@ -261,71 +259,7 @@ enum BusPayload: Equatable {
 struct BusNotification: Codable {
     /// The publishing instance, which has delivered its own events already.
     var origin: String
-    var events: [BusEvent]?
+    var events: [ChatEvent]?
     /// The `bus_payloads` row holding the notification, when it did not fit in one.
     var stored: String?
-}
-
-/// A chat event on the wire: the facts only; every instance finds the members in its own memory.
-struct BusEvent: Codable {
-    enum Kind: String, Codable {
-        case message, seen, typing, chat, presence
-    }
-
-    var kind: Kind
-    var record: MessageRecord?
-    var chatID: String?
-    var userID: String?
-    var seq: Int64?
-    var on: Bool?
-    var summary: ChatSummary?
-
-    static let encoder = JSONEncoder()
-    static let decoder = JSONDecoder()
-
-    /// The wire form of `event`, or nil for events that stay in their process.
-    init?(_ event: ChatEvent) {
-        switch event {
-        case .newMessage(let envelope, _):
-            self.kind = .message
-            self.record = envelope.record
-        case .messagesSeen(let chatID, let userID, let seq, _):
-            self.kind = .seen
-            (self.chatID, self.userID, self.seq) = (chatID, userID, seq)
-        case .typing(let chatID, let userID, let isTyping, _):
-            self.kind = .typing
-            (self.chatID, self.userID, self.on) = (chatID, userID, isTyping)
-        case .chatUpdated(let summary, _):
-            self.kind = .chat
-            self.summary = summary
-        case .presence(let userID, let online, _):
-            self.kind = .presence
-            (self.userID, self.on) = (userID, online)
-        case .messagesMissed:
-            return nil
-        }
-    }
-
-    /// The event again, with the members of its chat; nil when it lacks what its kind needs.
-    func chatEvent(membership: MembershipCache) async throws -> ChatEvent? {
-        switch self.kind {
-        case .message:
-            guard let record = self.record else { return nil }
-            return .newMessage(MessageRecordEnvelope(record: record), members: try await membership.members(of: record.chatID))
-        case .seen:
-            guard let chatID = self.chatID, let userID = self.userID, let seq = self.seq else { return nil }
-            return .messagesSeen(chatID: chatID, userID: userID, seq: seq, members: try await membership.members(of: chatID))
-        case .typing:
-            guard let chatID = self.chatID, let userID = self.userID, let on = self.on else { return nil }
-            return .typing(chatID: chatID, userID: userID, isTyping: on, members: try await membership.members(of: chatID))
-        case .chat:
-            guard let summary = self.summary else { return nil }
-            let members = summary.members.map(\.id)
-            membership.remember(summary.id, members: members)
-            return .chatUpdated(summary, members: members)
-        case .presence:
-            guard let userID = self.userID, let on = self.on else { return nil }
-            return .presence(userID: userID, online: on)
-        }
-    }
 }

@@ -54,18 +54,21 @@ public struct SharedPresence: PresenceRegistry {
     /// Unique per process, so a restarted instance never mistakes its predecessor's rows for its own.
     let instanceID: String
     let lifetime: Duration
+    /// The time in milliseconds that expiries are reckoned in (tests move it on instead of waiting).
+    let now: @Sendable () -> Int64
 
     /// Presence rows of `instanceID` in `database`, living `lifetime` without a heartbeat.
-    public init(database: Database, instanceID: String, lifetime: Duration) {
+    public init(database: Database, instanceID: String, lifetime: Duration, now: @escaping @Sendable () -> Int64 = { Timestamp.millis() }) {
         self.database = database
         self.instanceID = instanceID
         self.lifetime = lifetime
+        self.now = now
     }
 
     var lifetimeMillis: Int64 { Int64(self.lifetime.components.seconds) * 1000 }
 
     public func arrived(_ userID: String) async throws -> Bool {
-        let now = Timestamp.millis()
+        let now = self.now()
         try await self.database.transaction { sql in
             try await sql.raw(
                 """
@@ -83,7 +86,7 @@ public struct SharedPresence: PresenceRegistry {
         try await self.database.transaction { sql in
             try await sql.raw("DELETE FROM presence WHERE user_id = \(bind: userID) AND instance_id = \(bind: self.instanceID)").run()
         }
-        return try await !self.isPresentElsewhere(userID, now: Timestamp.millis())
+        return try await !self.isPresentElsewhere(userID, now: self.now())
     }
 
     func isPresentElsewhere(_ userID: String, now: Int64) async throws -> Bool {
@@ -99,7 +102,7 @@ public struct SharedPresence: PresenceRegistry {
 
     public func online(among userIDs: [String]) async throws -> Set<String> {
         guard !userIDs.isEmpty else { return [] }
-        let now = Timestamp.millis()
+        let now = self.now()
         return try await self.database.read { sql in
             var online = Set<String>()
             // In slices, so a user with thousands of contacts never builds one enormous statement.
@@ -115,7 +118,7 @@ public struct SharedPresence: PresenceRegistry {
     }
 
     public func maintain(present: @Sendable () -> Set<String>) async throws -> PresenceChanges {
-        let now = Timestamp.millis()
+        let now = self.now()
         var changes = PresenceChanges()
         let recorded = try await self.database.transaction { sql -> Set<String> in
             try await sql.raw(

@@ -122,7 +122,12 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes
         )
         routes.chat = ChatController(service: chat, verifier: chatVerifier)
-        let realtime = ChatRealtime(service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence)
+        let realtime = ChatRealtime(
+            service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence,
+            settings: RealtimeSettings(
+                presenceGrace: .milliseconds(configuration.presenceGraceMillis), typingTimeout: .milliseconds(configuration.typingTimeoutMillis)
+            )
+        )
         let sockets = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
         realtime.attach(to: sockets)
         routes.sockets = sockets

@@ -76,6 +76,10 @@ public struct ParleyConfiguration: Sendable {
     public var presenceTTLSeconds: Int
     /// `PARLEY_MAIL_LEASE_SECONDS`: how long a claimed mail job is a worker's before another may take it.
     public var mailLeaseSeconds: Int
+    /// `PARLEY_PRESENCE_GRACE_MS`: how long a user's last socket may be gone before contacts hear `userOffline`.
+    public var presenceGraceMillis: Int
+    /// `PARLEY_TYPING_TIMEOUT_MS`: how long `typing` lasts without a renewal.
+    public var typingTimeoutMillis: Int
     /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
     public var jwtPreviousKeyPEM: String?
 
@@ -110,6 +114,8 @@ public struct ParleyConfiguration: Sendable {
         self.eventBus = .local
         self.presenceTTLSeconds = 30
         self.mailLeaseSeconds = 60
+        self.presenceGraceMillis = 2000
+        self.typingTimeoutMillis = 5000
         self.jwtPreviousKeyPEM = nil
     }
 
@@ -197,6 +203,8 @@ public struct ParleyConfiguration: Sendable {
         }
         self.presenceTTLSeconds = try reader.int("PARLEY_PRESENCE_TTL_SECONDS", in: 3...3600) ?? self.presenceTTLSeconds
         self.mailLeaseSeconds = try reader.int("PARLEY_MAIL_LEASE_SECONDS", in: 2...86400) ?? self.mailLeaseSeconds
+        self.presenceGraceMillis = try reader.int("PARLEY_PRESENCE_GRACE_MS", in: 0...600_000) ?? self.presenceGraceMillis
+        self.typingTimeoutMillis = try reader.int("PARLEY_TYPING_TIMEOUT_MS", in: 100...600_000) ?? self.typingTimeoutMillis
         self.jwtPreviousKeyPEM = reader.string("PARLEY_JWT_PREVIOUS_KEY")
     }
 

@@ -28,7 +28,7 @@ actor Received {
 
 extension ChatEvent {
     var messageSeq: Int64? {
-        if case .newMessage(let envelope, _) = self { return envelope.record.seq }
+        if case .newMessage(let record) = self { return record.seq }
         return nil
     }
 }
@@ -70,14 +70,13 @@ struct EventBusTests {
             let chat = try await ChatStore(database: database).group(named: "g", creator: users[0], members: users, now: 1)
             try await withTwoBuses(database) { first, firstReceived, _, secondReceived in
                 for seq in 1...300 {
-                    first.publish(.newMessage(MessageRecordEnvelope(record: self.record(chat: chat, seq: Int64(seq), sender: users[0])), members: users))
+                    first.publish(.newMessage(self.record(chat: chat, seq: Int64(seq), sender: users[0])))
                 }
-                first.publish(.typing(chatID: chat, userID: users[0], isTyping: true, members: users))
+                first.publish(.typing(chatID: chat, userID: users[0], isTyping: true))
                 let events = try await secondReceived.wait { $0.count >= 301 }
                 #expect(events.compactMap(\.messageSeq) == Array(1...300))
-                guard case .typing(let typingChat, _, true, let members) = events.last else { Issue.record("no typing event"); return }
-                // The receiving instance found the members itself: they are not on the wire.
-                #expect(typingChat == chat && Set(members) == Set(users))
+                // Facts only: the receiving instance's fan-out finds the members (ChatFanoutTests).
+                #expect(events.last == .typing(chatID: chat, userID: users[0], isTyping: true))
                 try await Task.sleep(for: .milliseconds(300))
                 #expect(await firstReceived.events.count == 301)
                 #expect(await secondReceived.events.count == 301)
@@ -92,11 +91,11 @@ struct EventBusTests {
             let chat = try await ChatStore(database: database).group(named: "g", creator: users[0], members: users, now: 1)
             let text = String(repeating: "語", count: 4000)
             try await withTwoBuses(database) { first, _, _, secondReceived in
-                first.publish(.newMessage(MessageRecordEnvelope(record: self.record(chat: chat, seq: 1, sender: users[0], text: text)), members: users))
-                first.publish(.newMessage(MessageRecordEnvelope(record: self.record(chat: chat, seq: 2, sender: users[0])), members: users))
+                first.publish(.newMessage(self.record(chat: chat, seq: 1, sender: users[0], text: text)))
+                first.publish(.newMessage(self.record(chat: chat, seq: 2, sender: users[0])))
                 let events = try await secondReceived.wait { $0.count >= 2 }
-                guard case .newMessage(let envelope, _) = events.first else { Issue.record("no message"); return }
-                #expect(envelope.record.text == text)
+                guard case .newMessage(let record) = events.first else { Issue.record("no message"); return }
+                #expect(record.text == text)
                 #expect(events.compactMap(\.messageSeq) == [1, 2])
             }
             let stored = try await database.read { sql in try await sql.raw("SELECT COUNT(*) AS n FROM bus_payloads").first()!.decode(column: "n", as: Int.self) }
@@ -121,11 +120,7 @@ struct EventBusTests {
             let events = bus.subscribe()
             try await bus.catchUp(since: since)
             var iterator = events.makeAsyncIterator()
-            guard case .messagesMissed(let chatID, let first, let last, let members) = await iterator.next() else {
-                Issue.record("no catch-up event")
-                return
-            }
-            #expect(chatID == busy && first == 1 && last == 3 && Set(members) == Set(users))
+            #expect(await iterator.next() == .messagesMissed(chatID: busy, firstSeq: 1, lastSeq: 3))
         }
     }
 
@@ -154,6 +149,51 @@ struct EventBusTests {
     }
 }
 
+@Suite("Chat events on the wire")
+struct ChatEventWireTests {
+    let record = MessageRecord(
+        id: "0190f1e2-aaaa-7bbb-8ccc-000000000001", chatID: "0190f1e2-aaaa-7bbb-8ccc-000000000002", seq: 42, senderID: "0190f1e2-aaaa-7bbb-8ccc-000000000003",
+        kind: "image", text: "hi", fileID: "f1", clientMessageID: "k1", createdAt: 1_700_000_000_000,
+        file: FileRecord(id: "f1", contentType: "image/png", size: 10, width: 2, height: 3)
+    )
+
+    @Test("every event that travels comes back equal from its encoding")
+    func roundTrip() throws {
+        let summary = ChatSummary(
+            id: "c1", kind: "group", name: "g", members: [PublicUser(id: "a", name: "A", avatarUrl: nil)], lastMessage: nil, unreadCount: 0,
+            readState: [ReadState(userId: "a", lastReadSeq: 1)], updatedAt: Timestamp.iso8601(millis: 1)
+        )
+        let events: [ChatEvent] = [
+            .newMessage(self.record), .messagesSeen(chatID: "c1", userID: "u1", seq: 9), .typing(chatID: "c1", userID: "u1", isTyping: false),
+            .chatUpdated(summary), .presence(userID: "u1", online: true),
+        ]
+        for event in events {
+            #expect(event.travels)
+            #expect(try PostgresEventBus.decoder.decode(ChatEvent.self, from: PostgresEventBus.encoder.encode(event)) == event)
+        }
+        #expect(!ChatEvent.messagesMissed(chatID: "c1", firstSeq: 1, lastSeq: 2).travels)
+    }
+
+    @Test("facts only, in short keys: a presence's known contacts stay in their process")
+    func compact() throws {
+        let presence = try PostgresEventBus.encoder.encode(ChatEvent.presence(userID: "u1", online: false, contacts: ["u2", "u3"]))
+        #expect(try PostgresEventBus.decoder.decode(ChatEvent.self, from: presence) == .presence(userID: "u1", online: false))
+        #expect(!String(decoding: presence, as: UTF8.self).contains("u2"))
+        let seen = try PostgresEventBus.encoder.encode(ChatEvent.messagesSeen(chatID: "c1", userID: "u1", seq: 9))
+        #expect(seen.count <= 40)
+        let message = try PostgresEventBus.encoder.encode(ChatEvent.newMessage(self.record))
+        let recordAlone = try PostgresEventBus.encoder.encode(self.record)
+        #expect(message.count <= recordAlone.count + 12)
+    }
+
+    @Test("a malformed event is refused, not half read")
+    func malformed() {
+        for text in [#"{}"#, #"{"m":{}}"#, #"{"s":{"c":"c1","u":"u1"}}"#, #"{"m":{"r":{}},"s":{"c":"c1","u":"u1","q":1}}"#, #"{"z":{}}"#] {
+            #expect(throws: (any Error).self) { try PostgresEventBus.decoder.decode(ChatEvent.self, from: Data(text.utf8)) }
+        }
+    }
+}
+
 @Suite("Event bus safety net")
 struct EventBusReconcileTests {
     @Test("a message whose notification was never sent (its instance died after the commit) is announced within seconds")
@@ -166,7 +206,7 @@ struct EventBusReconcileTests {
                 // Stored, never published: as if the sending instance was killed between its commit and its NOTIFY.
                 _ = try await store.append(chatID: chat, senderID: users[0], text: "orphan", file: nil, clientMessageID: nil, now: Timestamp.millis())
                 let events = try await secondReceived.wait(seconds: 12) { events in
-                    events.contains { if case .messagesMissed(chat, 1, 1, _) = $0 { return true } else { return false } }
+                    events.contains { $0 == .messagesMissed(chatID: chat, firstSeq: 1, lastSeq: 1) }
                 }
                 #expect(!events.isEmpty)
             }

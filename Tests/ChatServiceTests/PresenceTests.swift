@@ -3,6 +3,7 @@ import ParleyCore
 import ParleyStore
 import ParleyTestSupport
 import SQLKit
+import Synchronization
 import Testing
 
 @testable import ChatService
@@ -29,14 +30,16 @@ struct PresenceTests {
           arguments: DatabaseKind.allCases)
     func deadInstanceExpires(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database async throws in
-            // The dead instance's entries live three seconds; the survivor sweeps.
-            let dead = SharedPresence(database: database, instanceID: "chat1-dead", lifetime: .seconds(3))
-            let survivor = SharedPresence(database: database, instanceID: "chat2-live", lifetime: .seconds(30))
+            // The dead instance's entries live three seconds; the survivor sweeps. Both reckon on a clock the test moves.
+            let clock = Mutex<Int64>(Timestamp.millis())
+            let now: @Sendable () -> Int64 = { clock.withLock { $0 } }
+            let dead = SharedPresence(database: database, instanceID: "chat1-dead", lifetime: .seconds(3), now: now)
+            let survivor = SharedPresence(database: database, instanceID: "chat2-live", lifetime: .seconds(30), now: now)
             #expect(try await dead.arrived("gone") == true)
             #expect(try await dead.arrived("both") == true)
             #expect(try await survivor.arrived("both") == false)
             #expect(try await survivor.maintain(present: { ["both"] }) == PresenceChanges())
-            try await Task.sleep(for: .milliseconds(3100))
+            clock.withLock { $0 += 3100 }
             #expect(try await survivor.online(among: ["gone", "both"]) == ["both"])
             #expect(try await survivor.maintain(present: { ["both"] }) == PresenceChanges(online: [], offline: ["gone"]))
             // Swept already: nobody announces it twice.

@@ -17,6 +17,19 @@ import socketio
 from harness import poll, sign_in
 
 TRANSPORTS = {"polling-then-upgrade": ["polling", "websocket"], "websocket-only": ["websocket"]}
+# The timings these tests wait on, shortened through the settings (the defaults are 2 s and 5 s).
+PRESENCE_GRACE = 0.5
+TYPING_TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="module")
+def server(module_launcher, backend, smtp_server):
+    """An all-in-one `parley serve` whose presence grace period and typing expiry are short, so the tests wait less."""
+    server = module_launcher.parley(backend=backend, smtp=smtp_server, env={
+        "PARLEY_PRESENCE_GRACE_MS": str(int(PRESENCE_GRACE * 1000)), "PARLEY_TYPING_TIMEOUT_MS": str(int(TYPING_TIMEOUT * 1000)),
+    })
+    yield server
+    module_launcher.stop(server)
 
 
 @pytest.fixture(params=list(TRANSPORTS), ids=list(TRANSPORTS))
@@ -148,7 +161,7 @@ def test_typing_is_relayed_and_expires_by_itself(server, tabs, transports):
     started = time.monotonic()
     assert bob_tab.wait_for("userTyping") == {"chatId": chat, "userId": alice.user["id"]}
     assert bob_tab.wait_for("userStoppedTyping", timeout=10) == {"chatId": chat, "userId": alice.user["id"]}
-    assert 4.0 <= time.monotonic() - started <= 9.0
+    assert TYPING_TIMEOUT * 0.8 <= time.monotonic() - started <= TYPING_TIMEOUT + 4.0
     # The typer does not hear their own typing; strangers' typing into a chat is ignored.
     assert alice_tab.received("userTyping") == []
     carol = sign_in(server)
@@ -169,7 +182,7 @@ def test_presence_with_two_tabs(server, tabs, transports):
     assert bob_first.wait_for("getOnlineUser") == [alice.user["id"]]
     bob_second = open_tab(tabs, server, bob, transports)
     bob_first.close()
-    time.sleep(3.5)  # past the offline grace period
+    time.sleep(PRESENCE_GRACE + 1.5)  # past the offline grace period
     assert alice_tab.received("userOffline") == []
     bob_second.close()
     alice_tab.wait_for("userOffline", lambda p: p["userId"] == bob.user["id"], timeout=8)

@@ -16,6 +16,7 @@ import socketio
 from harness import Client, environment_without_parley, expect_status, free_port, poll, request_code, unique_email, verify
 
 PRESENCE_TTL = 3
+PRESENCE_GRACE = 0.5  # seconds; shortened through PARLEY_PRESENCE_GRACE_MS (the default is 2)
 
 
 class Cluster:
@@ -32,7 +33,7 @@ class Cluster:
     def start_chat(self, name: str):
         return self.launcher.parley(service="chat", database_url=self.database_url, env={
             "PARLEY_USER_SERVICE_URL": self.user.base_url, "PARLEY_JWT_PRIVATE_KEY": None, "PARLEY_INSTANCE": name,
-            "PARLEY_PRESENCE_TTL_SECONDS": str(PRESENCE_TTL),
+            "PARLEY_PRESENCE_TTL_SECONDS": str(PRESENCE_TTL), "PARLEY_PRESENCE_GRACE_MS": str(int(PRESENCE_GRACE * 1000)),
         })
 
     def sign_in(self) -> dict:
@@ -171,7 +172,7 @@ def test_presence_spans_instances_and_expires_with_a_dead_one(cluster):
         # Bob is on chat2 only; Alice's socket on chat1's peer instance sees him online, and the reverse.
         poll(lambda: second.named("getOnlineUser") == [[bob["user"]["id"]]], 10, "getOnlineUser with a contact on another instance")
         first.close()
-        time.sleep(3.5)  # past the 2 s grace period
+        time.sleep(PRESENCE_GRACE + 1.5)  # past the grace period
         assert watcher.named("userOffline") == []
         probe = Socket(chat1, bob)
         poll(lambda: probe.named("getOnlineUser") == [[alice["user"]["id"]]], 10, "Alice online, seen from chat1 where she has no socket")

@@ -93,6 +93,8 @@ def test_sigterm_stops_the_server_promptly(launcher, backend):
     ("PARLEY_EVENT_BUS", "postgres"),  # needs a PostgreSQL database; the default here is SQLite
     ("PARLEY_PRESENCE_TTL_SECONDS", "1"),
     ("PARLEY_MAIL_LEASE_SECONDS", "forever"),
+    ("PARLEY_PRESENCE_GRACE_MS", "-1"),
+    ("PARLEY_TYPING_TIMEOUT_MS", "soon"),
     ("PARLEY_JWT_PREVIOUS_KEY", "not a pem key"),
 ])
 def test_a_bad_setting_stops_the_process_naming_the_variable(parley_binary, tmp_path, variable, value):

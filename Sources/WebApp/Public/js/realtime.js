@@ -6,7 +6,8 @@ import { accessToken, refresh, SessionExpired } from "./session.js";
 import * as store from "./store.js";
 
 let socket = null;
-let joined = null;
+let joined = null; // the chat this socket asked to join
+let serverReads = null; // the joined chat once the server confirmed: it marks that chat's arriving messages read
 
 export function startRealtime() {
   stopRealtime();
@@ -20,6 +21,7 @@ export function startRealtime() {
       store.state.connection = { state, detail, since: Date.now() };
       if (state !== "connected") {
         joined = null;
+        serverReads = null;
         // Who is online is unknown until getOnlineUser arrives on the next connection.
         if (was === "connected") store.clearPresence();
       }
@@ -39,6 +41,7 @@ export function startRealtime() {
     get connected() { return socket !== null && socket.connected; },
     request: (event, data, timeout) => socket.request(event, data, timeout),
     emit: (event, data) => socket.emit(event, data),
+    marksReadOnArrival: (chatId) => socket !== null && socket.connected && serverReads === chatId,
   });
 
   socket.on("connect", onConnect);
@@ -77,6 +80,7 @@ export function stopRealtime() {
   if (socket) socket.close();
   socket = null;
   joined = null;
+  serverReads = null;
   store.setTransport({ connected: false, request: () => Promise.reject(new Error("offline")), emit: () => false });
 }
 
@@ -111,14 +115,23 @@ async function onConnect() {
   if (store.state.openChatId) store.markReadIfVisible(store.state.openChatId);
 }
 
-/** Keeps the socket joined to the chat that is open and visible (so arriving messages count as read). */
+/**
+ * Keeps the socket joined to the chat that is open and visible. Once the server has confirmed the join it owns the read
+ * pointer of the messages that arrive in that chat (it marks them read as it delivers them), so this tab does not mark
+ * them again; until then, and for what it loads or scrolls to, the tab marks read itself.
+ */
 export function syncOpenChat() {
   if (!socket || !socket.connected) return;
   const wanted = store.state.openChatId && document.visibilityState === "visible" ? store.state.openChatId : null;
   if (wanted === joined) return;
   if (joined) socket.emit("leaveChat", joined);
-  if (wanted) socket.emit("joinChat", wanted);
+  serverReads = null;
   joined = wanted;
+  if (!wanted) return;
+  const asking = socket;
+  socket.request("joinChat", wanted, 10000).then((answer) => {
+    if (answer && answer.ok && socket === asking && joined === wanted) serverReads = wanted;
+  }).catch(() => {});
 }
 
 // Typing: "typing" at most every 2.5 s while keys are pressed, "stopTyping" after 3 s of quiet or on send.

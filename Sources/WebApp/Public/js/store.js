@@ -368,7 +368,8 @@ export function receiveMessage(message, { live = true } = {}) {
   }
   if (noteSenders(chat, [message])) publish("readState", chatId);
   publish("chats");
-  if (!mine) markReadIfVisible(chatId);
+  // A live message into a chat the server knows is open here is marked read by the server as it delivers it.
+  if (!mine && !(live && transport.marksReadOnArrival && transport.marksReadOnArrival(chatId))) markReadIfVisible(chatId);
 }
 
 export function isVisiblyOpen(chatId) {

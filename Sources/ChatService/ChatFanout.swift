@@ -1,0 +1,109 @@
+import Logging
+import ParleyCore
+import SocketIOServer
+import Synchronization
+
+/// Where the fan-out queues events: the sockets of a set of users (the Socket.IO server; a recorder in tests).
+protocol EventRecipients: Sendable {
+    /// Queues `event` for every socket of each of `users`; never blocks.
+    func emit(_ event: EncodedEvent, toUsers users: [String])
+}
+
+extension SocketIOServer: EventRecipients {
+    func emit(_ event: EncodedEvent, toUsers users: [String]) {
+        self.emit(event, toUsers: users[...])
+    }
+}
+
+/// Fans bus events out to the sockets of this process: finds each event's members once (in the process's membership
+/// cache), puts messages through the sequencer (each once, in seq order), encodes each event once for all its recipients,
+/// and tells read-on-delivery what was delivered.
+final class ChatFanout: Sendable {
+    let service: ChatService
+    /// Puts each chat's messages in seq order, once, whatever order the bus brings them in.
+    let sequencer: MessageSequencer
+    let presence: PresenceTracker
+    let reads: ReadOnDelivery
+    let logger: Logger
+    private let recipients = Mutex<(any EventRecipients)?>(nil)
+
+    init(service: ChatService, sequencer: MessageSequencer, presence: PresenceTracker, reads: ReadOnDelivery, logger: Logger) {
+        self.service = service
+        self.sequencer = sequencer
+        self.presence = presence
+        self.reads = reads
+        self.logger = logger
+    }
+
+    /// Sets where events go (the server is made after its handler, so it is set after the fan-out is).
+    func attach(to recipients: any EventRecipients) {
+        self.recipients.withLock { $0 = recipients }
+    }
+
+    /// Delivers `events` until the stream ends or the task is cancelled.
+    func run(_ events: AsyncStream<ChatEvent>) async {
+        for await event in events {
+            await self.deliver(event)
+        }
+    }
+
+    func deliver(_ event: ChatEvent) async {
+        guard let recipients = self.recipients.withLock({ $0 }) else { return }
+        switch event {
+        case .newMessage(let record):
+            // An event that cannot be addressed now is made up for by the next one's fill, or by `after=seq`.
+            guard let members = await self.members(of: record.chatID) else { return }
+            for ready in await self.sequencer.admit(record) {
+                self.emit(ready, to: members, recipients)
+            }
+        case .messagesMissed(let chatID, let first, let last):
+            guard let members = await self.members(of: chatID) else { return }
+            for ready in await self.sequencer.missed(chatID: chatID, from: first, through: last) {
+                self.emit(ready, to: members, recipients)
+            }
+        case .messagesSeen(let chatID, let userID, let seq):
+            guard let members = await self.members(of: chatID) else { return }
+            let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + #","seq":\#(seq)}"#
+            recipients.emit(EncodedEvent(name: "messagesSeen", encodedArguments: [payload]), toUsers: members)
+        case .typing(let chatID, let userID, let isTyping):
+            guard let members = await self.members(of: chatID) else { return }
+            let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + "}"
+            let name = isTyping ? "userTyping" : "userStoppedTyping"
+            recipients.emit(EncodedEvent(name: name, encodedArguments: [payload]), toUsers: members.filter { $0 != userID })
+        case .chatUpdated(let summary):
+            let members = summary.members.map(\.id)
+            self.service.membership.remember(summary.id, members: members)
+            recipients.emit(EncodedEvent(name: "chatUpdated", encodedArguments: [ParleyJSON.text(summary)]), toUsers: members)
+            // New contacts of a direct chat learn at once whether the other is online. (For groups that would be a packet
+            // per pair of members; their members learn presence when they next connect.)
+            guard members.count == 2 else { return }
+            let online = await self.presence.online(among: members)
+            for member in members where online.contains(member) {
+                recipients.emit(Self.presenceEvent(member, online: true), toUsers: members.filter { $0 != member })
+            }
+        case .presence(let userID, let online, let known):
+            let contacts: [String]
+            if let known { contacts = known } else { contacts = (try? await self.service.store.contacts(of: userID)) ?? [] }
+            recipients.emit(Self.presenceEvent(userID, online: online), toUsers: contacts)
+        }
+    }
+
+    static func presenceEvent(_ userID: String, online: Bool) -> EncodedEvent {
+        EncodedEvent(name: online ? "userOnline" : "userOffline", encodedArguments: [#"{"userId":"# + JSONText.quote(userID) + "}"])
+    }
+
+    func members(of chatID: String) async -> [String]? {
+        do {
+            return try await self.service.membership.members(of: chatID)
+        } catch {
+            self.logger.warning("cannot find a chat's members", metadata: ["chatId": .string(chatID), "error": "\(error)"])
+            return nil
+        }
+    }
+
+    func emit(_ record: MessageRecord, to members: [String], _ recipients: any EventRecipients) {
+        let message = record.message(signer: self.service.signer)
+        recipients.emit(EncodedEvent(name: "newMessage", encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
+        self.reads.delivered(record)
+    }
+}

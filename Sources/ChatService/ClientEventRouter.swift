@@ -1,0 +1,77 @@
+import Logging
+import ParleyCore
+import SocketIOProtocol
+
+/// Carries out decoded client events and answers each one's ack: `{"ok":true,…}`, or the contract's error body.
+struct ClientEventRouter: Sendable {
+    /// Sends the ack's arguments, already JSON text.
+    typealias Ack = @Sendable (_ encodedArguments: [String]) -> Void
+
+    /// Who sent an event: the socket's user (from its token, never from the client) and the socket.
+    struct Caller: Sendable {
+        var userID: String
+        var socketID: String
+    }
+
+    let service: ChatService
+    let typing: TypingRelay
+    let reads: ReadOnDelivery
+    /// Owns the sends waiting for their commit.
+    let tasks: BackgroundTasks
+    let logger: Logger
+
+    static let ok = #"{"ok":true}"#
+
+    /// Decodes the event `name` once and carries it out.
+    func receive(name: String, payload: JSONValue?, from caller: Caller, ack: Ack?) async {
+        do {
+            try await self.handle(ClientEvent(name: name, payload: payload), from: caller, ack: ack)
+        } catch {
+            self.answer(ack, error: error, event: name)
+        }
+    }
+
+    /// Carries out `event`; the ack is answered here, or by the task that waits for a send's commit.
+    func handle(_ event: ClientEvent, from caller: Caller, ack: Ack?) async throws {
+        switch event {
+        case .sendMessage(let send):
+            // Queued in the order this socket sent them; the ack waits for the commit, this socket's next event does not.
+            let pending = try await self.service.submitText(
+                chatID: send.chatID, userID: caller.userID, text: send.text, clientMessageID: send.clientMessageID
+            )
+            self.tasks.add {
+                do {
+                    let (message, _) = try await self.service.sent(pending)
+                    ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
+                } catch {
+                    self.answer(ack, error: error, event: "sendMessage")
+                }
+            }
+        case .markRead(let chatID, let seq):
+            try await self.service.markRead(chatID: chatID, userID: caller.userID, seq: seq)
+            ack?([Self.ok])
+        case .openChat(let chatID, open: true):
+            guard Identifier.isValid(chatID), try await self.service.membership.members(of: chatID).contains(caller.userID) else {
+                throw ChatService.chatNotFound
+            }
+            self.reads.open(chatID, socketID: caller.socketID, userID: caller.userID)
+            ack?([Self.ok])
+        case .openChat(let chatID, open: false):
+            self.reads.close(chatID, socketID: caller.socketID)
+            ack?([Self.ok])
+        case .typing(let chatID, let isTyping):
+            try await self.typing.typing(chatID: chatID, userID: caller.userID, isTyping: isTyping)
+            ack?([Self.ok])
+        }
+    }
+
+    /// Answers a failed event: the contract's error body for an ``APIError``, a logged internal error otherwise.
+    func answer(_ ack: Ack?, error: any Error, event: String) {
+        if let error = error as? APIError {
+            ack?([error.jsonBody])
+        } else {
+            self.logger.error("realtime event failed", metadata: ["event": .string(String(event.prefix(50))), "error": "\(error)"])
+            ack?([APIError.internalError.jsonBody])
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyStore
+import ParleyTestSupport
+import SocketIOServer
+import Synchronization
+import Testing
+
+@testable import ChatService
+
+/// Records what the fan-out queues for whom, as the wire text of each event.
+final class RecordedEmits: EventRecipients {
+    private let emits = Mutex<[(text: String, users: [String])]>([])
+
+    func emit(_ event: EncodedEvent, toUsers users: [String]) {
+        self.emits.withLock { $0.append((event.text, users)) }
+    }
+
+    var all: [(text: String, users: [String])] { self.emits.withLock { $0 } }
+
+    /// The seqs of the `newMessage` events, in the order they were queued.
+    var messageSeqs: [Int64] {
+        self.all.compactMap { emit -> Int64? in
+            guard emit.text.hasPrefix(#"42["newMessage","#), let range = emit.text.range(of: #""seq":"#) else { return nil }
+            return Int64(emit.text[range.upperBound...].prefix { $0.isNumber })
+        }
+    }
+}
+
+/// The realtime parts over a chat service on `database`, with a recording bus.
+struct RealtimeParts {
+    let service: ChatService
+    let bus: RecordingBus
+    let tasks = BackgroundTasks()
+    let presence: PresenceTracker
+    let reads: ReadOnDelivery
+    let fanout: ChatFanout
+    let router: ClientEventRouter
+    let emits = RecordedEmits()
+
+    init(database: Database) async throws {
+        let signer = try await FileURLSigner.load(database: database, baseURL: "")
+        let bus = RecordingBus()
+        let blobs = try DiskBlobStore(directory: FileManager.default.temporaryDirectory.appendingPathComponent("parley-blobs-\(Identifier.make())").path)
+        let service = ChatService(
+            database: database, directory: DatabaseUserDirectory(database: database, signer: signer), blobs: blobs, signer: signer, bus: bus,
+            maxUploadBytes: 1024
+        )
+        let logger = Logger(label: "test.realtime")
+        self.service = service
+        self.bus = bus
+        self.presence = PresenceTracker(registry: LocalPresence(), bus: bus, grace: .seconds(2), clock: ContinuousClock(), tasks: self.tasks, logger: logger)
+        self.reads = ReadOnDelivery(service: service, logger: logger)
+        self.fanout = ChatFanout(
+            service: service, sequencer: MessageSequencer(store: service.store, logger: logger), presence: self.presence, reads: self.reads, logger: logger
+        )
+        let typing = TypingRelay(membership: service.membership, bus: bus, lifetime: .seconds(5), clock: ContinuousClock(), tasks: self.tasks)
+        self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, tasks: self.tasks, logger: logger)
+        self.fanout.attach(to: self.emits)
+    }
+
+    /// Appends `count` messages from `sender` to `chat`, stored only (not published).
+    func append(_ count: Int, to chat: String, from sender: String) async throws -> [MessageRecord] {
+        var records: [MessageRecord] = []
+        for index in 0..<count {
+            guard case .created(let record) = try await self.service.store.append(
+                chatID: chat, senderID: sender, text: "m\(index)", file: nil, clientMessageID: nil, now: Timestamp.millis()
+            ) else { throw TestSetupError("not created") }
+            records.append(record)
+        }
+        return records
+    }
+}
+
+/// The one argument of an event packet `42["name",argument]`, decoded.
+func argument<T: Decodable>(of packet: String, named name: String, as type: T.Type) throws -> T {
+    let prefix = #"42[""# + name + #"","#
+    guard packet.hasPrefix(prefix), packet.hasSuffix("]") else { throw TestSetupError("not a \(name) event: \(packet)") }
+    return try JSONDecoder().decode(T.self, from: Data(packet.dropFirst(prefix.count).dropLast().utf8))
+}
+
+@Suite("Fan-out from the bus through the sequencer to sockets")
+struct ChatFanoutTests {
+    @Test("messages reach every member once and in seq order, whatever order the bus brings them in", arguments: DatabaseKind.allCases)
+    func throughTheSequencer(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            let records = try await parts.append(4, to: chat, from: users[0])
+            // Seq 2 first (seq 1 was sent a moment before: it comes first), then duplicates, then a gap.
+            await parts.fanout.deliver(.newMessage(records[1]))
+            await parts.fanout.deliver(.newMessage(records[0]))
+            await parts.fanout.deliver(.newMessage(records[1]))
+            await parts.fanout.deliver(.newMessage(records[3]))
+            await parts.fanout.deliver(.newMessage(records[2]))
+            #expect(parts.emits.messageSeqs == [1, 2, 3, 4])
+            // Members found in the store once, for every event of the chat: not on the event.
+            #expect(parts.emits.all.allSatisfy { Set($0.users) == Set(users) })
+            let first = try #require(parts.emits.all.first)
+            #expect(try argument(of: first.text, named: "newMessage", as: Message.self) == records[0].message(signer: parts.service.signer))
+        }
+    }
+
+    @Test("a fill after the bus was away delivers only what was not delivered", arguments: DatabaseKind.allCases)
+    func fill(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            let records = try await parts.append(3, to: chat, from: users[1])
+            await parts.fanout.deliver(.newMessage(records[0]))
+            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstSeq: 1, lastSeq: 3))
+            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstSeq: 1, lastSeq: 3))
+            #expect(parts.emits.messageSeqs == [1, 2, 3])
+        }
+    }
+
+    @Test("typing goes to the other members, read state and new chats to all, with payloads as the contract says")
+    func otherEvents() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            await parts.fanout.deliver(.typing(chatID: chat, userID: users[1], isTyping: true))
+            await parts.fanout.deliver(.typing(chatID: chat, userID: users[1], isTyping: false))
+            await parts.fanout.deliver(.messagesSeen(chatID: chat, userID: users[2], seq: 3))
+            let emits = parts.emits.all
+            let typing = #"{"chatId":"\#(chat)","userId":"\#(users[1])"}"#
+            #expect(emits[0].text == #"42["userTyping",\#(typing)]"# && Set(emits[0].users) == [users[0], users[2]])
+            #expect(emits[1].text == #"42["userStoppedTyping",\#(typing)]"# && Set(emits[1].users) == [users[0], users[2]])
+            #expect(emits[2].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[2])","seq":3}]"# && Set(emits[2].users) == Set(users))
+        }
+    }
+
+    @Test("a chat announced by another instance teaches the membership cache its members")
+    func chatUpdatedRemembersMembers() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let parts = try await RealtimeParts(database: database)
+            let summary = ChatSummary(
+                id: Identifier.make(), kind: "direct", name: nil,
+                members: [PublicUser(id: "a", name: "A", avatarUrl: nil), PublicUser(id: "b", name: "B", avatarUrl: nil)], lastMessage: nil,
+                unreadCount: 0, readState: [], updatedAt: Timestamp.iso8601(millis: 1)
+            )
+            await parts.fanout.deliver(.chatUpdated(summary))
+            #expect(try await parts.service.membership.members(of: summary.id) == ["a", "b"])
+            let emitted = try #require(parts.emits.all.first)
+            #expect(try argument(of: emitted.text, named: "chatUpdated", as: ChatSummary.self) == summary)
+            #expect(Set(emitted.users) == ["a", "b"])
+        }
+    }
+}
+
+@Suite("Read state written once per delivery by the server, for chats open on a socket")
+struct ReadOnDeliveryTests {
+    @Test("a burst into an open chat moves each viewer's pointer once, never the sender's, and tells the chat", arguments: DatabaseKind.allCases)
+    func burstIsCoalesced(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            for (user, socket) in [(users[0], "s0"), (users[1], "s1"), (users[1], "s1b")] {
+                try await parts.router.handle(.openChat(chatID: chat, open: true), from: .init(userID: user, socketID: socket), ack: nil)
+            }
+            let records = try await parts.append(3, to: chat, from: users[0])
+            for record in records { await parts.fanout.deliver(.newMessage(record)) }
+            let running = Task { await parts.reads.run() }
+            try await parts.bus.wait { !$0.isEmpty }
+            running.cancel()
+            await running.value
+            #expect(parts.bus.events == [.messagesSeen(chatID: chat, userID: users[1], seq: 3)])
+            let members = try await parts.service.store.members(of: [chat])
+            // The sender's pointer moved when sending, not on delivery.
+            #expect(Dictionary(uniqueKeysWithValues: members.map { ($0.userID, $0.lastReadSeq) }) == [users[0]: 3, users[1]: 3, users[2]: 0])
+        }
+    }
+
+    @Test("a chat closed on a socket, or a socket gone, is no longer read on delivery")
+    func closedChatsAreNotRead() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(4, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            for index in 1...3 {
+                let caller = ClientEventRouter.Caller(userID: users[index], socketID: "s\(index)")
+                try await parts.router.handle(.openChat(chatID: chat, open: true), from: caller, ack: nil)
+            }
+            try await parts.router.handle(.openChat(chatID: chat, open: false), from: .init(userID: users[1], socketID: "s1"), ack: nil)
+            parts.reads.socketGone("s2")
+            for record in try await parts.append(2, to: chat, from: users[0]) { await parts.fanout.deliver(.newMessage(record)) }
+            let running = Task { await parts.reads.run() }
+            try await parts.bus.wait { !$0.isEmpty }
+            running.cancel()
+            await running.value
+            // Only the viewer who kept the chat open.
+            #expect(parts.bus.events == [.messagesSeen(chatID: chat, userID: users[3], seq: 2)])
+        }
+    }
+}
+
+@Suite("Client events routed with their acks")
+struct ClientEventRouterTests {
+    /// Collects ack answers.
+    final class Answers: Sendable {
+        private let answers = Mutex<[String]>([])
+        var all: [String] { self.answers.withLock { $0 } }
+        var ack: ClientEventRouter.Ack { { arguments in self.answers.withLock { $0 += arguments } } }
+    }
+
+    @Test("an unknown event, a bad payload and a chat one is not in are answered with the contract's error body")
+    func refusals() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: Array(users[0...1]), now: 1)
+            let answers = Answers()
+            let stranger = ClientEventRouter.Caller(userID: users[2], socketID: "s2")
+            await parts.router.receive(name: "dance", payload: nil, from: stranger, ack: answers.ack)
+            await parts.router.receive(name: "markRead", payload: ["chatId": .string(chat)], from: stranger, ack: answers.ack)
+            await parts.router.receive(name: "joinChat", payload: .string(chat), from: stranger, ack: answers.ack)
+            await parts.router.receive(name: "joinChat", payload: .string(chat), from: .init(userID: users[1], socketID: "s1"), ack: answers.ack)
+            await parts.router.receive(name: "leaveChat", payload: .string(chat), from: .init(userID: users[1], socketID: "s1"), ack: nil)
+            #expect(answers.all == [
+                #"{"error":{"code":"unknown_event","message":"Unknown event dance."}}"#,
+                #"{"error":{"code":"invalid_request","message":"`chatId` and a whole-number `seq` are required."}}"#,
+                #"{"error":{"code":"chat_not_found","message":"There is no such chat."}}"#,
+                #"{"ok":true}"#,
+            ])
+        }
+    }
+}
