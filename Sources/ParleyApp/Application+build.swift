@@ -114,6 +114,7 @@ func assemble(
         )
     }
 
+    router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
     let port = configuration.port ?? role.defaultPort
     let app = Application(
         router: router,
