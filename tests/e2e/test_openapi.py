@@ -181,7 +181,10 @@ def test_every_documented_path_exists(server, spec):
     unknown = client.get(f"{API}/no-such-route", token=None)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found", unknown.text
     wrong_method = client.request("DELETE", f"{API}/me", token=None)
-    assert wrong_method.status_code == 404 and wrong_method.json()["error"]["code"] == "not_found", wrong_method.text
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed", wrong_method.text
+    assert wrong_method.headers.get("Allow") == "GET, PATCH", dict(wrong_method.headers)
+    trace = client.request("TRACE", f"{API}/chats/{UNKNOWN_ID}/messages", token=None)
+    assert trace.status_code == 405 and trace.headers.get("Allow") == "GET, POST", (trace.status_code, dict(trace.headers))
     for method, template, _ in spec.operations():
         path = re.sub(r"\{[^}]+\}", UNKNOWN_ID, template)
         kwargs = {"json": {}} if method in ("post", "put", "patch") else {}

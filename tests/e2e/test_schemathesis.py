@@ -3,8 +3,9 @@
 Every schemathesis check is on: server errors, status codes, headers, content types and bodies against the document,
 valid inputs accepted and invalid ones refused, 405 with `Allow` for methods a path does not have, authentication
 enforced, and the stateful phase, which follows the document's links (create a chat, then read it, send to it, mark
-it read) and checks that a created resource can be read and that one user cannot read another's. Two signed-in users
-give it real access: alice makes every request, bob is the peer the object-level check reads alice's objects as.
+it read) and checks that a created resource can be read and that one user cannot read another's. Three accounts give
+it real access: alice makes every request; bob is the partner in alice's chats; carol, a stranger to them, is the
+peer the object-level check replays alice's reads as. Alice's and carol's access tokens are given to schemathesis.
 
 The seed and the number of examples are fixed, so a run is repeatable and takes about two minutes on two cores; set
 PARLEY_FUZZ_SEED and PARLEY_FUZZ_EXAMPLES to explore further. Values JSON Schema cannot spell (a valid page cursor,
@@ -53,7 +54,7 @@ max-steps = 12
 [auth.wfc]
 path = "{auth_path}"
 user = "alice"
-peers = ["alice", "bob"]
+peers = ["alice", "carol"]
 
 # A schema-valid code that is not the one mailed is refused with 400 `invalid_code`: the fuzzer cannot read mail,
 # so every code it sends is such a one.
@@ -73,17 +74,18 @@ def fuzz_server(module_launcher):
 
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 60)
 def test_schemathesis_finds_no_server_error_and_no_mismatch(fuzz_server, tmp_path):
-    alice = sign_in(fuzz_server)
-    bob = sign_in(fuzz_server)
+    alice, bob, carol = sign_in(fuzz_server), sign_in(fuzz_server), sign_in(fuzz_server)
     auth_path = tmp_path / "auth.json"
     auth_path.write_text(json.dumps({"auth": [
         {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {account.access_token}"}]}
-        for name, account in (("alice", alice), ("bob", bob))
+        for name, account in (("alice", alice), ("carol", carol))
     ]}))
     config_path = tmp_path / "schemathesis.toml"
     config_path.write_text(config_toml(fuzz_server.base_url, auth_path))
     report_path = tmp_path / "junit.xml"
     environment = dict(os.environ, SCHEMATHESIS_HOOKS=HOOKS_MODULE, NO_COLOR="1",
+                       PARLEY_FUZZ_SELF_ID=alice.id, PARLEY_FUZZ_PARTNER_ID=bob.id,
+                       PARLEY_FUZZ_STRANGER_ID=carol.id,
                        PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])))
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config_path), "run", str(SPEC_PATH),
                "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
