@@ -95,5 +95,6 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(fuzz_server, tmp_pat
                          timeout=RUN_TIMEOUT_SECONDS)
     elapsed = time.monotonic() - started
     output = run.stdout + run.stderr
+    (tmp_path / "schemathesis.txt").write_text(output)
     print(f"schemathesis ran {elapsed:.0f} s:\n{output[-4000:]}")
     assert run.returncode == 0, f"schemathesis failed (exit {run.returncode}) after {elapsed:.0f} s:\n{output[-30000:]}"
