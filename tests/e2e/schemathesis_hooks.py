@@ -48,10 +48,11 @@ STRANGER_ID = os.environ.get("PARLEY_FUZZ_STRANGER_ID")
 def before_call(context, case, kwargs):
     if case.operation.label != "POST /api/v1/chats" or not isinstance(case.body, dict) or not PARTNER_ID:
         return
-    replaced = {SELF_ID, STRANGER_ID}
+    replaced = (SELF_ID, STRANGER_ID)
     body = dict(case.body)
-    if body.get("userId") in replaced:
+    if isinstance(body.get("userId"), str) and body["userId"] in replaced:
         body["userId"] = PARTNER_ID
     if isinstance(body.get("memberIds"), list):
-        body["memberIds"] = [PARTNER_ID if member in replaced else member for member in body["memberIds"]]
+        body["memberIds"] = [PARTNER_ID if isinstance(member, str) and member in replaced else member
+                             for member in body["memberIds"]]
     case.body = body
