@@ -28,7 +28,7 @@ from harness import REPO_ROOT, sign_in
 SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 HOOKS_MODULE = "schemathesis_hooks"
 SEED = int(os.environ.get("PARLEY_FUZZ_SEED", "20261203"))
-MAX_EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "50"))
 RUN_TIMEOUT_SECONDS = 300
 
 
