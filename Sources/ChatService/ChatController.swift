@@ -164,6 +164,9 @@ struct MultipartForm {
         } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, code: "file_too_large", message: "The upload is too large.")
         }
+        guard Self.headerNamesAreASCII(body, boundary: boundary) else {
+            throw APIError.badRequest("The multipart body is malformed.", code: "invalid_multipart")
+        }
         var form = MultipartForm()
         var name: String?
         var isFile = false

@@ -32,5 +32,7 @@ func buildRouter(role: ServiceRole, configuration: ParleyConfiguration, routes: 
     routes.users?.addRoutes(to: router)
     routes.chat?.addRoutes(to: router)
     routes.sockets?.addRoutes(to: router)
+    // Added last, it sees only requests no route took: a routed path with another method is 405 with `Allow`.
+    router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
     return router
 }

@@ -141,6 +141,11 @@ public struct UserController: Sendable {
 
     @Sendable func searchUsers(request: Request, context: ParleyRequestContext) async throws -> UserPage {
         _ = try context.requireUserID()
+        // Every parameter is checked, also where `ids` makes some of them unused: a bad one is a 400 on every path.
+        let query = request.formQueryParameter("query") ?? ""
+        guard query.count <= 100 else { throw APIError.badRequest("The query is at most 100 characters.") }
+        let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
+        let cursor = try request.uri.queryParameters.get("cursor").map { try OpaqueCursor.decode($0, as: UserCursor.self) }
         if let list = request.uri.queryParameters.get("ids") {
             // Look-up by id, for services that show members (the chat service when it runs apart).
             let ids = Array(Set(list.split(separator: ",").map(String.init)))
@@ -150,10 +155,6 @@ public struct UserController: Sendable {
             let records = try await self.service.database.read { sql in try await UserStore.find(ids: ids, in: sql) }
             return UserPage(users: records.map { $0.publicUser(signer: self.signer) }, nextCursor: nil)
         }
-        let query = request.formQueryParameter("query") ?? ""
-        guard query.count <= 100 else { throw APIError.badRequest("The query is at most 100 characters.") }
-        let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
-        let cursor = try request.uri.queryParameters.get("cursor").map { try OpaqueCursor.decode($0, as: UserCursor.self) }
         let records = try await self.service.database.read { sql in
             try await UserStore.search(query: query, after: cursor, limit: limit + 1, in: sql)
         }
