@@ -7,7 +7,7 @@ extension ChatRealtime {
         do {
             let (message, _) = try await self.service.sent(pending)
             ack?(encodedArguments: [#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
-        } catch let error as APIError {
+        } catch let error as any APIErrorConvertible {
             ack?(encodedArguments: [error.jsonBody])
         } catch {
             self.logger.error("realtime event failed", metadata: ["event": "sendMessage", "error": "\(error)"])

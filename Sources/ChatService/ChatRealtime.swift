@@ -273,7 +273,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
             default:
                 throw APIError.badRequest("Unknown event \(event.prefix(50)).", code: "unknown_event")
             }
-        } catch let error as APIError {
+        } catch let error as any APIErrorConvertible {
             ack?(encodedArguments: [error.jsonBody])
         } catch {
             self.logger.error("realtime event failed", metadata: ["event": .string(event), "error": "\(error)"])

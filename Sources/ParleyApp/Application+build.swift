@@ -69,6 +69,7 @@ func assemble(
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
     var verifier: (any AccessTokenVerifying)?
+    var userService: UserService?
     // File URLs (images, avatars) are signed with a secret kept in the database, the same for every service and instance.
     let signer = try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? "")
     if role.runsUserService, let keys {
@@ -76,9 +77,10 @@ func assemble(
         let tokens = await TokenIssuer(
             key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
-        let service = UserService(database: database, tokens: tokens, settings: .init(configuration: configuration), mailQueued: mailQueued)
+        let service = UserService(database: database, tokens: tokens, settings: .init(configuration: configuration), signer: signer, mailQueued: mailQueued)
+        userService = service
         verifier = await tokens.verifier()
-        UserController(service: service, verifier: verifier!, signer: signer).addRoutes(to: router)
+        UserController(service: service, verifier: verifier!).addRoutes(to: router)
     }
     if role.runsChatService {
         let chatVerifier: any AccessTokenVerifying
@@ -87,7 +89,7 @@ func assemble(
         let presence: any PresenceRegistry = postgresBus != nil
             ? SharedPresence(database: database, instanceID: instanceID, lifetime: .seconds(configuration.presenceTTLSeconds)) : LocalPresence()
         let directory: any UserDirectory =
-            role == .all ? DatabaseUserDirectory(database: database, signer: signer) : HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "")
+            if let userService { UserServiceDirectory(users: userService) } else { HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "") }
         let chat = ChatService(
             database: database,
             directory: directory,
@@ -97,6 +99,7 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes
         )
         ChatController(service: chat, verifier: chatVerifier).addRoutes(to: router)
+        services.append(chat.writer)
         let realtime = ChatRealtime(service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence)
         let socketServer = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
         realtime.attach(to: socketServer)
