@@ -89,7 +89,9 @@ public struct ChatService: Sendable {
     }
 
     /// A page of a chat's messages in ascending seq (see ``ChatStore/messages(in:before:after:limit:)``), for a member only.
-    func messages(in chatID: String, for userID: String, before: Int64?, after: Int64?, limit: Int) async throws -> (messages: [Message], hasMore: Bool) {
+    func messages(
+        in chatID: String, for userID: String, before: Int64?, after: Int64?, limit: Int
+    ) async throws -> (messages: [Message], hasMore: Bool) {
         guard Identifier.isValid(chatID), try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
         let (records, hasMore) = try await self.store.messages(in: chatID, before: before, after: after, limit: limit)
         return (records.map { $0.message(signer: self.signer) }, hasMore)

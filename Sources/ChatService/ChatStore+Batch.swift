@@ -208,14 +208,14 @@ extension ChatStore {
         let withFile = records.contains { $0.fileID != nil }
         let withClientID = records.contains { $0.clientMessageID != nil }
         let rows = records.map { record in
-            var row = SQLQueryString(
-                "(\(bind: record.id), \(bind: record.chatID), \(bind: record.seq), \(bind: record.senderID), \(bind: record.kind), \(bind: record.text)"
-            )
+            var row = SQLQueryString("(\(bind: record.id), \(bind: record.chatID), \(bind: record.seq), \(bind: record.senderID)")
+            row = SQLQueryString("\(row), \(bind: record.kind), \(bind: record.text)")
             if withFile { row = SQLQueryString("\(row), \(bind: record.fileID)") }
             if withClientID { row = SQLQueryString("\(row), \(bind: record.clientMessageID)") }
             return SQLQueryString("\(row), \(bind: record.createdAt))")
         }
-        let columns = "id, chat_id, seq, sender_id, kind, text" + (withFile ? ", file_id" : "") + (withClientID ? ", client_message_id" : "") + ", created_at"
+        let columns = "id, chat_id, seq, sender_id, kind, text" + (withFile ? ", file_id" : "") + (withClientID ? ", client_message_id" : "")
+            + ", created_at"
         try await sql.raw("INSERT INTO messages (\(unsafeRaw: columns)) VALUES \(SQLList(rows))").run()
     }
 }

@@ -35,7 +35,8 @@ public struct FileStore: Sendable {
             try await sql.raw(
                 """
                 INSERT INTO files (id, owner_id, content_type, size, width, height, created_at)
-                VALUES (\(bind: file.id), \(bind: ownerID), \(bind: file.contentType), \(bind: file.size), \(bind: file.width), \(bind: file.height), \(bind: now))
+                VALUES (\(bind: file.id), \(bind: ownerID), \(bind: file.contentType), \(bind: file.size), \(bind: file.width), \(bind: file.height),
+                        \(bind: now))
                 """
             ).run()
         }

@@ -12,7 +12,9 @@ public struct ServerSecrets: Sendable {
     /// The secret called `name`: stored as `candidate` by whichever instance asks first, then the same for every one.
     public func value(named name: String, storingIfAbsent candidate: String) async throws -> String {
         try await self.database.transaction { sql in
-            try await sql.raw("INSERT INTO server_secrets (name, value) VALUES (\(bind: name), \(bind: candidate)) ON CONFLICT (name) DO NOTHING").run()
+            try await sql.raw(
+                "INSERT INTO server_secrets (name, value) VALUES (\(bind: name), \(bind: candidate)) ON CONFLICT (name) DO NOTHING"
+            ).run()
             guard let row = try await sql.raw("SELECT value FROM server_secrets WHERE name = \(bind: name)").first() else {
                 throw StoreError("the secret \(name) was stored but cannot be read back")
             }

@@ -69,7 +69,8 @@ public struct TokenIssuer: Sendable {
             try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
             return .reused
         }
-        return .rotated(userID: stored.userID, newToken: try await self.newRefreshToken(userID: stored.userID, family: stored.familyID, now: now, in: sql))
+        let successor = try await self.newRefreshToken(userID: stored.userID, family: stored.familyID, now: now, in: sql)
+        return .rotated(userID: stored.userID, newToken: successor)
     }
 
     /// Revokes the family of `token`, if it is one of ours.

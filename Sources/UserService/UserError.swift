@@ -47,7 +47,8 @@ public enum LoginError: Error, Equatable, APIErrorConvertible {
     public var apiError: APIError {
         switch self {
         case .addressLimited(let wait): .rateLimited("Too many code requests from this address; try again later.", retryAfter: wait)
-        case .codeSentRecently(let wait): .rateLimited("A code was sent to this address a moment ago; wait before asking for another.", retryAfter: wait)
+        case .codeSentRecently(let wait):
+            .rateLimited("A code was sent to this address a moment ago; wait before asking for another.", retryAfter: wait)
         case .malformedCode: .badRequest("The code is six digits.", code: "invalid_code")
         case .noCode: .badRequest("There is no valid code for this address; ask for a new one.", code: "invalid_code")
         case .codeExpired: .badRequest("The code has expired; ask for a new one.", code: "code_expired")
