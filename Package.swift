@@ -154,7 +154,11 @@ let package = Package(
         // Fresh SQLite and PostgreSQL databases for the storage tests of every library.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyStore"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ChatServiceTests", dependencies: ["ChatService", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ChatServiceTests",
+            dependencies: ["ChatService", "ParleyTestSupport", .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "ParleyTestSupport"], swiftSettings: swiftSettings),
         // The HTTP contract of every route, served in-process by the application a role builds, on SQLite and PostgreSQL.
         .testTarget(

@@ -5,7 +5,7 @@ import MultipartKit
 import NIOCore
 import ParleyCore
 
-/// The chat service's HTTP routes.
+/// The chat service's HTTP routes: each parses its request, asks the service, and shapes the answer.
 public struct ChatController: Sendable {
     let service: ChatService
     let verifier: any AccessTokenVerifying
@@ -55,21 +55,15 @@ public struct ChatController: Sendable {
         let form = try await MultipartForm.read(request, limit: self.service.maxUploadBytes + 64 * 1024)
         guard let image = form.files["image"] else { throw APIError.badRequest("Send the image in a file field named `image`.", code: "invalid_multipart") }
         let record = try await self.service.storeImage(image, owner: userID)
-        let file = UploadedFile(
-            id: record.id, url: self.service.signer.url(forFile: record.id), contentType: record.contentType, size: Int(record.size),
-            width: record.width, height: record.height
-        )
-        return .init(status: .created, response: FileEnvelope(file: file))
+        return .init(status: .created, response: FileEnvelope(file: UploadedFile(file: record, signer: self.service.signer)))
     }
 
     @Sendable func listChats(request: Request, context: ParleyRequestContext) async throws -> ChatPage {
         let userID = try context.requireUserID()
         let limit = try Pagination.limit(request.uri.queryParameters.get("limit"))
         let cursor = try request.uri.queryParameters.get("cursor").map { try OpaqueCursor.decode($0, as: ChatCursor.self) }
-        let records = try await self.service.store.chats(of: userID, after: cursor.map { ($0.u, $0.i) }, limit: limit + 1)
-        let page = Array(records.prefix(limit))
-        let next = records.count > limit ? page.last.map { OpaqueCursor.encode(ChatCursor(u: $0.updatedAt, i: $0.id)) } : nil
-        return ChatPage(chats: try await self.service.summaries(of: page, for: userID), nextCursor: next)
+        let (chats, next) = try await self.service.chats(of: userID, after: cursor, limit: limit)
+        return ChatPage(chats: chats, nextCursor: next.map { OpaqueCursor.encode($0) })
     }
 
     @Sendable func chat(request: Request, context: ParleyRequestContext) async throws -> ChatSummary {
@@ -83,9 +77,8 @@ public struct ChatController: Sendable {
         let limit = try Pagination.limit(query.get("limit"))
         let before = try Self.seqParameter(query.get("before"), name: "before")
         let after = try Self.seqParameter(query.get("after"), name: "after")
-        guard Identifier.isValid(chatID), try await self.service.store.isMember(userID, of: chatID) else { throw ChatService.chatNotFound }
-        let (records, hasMore) = try await self.service.store.messages(in: chatID, before: before, after: after, limit: limit)
-        return MessagePage(messages: records.map { $0.message(signer: self.service.signer) }, hasMore: hasMore)
+        let (messages, hasMore) = try await self.service.messages(in: chatID, for: userID, before: before, after: after, limit: limit)
+        return MessagePage(messages: messages, hasMore: hasMore)
     }
 
     @Sendable func send(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<MessageEnvelope> {
@@ -123,11 +116,9 @@ public struct ChatController: Sendable {
         guard Identifier.isValid(id), let expires = query.get("exp").flatMap({ Int64($0) }), let signature = query.get("sig"),
             self.service.signer.verify(fileID: id, expires: expires, signature: signature)
         else {
-            throw APIError.notFound("There is no such file, or its link has expired.", code: "file_not_found")
+            throw ChatError.fileNotFound
         }
-        guard let record = try await self.service.store.file(id), let bytes = try await self.service.blobs.get(key: id) else {
-            throw APIError.notFound("There is no such file, or its link has expired.", code: "file_not_found")
-        }
+        let (record, bytes) = try await self.service.file(id)
         var headers = HTTPFields()
         headers[.contentType] = record.contentType
         headers[.cacheControl] = "private, max-age=3600"

@@ -57,21 +57,24 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     func message(signer: FileURLSigner) -> Message {
         Message(
             id: self.id, chatId: self.chatID, seq: self.seq, senderId: self.senderID, kind: self.kind, text: self.text,
-            image: self.file.map { file in
-                MessageImage(url: signer.url(forFile: file.id), contentType: file.contentType, size: Int(file.size), width: file.width, height: file.height)
-            },
+            image: self.file.map { MessageImage(file: $0, signer: signer) },
             clientMessageId: self.clientMessageID, createdAt: Timestamp.iso8601(millis: self.createdAt)
         )
     }
 }
 
-/// The stored facts of an uploaded image.
-struct FileRecord: Sendable, Equatable, Codable {
-    var id: String
-    var contentType: String
-    var size: Int64
-    var width: Int?
-    var height: Int?
+extension MessageImage {
+    /// The client's view of `file`, with a signed URL.
+    init(file: FileRecord, signer: FileURLSigner) {
+        self.init(url: signer.url(forFile: file.id), contentType: file.contentType, size: Int(file.size), width: file.width, height: file.height)
+    }
+}
+
+extension UploadedFile {
+    /// The uploader's view of `file`, with a signed URL.
+    init(file: FileRecord, signer: FileURLSigner) {
+        self.init(id: file.id, url: signer.url(forFile: file.id), contentType: file.contentType, size: Int(file.size), width: file.width, height: file.height)
+    }
 }
 
 /// A chat row with the caller's membership.

@@ -2,14 +2,17 @@ import Foundation
 import ParleyCore
 import ParleyStore
 
-/// The chat service: chats, messages, read state, files; every change is published on the event bus.
+/// The chat service: chats, messages, read state, files; every change is published on the event bus. Refusals are
+/// thrown as ``ChatError``.
 public struct ChatService: Sendable {
     let store: ChatStore
+    let files: FileStore
     let blobs: any BlobStore
     let signer: FileURLSigner
     let bus: any ChatEventBus
     let membership: MembershipCache
-    let writer: MessageWriter
+    /// Stores every send; a `Service` the process runs (see ``MessageWriter``).
+    public let writer: MessageWriter
     let directory: any UserDirectory
     let maxUploadBytes: Int
 
@@ -18,6 +21,7 @@ public struct ChatService: Sendable {
         database: Database, directory: any UserDirectory, blobs: any BlobStore, signer: FileURLSigner, bus: any ChatEventBus, maxUploadBytes: Int
     ) {
         self.store = ChatStore(database: database)
+        self.files = FileStore(database: database)
         self.directory = directory
         self.blobs = blobs
         self.signer = signer
@@ -32,11 +36,9 @@ public struct ChatService: Sendable {
 
     /// Opens (or finds) a direct chat with `otherID`.
     func openDirect(userID: String, with otherID: String) async throws -> (ChatSummary, created: Bool) {
-        guard Identifier.isValid(otherID) else { throw APIError.notFound("There is no such user.", code: "user_not_found") }
-        guard otherID != userID else { throw APIError.badRequest("A chat with yourself is not possible.", code: "invalid_members") }
-        guard try await self.directory.profiles(of: [otherID])[otherID] != nil else {
-            throw APIError.notFound("There is no such user.", code: "user_not_found")
-        }
+        guard Identifier.isValid(otherID) else { throw ChatError.userNotFound }
+        guard otherID != userID else { throw ChatError.invalidMembers("A chat with yourself is not possible.") }
+        guard try await self.directory.profiles(of: [otherID])[otherID] != nil else { throw ChatError.userNotFound }
         let (id, created) = try await self.store.direct(between: userID, and: otherID, now: Timestamp.millis())
         let members = [userID, otherID]
         self.membership.remember(id, members: members)
@@ -50,22 +52,16 @@ public struct ChatService: Sendable {
     func createGroup(userID: String, name rawName: String, memberIDs: [String]) async throws -> ChatSummary {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...100).contains(name.count), name.utf8.count <= 400, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else {
-            throw APIError.badRequest("A group name is 1–100 characters without control characters.", code: "invalid_name")
-        }
+        else { throw ChatError.invalidGroupName }
         var members = [userID]
         for id in memberIDs where !members.contains(id) {
-            guard Identifier.isValid(id) else { throw APIError.notFound("There is no user \(id.prefix(40)).", code: "user_not_found") }
+            guard Identifier.isValid(id) else { throw ChatError.memberNotFound(String(id.prefix(40))) }
             members.append(id)
         }
-        guard members.count >= 2 else { throw APIError.badRequest("A group needs at least one other member.", code: "invalid_members") }
-        guard members.count <= Self.maxGroupMembers else {
-            throw APIError.badRequest("A group has at most \(Self.maxGroupMembers) members.", code: "invalid_members")
-        }
+        guard members.count >= 2 else { throw ChatError.invalidMembers("A group needs at least one other member.") }
+        guard members.count <= Self.maxGroupMembers else { throw ChatError.invalidMembers("A group has at most \(Self.maxGroupMembers) members.") }
         let existing = try await self.directory.profiles(of: members)
-        if let missing = members.first(where: { existing[$0] == nil }) {
-            throw APIError.notFound("There is no user \(missing).", code: "user_not_found")
-        }
+        if let missing = members.first(where: { existing[$0] == nil }) { throw ChatError.memberNotFound(missing) }
         let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
         self.membership.remember(id, members: members)
         let summary = try await self.summary(of: id, for: userID)
@@ -73,10 +69,27 @@ public struct ChatService: Sendable {
         return summary
     }
 
-    /// One chat as `userID` sees it, or 404.
+    /// One chat as `userID` sees it.
     func summary(of chatID: String, for userID: String) async throws -> ChatSummary {
-        guard Identifier.isValid(chatID), let record = try await self.store.chat(chatID, visibleTo: userID) else { throw Self.chatNotFound }
+        guard Identifier.isValid(chatID), let record = try await self.store.chat(chatID, visibleTo: userID) else { throw ChatError.chatNotFound }
         return try await self.summaries(of: [record], for: userID)[0]
+    }
+
+    /// A page of `userID`'s chats, newest activity first, after `cursor`; and the cursor of the next page if there is one.
+    func chats(of userID: String, after cursor: ChatCursor?, limit: Int) async throws -> (chats: [ChatSummary], next: ChatCursor?) {
+        let records = try await self.store.chats(of: userID, after: cursor.map { ($0.u, $0.i) }, limit: limit + 1)
+        let page = Array(records.prefix(limit))
+        let next = records.count > limit ? page.last.map { ChatCursor(u: $0.updatedAt, i: $0.id) } : nil
+        return (try await self.summaries(of: page, for: userID), next)
+    }
+
+    /// A page of a chat's messages in ascending seq (see ``ChatStore/messages(in:before:after:limit:)``), for a member only.
+    func messages(
+        in chatID: String, for userID: String, before: Int64?, after: Int64?, limit: Int
+    ) async throws -> (messages: [Message], hasMore: Bool) {
+        guard Identifier.isValid(chatID), try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
+        let (records, hasMore) = try await self.store.messages(in: chatID, before: before, after: after, limit: limit)
+        return (records.map { $0.message(signer: self.signer) }, hasMore)
     }
 
     /// Summaries of `records` for `userID`: a fixed number of queries, whatever the number of chats.
@@ -106,7 +119,7 @@ public struct ChatService: Sendable {
         let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
         var file: FileRecord?
         if let image {
-            guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
+            guard try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
             // A retried upload answers the stored message before the bytes are stored a second time.
             if let clientMessageID, let stored = try await self.store.message(in: chatID, sentBy: userID, clientMessageID: clientMessageID) {
                 return (stored.message(signer: self.signer), false)
@@ -131,7 +144,7 @@ public struct ChatService: Sendable {
     func sent(_ pending: PendingAppend) async throws -> (Message, created: Bool) {
         switch try await pending.outcome() {
         case .notMember:
-            throw Self.chatNotFound
+            throw ChatError.chatNotFound
         case .duplicate(let record):
             // A retry after its first attempt's instance died between the commit and the NOTIFY: published again, so the
             // others hear of it now. Whoever had it drops it by its seq.
@@ -144,11 +157,11 @@ public struct ChatService: Sendable {
 
     /// The checks every send passes before anything is stored; returns the text to store.
     static func validateSend(chatID: String, text: String?, hasImage: Bool, clientMessageID: String?) throws -> String? {
-        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
+        guard Identifier.isValid(chatID) else { throw ChatError.chatNotFound }
         let text = try Self.validateText(text, hasImage: hasImage)
         if let clientMessageID {
             guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw APIError.badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
+                throw ChatError.invalidClientMessageID
             }
         }
         return text
@@ -156,52 +169,47 @@ public struct ChatService: Sendable {
 
     /// Moves the caller's read pointer forward and tells the chat.
     func markRead(chatID: String, userID: String, seq: Int64) async throws {
-        guard Identifier.isValid(chatID) else { throw Self.chatNotFound }
-        guard seq >= 0 else { throw APIError.badRequest("`seq` must not be negative.", code: "invalid_seq") }
-        guard try await self.store.isMember(userID, of: chatID) else { throw Self.chatNotFound }
+        guard Identifier.isValid(chatID) else { throw ChatError.chatNotFound }
+        guard seq >= 0 else { throw ChatError.invalidSeq }
+        guard try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
         if let moved = try await self.store.markRead(chatID: chatID, userID: userID, seq: seq) {
             self.bus.publish(.messagesSeen(chatID: chatID, userID: userID, seq: moved))
         }
     }
 
-    static let chatNotFound = APIError.notFound("There is no such chat.", code: "chat_not_found")
+    /// The answer to a chat that does not exist or that the caller is not in (never 403: existence does not leak).
+    static let chatNotFound = ChatError.chatNotFound
 
     static func validateText(_ text: String?, hasImage: Bool) throws -> String? {
         guard let text, !text.isEmpty else {
             if hasImage { return nil }
-            throw APIError.badRequest("A message needs text or an image.", code: "invalid_text")
+            throw ChatError.invalidText("A message needs text or an image.")
         }
         // Characters as people count them, and bytes, since one character may carry any number of combining marks.
-        guard text.count <= Self.maxTextLength, text.utf8.count <= 4 * Self.maxTextLength else {
-            throw APIError.badRequest("A message is at most \(Self.maxTextLength) characters.", code: "text_too_long")
-        }
+        guard text.count <= Self.maxTextLength, text.utf8.count <= 4 * Self.maxTextLength else { throw ChatError.textTooLong(maxLength: Self.maxTextLength) }
         guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" && $0 != "\r" }) else {
-            throw APIError.badRequest("A message must not contain control characters.", code: "invalid_text")
+            throw ChatError.invalidText("A message must not contain control characters.")
         }
         guard !text.allSatisfy(\.isWhitespace) || hasImage else {
-            throw APIError.badRequest("A message needs more than white space.", code: "invalid_text")
+            throw ChatError.invalidText("A message needs more than white space.")
         }
         return text.allSatisfy(\.isWhitespace) ? nil : text
     }
 
+    /// Stores an image `owner` uploaded, outside any chat until a message carries it.
     func storeImage(_ bytes: [UInt8], owner: String) async throws -> FileRecord {
-        guard bytes.count <= self.maxUploadBytes else {
-            throw APIError(.contentTooLarge, code: "file_too_large", message: "An image is at most \(self.maxUploadBytes) bytes.")
-        }
-        guard let info = ImageInspector.inspect(bytes) else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Only JPEG, PNG, GIF and WebP images can be sent.")
-        }
+        guard bytes.count <= self.maxUploadBytes else { throw ChatError.imageTooLarge(maxBytes: self.maxUploadBytes) }
+        guard let info = ImageInspector.inspect(bytes) else { throw ChatError.unsupportedImage }
         let id = Identifier.make()
         try await self.blobs.put(bytes, key: id)
         let record = FileRecord(id: id, contentType: info.contentType, size: Int64(bytes.count), width: info.width, height: info.height)
-        try await self.store.database.transaction { sql in
-            try await sql.raw(
-                """
-                INSERT INTO files (id, owner_id, content_type, size, width, height, created_at)
-                VALUES (\(bind: id), \(bind: owner), \(bind: record.contentType), \(bind: record.size), \(bind: record.width), \(bind: record.height), \(bind: Timestamp.millis()))
-                """
-            ).run()
-        }
+        try await self.files.insert(record, ownerID: owner, now: Timestamp.millis())
         return record
+    }
+
+    /// The stored facts and bytes of file `id`; the caller has checked the link's signature, which is the permission.
+    func file(_ id: String) async throws -> (FileRecord, bytes: [UInt8]) {
+        guard let record = try await self.files.file(id), let bytes = try await self.blobs.get(key: id) else { throw ChatError.fileNotFound }
+        return (record, bytes)
     }
 }

@@ -2,7 +2,8 @@ import ParleyCore
 import ParleyStore
 import SQLKit
 
-/// Chats, members and messages in the database.
+/// Chats, members and messages in the database: every statement on `chats`, `chat_members` and `messages`. Methods open
+/// their own read or transaction; messages are stored only through the send transaction (ChatStore+Batch.swift).
 struct ChatStore: Sendable {
     let database: Database
 
@@ -24,7 +25,7 @@ struct ChatStore: Sendable {
             ).first()
             guard inserted != nil else {
                 let row = try await sql.raw("SELECT id FROM chats WHERE direct_key = \(bind: key)").first()
-                guard let row else { throw APIError.internalError }
+                guard let row else { throw StoreError("the direct chat that won the race is missing") }
                 return (try row.decode(column: "id", as: String.self), false)
             }
             for member in [userID, otherID] {
@@ -127,78 +128,15 @@ struct ChatStore: Sendable {
         }
     }
 
-    /// What sending a message led to.
-    enum AppendOutcome: Sendable {
-        case created(MessageRecord)
-        case duplicate(MessageRecord)
-        case notMember
-    }
-
-    /// Appends a message with the chat's next seq, moves the chat's activity and the sender's read pointer: one transaction.
-    func append(
-        chatID: String, senderID: String, text: String?, file: FileRecord?, clientMessageID: String?, now: Int64
-    ) async throws -> AppendOutcome {
-        do {
-            return try await self.appendOnce(chatID: chatID, senderID: senderID, text: text, file: file, clientMessageID: clientMessageID, now: now)
-        } catch {
-            // Two sends of one clientMessageId at the same moment: the loser's insert hits the unique index and rolls back
-            // whole (its seq with it); the message the winner stored is the answer.
-            guard let clientMessageID, let stored = try await self.message(in: chatID, sentBy: senderID, clientMessageID: clientMessageID) else {
-                throw error
-            }
-            return .duplicate(stored)
-        }
-    }
-
     /// The message `senderID` sent into `chatID` with `clientMessageID`, if any: idempotency is per chat and sender.
     func message(in chatID: String, sentBy senderID: String, clientMessageID: String) async throws -> MessageRecord? {
         try await self.database.read { sql in
-            try await Self.message(in: chatID, sentBy: senderID, clientMessageID: clientMessageID, sql: sql)
-        }
-    }
-
-    static func message(in chatID: String, sentBy senderID: String, clientMessageID: String, sql: any SQLDatabase) async throws -> MessageRecord? {
-        try await sql.raw(
-            """
-            SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
-            WHERE m.chat_id = \(bind: chatID) AND m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
-            """
-        ).first().map(MessageRecord.init(row:))
-    }
-
-    private func appendOnce(
-        chatID: String, senderID: String, text: String?, file: FileRecord?, clientMessageID: String?, now: Int64
-    ) async throws -> AppendOutcome {
-        try await self.database.transaction { sql in
-            guard try await sql.raw(
-                "SELECT 1 AS one FROM chat_members WHERE chat_id = \(bind: chatID) AND user_id = \(bind: senderID)"
-            ).first() != nil else { return .notMember }
-            if let clientMessageID, let stored = try await Self.message(in: chatID, sentBy: senderID, clientMessageID: clientMessageID, sql: sql) {
-                return .duplicate(stored)
-            }
-            // The row update takes the chat's lock (PostgreSQL) or runs under the single writer (SQLite): seqs stay dense.
-            guard let row = try await sql.raw(
-                "UPDATE chats SET last_seq = last_seq + 1, updated_at = \(bind: now) WHERE id = \(bind: chatID) RETURNING last_seq"
-            ).first() else { return .notMember }
-            let seq = try row.decode(column: "last_seq", as: Int64.self)
-            let record = MessageRecord(
-                id: Identifier.make(), chatID: chatID, seq: seq, senderID: senderID, kind: file == nil ? "text" : "image", text: text,
-                fileID: file?.id, clientMessageID: clientMessageID, createdAt: now, file: file
-            )
             try await sql.raw(
                 """
-                INSERT INTO messages (id, chat_id, seq, sender_id, kind, text, file_id, client_message_id, created_at)
-                VALUES (\(bind: record.id), \(bind: chatID), \(bind: seq), \(bind: senderID), \(bind: record.kind), \(bind: text),
-                        \(bind: file?.id), \(bind: clientMessageID), \(bind: now))
+                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
+                WHERE m.chat_id = \(bind: chatID) AND m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
                 """
-            ).run()
-            if let file {
-                try await sql.raw("UPDATE files SET chat_id = \(bind: chatID) WHERE id = \(bind: file.id)").run()
-            }
-            try await sql.raw(
-                "UPDATE chat_members SET last_read_seq = \(bind: seq) WHERE chat_id = \(bind: chatID) AND user_id = \(bind: senderID) AND last_read_seq < \(bind: seq)"
-            ).run()
-            return .created(record)
+            ).first().map(MessageRecord.init(row:))
         }
     }
 
@@ -244,6 +182,21 @@ struct ChatStore: Sendable {
         }
     }
 
+    /// The first and last seq of every chat's messages stored since `millis`, for catching up after the bus was away.
+    func recentSeqRanges(since millis: Int64) async throws -> [(chatID: String, firstSeq: Int64, lastSeq: Int64)] {
+        // Message ids are UUIDv7: the primary key orders them by time, so no index on the hot path is needed for this.
+        let bound = Identifier.lowerBound(millis: millis)
+        return try await self.database.read { sql in
+            try await sql.raw("SELECT chat_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq FROM messages WHERE id >= \(bind: bound) GROUP BY chat_id")
+                .all().map { row in
+                    (
+                        try row.decode(column: "chat_id", as: String.self), try row.decode(column: "first_seq", as: Int64.self),
+                        try row.decode(column: "last_seq", as: Int64.self)
+                    )
+                }
+        }
+    }
+
     /// The people who share at least one chat with `userID`.
     func contacts(of userID: String) async throws -> [String] {
         try await self.database.read { sql in
@@ -253,21 +206,6 @@ struct ChatStore: Sendable {
                 WHERE me.user_id = \(bind: userID) AND other.user_id <> \(bind: userID)
                 """
             ).all().map { try $0.decode(column: "user_id", as: String.self) }
-        }
-    }
-}
-
-extension ChatStore {
-    /// The stored facts of file `id`.
-    func file(_ id: String) async throws -> FileRecord? {
-        try await self.database.read { sql in
-            try await sql.raw("SELECT id, content_type, size, width, height FROM files WHERE id = \(bind: id)").first().map { row in
-                FileRecord(
-                    id: try row.decode(column: "id", as: String.self), contentType: try row.decode(column: "content_type", as: String.self),
-                    size: try row.decode(column: "size", as: Int64.self), width: try row.decode(column: "width", as: Int?.self),
-                    height: try row.decode(column: "height", as: Int?.self)
-                )
-            }
         }
     }
 }

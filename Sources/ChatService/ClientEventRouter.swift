@@ -65,13 +65,11 @@ struct ClientEventRouter: Sendable {
         }
     }
 
-    /// Answers a failed event: the contract's error body for an ``APIError``, a logged internal error otherwise.
+    /// Answers a failed event with the contract's error body, through the same conversion as HTTP; real faults are logged.
     func answer(_ ack: Ack?, error: any Error, event: String) {
-        if let error = error as? APIError {
-            ack?([error.jsonBody])
-        } else {
+        if APIError.isServerFault(error) {
             self.logger.error("realtime event failed", metadata: ["event": .string(String(event.prefix(50))), "error": "\(error)"])
-            ack?([APIError.internalError.jsonBody])
         }
+        ack?([APIError(from: error).jsonBody])
     }
 }

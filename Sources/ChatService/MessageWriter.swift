@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import Synchronization
 
 /// Group commit: concurrent sends are stored by one writer, many per transaction with multi-row statements,
@@ -5,7 +6,11 @@ import Synchronization
 ///
 /// A statement costs far more than the row it writes (an async hop to the driver, a round trip, a commit that may fsync),
 /// so rows per statement, not rows per second of raw storage, decide how many messages per second Parley takes.
-final class MessageWriter: Sendable {
+///
+/// The writer is a `Service`: its ``run()`` is the one loop that writes, so it must run (in the process's service group,
+/// or beside a test) for any send to be answered. On graceful shutdown it stores everything already queued, then stops;
+/// a send submitted after that fails.
+public final class MessageWriter: Service, Sendable {
     private struct Request: Sendable {
         var draft: ChatStore.MessageDraft
         var pending: PendingAppend
@@ -13,9 +18,14 @@ final class MessageWriter: Sendable {
 
     private struct State {
         var pending: [Request] = []
-        var writing = false
+        /// The loop, waiting for a send.
+        var idle: CheckedContinuation<Void, Never>?
         /// Submitters waiting for room in the queue.
         var waiting: [CheckedContinuation<Void, Never>] = []
+        /// Shutdown began: what is queued is written, then the loop ends.
+        var finishing = false
+        /// The loop ended: nothing queued from now on would ever be written.
+        var stopped = false
     }
 
     /// The most messages one transaction takes; the rest wait for the next, so no batch's statements grow without bound.
@@ -34,6 +44,32 @@ final class MessageWriter: Sendable {
         self.published = published
     }
 
+    /// Writes batches as sends arrive until graceful shutdown (or cancellation), then writes what is still queued.
+    public func run() async {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                // While a batch is being written the next one gathers: the busier the server, the bigger the batches.
+                while let batch = await self.nextBatch() {
+                    await self.write(batch)
+                }
+            } onGracefulShutdown: {
+                self.finish()
+            }
+        } onCancel: {
+            self.finish()
+        }
+        let (late, waiting) = self.state.withLock { state -> ([Request], [CheckedContinuation<Void, Never>]) in
+            state.stopped = true
+            defer {
+                state.pending = []
+                state.waiting = []
+            }
+            return (state.pending, state.waiting)
+        }
+        for continuation in waiting { continuation.resume() }
+        for request in late { request.pending.complete(.failure(WriterStopped())) }
+    }
+
     /// Stores `draft` with the chat's next seq in the next batch; answers once that batch is committed and published.
     func append(_ draft: ChatStore.MessageDraft) async throws -> ChatStore.AppendOutcome {
         try await self.submit(draft).outcome()
@@ -44,43 +80,73 @@ final class MessageWriter: Sendable {
     func submit(_ draft: ChatStore.MessageDraft) async -> PendingAppend {
         let pending = PendingAppend()
         while true {
-            let (queued, startWriter) = self.state.withLock { state -> (Bool, Bool) in
-                guard state.pending.count < Self.maxQueued else { return (false, false) }
+            enum Queued { case yes(CheckedContinuation<Void, Never>?), full, stopped }
+            let queued = self.state.withLock { state -> Queued in
+                guard !state.stopped else { return .stopped }
+                guard state.pending.count < Self.maxQueued else { return .full }
                 state.pending.append(Request(draft: draft, pending: pending))
-                guard !state.writing else { return (true, false) }
-                state.writing = true
-                return (true, true)
+                defer { state.idle = nil }
+                return .yes(state.idle)
             }
-            // While a batch is being written the next one gathers: the busier the server, the bigger the batches.
-            if startWriter { Task { await self.drain() } }
-            if queued { return pending }
-            await withCheckedContinuation { continuation in
-                let roomNow = self.state.withLock { state -> Bool in
-                    guard state.pending.count >= Self.maxQueued else { return true }
-                    state.waiting.append(continuation)
-                    return false
+            switch queued {
+            case .yes(let idle):
+                // A lone send waits for no one: the loop wakes at once.
+                idle?.resume()
+                return pending
+            case .stopped:
+                pending.complete(.failure(WriterStopped()))
+                return pending
+            case .full:
+                await withCheckedContinuation { continuation in
+                    let roomNow = self.state.withLock { state -> Bool in
+                        guard state.pending.count >= Self.maxQueued, !state.stopped else { return true }
+                        state.waiting.append(continuation)
+                        return false
+                    }
+                    if roomNow { continuation.resume() }
                 }
-                if roomNow { continuation.resume() }
             }
         }
     }
 
-    private func drain() async {
+    /// The next batch to write, waiting for one; nil once shutdown began and the queue is empty.
+    private func nextBatch() async -> [Request]? {
         while true {
-            let (batch, waiting) = self.state.withLock { state -> ([Request], [CheckedContinuation<Void, Never>]) in
-                guard !state.pending.isEmpty else {
-                    state.writing = false
-                    return ([], [])
-                }
+            enum Next { case batch([Request], [CheckedContinuation<Void, Never>]), finished, wait }
+            let next = self.state.withLock { state -> Next in
+                guard !state.pending.isEmpty else { return state.finishing ? .finished : .wait }
                 let batch = Array(state.pending.prefix(Self.maxBatch))
                 state.pending.removeFirst(batch.count)
                 defer { state.waiting.removeAll() }
-                return (batch, state.waiting)
+                return .batch(batch, state.waiting)
             }
-            for continuation in waiting { continuation.resume() }
-            guard !batch.isEmpty else { return }
-            await self.write(batch)
+            switch next {
+            case .batch(let batch, let waiting):
+                for continuation in waiting { continuation.resume() }
+                return batch
+            case .finished:
+                return nil
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let ready = self.state.withLock { state -> Bool in
+                        guard state.pending.isEmpty, !state.finishing else { return true }
+                        state.idle = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            }
         }
+    }
+
+    /// Lets the loop end once the queue is empty.
+    private func finish() {
+        let idle = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finishing = true
+            defer { state.idle = nil }
+            return state.idle
+        }
+        idle?.resume()
     }
 
     private func write(_ batch: [Request]) async {
@@ -108,6 +174,11 @@ final class MessageWriter: Sendable {
             request.pending.complete(.success(outcome))
         }
     }
+}
+
+/// A send submitted after the writer stopped (the process is shutting down): a fault of the server, never stored.
+struct WriterStopped: Error, CustomStringConvertible {
+    var description: String { "the message writer has stopped" }
 }
 
 /// A message queued in the writer: its outcome, once the batch holding it is committed.

@@ -49,6 +49,7 @@ public func seedHistory(
         if let chatID {
             id = chatID
         } else if let between {
+            try await UserAdministration(database: database).requireUsers([between.0, between.1])
             id = try await seeder.directChat(between: between.0, and: between.1)
         } else {
             throw ConfigurationError("--chat", "or --between is required")

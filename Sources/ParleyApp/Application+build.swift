@@ -82,14 +82,18 @@ func assemble(
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
     var verifier: (any AccessTokenVerifying)?
+    var userService: UserService?
     if role.runsUserService, let key = secrets.signingKey {
         let tokens = await TokenIssuer(
             key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
-        let service = UserService(database: database, tokens: tokens, settings: .init(configuration: configuration), mailQueued: mailQueued)
+        let service = UserService(
+            database: database, tokens: tokens, settings: .init(configuration: configuration), signer: secrets.fileSigner, mailQueued: mailQueued
+        )
+        userService = service
         let userVerifier = await tokens.verifier()
         verifier = userVerifier
-        routes.users = UserController(service: service, verifier: userVerifier, signer: secrets.fileSigner)
+        routes.users = UserController(service: service, verifier: userVerifier)
     }
 
     var socketServer: SocketIOServer?
@@ -110,9 +114,7 @@ func assemble(
             postgresBus != nil
             ? SharedPresence(database: database, instanceID: instanceID, lifetime: .seconds(configuration.presenceTTLSeconds)) : LocalPresence()
         let directory: any UserDirectory =
-            role == .all
-            ? DatabaseUserDirectory(database: database, signer: secrets.fileSigner)
-            : HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "")
+            if let userService { UserServiceDirectory(users: userService) } else { HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "") }
         let chat = ChatService(
             database: database,
             directory: directory,
@@ -122,6 +124,7 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes
         )
         routes.chat = ChatController(service: chat, verifier: chatVerifier)
+        services.append(chat.writer)
         let realtime = ChatRealtime(
             service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence,
             settings: RealtimeSettings(

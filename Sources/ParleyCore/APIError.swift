@@ -59,3 +59,51 @@ extension APIError {
     /// 500: a fault of the server, with no detail leaked to the client.
     public static let internalError = APIError(.internalServerError, code: "internal_error", message: "Something went wrong on the server.")
 }
+
+/// An error with an answer in the contract: every service's and store's domain errors conform, and the edge (an HTTP
+/// route's ``ErrorMiddleware`` or a realtime ack) turns them into their ``APIError`` through ``APIError/init(from:)``.
+public protocol APIErrorConvertible: Error {
+    /// The status, code and message this error answers with.
+    var apiError: APIError { get }
+}
+
+extension APIErrorConvertible {
+    /// `{"error":{"code","message"}}` of ``apiError``.
+    public var jsonBody: String { self.apiError.jsonBody }
+}
+
+extension APIError: APIErrorConvertible {
+    /// Itself.
+    public var apiError: APIError { self }
+}
+
+extension APIError {
+    /// The contract's answer to `error`, the one conversion every edge uses: a domain error's own answer, Hummingbird's
+    /// HTTP errors in the contract's words, and a 500 for anything else (see ``isServerFault(_:)``).
+    public init(from error: any Error) {
+        switch error {
+        case let error as any APIErrorConvertible: self = error.apiError
+        case let error as HTTPError: self = Self.translate(error)
+        case is NIOTooManyBytesError: self = Self.translate(HTTPError(.contentTooLarge))
+        default: self = .internalError
+        }
+    }
+
+    /// Whether `error` has no answer in the contract: a fault of the server, worth a log line.
+    public static func isServerFault(_ error: any Error) -> Bool {
+        !(error is any APIErrorConvertible || error is HTTPError || error is NIOTooManyBytesError)
+    }
+
+    static func translate(_ error: HTTPError) -> APIError {
+        switch error.status {
+        case .badRequest: .badRequest(error.body ?? "The request is not valid.")
+        case .notFound: .notFound("There is nothing at this address.")
+        case .methodNotAllowed: APIError(.methodNotAllowed, code: "method_not_allowed", message: "This method is not allowed here.")
+        case .contentTooLarge: APIError(.contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
+        case .unsupportedMediaType: APIError(.unsupportedMediaType, code: "unsupported_media_type", message: error.body ?? "Unsupported media type.")
+        case .unauthorized: .unauthorized()
+        default:
+            if error.status.code >= 500 { .internalError } else { APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase) }
+        }
+    }
+}

@@ -39,28 +39,11 @@ public struct ErrorMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            return try error.response(from: request, context: context)
-        } catch let error as HTTPError {
-            return try Self.translate(error).response(from: request, context: context)
-        } catch is NIOTooManyBytesError {
-            return try Self.translate(HTTPError(.contentTooLarge)).response(from: request, context: context)
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
-            return try APIError.internalError.response(from: request, context: context)
-        }
-    }
-
-    static func translate(_ error: HTTPError) -> APIError {
-        switch error.status {
-        case .badRequest: .badRequest(error.body ?? "The request is not valid.")
-        case .notFound: .notFound("There is nothing at this address.")
-        case .methodNotAllowed: APIError(.methodNotAllowed, code: "method_not_allowed", message: "This method is not allowed here.")
-        case .contentTooLarge: APIError(.contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
-        case .unsupportedMediaType: APIError(.unsupportedMediaType, code: "unsupported_media_type", message: error.body ?? "Unsupported media type.")
-        case .unauthorized: .unauthorized()
-        default:
-            if error.status.code >= 500 { .internalError } else { APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase) }
+            if APIError.isServerFault(error) {
+                context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            return try APIError(from: error).response(from: request, context: context)
         }
     }
 }

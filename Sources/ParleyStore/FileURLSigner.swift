@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import ParleyCore
-import SQLKit
 
 /// Signs file URLs so `<img src>` works without headers; a URL is handed only to members of the file's chat and expires.
 public struct FileURLSigner: Sendable {
@@ -17,14 +16,11 @@ public struct FileURLSigner: Sendable {
 
     /// The signer with the database's shared secret (created once, the same for every instance).
     public static func load(database: Database, baseURL: String) async throws -> FileURLSigner {
-        let secret = try await database.transaction { sql -> String in
-            var bytes = [UInt8](repeating: 0, count: 32)
-            var generator = SystemRandomNumberGenerator()
-            for index in bytes.indices { bytes[index] = generator.next() }
-            let candidate = Data(bytes).base64EncodedString()
-            try await sql.raw("INSERT INTO server_secrets (name, value) VALUES ('file_url_key', \(bind: candidate)) ON CONFLICT (name) DO NOTHING").run()
-            return try await sql.raw("SELECT value FROM server_secrets WHERE name = 'file_url_key'").first()!.decode(column: "value", as: String.self)
-        }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        let candidate = Data(bytes).base64EncodedString()
+        let secret = try await ServerSecrets(database: database).value(named: "file_url_key", storingIfAbsent: candidate)
         return FileURLSigner(key: SymmetricKey(data: Data(base64Encoded: secret)!), baseURL: baseURL)
     }
 

@@ -3,7 +3,6 @@ import Foundation
 import JWTKit
 import ParleyCore
 import ParleyStore
-import SQLKit
 
 /// A public key that verifies access tokens, with the key id tokens name it by.
 public struct VerificationKey: Sendable {
@@ -95,12 +94,7 @@ public struct ConfiguredSigningKeys: Sendable {
         } else {
             candidate = try EdDSA.PrivateKey(curve: .ed25519)
         }
-        let pem = try await database.transaction { sql -> String in
-            try await sql.raw(
-                "INSERT INTO server_secrets (name, value) VALUES ('jwt_ed25519', \(bind: candidate.pemRepresentation)) ON CONFLICT (name) DO NOTHING"
-            ).run()
-            return try await sql.raw("SELECT value FROM server_secrets WHERE name = 'jwt_ed25519'").first()!.decode(column: "value", as: String.self)
-        }
+        let pem = try await ServerSecrets(database: database).value(named: "jwt_ed25519", storingIfAbsent: candidate.pemRepresentation)
         guard let key = try? EdDSA.PrivateKey(pem: pem) else {
             throw ConfigurationError("PARLEY_JWT_PRIVATE_KEY", "the key kept in the database (server_secrets jwt_ed25519) is not an Ed25519 private key")
         }

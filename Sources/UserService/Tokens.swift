@@ -41,13 +41,10 @@ public struct TokenIssuer: Sendable {
     /// Stores a new refresh token of `family` (a new family when nil) and returns it.
     func newRefreshToken(userID: String, family: String?, now: Int64, in sql: any SQLDatabase) async throws -> String {
         let token = Secrets.refreshToken()
-        try await sql.raw(
-            """
-            INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, created_at, expires_at)
-            VALUES (\(bind: Identifier.make()), \(bind: Secrets.tokenHash(token)), \(bind: family ?? Identifier.make()), \(bind: userID),
-                    \(bind: now), \(bind: now + Int64(self.refreshTokenLifetime) * 1000))
-            """
-        ).run()
+        try await TokenStore.insertRefreshToken(
+            hash: Secrets.tokenHash(token), familyID: family ?? Identifier.make(), userID: userID, now: now,
+            expiresAt: now + Int64(self.refreshTokenLifetime) * 1000, in: sql
+        )
         return token
     }
 
@@ -60,38 +57,25 @@ public struct TokenIssuer: Sendable {
 
     /// Rotates `token`: marks it used and issues its successor; a token used before revokes its whole family.
     func rotate(_ token: String, now: Int64, in sql: any SQLDatabase) async throws -> Rotation {
-        guard let row = try await sql.raw(
-            "SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = \(bind: Secrets.tokenHash(token))"
-        ).first() else { return .invalid }
-        let id = try row.decode(column: "id", as: String.self)
-        let family = try row.decode(column: "family_id", as: String.self)
-        let userID = try row.decode(column: "user_id", as: String.self)
-        if try row.decode(column: "revoked_at", as: Int64?.self) != nil { return .invalid }
-        if try row.decode(column: "rotated_at", as: Int64?.self) != nil {
-            try await Self.revokeFamily(family, now: now, in: sql)
+        guard let stored = try await TokenStore.refreshToken(hash: Secrets.tokenHash(token), in: sql) else { return .invalid }
+        if stored.revokedAt != nil { return .invalid }
+        if stored.rotatedAt != nil {
+            try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
             return .reused
         }
-        if try row.decode(column: "expires_at", as: Int64.self) <= now { return .invalid }
-        // The guard on rotated_at makes a concurrent rotation of the same token lose, and count as reuse.
-        let claimed = try await sql.raw(
-            "UPDATE refresh_tokens SET rotated_at = \(bind: now) WHERE id = \(bind: id) AND rotated_at IS NULL AND revoked_at IS NULL RETURNING id"
-        ).first()
-        guard claimed != nil else {
-            try await Self.revokeFamily(family, now: now, in: sql)
+        if stored.expiresAt <= now { return .invalid }
+        // Marking it rotated is guarded: a concurrent rotation of the same token loses, and counts as reuse.
+        guard try await TokenStore.markRotated(id: stored.id, now: now, in: sql) else {
+            try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
             return .reused
         }
-        return .rotated(userID: userID, newToken: try await self.newRefreshToken(userID: userID, family: family, now: now, in: sql))
+        let successor = try await self.newRefreshToken(userID: stored.userID, family: stored.familyID, now: now, in: sql)
+        return .rotated(userID: stored.userID, newToken: successor)
     }
 
     /// Revokes the family of `token`, if it is one of ours.
     func revoke(_ token: String, now: Int64, in sql: any SQLDatabase) async throws {
-        guard let row = try await sql.raw("SELECT family_id FROM refresh_tokens WHERE token_hash = \(bind: Secrets.tokenHash(token))").first() else {
-            return
-        }
-        try await Self.revokeFamily(try row.decode(column: "family_id", as: String.self), now: now, in: sql)
-    }
-
-    static func revokeFamily(_ family: String, now: Int64, in sql: any SQLDatabase) async throws {
-        try await sql.raw("UPDATE refresh_tokens SET revoked_at = \(bind: now) WHERE family_id = \(bind: family) AND revoked_at IS NULL").run()
+        guard let stored = try await TokenStore.refreshToken(hash: Secrets.tokenHash(token), in: sql) else { return }
+        try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
     }
 }

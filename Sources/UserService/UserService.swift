@@ -1,11 +1,10 @@
 import Foundation
-import Hummingbird
-import Logging
 import ParleyCore
 import ParleyStore
 import SQLKit
 
-/// The user service: email one-time-code login, tokens, profiles, JWKS.
+/// The user service: email one-time-code login, tokens, profiles, JWKS. Refusals are thrown as ``UserError`` and
+/// ``LoginError``.
 public struct UserService: Sendable {
     /// The limits of the login flow.
     public struct Settings: Sendable {
@@ -24,95 +23,168 @@ public struct UserService: Sendable {
         }
     }
 
+    /// For the transactions that write users together with codes, tokens, rate limits and mails.
     let database: Database
+    let users: UserStore
     let tokens: TokenIssuer
     let settings: Settings
+    /// Signs avatar URLs (avatars are files of the shared blob store).
+    let signer: FileURLSigner
     /// Rung after a mail is queued, so an in-process mail worker sends it at once.
     let mailQueued: Wakeup?
 
     /// Creates the service over `database`.
-    public init(database: Database, tokens: TokenIssuer, settings: Settings, mailQueued: Wakeup?) {
+    public init(database: Database, tokens: TokenIssuer, settings: Settings, signer: FileURLSigner, mailQueued: Wakeup?) {
         self.database = database
+        self.users = UserStore(database: database)
         self.tokens = tokens
         self.settings = settings
+        self.signer = signer
         self.mailQueued = mailQueued
     }
 
-    enum LoginOutcome: Sendable {
-        case queued
-        case ipLimited(retryAfter: Int)
-        case tooSoon(retryAfter: Int)
-    }
+    /// The JWK set that verifies the access tokens this service signs.
+    var jwksJSON: String { self.tokens.key.jwksJSON }
 
     /// Stores a new code for `email` and queues its mail, in one transaction.
-    func requestCode(email: String, clientIP: String, requestID: String) async throws -> LoginOutcome {
+    func requestCode(email: String, clientIP: String, requestID: String) async throws {
         let now = Timestamp.millis()
         let code = Secrets.loginCode()
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
-        let outcome = try await self.database.transaction { sql -> LoginOutcome in
+        let refusal = try await self.database.transaction { sql -> LoginError? in
             if let wait = try await RateLimiter.hit(
                 bucket: "login-ip:\(clientIP)", limit: self.settings.ipLimit, windowSeconds: self.settings.ipWindowSeconds, now: now, in: sql
             ) {
-                return .ipLimited(retryAfter: wait)
+                return .addressLimited(retryAfter: wait)
             }
             let expires = now + Int64(self.settings.codeLifetimeSeconds) * 1000
             let windowStart = now - Int64(self.settings.resendSeconds) * 1000
-            // One statement decides and writes, so two requests at once cannot both pass the resend window.
-            let stored = try await sql.raw(
-                """
-                INSERT INTO login_codes (email, code_hash, attempts, expires_at, created_at) VALUES (\(bind: email), \(bind: hash), 0, \(bind: expires), \(bind: now))
-                ON CONFLICT (email) DO UPDATE SET code_hash = excluded.code_hash, attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at
-                WHERE login_codes.created_at <= \(bind: windowStart)
-                RETURNING created_at
-                """
-            ).first()
-            guard stored != nil else {
-                let row = try await sql.raw("SELECT created_at FROM login_codes WHERE email = \(bind: email)").first()
-                let next = (try row?.decode(column: "created_at", as: Int64.self) ?? now) + Int64(self.settings.resendSeconds) * 1000
+            guard try await TokenStore.storeCode(email: email, hash: hash, expiresAt: expires, now: now, replacingUpTo: windowStart, in: sql) else {
+                let next = (try await TokenStore.codeCreatedAt(email: email, in: sql) ?? now) + Int64(self.settings.resendSeconds) * 1000
                 // A racing request may have stored a code a moment "after" this one's clock reading: never more than the window.
-                return .tooSoon(retryAfter: min(self.settings.resendSeconds, max(1, Int((next - now + 999) / 1000))))
+                return .codeSentRecently(retryAfter: min(self.settings.resendSeconds, max(1, Int((next - now + 999) / 1000))))
             }
             let payload = #"{"code":"\#(code)","expiresInMinutes":\#(max(1, self.settings.codeLifetimeSeconds / 60))}"#
             try await MailOutbox.enqueue(template: "login_code", recipient: email, payload: payload, requestID: requestID, now: now, in: sql)
-            return .queued
+            return nil
         }
-        if case .queued = outcome { self.mailQueued?.ring() }
-        return outcome
+        // Refused only after the commit: the address's hit counts even when the answer is no.
+        if let refusal { throw refusal }
+        self.mailQueued?.ring()
     }
 
-    enum VerifyOutcome: Sendable {
-        case verified(UserRecord, accessToken: String, refreshToken: String)
-        case noCode
-        case expired
-        case wrongCode
-        case burned
-    }
-
-    /// Checks `code` for `email`: single use, limited tries, constant-time comparison.
-    func verify(email: String, code: String) async throws -> VerifyOutcome {
+    /// Checks `code` for `email` (single use, limited tries, constant-time comparison) and opens a session, creating the
+    /// account on its first sign-in.
+    func verify(email: String, code rawCode: String) async throws -> SessionResponse {
+        let code = rawCode.trimmingCharacters(in: .whitespaces)
+        guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw LoginError.malformedCode }
         let now = Timestamp.millis()
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
-        let outcome = try await self.database.transaction { sql -> VerifyOutcome in
-            // Counting the try is the first write: it locks the row, so parallel guesses queue up and each one counts.
-            guard let row = try await sql.raw(
-                """
-                UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email) AND attempts < \(bind: self.settings.maxCodeAttempts)
-                RETURNING code_hash, expires_at
-                """
-            ).first() else {
-                let exists = try await sql.raw("SELECT 1 AS one FROM login_codes WHERE email = \(bind: email)").first() != nil
-                return exists ? .burned : .noCode
+        let outcome = try await self.database.transaction { sql -> Result<(UserRecord, String), LoginError> in
+            guard let stored = try await TokenStore.countAttempt(email: email, maxAttempts: self.settings.maxCodeAttempts, in: sql) else {
+                let burned = try await TokenStore.codeExists(email: email, in: sql)
+                return .failure(burned ? .tooManyAttempts(retryAfter: self.settings.resendSeconds) : .noCode)
             }
-            let storedHash = try row.decode(column: "code_hash", as: String.self)
-            if try row.decode(column: "expires_at", as: Int64.self) <= now { return storedHash == "used" ? .noCode : .expired }
-            guard ConstantTime.equals(storedHash, hash) else { return .wrongCode }
-            // Used up, but kept until the resend window has passed: one code per email per window, even after a sign-in.
-            try await sql.raw("UPDATE login_codes SET code_hash = 'used', expires_at = \(bind: now) WHERE email = \(bind: email)").run()
+            if stored.expiresAt <= now { return .failure(stored.isUsed ? .noCode : .codeExpired) }
+            guard ConstantTime.equals(stored.hash, hash) else { return .failure(.wrongCode) }
+            try await TokenStore.markCodeUsed(email: email, now: now, in: sql)
             let user = try await UserStore.findOrCreate(email: email, now: now, in: sql)
-            let refresh = try await self.tokens.newRefreshToken(userID: user.id, family: nil, now: now, in: sql)
-            return .verified(user, accessToken: "", refreshToken: refresh)
+            return .success((user, try await self.tokens.newRefreshToken(userID: user.id, family: nil, now: now, in: sql)))
         }
-        guard case .verified(let user, _, let refresh) = outcome else { return outcome }
-        return .verified(user, accessToken: try await self.tokens.accessToken(for: user.id), refreshToken: refresh)
+        // Refused only after the commit: the try was counted.
+        let (user, refreshToken) = try outcome.get()
+        return try await self.session(user: user, refreshToken: refreshToken)
+    }
+
+    /// Rotates `refreshToken` into a new session; a rotated token presented again revokes its whole family.
+    func refresh(_ refreshToken: String) async throws -> SessionResponse {
+        guard (1...512).contains(refreshToken.utf8.count) else { throw LoginError.invalidRefreshToken }
+        let now = Timestamp.millis()
+        let outcome = try await self.database.transaction { sql -> (TokenIssuer.Rotation, UserRecord?) in
+            let rotation = try await self.tokens.rotate(refreshToken, now: now, in: sql)
+            guard case .rotated(let userID, _) = rotation else { return (rotation, nil) }
+            return (rotation, try await UserStore.find(id: userID, in: sql))
+        }
+        switch outcome {
+        case (.rotated(_, let newToken), let user?):
+            return try await self.session(user: user, refreshToken: newToken)
+        case (.reused, _):
+            throw LoginError.refreshTokenReused
+        default:
+            throw LoginError.invalidRefreshToken
+        }
+    }
+
+    /// Revokes the family of `refreshToken`; anything that is not one of ours is ignored.
+    func logout(_ refreshToken: String) async throws {
+        guard (1...512).contains(refreshToken.utf8.count) else { return }
+        try await self.database.transaction { sql in
+            try await self.tokens.revoke(refreshToken, now: Timestamp.millis(), in: sql)
+        }
+    }
+
+    func session(user: UserRecord, refreshToken: String) async throws -> SessionResponse {
+        SessionResponse(
+            user: user.user(signer: self.signer), accessToken: try await self.tokens.accessToken(for: user.id), refreshToken: refreshToken,
+            expiresIn: self.tokens.accessTokenLifetime
+        )
+    }
+
+    /// The signed-in user's own profile, read fresh.
+    func profile(of userID: String) async throws -> User {
+        guard let user = try await self.users.find(id: userID) else { throw UserError.accountGone }
+        return user.user(signer: self.signer)
+    }
+
+    /// A change of avatar: removed, or set to a file the user uploaded.
+    enum AvatarChange: Sendable {
+        case remove
+        case set(fileID: String)
+    }
+
+    /// Renames the user and changes their avatar, in one transaction; returns the profile as it now is.
+    func updateProfile(of userID: String, name rawName: String?, avatar: AvatarChange?) async throws -> User {
+        let name = try rawName.map(DisplayName.validate)
+        let now = Timestamp.millis()
+        let user = try await self.database.transaction { sql -> UserRecord? in
+            if let name { try await UserStore.updateName(id: userID, name: name, now: now, in: sql) }
+            switch avatar {
+            case .remove:
+                try await UserStore.updateAvatar(id: userID, fileID: nil, now: now, in: sql)
+            case .set(let fileID):
+                // Only an image one uploaded oneself can become one's avatar.
+                guard Identifier.isValid(fileID), try await FileStore.isOwned(fileID, by: userID, in: sql) else { throw UserError.avatarNotFound }
+                try await UserStore.updateAvatar(id: userID, fileID: fileID, now: now, in: sql)
+            case nil:
+                break
+            }
+            return try await UserStore.find(id: userID, in: sql)
+        }
+        guard let user else { throw UserError.accountGone }
+        return user.user(signer: self.signer)
+    }
+
+    /// What anyone may see of those of `ids` that exist: the look-up other services show members with.
+    public func profiles(of ids: [String]) async throws -> [String: PublicUser] {
+        Dictionary(try await self.publicProfiles(of: ids).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// What anyone may see of those of `ids` that exist.
+    func publicProfiles(of ids: [String]) async throws -> [PublicUser] {
+        try await self.users.find(ids: ids).map { $0.publicUser(signer: self.signer) }
+    }
+
+    /// What anyone may see of user `id`.
+    func publicProfile(of id: String) async throws -> PublicUser {
+        guard Identifier.isValid(id), let user = try await self.users.find(id: id) else { throw UserError.userNotFound }
+        return user.publicUser(signer: self.signer)
+    }
+
+    /// A page of users whose name contains `query`, after `cursor`, and the cursor of the next page if there is one.
+    func search(query: String, after cursor: UserCursor?, limit: Int) async throws -> (users: [PublicUser], next: UserCursor?) {
+        let records = try await self.users.search(query: query, after: cursor, limit: limit + 1)
+        let page = Array(records.prefix(limit))
+        let next = records.count > limit ? page.last.map { UserCursor(name: $0.name.lowercased(), id: $0.id) } : nil
+        return (page.map { $0.publicUser(signer: self.signer) }, next)
     }
 }

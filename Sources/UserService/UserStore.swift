@@ -31,17 +31,52 @@ struct UserRecord: Sendable {
     }
 }
 
-/// Users in the database.
+/// Users in the database: every statement on the `users` table. Methods open their own read or transaction; the
+/// `in sql:` ones run inside a caller's transaction, for the login flow that writes users with codes and tokens.
 struct UserStore: Sendable {
+    let database: Database
+
     static let columns: SQLQueryString = "id, email, name, avatar_file_id, created_at"
+
+    /// The user with `id`.
+    func find(id: String) async throws -> UserRecord? {
+        try await self.database.read { sql in try await Self.find(id: id, in: sql) }
+    }
+
+    /// Those of `ids` that exist.
+    func find(ids: [String]) async throws -> [UserRecord] {
+        guard !ids.isEmpty else { return [] }
+        return try await self.database.read { sql in
+            try await sql.raw("SELECT \(Self.columns) FROM users WHERE id IN (\(binds: ids))").all().map(UserRecord.init(row:))
+        }
+    }
+
+    /// Users whose name contains `query` (case-insensitive), ordered by name, after the keyset `cursor`.
+    func search(query: String, after cursor: UserCursor?, limit: Int) async throws -> [UserRecord] {
+        let pattern = "%" + Self.escapeLike(query.lowercased()) + "%"
+        var statement = SQLQueryString("SELECT \(Self.columns), name_search FROM users WHERE name_search LIKE \(bind: pattern) ESCAPE '!'")
+        if let cursor {
+            statement = SQLQueryString(
+                "\(statement) AND (name_search > \(bind: cursor.name) OR (name_search = \(bind: cursor.name) AND id > \(bind: cursor.id)))"
+            )
+        }
+        statement = SQLQueryString("\(statement) ORDER BY name_search, id LIMIT \(bind: limit)")
+        return try await self.database.read { sql in try await sql.raw(statement).all().map(UserRecord.init(row:)) }
+    }
+
+    /// Creates `users` in one transaction of one statement: every statement costs far more than its row.
+    func insert(_ users: [(id: String, email: String, name: String)], now: Int64) async throws {
+        guard !users.isEmpty else { return }
+        let rows = users.map { user in
+            SQLQueryString("(\(bind: user.id), \(bind: user.email), \(bind: user.name), \(bind: user.name.lowercased()), \(bind: now), \(bind: now))")
+        }
+        try await self.database.transaction { sql in
+            try await sql.raw("INSERT INTO users (id, email, name, name_search, created_at, updated_at) VALUES \(SQLList(rows))").run()
+        }
+    }
 
     static func find(id: String, in sql: any SQLDatabase) async throws -> UserRecord? {
         try await sql.raw("SELECT \(Self.columns) FROM users WHERE id = \(bind: id)").first().map(UserRecord.init(row:))
-    }
-
-    static func find(ids: [String], in sql: any SQLDatabase) async throws -> [UserRecord] {
-        guard !ids.isEmpty else { return [] }
-        return try await sql.raw("SELECT \(Self.columns) FROM users WHERE id IN (\(binds: ids))").all().map(UserRecord.init(row:))
     }
 
     static func find(email: String, in sql: any SQLDatabase) async throws -> UserRecord? {
@@ -59,7 +94,7 @@ struct UserStore: Sendable {
             ON CONFLICT (email) DO NOTHING
             """
         ).run()
-        guard let user = try await Self.find(email: email, in: sql) else { throw APIError.internalError }
+        guard let user = try await Self.find(email: email, in: sql) else { throw StoreError("the user just created for a sign-in is missing") }
         return user
     }
 
@@ -69,17 +104,9 @@ struct UserStore: Sendable {
         ).run()
     }
 
-    /// Users whose name contains `query` (case-insensitive), ordered by name, after the keyset `cursor`.
-    static func search(query: String, after cursor: UserCursor?, limit: Int, in sql: any SQLDatabase) async throws -> [UserRecord] {
-        let pattern = "%" + Self.escapeLike(query.lowercased()) + "%"
-        var statement = SQLQueryString("SELECT \(Self.columns), name_search FROM users WHERE name_search LIKE \(bind: pattern) ESCAPE '!'")
-        if let cursor {
-            statement = SQLQueryString(
-                "\(statement) AND (name_search > \(bind: cursor.name) OR (name_search = \(bind: cursor.name) AND id > \(bind: cursor.id)))"
-            )
-        }
-        statement = SQLQueryString("\(statement) ORDER BY name_search, id LIMIT \(bind: limit)")
-        return try await sql.raw(statement).all().map(UserRecord.init(row:))
+    /// Sets or (with nil) removes the avatar of user `id`.
+    static func updateAvatar(id: String, fileID: String?, now: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("UPDATE users SET avatar_file_id = \(bind: fileID), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
     }
 
     static func escapeLike(_ text: String) -> String {

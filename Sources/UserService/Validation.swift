@@ -3,10 +3,10 @@ import ParleyCore
 
 /// Email addresses as the user service accepts them: trimmed, lower-cased, a plain `local@domain.tld`.
 enum EmailAddress {
-    /// The normalised address, or a 400.
+    /// The normalised address, or ``UserError/invalidEmail``.
     static func normalise(_ raw: String) throws -> String {
         let email = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        let invalid = APIError.badRequest("Enter a valid email address.", code: "invalid_email")
+        let invalid = UserError.invalidEmail
         guard (3...254).contains(email.utf8.count) else { throw invalid }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, let local = parts.first, let domain = parts.last else { throw invalid }
@@ -29,13 +29,13 @@ enum EmailAddress {
 enum DisplayName {
     static let maxLength = 50
 
-    /// The trimmed name, or a 400.
+    /// The trimmed name, or ``UserError/invalidName(_:)`` saying why not.
     static func validate(_ raw: String) throws -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty else { throw APIError.badRequest("The name must not be empty.", code: "invalid_name") }
-        guard name.count <= Self.maxLength, name.utf8.count <= 4 * Self.maxLength else { throw APIError.badRequest("The name must be at most 50 characters.", code: "invalid_name") }
+        guard !name.isEmpty else { throw UserError.invalidName("The name must not be empty.") }
+        guard name.count <= Self.maxLength, name.utf8.count <= 4 * Self.maxLength else { throw UserError.invalidName("The name must be at most 50 characters.") }
         guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D })
-        else { throw APIError.badRequest("The name must not contain control characters.", code: "invalid_name") }
+        else { throw UserError.invalidName("The name must not contain control characters.") }
         return name
     }
 

@@ -89,7 +89,7 @@ enum AdminLogging {
 /// One line for what went wrong in an admin command.
 enum AdminError {
     static func describe(_ error: any Error) -> String {
-        if let error = error as? APIError { return error.message }
+        if let error = error as? any APIErrorConvertible { return error.apiError.message }
         return String(describing: error).split(separator: "\n").first.map(String.init) ?? "failed"
     }
 }

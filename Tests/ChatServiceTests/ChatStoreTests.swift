@@ -185,3 +185,46 @@ struct ChatStoreReplayTests {
         }
     }
 }
+
+@Suite("History seeding on SQLite and PostgreSQL")
+struct HistorySeederTests {
+    @Test("seeded messages take dense seqs after the chat's, are dated as history, and leave read pointers alone", arguments: DatabaseKind.allCases)
+    func seedsAfterExistingMessages(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let seeder = HistorySeeder(database: database)
+            let chat = try await seeder.directChat(between: users[0], and: users[1])
+            _ = try await store.append(chatID: chat, senderID: users[0], text: "live", file: nil, clientMessageID: nil, now: Timestamp.millis())
+            var progress: [Int64] = []
+            let last = try await seeder.seed(chatID: chat, count: 2500, batchSize: 1000) { progress.append($0) }
+            #expect(last == 2501)
+            #expect(progress == [1001, 2001, 2501])
+            let page = try await store.messages(in: chat, before: nil, after: 1, limit: 200)
+            #expect(page.records.map(\.seq) == Array(2...201))
+            #expect(page.records.allSatisfy { $0.text == "Message \($0.seq)" && $0.kind == "text" })
+            #expect(page.records.allSatisfy { $0.createdAt < Timestamp.millis() - HistorySeeder.age })
+            #expect(Set(page.records.map(\.senderID)) == Set(users))
+            #expect(try await store.chat(chat, visibleTo: users[1])?.lastSeq == 2501)
+            let pointers = try await store.members(of: [chat])
+            #expect(pointers.first { $0.userID == users[0] }?.lastReadSeq == 1)
+            #expect(pointers.first { $0.userID == users[1] }?.lastReadSeq == 0)
+            // Their ids are dated too: catching up on recent messages finds the live one only.
+            let recent = try await store.recentSeqRanges(since: Timestamp.millis() - 60_000)
+            #expect(recent.map(\.chatID) == [chat] && recent.first?.firstSeq == 1 && recent.first?.lastSeq == 1)
+        }
+    }
+
+    @Test("seeding refuses a chat that does not exist and a direct chat with oneself", arguments: DatabaseKind.allCases)
+    func refusals(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let seeder = HistorySeeder(database: database)
+            let users = try await makeUsers(1, in: database)
+            await #expect(throws: ChatError.chatNotFound) { try await seeder.seed(chatID: Identifier.make(), count: 5) }
+            await #expect(throws: ChatError.chatNotFound) { try await seeder.seed(chatID: "not-a-chat", count: 5) }
+            await #expect(throws: ChatError.invalidMembers("A direct chat needs two different users.")) {
+                try await seeder.directChat(between: users[0], and: users[0])
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@ import ParleyCore
 import ParleyStore
 import ParleyTestSupport
 import SQLKit
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -15,6 +16,17 @@ final class PublishedLog: Sendable {
     func append(_ record: MessageRecord) { self.records.withLock { $0.append(record) } }
 
     var all: [MessageRecord] { self.records.withLock { $0 } }
+}
+
+/// Runs `writers` beside `body`, as the process's service group runs a writer, and stops them after.
+func withRunning<T: Sendable>(_ writers: MessageWriter..., body: () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for writer in writers {
+            group.addTask { await writer.run() }
+        }
+        defer { group.cancelAll() }
+        return try await body()
+    }
 }
 
 @Suite("Group commit of concurrent sends on SQLite and PostgreSQL")
@@ -35,13 +47,15 @@ struct MessageWriterTests {
             let chats = created
             let log = PublishedLog()
             let writer = MessageWriter(store: store, published: { log.append($0) })
-            let outcomes = try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
-                for index in 0..<600 {
-                    group.addTask {
-                        try await writer.append(self.draft(chats[index % 3], users[index % 6], "m\(index)", client: "c\(index)"))
+            let outcomes = try await withRunning(writer) {
+                try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
+                    for index in 0..<600 {
+                        group.addTask {
+                            try await writer.append(self.draft(chats[index % 3], users[index % 6], "m\(index)", client: "c\(index)"))
+                        }
                     }
+                    return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
                 }
-                return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
             }
             let stored = outcomes.compactMap { outcome -> MessageRecord? in if case .created(let record) = outcome { record } else { nil } }
             #expect(stored.count == 600)
@@ -69,13 +83,13 @@ struct MessageWriterTests {
             for index in 0..<300 {
                 pending.append(await writer.submit(self.draft(chat, users[index % 2], "m\(index)", client: "c\(index)")))
             }
-            var seqs: [Int64] = []
-            for submitted in pending {
-                guard case .created(let record) = try await submitted.outcome() else {
-                    Issue.record("not created")
-                    return
+            let seqs = try await withRunning(writer) {
+                var seqs: [Int64] = []
+                for submitted in pending {
+                    guard case .created(let record) = try await submitted.outcome() else { throw TestSetupError("not created") }
+                    seqs.append(record.seq)
                 }
-                seqs.append(record.seq)
+                return seqs
             }
             #expect(seqs == Array(1...300))
         }
@@ -89,11 +103,13 @@ struct MessageWriterTests {
             let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
             let log = PublishedLog()
             let writer = MessageWriter(store: store, published: { log.append($0) })
-            let outcomes = try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
-                for index in 0..<50 {
-                    group.addTask { try await writer.append(self.draft(chat, users[0], "try \(index)", client: "same")) }
+            let outcomes = try await withRunning(writer) {
+                try await withThrowingTaskGroup(of: ChatStore.AppendOutcome.self) { group in
+                    for index in 0..<50 {
+                        group.addTask { try await writer.append(self.draft(chat, users[0], "try \(index)", client: "same")) }
+                    }
+                    return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
                 }
-                return try await group.reduce(into: [ChatStore.AppendOutcome]()) { $0.append($1) }
             }
             var created: [MessageRecord] = []
             var duplicates: [MessageRecord] = []
@@ -123,11 +139,7 @@ struct MessageWriterTests {
                 return
             }
             let file = FileRecord(id: Identifier.make(), contentType: "image/png", size: 10, width: 1, height: 1)
-            try await database.transaction { sql in
-                try await sql.raw(
-                    "INSERT INTO files (id, owner_id, content_type, size, width, height, created_at) VALUES (\(bind: file.id), \(bind: users[1]), 'image/png', 10, 1, 1, 1)"
-                ).run()
-            }
+            try await FileStore(database: database).insert(file, ownerID: users[1], now: 1)
             let outcomes = try await store.append([
                 self.draft(chat, users[0], "one", client: "a"),
                 self.draft(chat, users[2], "intruder", client: "b"),
@@ -145,15 +157,48 @@ struct MessageWriterTests {
             #expect(old == earlier)
             #expect(replay == one)
             #expect(image.seq == 3 && image.kind == "image" && image.file == file)
-            let fileChat = try await database.read { sql in
-                try await sql.raw("SELECT chat_id FROM files WHERE id = \(bind: file.id)").first()?.decode(column: "chat_id", as: String?.self)
-            }
-            #expect(fileChat == chat)
+            #expect(try await FileStore(database: database).chat(ofFile: file.id) == chat)
             // The senders have read what they sent.
             let pointers = try await store.members(of: [chat])
             #expect(pointers.first { $0.userID == users[0] }?.lastReadSeq == 2)
             #expect(pointers.first { $0.userID == users[1] }?.lastReadSeq == 3)
             #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 3)
+        }
+    }
+}
+
+@Suite("The writer's lifecycle on SQLite and PostgreSQL")
+struct MessageWriterLifecycleTests {
+    @Test("a graceful shutdown stores every send already queued, then stops the writer", arguments: DatabaseKind.allCases)
+    func gracefulShutdownFinishesQueuedSends(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
+            let writer = MessageWriter(store: store, published: { _ in })
+            func draft(_ index: Int) -> ChatStore.MessageDraft {
+                ChatStore.MessageDraft(chatID: chat, senderID: users[index % 2], text: "m\(index)", file: nil, clientMessageID: nil, now: 2)
+            }
+            // Setup: sends queued before the writer runs, more than one batch of them.
+            var pending: [PendingAppend] = []
+            for index in 0..<600 {
+                pending.append(await writer.submit(draft(index)))
+            }
+            // Act: shutdown begins as the writer starts.
+            await testGracefulShutdown { trigger in
+                async let running: Void = writer.run()
+                trigger.triggerGracefulShutdown()
+                await running
+            }
+            // Validate: every queued send was stored, in order; a send after the stop is refused, not left waiting.
+            var seqs: [Int64] = []
+            for submitted in pending {
+                guard case .created(let record) = try await submitted.outcome() else { throw TestSetupError("not created") }
+                seqs.append(record.seq)
+            }
+            #expect(seqs == Array(1...600))
+            await #expect(throws: WriterStopped.self) { try await writer.submit(draft(600)).outcome() }
+            #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 600)
         }
     }
 }
@@ -179,20 +224,22 @@ struct MessageWriterInstancesTests {
             // Two writers, as two chat instances would have, each filling batches that touch the chats in opposite orders.
             let writers = [MessageWriter(store: store, published: { _ in }), MessageWriter(store: store, published: { _ in })]
             let order = [chats, chats.reversed()]
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for instance in 0..<2 {
-                    for round in 0..<40 {
-                        for chat in order[instance] {
-                            group.addTask {
-                                let draft = ChatStore.MessageDraft(
-                                    chatID: chat, senderID: users[instance], text: "r\(round)", file: nil, clientMessageID: nil, now: Timestamp.millis()
-                                )
-                                _ = try await writers[instance].append(draft)
+            try await withRunning(writers[0], writers[1]) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for instance in 0..<2 {
+                        for round in 0..<40 {
+                            for chat in order[instance] {
+                                group.addTask {
+                                    let draft = ChatStore.MessageDraft(
+                                        chatID: chat, senderID: users[instance], text: "r\(round)", file: nil, clientMessageID: nil, now: Timestamp.millis()
+                                    )
+                                    _ = try await writers[instance].append(draft)
+                                }
                             }
                         }
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
             }
             // pg_stat counters are sent by each backend when its transaction ends: give them a moment.
             try await Task.sleep(for: .milliseconds(700))

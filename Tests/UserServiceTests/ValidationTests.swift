@@ -15,18 +15,19 @@ struct ValidationTests {
         ".a@example.com", "alice@-example.com", "alice@exa_mple.com", "<script>@example.com", String(repeating: "a", count: 250) + "@example.com",
     ])
     func refusesMalformedEmail(email: String) {
-        #expect(throws: APIError.self) { try EmailAddress.normalise(email) }
+        #expect(throws: UserError.invalidEmail) { try EmailAddress.normalise(email) }
     }
 
     @Test("names are trimmed and kept within 1–50 characters")
     func validatesNames() throws {
         #expect(try DisplayName.validate("  Zoë 👩‍💻  ") == "Zoë 👩‍💻")
         #expect(try DisplayName.validate(String(repeating: "é", count: 50)).count == 50)
-        #expect(throws: APIError.self) { try DisplayName.validate("   ") }
-        #expect(throws: APIError.self) { try DisplayName.validate(String(repeating: "x", count: 51)) }
-        #expect(throws: APIError.self) { try DisplayName.validate("bad\u{0007}name") }
-        #expect(throws: APIError.self) { try DisplayName.validate("two\nlines") }
-        #expect(throws: APIError.self) { try DisplayName.validate("rtl\u{202E}trick") }
+        #expect(throws: UserError.invalidName("The name must not be empty.")) { try DisplayName.validate("   ") }
+        #expect(throws: UserError.invalidName("The name must be at most 50 characters.")) { try DisplayName.validate(String(repeating: "x", count: 51)) }
+        let control = UserError.invalidName("The name must not contain control characters.")
+        #expect(throws: control) { try DisplayName.validate("bad\u{0007}name") }
+        #expect(throws: control) { try DisplayName.validate("two\nlines") }
+        #expect(throws: control) { try DisplayName.validate("rtl\u{202E}trick") }
     }
 
     @Test("a new account's name is the email's local part")

@@ -1,0 +1,41 @@
+import ParleyCore
+
+/// What the chat service refuses; each case answers as the contract says.
+public enum ChatError: Error, Equatable, APIErrorConvertible {
+    /// No such chat, or one the caller is not a member of (never told apart: existence does not leak).
+    case chatNotFound
+    /// No such user (a direct chat's other side).
+    case userNotFound
+    /// A group member who is not a user; named in the answer.
+    case memberNotFound(String)
+    /// A chat with oneself, a group of one or of more than the limit; the sentence says which.
+    case invalidMembers(String)
+    case invalidGroupName
+    case invalidText(String)
+    case textTooLong(maxLength: Int)
+    case invalidClientMessageID
+    case invalidSeq
+    case imageTooLarge(maxBytes: Int)
+    case unsupportedImage
+    /// No such file, or its signed link is not valid (never told apart).
+    case fileNotFound
+
+    /// The contract's answer.
+    public var apiError: APIError {
+        switch self {
+        case .chatNotFound: .notFound("There is no such chat.", code: "chat_not_found")
+        case .userNotFound: .notFound("There is no such user.", code: "user_not_found")
+        case .memberNotFound(let id): .notFound("There is no user \(id).", code: "user_not_found")
+        case .invalidMembers(let message): .badRequest(message, code: "invalid_members")
+        case .invalidGroupName: .badRequest("A group name is 1–100 characters without control characters.", code: "invalid_name")
+        case .invalidText(let message): .badRequest(message, code: "invalid_text")
+        case .textTooLong(let maxLength): .badRequest("A message is at most \(maxLength) characters.", code: "text_too_long")
+        case .invalidClientMessageID: .badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
+        case .invalidSeq: .badRequest("`seq` must not be negative.", code: "invalid_seq")
+        case .imageTooLarge(let maxBytes): APIError(.contentTooLarge, code: "file_too_large", message: "An image is at most \(maxBytes) bytes.")
+        case .unsupportedImage:
+            APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Only JPEG, PNG, GIF and WebP images can be sent.")
+        case .fileNotFound: .notFound("There is no such file, or its link has expired.", code: "file_not_found")
+        }
+    }
+}
