@@ -2,7 +2,9 @@
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny")
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(
@@ -151,35 +153,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Fresh SQLite and PostgreSQL databases for the storage tests of every library.
-        .target(name: "ParleyTestSupport", dependencies: ["ParleyStore"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyStoreTests", dependencies: ["ParleyStore", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(
-            name: "ChatServiceTests",
-            dependencies: ["ChatService", "ParleyTestSupport", .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(name: "SMTPTests", dependencies: ["SMTP", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        // The HTTP contract of every route, served in-process by the application a role builds, on SQLite and PostgreSQL.
-        .testTarget(
-            name: "ParleyAppTests",
-            dependencies: [
-                "ParleyApp", "ParleyCore", "ParleyStore", "ParleyTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"], swiftSettings: swiftSettings),
-        .testTarget(
-            name: "UserServiceTests",
-            dependencies: [
-                "UserService", "ParleyApp", "ParleyTestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(name: "MailServiceTests", dependencies: ["MailService"], swiftSettings: swiftSettings),
         .target(
             name: "SocketIOServer",
             dependencies: [
@@ -191,12 +164,63 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Fresh SQLite and PostgreSQL databases, and real fixtures (the SMTP server), for the tests of every library.
+        .target(
+            name: "ParleyTestSupport",
+            dependencies: ["ParleyCore", "ParleyStore", .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit")],
+            path: "Tests/ParleyTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ParleyStoreTests",
+            dependencies: ["ParleyCore", "ParleyStore", "ParleyTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChatServiceTests",
+            dependencies: [
+                "ChatService", "ParleyCore", "ParleyStore", "ParleyTestSupport", "SocketIOProtocol", "SocketIOServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SMTPTests", dependencies: ["SMTP", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        // The HTTP contract of every route, served in-process by the application a role builds, on SQLite and PostgreSQL.
+        .testTarget(
+            name: "ParleyAppTests",
+            dependencies: [
+                "ParleyApp", "ParleyCore", "ParleyStore", "ParleyTestSupport",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "UserServiceTests",
+            dependencies: ["UserService", "ParleyCore", "ParleyStore", "ParleyTestSupport", .product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MailServiceTests",
+            dependencies: ["MailService", "ParleyCore", "ParleyStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SocketIOServerTests",
             dependencies: [
-                "SocketIOServer",
+                "SocketIOServer", "SocketIOProtocol",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

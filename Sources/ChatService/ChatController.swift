@@ -1,9 +1,10 @@
 import Foundation
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import MultipartKit
 import NIOCore
-import ParleyCore
+public import ParleyCore
+import ParleyStore
 
 /// The chat service's HTTP routes: each parses its request, asks the service, and shapes the answer.
 public struct ChatController: Sendable {

@@ -1,4 +1,5 @@
-import ParleyCore
+public import ParleyCore
+import HTTPTypes
 
 /// What the chat service refuses; each case answers as the contract says.
 public enum ChatError: Error, Equatable, APIErrorConvertible {

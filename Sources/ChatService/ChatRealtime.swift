@@ -1,8 +1,9 @@
-import Logging
-import ParleyCore
-import ServiceLifecycle
-import SocketIOProtocol
-import SocketIOServer
+public import Logging
+public import ParleyCore
+public import ServiceLifecycle
+public import SocketIOProtocol
+public import SocketIOServer
+import HTTPTypes
 
 /// The timings of the realtime side, and the clock they are measured on.
 public struct RealtimeSettings: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 import ParleyCore
-import ParleyStore
+package import ParleyStore
 
 /// The chat service: chats, messages, read state, files; every change is published on the event bus. Refusals are
 /// thrown as ``ChatError``.

@@ -19,15 +19,39 @@ package enum ChatEvent: Sendable, Equatable, Codable {
 
     // Short keys: the wire is a NOTIFY payload of at most 8000 bytes, so every byte of a packed batch counts.
     enum CodingKeys: String, CodingKey {
-        case newMessage = "m", messagesSeen = "s", typing = "t", chatUpdated = "c", presence = "p", messagesMissed = "x"
+        case newMessage = "m"
+        case messagesSeen = "s"
+        case typing = "t"
+        case chatUpdated = "c"
+        case presence = "p"
+        case messagesMissed = "x"
     }
 
-    enum NewMessageCodingKeys: String, CodingKey { case _0 = "r" }
-    enum MessagesSeenCodingKeys: String, CodingKey { case chatID = "c", userID = "u", seq = "q" }
-    enum TypingCodingKeys: String, CodingKey { case chatID = "c", userID = "u", isTyping = "on" }
-    enum ChatUpdatedCodingKeys: String, CodingKey { case _0 = "s" }
-    enum PresenceCodingKeys: String, CodingKey { case userID = "u", online = "on" }
-    enum MessagesMissedCodingKeys: String, CodingKey { case chatID = "c", firstSeq = "f", lastSeq = "l" }
+    enum NewMessageCodingKeys: String, CodingKey {
+        case _0 = "r"
+    }
+    enum MessagesSeenCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case userID = "u"
+        case seq = "q"
+    }
+    enum TypingCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case userID = "u"
+        case isTyping = "on"
+    }
+    enum ChatUpdatedCodingKeys: String, CodingKey {
+        case _0 = "s"
+    }
+    enum PresenceCodingKeys: String, CodingKey {
+        case userID = "u"
+        case online = "on"
+    }
+    enum MessagesMissedCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case firstSeq = "f"
+        case lastSeq = "l"
+    }
 
     /// Whether the event goes to other instances: a fill is decided by each instance for itself.
     var travels: Bool {

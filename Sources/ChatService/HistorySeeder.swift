@@ -1,6 +1,6 @@
 import Foundation
 import ParleyCore
-import ParleyStore
+public import ParleyStore
 
 /// Fills chats with many messages through the store's send statements, for load tests of history paging.
 public struct HistorySeeder: Sendable {

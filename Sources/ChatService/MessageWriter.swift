@@ -1,4 +1,4 @@
-import ServiceLifecycle
+public import ServiceLifecycle
 import Synchronization
 
 /// Group commit: concurrent sends are stored by one writer, many per transaction with multi-row statements,

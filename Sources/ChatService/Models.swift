@@ -1,5 +1,5 @@
-import Hummingbird
-import ParleyCore
+public import Hummingbird
+public import ParleyCore
 
 /// An image attached to a message.
 public struct MessageImage: Codable, Sendable, Equatable {

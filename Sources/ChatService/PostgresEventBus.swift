@@ -1,7 +1,7 @@
 import Foundation
-import Logging
+package import Logging
 import ParleyCore
-import ParleyStore
+package import ParleyStore
 import PostgresNIO
 import SQLKit
 import ServiceLifecycle
@@ -201,19 +201,8 @@ package final class PostgresEventBus: ChatEventBus, Service {
 
     /// Announces every chat with messages since `since` so the fan-out delivers whatever of them it has not delivered.
     func catchUp(since: Int64) async throws {
-        // Message ids are UUIDv7: the primary key orders them by time, so no index on the hot path is needed for this.
-        let bound = Identifier.lowerBound(millis: since)
-        let rows = try await self.database.read { sql in
-            try await sql.raw("SELECT chat_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq FROM messages WHERE id >= \(bind: bound) GROUP BY chat_id")
-                .all()
-        }
-        for row in rows {
-            self.local.publish(
-                .messagesMissed(
-                    chatID: try row.decode(column: "chat_id", as: String.self), firstSeq: try row.decode(column: "first_seq", as: Int64.self),
-                    lastSeq: try row.decode(column: "last_seq", as: Int64.self)
-                )
-            )
+        for range in try await ChatStore(database: self.database).recentSeqRanges(since: since) {
+            self.local.publish(.messagesMissed(chatID: range.chatID, firstSeq: range.firstSeq, lastSeq: range.lastSeq))
         }
     }
 }

@@ -1,5 +1,5 @@
-import ParleyCore
-import ParleyStore
+public import ParleyCore
+public import ParleyStore
 import SQLKit
 import Synchronization
 

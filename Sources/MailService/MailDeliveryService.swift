@@ -1,8 +1,8 @@
 import Foundation
-import Logging
-import ParleyCore
-import ParleyStore
-import ServiceLifecycle
+public import Logging
+public import ParleyCore
+public import ParleyStore
+public import ServiceLifecycle
 
 /// Drains the mail outbox: claims due jobs, delivers them, records the outcome, retries with exponential backoff.
 public struct MailDeliveryService: Service {

@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 
 /// Something that delivers a rendered mail: SMTP, or the server log.
 public protocol MailTransport: Sendable {

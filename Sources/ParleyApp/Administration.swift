@@ -1,7 +1,7 @@
 import ChatService
 import Foundation
-import Logging
-import ParleyCore
+public import Logging
+public import ParleyCore
 import ParleyStore
 import UserService
 

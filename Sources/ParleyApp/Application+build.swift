@@ -1,13 +1,14 @@
 import ChatService
 import Foundation
-import Hummingbird
-import Logging
+public import Hummingbird
+public import Logging
 import MailService
-import ParleyCore
-import ParleyStore
-import ServiceLifecycle
-import SocketIOServer
+public import ParleyCore
+public import ParleyStore
+public import ServiceLifecycle
+public import SocketIOServer
 import UserService
+import HummingbirdWebSocket
 
 /// One Parley process, built for its role and ready for its service group.
 public struct ParleyProcess: Sendable {

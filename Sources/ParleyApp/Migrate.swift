@@ -1,5 +1,5 @@
-import Logging
-import ParleyCore
+public import Logging
+public import ParleyCore
 import ParleyStore
 
 /// Opens the configured database, applies the migrations it lacks, and closes it.

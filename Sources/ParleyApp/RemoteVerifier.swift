@@ -13,6 +13,8 @@ import AsyncHTTPClient
 import Foundation
 import JWTKit
 import NIOCore
+import NIOHTTP1
+import HTTPTypes
 
 /// Verifies access tokens with keys fetched from a JWKS URL; fetches again (at most every 30 s) when a token names an unknown key.
 actor JWKSVerifier: AccessTokenVerifying {

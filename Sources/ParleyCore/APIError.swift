@@ -1,4 +1,4 @@
-import Hummingbird
+public import Hummingbird
 import NIOCore
 
 /// An error that maps to the contract's error body: a status plus `{"error": {"code", "message"}}`.
@@ -57,6 +57,7 @@ extension APIError {
     }
 
     /// 500: a fault of the server, with no detail leaked to the client.
+    // swift-format-ignore: DontRepeatTypeInStaticProperties
     public static let internalError = APIError(.internalServerError, code: "internal_error", message: "Something went wrong on the server.")
 }
 

@@ -1,6 +1,7 @@
-import Foundation
-import Hummingbird
-import JWTKit
+public import Foundation
+public import Hummingbird
+public import JWTKit
+import Logging
 
 /// The claims of a Parley access token.
 public struct AccessTokenClaims: JWTPayload, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 
 /// A setting that cannot be used; its description is the one line printed before the process stops.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Base64 with the URL alphabet and no padding: tokens, key ids, signatures and cursors.
 public enum Base64URL {

@@ -1,6 +1,6 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
+public import HTTPTypes
+public import Hummingbird
 
 /// Behind a load balancer every request comes from the balancer: when the peer is one of the trusted proxies, the client
 /// is the last address in `X-Forwarded-For` that is not itself a trusted proxy (earlier entries are the client's to forge).

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Time-ordered identifiers (UUIDv7): sortable by creation time, unguessable in their random part.
 public enum Identifier {

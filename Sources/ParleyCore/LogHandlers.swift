@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 
 /// Writes one JSON object per line to standard output: `timestamp`, `level`, `label`, `message`, then the metadata.
 public struct JSONLogHandler: LogHandler {

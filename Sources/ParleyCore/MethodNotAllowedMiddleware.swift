@@ -1,5 +1,5 @@
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 
 /// Answers 405 `method_not_allowed` with `Allow` for a path that is routed, but not for the request's method.
 ///

@@ -1,4 +1,4 @@
-import Hummingbird
+public import Hummingbird
 
 /// What anyone may see of a user: never the email. The user service serves it; the chat service shows it for members.
 public struct PublicUser: ResponseEncodable, Codable, Sendable, Equatable {

@@ -1,6 +1,6 @@
-import Foundation
-import Hummingbird
-import HummingbirdWebSocket
+public import Foundation
+public import Hummingbird
+public import HummingbirdWebSocket
 import Logging
 import NIOCore
 

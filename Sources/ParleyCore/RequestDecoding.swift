@@ -1,5 +1,5 @@
 import Foundation
-import Hummingbird
+public import Hummingbird
 
 extension Request {
     /// Decodes a JSON body: 415 unless the body says it is JSON, 413 past the context's limit, 400 when it does not fit `type`.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Timestamps are stored as integer milliseconds since the Unix epoch and shown as ISO-8601 UTC with milliseconds.
 public enum Timestamp {

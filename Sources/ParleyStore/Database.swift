@@ -1,14 +1,14 @@
 import Foundation
 import Synchronization
-import Logging
+public import Logging
 import NIOCore
 import NIOPosix
-import ParleyCore
+public import ParleyCore
 import PostgresKit
-import PostgresNIO
-import SQLKit
+public import PostgresNIO
+public import SQLKit
 import SQLiteKit
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// The database behind every service: one SQLKit code path over embedded SQLite or a PostgreSQL server.
 ///

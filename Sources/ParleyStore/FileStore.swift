@@ -1,5 +1,5 @@
 import ParleyCore
-import SQLKit
+public import SQLKit
 
 /// The stored facts of an uploaded file (today always an image).
 public struct FileRecord: Sendable, Equatable, Codable {

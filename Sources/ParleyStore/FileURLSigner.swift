@@ -1,6 +1,6 @@
-import Crypto
+public import Crypto
 import Foundation
-import ParleyCore
+public import ParleyCore
 
 /// Signs file URLs so `<img src>` works without headers; a URL is handed only to members of the file's chat and expires.
 public struct FileURLSigner: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 import ParleyCore
-import SQLKit
+public import SQLKit
 
 /// A mail waiting to be delivered: which template, to whom, with what values.
 public struct MailJob: Sendable, Equatable {

@@ -1,5 +1,5 @@
 import ParleyCore
-import SQLKit
+public import SQLKit
 
 /// Fixed-window counters kept in the database, so a limit holds across every process that shares it.
 public enum RateLimiter {

@@ -1,5 +1,5 @@
-import NIOCore
-import NIOPosix
+public import NIOCore
+public import NIOPosix
 import NIOSSL
 
 /// Delivers mail to one SMTP server over SwiftNIO, one connection per message.

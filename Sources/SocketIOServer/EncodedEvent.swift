@@ -1,5 +1,5 @@
 import NIOCore
-import SocketIOProtocol
+public import SocketIOProtocol
 
 /// A server → client event encoded once as its Engine.IO text `42["name",…]`, written as the same bytes to every recipient.
 public struct EncodedEvent: Sendable {

@@ -1,4 +1,4 @@
-import HummingbirdWebSocket
+public import HummingbirdWebSocket
 
 /// The Engine.IO timings and limits of a Socket.IO server.
 public struct SocketIOConfiguration: Sendable {

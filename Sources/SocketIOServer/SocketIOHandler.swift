@@ -1,5 +1,5 @@
-import Hummingbird
-import SocketIOProtocol
+public import Hummingbird
+public import SocketIOProtocol
 
 /// What the first HTTP request of an Engine.IO session carried, for the handler to authenticate with.
 public struct SocketIOHandshake: Sendable {

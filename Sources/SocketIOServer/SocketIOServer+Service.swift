@@ -1,4 +1,4 @@
-import ServiceLifecycle
+public import ServiceLifecycle
 
 extension SocketIOServer: Service {
     /// Waits for graceful shutdown, then closes every session: long-polls are answered and WebSockets closed, so the

@@ -1,6 +1,7 @@
 import HummingbirdWebSocket
 import NIOCore
 import SocketIOProtocol
+import Logging
 
 extension SocketIOServer {
     /// How one child task of a WebSocket connection ended.

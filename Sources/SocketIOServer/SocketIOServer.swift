@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 import SocketIOProtocol
 
 /// A Socket.IO v4 server (Engine.IO 4, Socket.IO 5) on Hummingbird: long-polling, WebSocket, and the upgrade between them.

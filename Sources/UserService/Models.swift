@@ -1,4 +1,4 @@
-import Hummingbird
+public import Hummingbird
 import ParleyCore
 
 /// The signed-in user's own profile.

@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
-import JWTKit
+public import JWTKit
 import ParleyCore
-import ParleyStore
+public import ParleyStore
 
 /// A public key that verifies access tokens, with the key id tokens name it by.
 public struct VerificationKey: Sendable {

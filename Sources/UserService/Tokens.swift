@@ -1,6 +1,6 @@
-import Foundation
+public import Foundation
 import JWTKit
-import ParleyCore
+public import ParleyCore
 import SQLKit
 
 /// Issues access tokens and rotates refresh tokens.

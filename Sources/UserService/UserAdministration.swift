@@ -1,6 +1,6 @@
 import Foundation
 import ParleyCore
-import ParleyStore
+public import ParleyStore
 
 /// Accounts made by an administrator, without the login mail: for load tests, demos and imports.
 public struct UserAdministration: Sendable {

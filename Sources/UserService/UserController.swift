@@ -1,6 +1,7 @@
 import Foundation
-import Hummingbird
-import ParleyCore
+public import Hummingbird
+public import ParleyCore
+import Logging
 
 /// The user service's HTTP routes: each parses its request, asks the service, and shapes the answer.
 public struct UserController: Sendable {

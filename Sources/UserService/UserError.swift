@@ -1,4 +1,4 @@
-import ParleyCore
+public import ParleyCore
 
 /// What the user service refuses about accounts and profiles; each case answers as the contract says.
 public enum UserError: Error, Equatable, APIErrorConvertible {

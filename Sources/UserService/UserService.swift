@@ -1,6 +1,6 @@
 import Foundation
-import ParleyCore
-import ParleyStore
+public import ParleyCore
+public import ParleyStore
 import SQLKit
 
 /// The user service: email one-time-code login, tokens, profiles, JWKS. Refusals are thrown as ``UserError`` and

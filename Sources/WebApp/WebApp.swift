@@ -1,7 +1,7 @@
-import Foundation
+public import Foundation
 import HTTPTypes
-import Hummingbird
-import ParleyCore
+public import Hummingbird
+public import ParleyCore
 
 /// The web app: static HTML, CSS and JavaScript modules shipped inside the binary's resource bundle, served at `/`.
 public enum WebApp {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import SocketIOProtocol
+import NIOHTTP1
 
 /// `parley-bench history`: pages of a long chat over HTTP.
 struct History: AsyncParsableCommand {

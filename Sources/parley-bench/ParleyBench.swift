@@ -3,6 +3,8 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import SocketIOProtocol
+import Synchronization
+import NIOCore
 
 /// `parley-bench`: a load generator that drives a running Parley over its public HTTP and Socket.IO interfaces.
 @main

@@ -2,6 +2,8 @@ import HummingbirdWSClient
 import Logging
 import SocketIOProtocol
 import Synchronization
+import NIOWebSocket
+import Foundation
 
 /// A Socket.IO v4 client over WebSocket only (no polling), with the project's packet library as its codec.
 final class SocketIOClient: Sendable {

@@ -4,6 +4,7 @@ import Logging
 import ParleyApp
 import ParleyCore
 import ServiceLifecycle
+import UnixSignals
 
 /// The `parley` command: runs the services and their administration.
 @main

@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 
 @testable import ChatService
+import SocketIOProtocol
 
 /// Records what the fan-out queues for whom, as the wire text of each event.
 final class RecordedEmits: EventRecipients {

@@ -5,6 +5,7 @@ import ParleyTestSupport
 import Testing
 
 @testable import ChatService
+import HTTPTypes
 
 /// Profiles of the users a test made: the chat service only needs to know who exists.
 struct FakeDirectory: UserDirectory {

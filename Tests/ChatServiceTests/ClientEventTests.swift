@@ -3,6 +3,7 @@ import SocketIOProtocol
 import Testing
 
 @testable import ChatService
+import HTTPTypes
 
 @Suite("Client events decoded once into typed values")
 struct ClientEventTests {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Runs python3 for the test fixtures: the SMTP test server and Python's own mail parser.
 public enum Python {

@@ -1,9 +1,9 @@
 import Foundation
-import Logging
-import ParleyCore
-import ParleyStore
+public import Logging
+public import ParleyCore
+public import ParleyStore
 import SQLKit
-import Testing
+public import Testing
 
 /// The two databases every storage test runs on.
 public enum DatabaseKind: String, CaseIterable, CustomTestStringConvertible, Sendable {

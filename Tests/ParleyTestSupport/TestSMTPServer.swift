@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A running tests/support/smtpd.py on a free port, stopped by `stop()`.
 public final class TestSMTPServer: @unchecked Sendable {

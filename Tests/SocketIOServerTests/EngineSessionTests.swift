@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import SocketIOServer
+import Logging
 
 /// The Engine.IO session state machine on its own: no network, no router.
 @Suite struct EngineSessionTests {

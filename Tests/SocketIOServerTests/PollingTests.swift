@@ -5,6 +5,7 @@ import SocketIOProtocol
 import Testing
 
 @testable import SocketIOServer
+import Synchronization
 
 /// Engine.IO long-polling and the Socket.IO layer over it, through the router (no sockets).
 @Suite struct PollingTests {

@@ -8,6 +8,7 @@ import ParleyCore
 import ParleyStore
 import ParleyTestSupport
 import Testing
+import NIOFoundationEssentialsCompat
 
 /// A Parley process built for one test, its routes served in-process (`app.test(.router)`) on a fresh database, its
 /// mail going to a real SMTP server (tests/support/smtpd.py) so that login codes arrive as they would for a person.

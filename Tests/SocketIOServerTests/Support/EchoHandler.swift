@@ -1,6 +1,7 @@
 import SocketIOProtocol
 import SocketIOServer
 import Synchronization
+import HTTPTypes
 
 /// The tests' handler: token "good" (auth data, `Authorization: Bearer`, or `?token=`) is user "alice"; it echoes,
 /// emits on request, and records every call.
