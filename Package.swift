@@ -108,7 +108,9 @@ let package = Package(
         // The web app's files, shipped as resources and served at `/`.
         .target(
             name: "WebApp",
-            dependencies: ["ParleyCore", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [
+                "ParleyCore", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             resources: [.copy("Public")],
             swiftSettings: swiftSettings
         ),
@@ -167,7 +169,9 @@ let package = Package(
         // Fresh SQLite and PostgreSQL databases, and real fixtures (the SMTP server), for the tests of every library.
         .target(
             name: "ParleyTestSupport",
-            dependencies: ["ParleyCore", "ParleyStore", .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: [
+                "ParleyCore", "ParleyStore", .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit"),
+            ],
             path: "Tests/ParleyTestSupport",
             swiftSettings: swiftSettings
         ),

@@ -54,7 +54,9 @@ public struct ChatController: Sendable {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send the image as multipart/form-data.")
         }
         let form = try await MultipartForm.read(request, limit: self.service.maxUploadBytes + 64 * 1024)
-        guard let image = form.files["image"] else { throw APIError.badRequest("Send the image in a file field named `image`.", code: "invalid_multipart") }
+        guard let image = form.files["image"] else {
+            throw APIError.badRequest("Send the image in a file field named `image`.", code: "invalid_multipart")
+        }
         let record = try await self.service.storeImage(image, owner: userID)
         return .init(status: .created, response: FileEnvelope(file: UploadedFile(file: record, signer: self.service.signer)))
     }
@@ -100,7 +102,13 @@ public struct ChatController: Sendable {
             text = body.text
             clientMessageID = body.clientMessageId
         }
-        let (message, created) = try await self.service.send(chatID: chatID, userID: userID, text: text, image: image, clientMessageID: clientMessageID)
+        let (message, created) = try await self.service.send(
+            chatID: chatID,
+            userID: userID,
+            text: text,
+            image: image,
+            clientMessageID: clientMessageID
+        )
         return .init(status: created ? .created : .ok, response: MessageEnvelope(message: message))
     }
 
@@ -130,7 +138,9 @@ public struct ChatController: Sendable {
 
     static func seqParameter(_ raw: String?, name: String) throws -> Int64? {
         guard let raw else { return nil }
-        guard let value = Int64(raw), value >= 0 else { throw APIError.badRequest("`\(name)` must be a non-negative whole number.", code: "invalid_seq") }
+        guard let value = Int64(raw), value >= 0 else {
+            throw APIError.badRequest("`\(name)` must be a non-negative whole number.", code: "invalid_seq")
+        }
         return value
     }
 }

@@ -1,5 +1,5 @@
-public import ParleyCore
 import HTTPTypes
+public import ParleyCore
 
 /// What the chat service refuses; each case answers as the contract says.
 public enum ChatError: Error, Equatable, APIErrorConvertible {

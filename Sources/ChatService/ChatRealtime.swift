@@ -1,9 +1,9 @@
+import HTTPTypes
 public import Logging
 public import ParleyCore
 public import ServiceLifecycle
 public import SocketIOProtocol
 public import SocketIOServer
-import HTTPTypes
 
 /// The timings of the realtime side, and the clock they are measured on.
 public struct RealtimeSettings: Sendable {
@@ -38,22 +38,37 @@ public final class ChatRealtime: SocketIOHandler, Service {
 
     /// Creates the handler; attach it to a server with ``attach(to:)``.
     public init(
-        service: ChatService, verifier: any AccessTokenVerifying, logger: Logger, presence: any PresenceRegistry = LocalPresence(),
+        service: ChatService,
+        verifier: any AccessTokenVerifying,
+        logger: Logger,
+        presence: any PresenceRegistry = LocalPresence(),
         settings: RealtimeSettings = RealtimeSettings()
     ) {
         self.service = service
         self.verifier = verifier
         self.logger = logger
         self.presence = PresenceTracker(
-            registry: presence, bus: service.bus, grace: settings.presenceGrace, clock: settings.clock, tasks: self.tasks, logger: logger
+            registry: presence,
+            bus: service.bus,
+            grace: settings.presenceGrace,
+            clock: settings.clock,
+            tasks: self.tasks,
+            logger: logger
         )
         self.reads = ReadOnDelivery(service: service, logger: logger)
         self.fanout = ChatFanout(
-            service: service, sequencer: MessageSequencer(store: service.store, logger: logger), presence: self.presence, reads: self.reads,
+            service: service,
+            sequencer: MessageSequencer(store: service.store, logger: logger),
+            presence: self.presence,
+            reads: self.reads,
             logger: logger
         )
         let typing = TypingRelay(
-            membership: service.membership, bus: service.bus, lifetime: settings.typingTimeout, clock: settings.clock, tasks: self.tasks
+            membership: service.membership,
+            bus: service.bus,
+            lifetime: settings.typingTimeout,
+            clock: settings.clock,
+            tasks: self.tasks
         )
         self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, tasks: self.tasks, logger: logger)
     }

@@ -21,8 +21,18 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         """
     static let fileJoin: SQLQueryString = "LEFT JOIN files f ON f.id = m.file_id"
 
-    init(id: String, chatID: String, seq: Int64, senderID: String, kind: String, text: String?, fileID: String?,
-         clientMessageID: String?, createdAt: Int64, file: FileRecord?) {
+    init(
+        id: String,
+        chatID: String,
+        seq: Int64,
+        senderID: String,
+        kind: String,
+        text: String?,
+        fileID: String?,
+        clientMessageID: String?,
+        createdAt: Int64,
+        file: FileRecord?
+    ) {
         self.id = id
         self.chatID = chatID
         self.seq = seq
@@ -47,8 +57,11 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.createdAt = try row.decode(column: "created_at", as: Int64.self)
         if let fileID = self.fileID, let contentType = try row.decode(column: "f_content_type", as: String?.self) {
             self.file = FileRecord(
-                id: fileID, contentType: contentType, size: try row.decode(column: "f_size", as: Int64.self),
-                width: try row.decode(column: "f_width", as: Int?.self), height: try row.decode(column: "f_height", as: Int?.self)
+                id: fileID,
+                contentType: contentType,
+                size: try row.decode(column: "f_size", as: Int64.self),
+                width: try row.decode(column: "f_width", as: Int?.self),
+                height: try row.decode(column: "f_height", as: Int?.self)
             )
         }
     }
@@ -56,9 +69,15 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     /// The client's view, with a signed image URL.
     func message(signer: FileURLSigner) -> Message {
         Message(
-            id: self.id, chatId: self.chatID, seq: self.seq, senderId: self.senderID, kind: self.kind, text: self.text,
+            id: self.id,
+            chatId: self.chatID,
+            seq: self.seq,
+            senderId: self.senderID,
+            kind: self.kind,
+            text: self.text,
             image: self.file.map { MessageImage(file: $0, signer: signer) },
-            clientMessageId: self.clientMessageID, createdAt: Timestamp.iso8601(millis: self.createdAt)
+            clientMessageId: self.clientMessageID,
+            createdAt: Timestamp.iso8601(millis: self.createdAt)
         )
     }
 }
@@ -73,7 +92,14 @@ extension MessageImage {
 extension UploadedFile {
     /// The uploader's view of `file`, with a signed URL.
     init(file: FileRecord, signer: FileURLSigner) {
-        self.init(id: file.id, url: signer.url(forFile: file.id), contentType: file.contentType, size: Int(file.size), width: file.width, height: file.height)
+        self.init(
+            id: file.id,
+            url: signer.url(forFile: file.id),
+            contentType: file.contentType,
+            size: Int(file.size),
+            width: file.width,
+            height: file.height
+        )
     }
 }
 

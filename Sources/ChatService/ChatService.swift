@@ -18,7 +18,12 @@ public struct ChatService: Sendable {
 
     /// Creates the service over `database`; profiles come from `directory`.
     package init(
-        database: Database, directory: any UserDirectory, blobs: any BlobStore, signer: FileURLSigner, bus: any ChatEventBus, maxUploadBytes: Int
+        database: Database,
+        directory: any UserDirectory,
+        blobs: any BlobStore,
+        signer: FileURLSigner,
+        bus: any ChatEventBus,
+        maxUploadBytes: Int
     ) {
         self.store = ChatStore(database: database)
         self.files = FileStore(database: database)
@@ -51,7 +56,8 @@ public struct ChatService: Sendable {
     /// Creates a group chat named `name` with `memberIDs` and the caller.
     func createGroup(userID: String, name rawName: String, memberIDs: [String]) async throws -> ChatSummary {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count), name.utf8.count <= 400, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        guard (1...100).contains(name.count), name.utf8.count <= 400,
+            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else { throw ChatError.invalidGroupName }
         var members = [userID]
         for id in memberIDs where !members.contains(id) {
@@ -85,7 +91,11 @@ public struct ChatService: Sendable {
 
     /// A page of a chat's messages in ascending seq (see ``ChatStore/messages(in:before:after:limit:)``), for a member only.
     func messages(
-        in chatID: String, for userID: String, before: Int64?, after: Int64?, limit: Int
+        in chatID: String,
+        for userID: String,
+        before: Int64?,
+        after: Int64?,
+        limit: Int
     ) async throws -> (messages: [Message], hasMore: Bool) {
         guard Identifier.isValid(chatID), try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
         let (records, hasMore) = try await self.store.messages(in: chatID, before: before, after: after, limit: limit)
@@ -104,7 +114,9 @@ public struct ChatService: Sendable {
             let chatMembers = members[record.id] ?? []
             let myRead = chatMembers.first { $0.userID == userID }?.lastReadSeq ?? 0
             return ChatSummary(
-                id: record.id, kind: record.kind, name: record.name,
+                id: record.id,
+                kind: record.kind,
+                name: record.name,
                 members: chatMembers.map { profiles[$0.userID] ?? PublicUser(id: $0.userID, name: "", avatarUrl: nil) },
                 lastMessage: last[record.id].map { $0.message(signer: self.signer) },
                 unreadCount: max(0, record.lastSeq - myRead),
@@ -115,7 +127,13 @@ public struct ChatService: Sendable {
     }
 
     /// Sends a message: stored with the chat's next seq, then published to every member.
-    func send(chatID: String, userID: String, text rawText: String?, image: [UInt8]?, clientMessageID: String?) async throws -> (Message, created: Bool) {
+    func send(
+        chatID: String,
+        userID: String,
+        text rawText: String?,
+        image: [UInt8]?,
+        clientMessageID: String?
+    ) async throws -> (Message, created: Bool) {
         let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
         var file: FileRecord?
         if let image {
@@ -126,7 +144,14 @@ public struct ChatService: Sendable {
             }
             file = try await self.storeImage(image, owner: userID)
         }
-        let draft = ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: file, clientMessageID: clientMessageID, now: Timestamp.millis())
+        let draft = ChatStore.MessageDraft(
+            chatID: chatID,
+            senderID: userID,
+            text: text,
+            file: file,
+            clientMessageID: clientMessageID,
+            now: Timestamp.millis()
+        )
         return try await self.sent(await self.writer.submit(draft))
     }
 
@@ -186,7 +211,9 @@ public struct ChatService: Sendable {
             throw ChatError.invalidText("A message needs text or an image.")
         }
         // Characters as people count them, and bytes, since one character may carry any number of combining marks.
-        guard text.count <= Self.maxTextLength, text.utf8.count <= 4 * Self.maxTextLength else { throw ChatError.textTooLong(maxLength: Self.maxTextLength) }
+        guard text.count <= Self.maxTextLength, text.utf8.count <= 4 * Self.maxTextLength else {
+            throw ChatError.textTooLong(maxLength: Self.maxTextLength)
+        }
         guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" && $0 != "\r" }) else {
             throw ChatError.invalidText("A message must not contain control characters.")
         }

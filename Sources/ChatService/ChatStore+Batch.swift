@@ -39,7 +39,12 @@ extension ChatStore {
 
     /// Stores one message on its own (see ``append(_:)-(MessageDraft)``).
     func append(
-        chatID: String, senderID: String, text: String?, file: FileRecord?, clientMessageID: String?, now: Int64
+        chatID: String,
+        senderID: String,
+        text: String?,
+        file: FileRecord?,
+        clientMessageID: String?,
+        now: Int64
     ) async throws -> AppendOutcome {
         try await self.append(MessageDraft(chatID: chatID, senderID: senderID, text: text, file: file, clientMessageID: clientMessageID, now: now))
     }
@@ -57,7 +62,9 @@ extension ChatStore {
             ).all()
             var members = Set<PairKey>()
             for row in memberRows {
-                members.insert(PairKey(chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self)))
+                members.insert(
+                    PairKey(chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self))
+                )
             }
 
             let clientIDs = Array(Set(drafts.compactMap(\.clientMessageID)))
@@ -135,8 +142,16 @@ extension ChatStore {
                     }
                     seqs[draft.chatID] = seq + 1
                     let record = MessageRecord(
-                        id: Identifier.make(), chatID: draft.chatID, seq: seq, senderID: draft.senderID, kind: draft.file == nil ? "text" : "image",
-                        text: draft.text, fileID: draft.file?.id, clientMessageID: draft.clientMessageID, createdAt: draft.now, file: draft.file
+                        id: Identifier.make(),
+                        chatID: draft.chatID,
+                        seq: seq,
+                        senderID: draft.senderID,
+                        kind: draft.file == nil ? "text" : "image",
+                        text: draft.text,
+                        fileID: draft.file?.id,
+                        clientMessageID: draft.clientMessageID,
+                        createdAt: draft.now,
+                        file: draft.file
                     )
                     created.append(record)
                     outcomes.append(.created(record))
@@ -214,7 +229,8 @@ extension ChatStore {
             if withClientID { row = SQLQueryString("\(row), \(bind: record.clientMessageID)") }
             return SQLQueryString("\(row), \(bind: record.createdAt))")
         }
-        let columns = "id, chat_id, seq, sender_id, kind, text" + (withFile ? ", file_id" : "") + (withClientID ? ", client_message_id" : "")
+        let columns =
+            "id, chat_id, seq, sender_id, kind, text" + (withFile ? ", file_id" : "") + (withClientID ? ", client_message_id" : "")
             + ", created_at"
         try await sql.raw("INSERT INTO messages (\(unsafeRaw: columns)) VALUES \(SQLList(rows))").run()
     }

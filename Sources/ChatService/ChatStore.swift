@@ -59,7 +59,9 @@ struct ChatStore: Sendable {
     /// The ids of a chat's members.
     func memberIDs(of chatID: String) async throws -> [String] {
         try await self.database.read { sql in
-            try await sql.raw("SELECT user_id FROM chat_members WHERE chat_id = \(bind: chatID)").all().map { try $0.decode(column: "user_id", as: String.self) }
+            try await sql.raw("SELECT user_id FROM chat_members WHERE chat_id = \(bind: chatID)").all().map {
+                try $0.decode(column: "user_id", as: String.self)
+            }
         }
     }
 
@@ -74,7 +76,9 @@ struct ChatStore: Sendable {
                     "\(statement) AND (c.updated_at < \(bind: cursor.updatedAt) OR (c.updated_at = \(bind: cursor.updatedAt) AND c.id < \(bind: cursor.id)))"
                 )
             }
-            return try await sql.raw(SQLQueryString("\(statement) ORDER BY c.updated_at DESC, c.id DESC LIMIT \(bind: limit)")).all().map(ChatRecord.init(row:))
+            return try await sql.raw(SQLQueryString("\(statement) ORDER BY c.updated_at DESC, c.id DESC LIMIT \(bind: limit)")).all().map(
+                ChatRecord.init(row:)
+            )
         }
     }
 
@@ -101,7 +105,8 @@ struct ChatStore: Sendable {
                 """
             ).all().map { row in
                 MemberRecord(
-                    chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self),
+                    chatID: try row.decode(column: "chat_id", as: String.self),
+                    userID: try row.decode(column: "user_id", as: String.self),
                     lastReadSeq: try row.decode(column: "last_read_seq", as: Int64.self)
                 )
             }
@@ -148,7 +153,9 @@ struct ChatStore: Sendable {
             if let after {
                 var statement = SQLQueryString("\(select) AND m.seq > \(bind: after)")
                 if let before { statement = SQLQueryString("\(statement) AND m.seq < \(bind: before)") }
-                rows = try await sql.raw(SQLQueryString("\(statement) ORDER BY m.seq ASC LIMIT \(bind: limit + 1)")).all().map(MessageRecord.init(row:))
+                rows = try await sql.raw(SQLQueryString("\(statement) ORDER BY m.seq ASC LIMIT \(bind: limit + 1)")).all().map(
+                    MessageRecord.init(row:)
+                )
                 let hasMore = rows.count > limit
                 return (Array(rows.prefix(limit)), hasMore)
             }
@@ -163,14 +170,16 @@ struct ChatStore: Sendable {
     /// Moves `userID`'s read pointer in `chatID` forward to `seq` (capped at the chat's last seq); returns the new pointer if it moved.
     func markRead(chatID: String, userID: String, seq: Int64) async throws -> Int64? {
         try await self.database.transaction { sql in
-            guard let row = try await sql.raw(
-                """
-                UPDATE chat_members SET last_read_seq = (SELECT CASE WHEN c.last_seq < \(bind: seq) THEN c.last_seq ELSE \(bind: seq) END FROM chats c WHERE c.id = \(bind: chatID))
-                WHERE chat_id = \(bind: chatID) AND user_id = \(bind: userID)
-                  AND last_read_seq < (SELECT CASE WHEN c.last_seq < \(bind: seq) THEN c.last_seq ELSE \(bind: seq) END FROM chats c WHERE c.id = \(bind: chatID))
-                RETURNING last_read_seq
-                """
-            ).first() else { return nil }
+            guard
+                let row = try await sql.raw(
+                    """
+                    UPDATE chat_members SET last_read_seq = (SELECT CASE WHEN c.last_seq < \(bind: seq) THEN c.last_seq ELSE \(bind: seq) END FROM chats c WHERE c.id = \(bind: chatID))
+                    WHERE chat_id = \(bind: chatID) AND user_id = \(bind: userID)
+                      AND last_read_seq < (SELECT CASE WHEN c.last_seq < \(bind: seq) THEN c.last_seq ELSE \(bind: seq) END FROM chats c WHERE c.id = \(bind: chatID))
+                    RETURNING last_read_seq
+                    """
+                ).first()
+            else { return nil }
             return try row.decode(column: "last_read_seq", as: Int64.self)
         }
     }

@@ -37,7 +37,10 @@ struct ClientEventRouter: Sendable {
         case .sendMessage(let send):
             // Queued in the order this socket sent them; the ack waits for the commit, this socket's next event does not.
             let pending = try await self.service.submitText(
-                chatID: send.chatID, userID: caller.userID, text: send.text, clientMessageID: send.clientMessageID
+                chatID: send.chatID,
+                userID: caller.userID,
+                text: send.text,
+                clientMessageID: send.clientMessageID
             )
             self.tasks.add {
                 do {

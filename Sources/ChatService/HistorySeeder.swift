@@ -39,9 +39,16 @@ public struct HistorySeeder: Sendable {
             let last = try await self.store.appendHistory(to: chatID, count: size, now: Timestamp.millis()) { seq, position in
                 let createdAt = dated + index + Int64(position)
                 return MessageRecord(
-                    id: Identifier.make(now: Date(timeIntervalSince1970: Double(createdAt) / 1000)), chatID: chatID, seq: seq,
-                    senderID: members[Int(seq) % members.count], kind: "text", text: "Message \(seq)", fileID: nil, clientMessageID: nil,
-                    createdAt: createdAt, file: nil
+                    id: Identifier.make(now: Date(timeIntervalSince1970: Double(createdAt) / 1000)),
+                    chatID: chatID,
+                    seq: seq,
+                    senderID: members[Int(seq) % members.count],
+                    kind: "text",
+                    text: "Message \(seq)",
+                    fileID: nil,
+                    clientMessageID: nil,
+                    createdAt: createdAt,
+                    file: nil
                 )
             }
             guard let last else { throw ChatError.chatNotFound }

@@ -37,8 +37,14 @@ enum ImageInspector {
         while index + 9 < bytes.count {
             guard bytes[index] == 0xFF else { return nil }
             let marker = bytes[index + 1]
-            if marker == 0xFF { index += 1; continue }
-            if marker == 0xD8 || marker == 0x01 || (0xD0...0xD7).contains(marker) { index += 2; continue }
+            if marker == 0xFF {
+                index += 1
+                continue
+            }
+            if marker == 0xD8 || marker == 0x01 || (0xD0...0xD7).contains(marker) {
+                index += 2
+                continue
+            }
             let length = Int(bytes[index + 2]) << 8 | Int(bytes[index + 3])
             if (0xC0...0xCF).contains(marker), marker != 0xC4, marker != 0xC8, marker != 0xCC {
                 let height = Int(bytes[index + 5]) << 8 | Int(bytes[index + 6])
@@ -62,7 +68,10 @@ enum ImageInspector {
             return (width, height)
         case "VP8L":
             guard bytes[20] == 0x2F else { return nil }
-            let b1 = Int(bytes[21]), b2 = Int(bytes[22]), b3 = Int(bytes[23]), b4 = Int(bytes[24])
+            let b1 = Int(bytes[21])
+            let b2 = Int(bytes[22])
+            let b3 = Int(bytes[23])
+            let b4 = Int(bytes[24])
             let width = 1 + (b1 | (b2 & 0x3F) << 8)
             let height = 1 + ((b2 >> 6) | b3 << 2 | (b4 & 0x0F) << 10)
             return (width, height)

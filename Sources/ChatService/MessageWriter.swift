@@ -80,7 +80,10 @@ public final class MessageWriter: Service, Sendable {
     func submit(_ draft: ChatStore.MessageDraft) async -> PendingAppend {
         let pending = PendingAppend()
         while true {
-            enum Queued { case yes(CheckedContinuation<Void, Never>?), full, stopped }
+            enum Queued {
+                case yes(CheckedContinuation<Void, Never>?)
+                case full, stopped
+            }
             let queued = self.state.withLock { state -> Queued in
                 guard !state.stopped else { return .stopped }
                 guard state.pending.count < Self.maxQueued else { return .full }
@@ -112,7 +115,10 @@ public final class MessageWriter: Service, Sendable {
     /// The next batch to write, waiting for one; nil once shutdown began and the queue is empty.
     private func nextBatch() async -> [Request]? {
         while true {
-            enum Next { case batch([Request], [CheckedContinuation<Void, Never>]), finished, wait }
+            enum Next {
+                case batch([Request], [CheckedContinuation<Void, Never>])
+                case finished, wait
+            }
             let next = self.state.withLock { state -> Next in
                 guard !state.pending.isEmpty else { return state.finishing ? .finished : .wait }
                 let batch = Array(state.pending.prefix(Self.maxBatch))

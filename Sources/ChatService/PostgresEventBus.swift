@@ -110,7 +110,8 @@ package final class PostgresEventBus: ChatEventBus, Service {
             } catch {
                 guard ContinuousClock.now < deadline else {
                     self.logger.error(
-                        "cannot notify other instances; they will catch up from the store", metadata: ["error": "\(String(reflecting: error))"]
+                        "cannot notify other instances; they will catch up from the store",
+                        metadata: ["error": "\(String(reflecting: error))"]
                     )
                     return
                 }
@@ -171,9 +172,11 @@ package final class PostgresEventBus: ChatEventBus, Service {
             var notification = try Self.decoder.decode(BusNotification.self, from: Data(payload.utf8))
             guard notification.origin != self.instanceID else { return }
             if let stored = notification.stored {
-                guard let body = try await self.database.read({ sql in
-                    try await sql.raw("SELECT body FROM bus_payloads WHERE id = \(bind: stored)").first()?.decode(column: "body", as: String.self)
-                }) else { return }
+                guard
+                    let body = try await self.database.read({ sql in
+                        try await sql.raw("SELECT body FROM bus_payloads WHERE id = \(bind: stored)").first()?.decode(column: "body", as: String.self)
+                    })
+                else { return }
                 notification = try Self.decoder.decode(BusNotification.self, from: Data(body.utf8))
             }
             for event in notification.events ?? [] {

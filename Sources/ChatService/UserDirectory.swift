@@ -1,11 +1,11 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import NIOCore
+import NIOFoundationEssentialsCompat
+import NIOHTTP1
 public import ParleyCore
 import Synchronization
-import NIOHTTP1
-import NIOFoundationEssentialsCompat
-import HTTPTypes
 
 /// Where the chat service gets other users' public profiles: the user service's data, in-process or over HTTP.
 public protocol UserDirectory: Sendable {

@@ -61,7 +61,10 @@ public struct MailDeliveryService: Service {
         let jobs: [MailJob]
         do {
             jobs = try await self.outbox.claim(
-                worker: self.worker, limit: self.settings.batchSize, leaseMillis: self.leaseMillis, now: Timestamp.millis(),
+                worker: self.worker,
+                limit: self.settings.batchSize,
+                leaseMillis: self.leaseMillis,
+                now: Timestamp.millis(),
                 maxAttempts: self.settings.maxAttempts
             )
         } catch {
@@ -110,7 +113,13 @@ public struct MailDeliveryService: Service {
                 transient && job.attempts < self.settings.maxAttempts
                 ? Timestamp.millis() + Int64(self.backoff(afterAttempt: job.attempts) * 1000) : nil
             do {
-                try await self.outbox.markFailed(job, worker: self.worker, error: String(describing: error).prefix(1000).description, retryAt: retryAt, now: Timestamp.millis())
+                try await self.outbox.markFailed(
+                    job,
+                    worker: self.worker,
+                    error: String(describing: error).prefix(1000).description,
+                    retryAt: retryAt,
+                    now: Timestamp.millis()
+                )
             } catch {
                 // The lease runs out and the job is claimed again: late, but never lost.
                 logger.error("cannot record mail failure", metadata: ["error": "\(error)"])

@@ -22,7 +22,12 @@ func withMigratedDatabase<T: Sendable>(configuration: ParleyConfiguration, logge
 
 /// `parley users create`: makes `count` accounts and writes one JSON line per user, with an access token valid `tokenTTL` seconds.
 public func createUsers(
-    count: Int, namePrefix: String, tokenTTL: Int, configuration: ParleyConfiguration, logger: Logger, output: @escaping (String) -> Void
+    count: Int,
+    namePrefix: String,
+    tokenTTL: Int,
+    configuration: ParleyConfiguration,
+    logger: Logger,
+    output: @escaping (String) -> Void
 ) async throws {
     try await withMigratedDatabase(configuration: configuration, logger: logger) { database in
         let key = try await loadSigningKey(configuration: configuration, database: database)
@@ -41,7 +46,12 @@ public func createUsers(
 
 /// `parley seed-history`: fills `chatID`, or the direct chat between `between`, with `count` messages; returns the chat id and last seq.
 public func seedHistory(
-    chatID: String?, between: (String, String)?, count: Int, configuration: ParleyConfiguration, logger: Logger, progress: @escaping (Int64) -> Void
+    chatID: String?,
+    between: (String, String)?,
+    count: Int,
+    configuration: ParleyConfiguration,
+    logger: Logger,
+    progress: @escaping (Int64) -> Void
 ) async throws -> (chatID: String, lastSeq: Int64) {
     try await withMigratedDatabase(configuration: configuration, logger: logger) { database in
         let seeder = HistorySeeder(database: database)

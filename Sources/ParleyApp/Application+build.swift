@@ -1,6 +1,7 @@
 import ChatService
 import Foundation
 public import Hummingbird
+import HummingbirdWebSocket
 public import Logging
 import MailService
 public import ParleyCore
@@ -8,7 +9,6 @@ public import ParleyStore
 public import ServiceLifecycle
 public import SocketIOServer
 import UserService
-import HummingbirdWebSocket
 
 /// One Parley process, built for its role and ready for its service group.
 public struct ParleyProcess: Sendable {
@@ -44,7 +44,13 @@ public func buildApplication(role: ServiceRole, configuration: ParleyConfigurati
     let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
     do {
         return try await assemble(
-            role: role, configuration: configuration, database: database, secrets: secrets, transport: transport, started: started, logger: logger
+            role: role,
+            configuration: configuration,
+            database: database,
+            secrets: secrets,
+            transport: transport,
+            started: started,
+            logger: logger
         )
     } catch {
         await database.close()
@@ -73,8 +79,13 @@ struct ProcessSecrets: Sendable {
 }
 
 func assemble(
-    role: ServiceRole, configuration: ParleyConfiguration, database: Database, secrets: ProcessSecrets, transport: (any MailTransport)?,
-    started: ContinuousClock.Instant, logger: Logger
+    role: ServiceRole,
+    configuration: ParleyConfiguration,
+    database: Database,
+    secrets: ProcessSecrets,
+    transport: (any MailTransport)?,
+    started: ContinuousClock.Instant,
+    logger: Logger
 ) async throws -> ParleyProcess {
     var services: [any Service] = [database]
     // Unique per process: presence rows, bus notifications and mail leases name the process, never a predecessor of the same name.
@@ -86,10 +97,16 @@ func assemble(
     var userService: UserService?
     if role.runsUserService, let key = secrets.signingKey {
         let tokens = await TokenIssuer(
-            key: key, accessTokenLifetime: configuration.accessTokenTTLSeconds, refreshTokenLifetime: configuration.refreshTokenTTLSeconds
+            key: key,
+            accessTokenLifetime: configuration.accessTokenTTLSeconds,
+            refreshTokenLifetime: configuration.refreshTokenTTLSeconds
         )
         let service = UserService(
-            database: database, tokens: tokens, settings: .init(configuration: configuration), signer: secrets.fileSigner, mailQueued: mailQueued
+            database: database,
+            tokens: tokens,
+            settings: .init(configuration: configuration),
+            signer: secrets.fileSigner,
+            mailQueued: mailQueued
         )
         userService = service
         let userVerifier = await tokens.verifier()
@@ -127,9 +144,13 @@ func assemble(
         routes.chat = ChatController(service: chat, verifier: chatVerifier)
         services.append(chat.writer)
         let realtime = ChatRealtime(
-            service: chat, verifier: chatVerifier, logger: Logger(label: "parley.realtime"), presence: presence,
+            service: chat,
+            verifier: chatVerifier,
+            logger: Logger(label: "parley.realtime"),
+            presence: presence,
             settings: RealtimeSettings(
-                presenceGrace: .milliseconds(configuration.presenceGraceMillis), typingTimeout: .milliseconds(configuration.typingTimeoutMillis)
+                presenceGrace: .milliseconds(configuration.presenceGraceMillis),
+                typingTimeout: .milliseconds(configuration.typingTimeoutMillis)
             )
         )
         let sockets = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
@@ -142,8 +163,12 @@ func assemble(
         let worker = "\(ProcessInfo.processInfo.hostName)-\(instanceID)"
         services.append(
             MailDeliveryService(
-                outbox: MailOutbox(database: database), transport: transport, settings: .init(configuration: configuration),
-                wakeup: mailQueued, worker: worker, logger: Logger(label: "parley.mail")
+                outbox: MailOutbox(database: database),
+                transport: transport,
+                settings: .init(configuration: configuration),
+                wakeup: mailQueued,
+                worker: worker,
+                logger: Logger(label: "parley.mail")
             )
         )
     }

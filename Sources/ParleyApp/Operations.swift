@@ -45,8 +45,10 @@ struct OperationsController: Sendable {
             }
             let elapsed = ContinuousClock.now - self.started
             let body = HealthReport(
-                status: healthy ? "healthy" : "unhealthy", version: ParleyVersion.current,
-                uptimeSeconds: elapsed.components.seconds, checks: checks
+                status: healthy ? "healthy" : "unhealthy",
+                version: ParleyVersion.current,
+                uptimeSeconds: elapsed.components.seconds,
+                checks: checks
             )
             return EditedResponse(status: healthy ? .ok : .serviceUnavailable, response: body)
         }

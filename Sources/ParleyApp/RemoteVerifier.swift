@@ -1,20 +1,22 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import JWTKit
 import Logging
+import NIOCore
+import NIOHTTP1
 import ParleyCore
 
 /// A verifier for a chat service running apart from the user service: the user service's public keys, read from its JWKS.
 func remoteVerifier(configuration: ParleyConfiguration, logger: Logger) async throws -> any AccessTokenVerifying {
     guard let url = configuration.userServiceURL else {
-        throw ConfigurationError("PARLEY_USER_SERVICE_URL", "must be set when the chat service runs on its own (it verifies tokens with the user service's JWKS)")
+        throw ConfigurationError(
+            "PARLEY_USER_SERVICE_URL",
+            "must be set when the chat service runs on its own (it verifies tokens with the user service's JWKS)"
+        )
     }
     return try await JWKSVerifier.load(url: url + "/.well-known/jwks.json", logger: logger)
 }
-
-import AsyncHTTPClient
-import Foundation
-import JWTKit
-import NIOCore
-import NIOHTTP1
-import HTTPTypes
 
 /// Verifies access tokens with keys fetched from a JWKS URL; fetches again (at most every 30 s) when a token names an unknown key.
 actor JWKSVerifier: AccessTokenVerifying {

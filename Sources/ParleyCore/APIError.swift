@@ -104,7 +104,11 @@ extension APIError {
         case .unsupportedMediaType: APIError(.unsupportedMediaType, code: "unsupported_media_type", message: error.body ?? "Unsupported media type.")
         case .unauthorized: .unauthorized()
         default:
-            if error.status.code >= 500 { .internalError } else { APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase) }
+            if error.status.code >= 500 {
+                .internalError
+            } else {
+                APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase)
+            }
         }
     }
 }

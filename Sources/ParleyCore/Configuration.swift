@@ -213,7 +213,9 @@ public struct ParleyConfiguration: Sendable {
         if url.hasPrefix("sqlite:") {
             var path = String(url.dropFirst("sqlite:".count))
             if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
-            guard !path.isEmpty else { throw ConfigurationError("PARLEY_DATABASE_URL", "sqlite: needs a file path, as in sqlite:./data/parley.sqlite") }
+            guard !path.isEmpty else {
+                throw ConfigurationError("PARLEY_DATABASE_URL", "sqlite: needs a file path, as in sqlite:./data/parley.sqlite")
+            }
             return .sqlite(path: path)
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {

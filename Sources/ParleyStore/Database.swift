@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 public import Logging
 import NIOCore
 import NIOPosix
@@ -9,6 +8,7 @@ public import PostgresNIO
 public import SQLKit
 import SQLiteKit
 public import ServiceLifecycle
+import Synchronization
 
 /// The database behind every service: one SQLKit code path over embedded SQLite or a PostgreSQL server.
 ///
@@ -58,7 +58,12 @@ public final class Database: Service, Sendable {
                 default: .disable
                 }
             var configuration = PostgresClient.Configuration(
-                host: host, port: port, username: core.username, password: core.password, database: core.database, tls: tls
+                host: host,
+                port: port,
+                username: core.username,
+                password: core.password,
+                database: core.database,
+                tls: tls
             )
             // Small pools: statements are short, and PostgreSQL's own backends need the host's cores more than waiting connections do.
             configuration.options.maximumConnections = 16

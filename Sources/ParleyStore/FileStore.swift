@@ -47,8 +47,10 @@ public struct FileStore: Sendable {
         try await self.database.read { sql in
             try await sql.raw("SELECT id, content_type, size, width, height FROM files WHERE id = \(bind: id)").first().map { row in
                 FileRecord(
-                    id: try row.decode(column: "id", as: String.self), contentType: try row.decode(column: "content_type", as: String.self),
-                    size: try row.decode(column: "size", as: Int64.self), width: try row.decode(column: "width", as: Int?.self),
+                    id: try row.decode(column: "id", as: String.self),
+                    contentType: try row.decode(column: "content_type", as: String.self),
+                    size: try row.decode(column: "size", as: Int64.self),
+                    width: try row.decode(column: "width", as: Int?.self),
                     height: try row.decode(column: "height", as: Int?.self)
                 )
             }

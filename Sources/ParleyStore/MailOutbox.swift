@@ -25,7 +25,12 @@ public struct MailOutbox: Sendable {
 
     /// Queues a mail inside the caller's transaction `sql`.
     public static func enqueue(
-        template: String, recipient: String, payload: String, requestID: String?, now: Int64, in sql: any SQLDatabase
+        template: String,
+        recipient: String,
+        payload: String,
+        requestID: String?,
+        now: Int64,
+        in sql: any SQLDatabase
     ) async throws {
         try await sql.raw(
             """

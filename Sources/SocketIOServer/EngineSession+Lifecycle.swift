@@ -1,7 +1,7 @@
+import Logging
 import NIOCore
 import SocketIOProtocol
 import Synchronization
-import Logging
 
 extension EngineSession {
     /// Connects the session to its Socket.IO layer and starts the heartbeat.

@@ -1,8 +1,8 @@
 public import Hummingbird
 public import HummingbirdWebSocket
+import Logging
 import NIOCore
 import SocketIOProtocol
-import Logging
 
 extension SocketIOServer {
     /// Adds the Engine.IO endpoint at `path` (GET and POST): long-polling, and the WebSocket upgrade on the same GET route.

@@ -1,7 +1,7 @@
 import HummingbirdWebSocket
+import Logging
 import NIOCore
 import SocketIOProtocol
-import Logging
 
 extension SocketIOServer {
     /// How one child task of a WebSocket connection ended.

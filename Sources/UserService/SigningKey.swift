@@ -96,7 +96,10 @@ public struct ConfiguredSigningKeys: Sendable {
         }
         let pem = try await ServerSecrets(database: database).value(named: "jwt_ed25519", storingIfAbsent: candidate.pemRepresentation)
         guard let key = try? EdDSA.PrivateKey(pem: pem) else {
-            throw ConfigurationError("PARLEY_JWT_PRIVATE_KEY", "the key kept in the database (server_secrets jwt_ed25519) is not an Ed25519 private key")
+            throw ConfigurationError(
+                "PARLEY_JWT_PRIVATE_KEY",
+                "the key kept in the database (server_secrets jwt_ed25519) is not an Ed25519 private key"
+            )
         }
         return SigningKey(privateKey: key, retired: self.previous)
     }

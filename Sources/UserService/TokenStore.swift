@@ -27,7 +27,12 @@ enum TokenStore {
     /// Stores the code of `email`, replacing one stored at or before `windowStart`; false when a newer one is kept.
     /// One statement decides and writes, so two requests at once cannot both pass the resend window.
     static func storeCode(
-        email: String, hash: String, expiresAt: Int64, now: Int64, replacingUpTo windowStart: Int64, in sql: any SQLDatabase
+        email: String,
+        hash: String,
+        expiresAt: Int64,
+        now: Int64,
+        replacingUpTo windowStart: Int64,
+        in sql: any SQLDatabase
     ) async throws -> Bool {
         try await sql.raw(
             """
@@ -47,12 +52,14 @@ enum TokenStore {
     /// Counts one try at the code of `email` and returns it; nil when there is none or it has had `maxAttempts` tries.
     /// Counting is the first write: it locks the row, so parallel guesses queue up and each one counts.
     static func countAttempt(email: String, maxAttempts: Int, in sql: any SQLDatabase) async throws -> StoredCode? {
-        guard let row = try await sql.raw(
-            """
-            UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email) AND attempts < \(bind: maxAttempts)
-            RETURNING code_hash, expires_at
-            """
-        ).first() else { return nil }
+        guard
+            let row = try await sql.raw(
+                """
+                UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email) AND attempts < \(bind: maxAttempts)
+                RETURNING code_hash, expires_at
+                """
+            ).first()
+        else { return nil }
         return StoredCode(hash: try row.decode(column: "code_hash", as: String.self), expiresAt: try row.decode(column: "expires_at", as: Int64.self))
     }
 
@@ -68,7 +75,12 @@ enum TokenStore {
 
     /// Stores a refresh token by its hash.
     static func insertRefreshToken(
-        hash: String, familyID: String, userID: String, now: Int64, expiresAt: Int64, in sql: any SQLDatabase
+        hash: String,
+        familyID: String,
+        userID: String,
+        now: Int64,
+        expiresAt: Int64,
+        in sql: any SQLDatabase
     ) async throws {
         try await sql.raw(
             """
@@ -80,13 +92,18 @@ enum TokenStore {
 
     /// The refresh token with `hash`, if it is one of ours.
     static func refreshToken(hash: String, in sql: any SQLDatabase) async throws -> StoredRefreshToken? {
-        guard let row = try await sql.raw(
-            "SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = \(bind: hash)"
-        ).first() else { return nil }
+        guard
+            let row = try await sql.raw(
+                "SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = \(bind: hash)"
+            ).first()
+        else { return nil }
         return StoredRefreshToken(
-            id: try row.decode(column: "id", as: String.self), familyID: try row.decode(column: "family_id", as: String.self),
-            userID: try row.decode(column: "user_id", as: String.self), expiresAt: try row.decode(column: "expires_at", as: Int64.self),
-            rotatedAt: try row.decode(column: "rotated_at", as: Int64?.self), revokedAt: try row.decode(column: "revoked_at", as: Int64?.self)
+            id: try row.decode(column: "id", as: String.self),
+            familyID: try row.decode(column: "family_id", as: String.self),
+            userID: try row.decode(column: "user_id", as: String.self),
+            expiresAt: try row.decode(column: "expires_at", as: Int64.self),
+            rotatedAt: try row.decode(column: "rotated_at", as: Int64?.self),
+            revokedAt: try row.decode(column: "revoked_at", as: Int64?.self)
         )
     }
 

@@ -42,8 +42,12 @@ public struct TokenIssuer: Sendable {
     func newRefreshToken(userID: String, family: String?, now: Int64, in sql: any SQLDatabase) async throws -> String {
         let token = Secrets.refreshToken()
         try await TokenStore.insertRefreshToken(
-            hash: Secrets.tokenHash(token), familyID: family ?? Identifier.make(), userID: userID, now: now,
-            expiresAt: now + Int64(self.refreshTokenLifetime) * 1000, in: sql
+            hash: Secrets.tokenHash(token),
+            familyID: family ?? Identifier.make(),
+            userID: userID,
+            now: now,
+            expiresAt: now + Int64(self.refreshTokenLifetime) * 1000,
+            in: sql
         )
         return token
     }

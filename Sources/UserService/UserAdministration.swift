@@ -32,7 +32,11 @@ public struct UserAdministration: Sendable {
         while next <= count {
             let size = min(500, count - next + 1)
             let users = (next..<next + size).map { index in
-                CreatedUser(id: Identifier.make(), email: "\(local.isEmpty ? "user" : local).\(tag).\(index)@example.invalid", name: "\(prefix) \(index)")
+                CreatedUser(
+                    id: Identifier.make(),
+                    email: "\(local.isEmpty ? "user" : local).\(tag).\(index)@example.invalid",
+                    name: "\(prefix) \(index)"
+                )
             }
             try await self.users.insert(users.map { ($0.id, $0.email, $0.name) }, now: Timestamp.millis())
             try await batch(users)

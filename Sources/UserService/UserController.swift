@@ -1,7 +1,7 @@
 import Foundation
 public import Hummingbird
-public import ParleyCore
 import Logging
+public import ParleyCore
 
 /// The user service's HTTP routes: each parses its request, asks the service, and shapes the answer.
 public struct UserController: Sendable {
@@ -41,7 +41,10 @@ public struct UserController: Sendable {
         try await self.service.requestCode(email: email, clientIP: context.clientIP, requestID: context.requestID)
         context.logger.info("login code queued", metadata: ["email": .string(email)])
         let seconds = self.service.settings.resendSeconds
-        return .init(status: .accepted, response: LoginResponse(message: "If the address can receive mail, a code is on its way.", retryAfterSeconds: seconds))
+        return .init(
+            status: .accepted,
+            response: LoginResponse(message: "If the address can receive mail, a code is on its way.", retryAfterSeconds: seconds)
+        )
     }
 
     @Sendable func verify(request: Request, context: ParleyRequestContext) async throws -> SessionResponse {

@@ -53,7 +53,11 @@ public struct UserService: Sendable {
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
         let refusal = try await self.database.transaction { sql -> LoginError? in
             if let wait = try await RateLimiter.hit(
-                bucket: "login-ip:\(clientIP)", limit: self.settings.ipLimit, windowSeconds: self.settings.ipWindowSeconds, now: now, in: sql
+                bucket: "login-ip:\(clientIP)",
+                limit: self.settings.ipLimit,
+                windowSeconds: self.settings.ipWindowSeconds,
+                now: now,
+                in: sql
             ) {
                 return .addressLimited(retryAfter: wait)
             }
@@ -125,7 +129,9 @@ public struct UserService: Sendable {
 
     func session(user: UserRecord, refreshToken: String) async throws -> SessionResponse {
         SessionResponse(
-            user: user.user(signer: self.signer), accessToken: try await self.tokens.accessToken(for: user.id), refreshToken: refreshToken,
+            user: user.user(signer: self.signer),
+            accessToken: try await self.tokens.accessToken(for: user.id),
+            refreshToken: refreshToken,
             expiresIn: self.tokens.accessTokenLifetime
         )
     }

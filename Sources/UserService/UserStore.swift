@@ -13,7 +13,10 @@ struct UserRecord: Sendable {
 
     func user(signer: FileURLSigner) -> User {
         User(
-            id: self.id, email: self.email, name: self.name, avatarUrl: self.avatarFileID.map { signer.url(forFile: $0) },
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            avatarUrl: self.avatarFileID.map { signer.url(forFile: $0) },
             createdAt: Timestamp.iso8601(millis: self.createdAt)
         )
     }

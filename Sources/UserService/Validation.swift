@@ -33,8 +33,13 @@ enum DisplayName {
     static func validate(_ raw: String) throws -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty else { throw UserError.invalidName("The name must not be empty.") }
-        guard name.count <= Self.maxLength, name.utf8.count <= 4 * Self.maxLength else { throw UserError.invalidName("The name must be at most 50 characters.") }
-        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D })
+        guard name.count <= Self.maxLength, name.utf8.count <= 4 * Self.maxLength else {
+            throw UserError.invalidName("The name must be at most 50 characters.")
+        }
+        guard
+            !name.unicodeScalars.contains(where: {
+                $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D
+            })
         else { throw UserError.invalidName("The name must not contain control characters.") }
         return name
     }

@@ -51,7 +51,9 @@ final class DeliveryTracker: Sendable {
     func check(expected: Int) throws {
         try self.state.withLock { state in
             if state.problemCount > 0 {
-                throw CorrectnessFailure("\(state.problemCount) deliveries out of order or repeated; first: " + state.problems.joined(separator: "; "))
+                throw CorrectnessFailure(
+                    "\(state.problemCount) deliveries out of order or repeated; first: " + state.problems.joined(separator: "; ")
+                )
             }
             if state.received != expected {
                 throw CorrectnessFailure("\(self.label) received \(state.received) messages of chat \(self.chatID), expected \(expected)")
@@ -61,7 +63,10 @@ final class DeliveryTracker: Sendable {
 
     /// Waits until every tracker has `expected(tracker)` messages, or `timeout` passes; then checks them all.
     static func awaitAll(
-        _ trackers: [DeliveryTracker], expected: (DeliveryTracker) -> Int, timeout: Duration, closedSockets: () -> Int = { 0 }
+        _ trackers: [DeliveryTracker],
+        expected: (DeliveryTracker) -> Int,
+        timeout: Duration,
+        closedSockets: () -> Int = { 0 }
     ) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, trackers.contains(where: { $0.received < expected($0) }) {

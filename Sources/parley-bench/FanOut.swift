@@ -5,7 +5,8 @@ import Synchronization
 /// `parley-bench fanout`: one sender into one group whose members are all connected, paced.
 struct FanOut: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fanout", abstract: "One group of M connected members, one sender, paced: deliveries/s and per-delivery latency."
+        commandName: "fanout",
+        abstract: "One group of M connected members, one sender, paced: deliveries/s and per-delivery latency."
     )
 
     @OptionGroup var options: BenchOptions
@@ -27,10 +28,18 @@ struct FanOut: AsyncParsableCommand {
         // 999 times `userOnline`, which measures presence, not message fan-out.
         let box = Mutex<[DeliveryTracker]>([])
         let lost = Atomic<Int>(0)
-        let sockets = try await context.connect(tokens: users.map(\.accessToken), handler: { index in
-            { name, arguments in box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments) }
-        }, onClose: { _ in lost.add(1, ordering: .relaxed) })
-        let chatID = try await context.api.createGroup(token: sender.accessToken, name: "bench fan-out \(runTag())", memberIDs: users.dropFirst().map(\.id))
+        let sockets = try await context.connect(
+            tokens: users.map(\.accessToken),
+            handler: { index in
+                { name, arguments in box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments) }
+            },
+            onClose: { _ in lost.add(1, ordering: .relaxed) }
+        )
+        let chatID = try await context.api.createGroup(
+            token: sender.accessToken,
+            name: "bench fan-out \(runTag())",
+            memberIDs: users.dropFirst().map(\.id)
+        )
         let latency = LatencyRecorder()
         let trackers = users.indices.map { DeliveryTracker(chatID: chatID, label: "member \($0)", afterSeq: 0, latency: latency) }
         box.withLock { $0 = trackers }

@@ -23,9 +23,14 @@ struct Footprint: AsyncParsableCommand {
                 figures.append(Figure("start to ready, \(start)", ready, "ms", atMost: 1000))
                 figures.append(Figure("idle RSS, \(start)", rss, "MiB", atMost: 40))
             }
-            return [ScenarioResult(
-                scenario: "footprint", parameters: ["database": self.databaseURL == nil ? "sqlite" : "postgres"], figures: figures, resources: nil
-            )]
+            return [
+                ScenarioResult(
+                    scenario: "footprint",
+                    parameters: ["database": self.databaseURL == nil ? "sqlite" : "postgres"],
+                    figures: figures,
+                    resources: nil
+                )
+            ]
         }
         self.options.print(results)
     }
@@ -73,7 +78,9 @@ struct Footprint: AsyncParsableCommand {
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
         }
         guard bound else { throw CorrectnessFailure("cannot find a free port") }
         return Int(UInt16(bigEndian: address.sin_port))

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import SocketIOProtocol
 import NIOHTTP1
+import SocketIOProtocol
 
 /// `parley-bench history`: pages of a long chat over HTTP.
 struct History: AsyncParsableCommand {
@@ -40,20 +40,24 @@ struct History: AsyncParsableCommand {
                 let top = (bound ?? (lastSeq + 1)) - 1
                 let expected = Array(max(1, top - limit + 1)...top)
                 guard page.map(\.seq) == expected else {
-                    throw CorrectnessFailure("\(path) before \(bound.map(String.init) ?? "none") returned seqs \(page.first?.seq ?? 0)…\(page.last?.seq ?? 0) (\(page.count)), expected \(expected.first!)…\(top)")
+                    throw CorrectnessFailure(
+                        "\(path) before \(bound.map(String.init) ?? "none") returned seqs \(page.first?.seq ?? 0)…\(page.last?.seq ?? 0) (\(page.count)), expected \(expected.first!)…\(top)"
+                    )
                 }
             }
             let histogram = latency.snapshot
-            results.append(ScenarioResult(
-                scenario: "history \(kind)",
-                parameters: ["chat": chatID, "messages": String(lastSeq), "requests": String(requests), "limit": String(limit)],
-                figures: [
-                    Figure("p50", histogram.milliseconds(at: 50), "ms"),
-                    Figure("p99", histogram.milliseconds(at: 99), "ms", atMost: 5),
-                    Figure("max", histogram.maxMilliseconds, "ms"),
-                ],
-                resources: ResourceUse(from: before, to: context.sample())
-            ))
+            results.append(
+                ScenarioResult(
+                    scenario: "history \(kind)",
+                    parameters: ["chat": chatID, "messages": String(lastSeq), "requests": String(requests), "limit": String(limit)],
+                    figures: [
+                        Figure("p50", histogram.milliseconds(at: 50), "ms"),
+                        Figure("p99", histogram.milliseconds(at: 99), "ms", atMost: 5),
+                        Figure("max", histogram.maxMilliseconds, "ms"),
+                    ],
+                    resources: ResourceUse(from: before, to: context.sample())
+                )
+            )
         }
         return results
     }

@@ -17,7 +17,9 @@ enum Monotonic {
 
 /// A latency histogram in nanoseconds, safe to record into from many tasks.
 final class LatencyRecorder: Sendable {
-    private let histogram = Mutex(Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three))
+    private let histogram = Mutex(
+        Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+    )
 
     func record(nanoseconds: UInt64) {
         self.histogram.withLock { _ = $0.record(min(max(nanoseconds, 1_000), 120_000_000_000)) }
@@ -44,11 +46,14 @@ struct ResourceSample {
     static func take(serverPID: Int32?) -> ResourceSample {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let own = UInt64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000_000
+        let own =
+            UInt64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000_000
             + UInt64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1_000
         return ResourceSample(
-            wallNanoseconds: Monotonic.nanoseconds(), ownCPUNanoseconds: own,
-            serverCPUNanoseconds: serverPID.flatMap(Self.cpuNanoseconds(of:)), serverRSSBytes: serverPID.flatMap(Self.residentBytes(of:))
+            wallNanoseconds: Monotonic.nanoseconds(),
+            ownCPUNanoseconds: own,
+            serverCPUNanoseconds: serverPID.flatMap(Self.cpuNanoseconds(of:)),
+            serverRSSBytes: serverPID.flatMap(Self.residentBytes(of:))
         )
     }
 

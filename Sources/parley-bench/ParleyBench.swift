@@ -2,9 +2,9 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
 import SocketIOProtocol
 import Synchronization
-import NIOCore
 
 /// `parley-bench`: a load generator that drives a running Parley over its public HTTP and Socket.IO interfaces.
 @main
@@ -66,7 +66,9 @@ struct BenchContext: Sendable {
 
     /// Connects one socket per token, `concurrency` handshakes at a time, each with its own event handler.
     func connect(
-        tokens: [String], concurrency: Int = 64, handler: @escaping @Sendable (Int) -> SocketIOClient.EventHandler,
+        tokens: [String],
+        concurrency: Int = 64,
+        handler: @escaping @Sendable (Int) -> SocketIOClient.EventHandler,
         onClose: @escaping @Sendable ((any Error)?) -> Void = { _ in }
     ) async throws -> [SocketIOClient] {
         var clients = [SocketIOClient?](repeating: nil, count: tokens.count)
@@ -76,7 +78,16 @@ struct BenchContext: Sendable {
                 let index = next
                 next += 1
                 group.addTask {
-                    (index, try await SocketIOClient.connect(baseURL: self.api.baseURL, token: tokens[index], logger: self.logger, onEvent: handler(index), onClose: onClose))
+                    (
+                        index,
+                        try await SocketIOClient.connect(
+                            baseURL: self.api.baseURL,
+                            token: tokens[index],
+                            logger: self.logger,
+                            onEvent: handler(index),
+                            onClose: onClose
+                        )
+                    )
                 }
             }
             while next < min(concurrency, tokens.count) { start() }
@@ -90,7 +101,8 @@ struct BenchContext: Sendable {
 
     /// Sends one text message with an ack; throws unless the server answers ok.
     static func send(_ client: SocketIOClient, chatID: String, text: String, clientMessageID: String) async throws {
-        let payload = #"{"chatId":"# + JSONText.quoted(chatID) + #","text":"# + JSONText.quoted(text) + #","clientMessageId":"#
+        let payload =
+            #"{"chatId":"# + JSONText.quoted(chatID) + #","text":"# + JSONText.quoted(text) + #","clientMessageId":"#
             + JSONText.quoted(clientMessageID) + "}"
         let answer = try await client.emitWithAck("sendMessage", encodedArguments: [payload])
         guard answer.first?["ok"]?.boolValue == true else {
@@ -101,7 +113,13 @@ struct BenchContext: Sendable {
     /// Open-loop sends from `start` until `end`, one every `interval` nanoseconds, each acked before `acked` counts it.
     /// Each message is stamped with its intended send time, so a late send shows as latency (no coordinated omission).
     static func sendPaced(
-        _ client: SocketIOClient, chatID: String, start: UInt64, end: UInt64, interval: Double, idPrefix: String, acked: AckCounter
+        _ client: SocketIOClient,
+        chatID: String,
+        start: UInt64,
+        end: UInt64,
+        interval: Double,
+        idPrefix: String,
+        acked: AckCounter
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { sends in
             var sequence = 0

@@ -1,9 +1,9 @@
+import Foundation
 import HummingbirdWSClient
 import Logging
+import NIOWebSocket
 import SocketIOProtocol
 import Synchronization
-import NIOWebSocket
-import Foundation
 
 /// A Socket.IO v4 client over WebSocket only (no polling), with the project's packet library as its codec.
 final class SocketIOClient: Sendable {
@@ -35,7 +35,10 @@ final class SocketIOClient: Sendable {
 
     /// Opens a WebSocket to `baseURL`'s `/socket.io/`, joins the main namespace with `token`, and returns once admitted.
     static func connect(
-        baseURL: String, token: String, logger: Logger, onEvent: @escaping EventHandler,
+        baseURL: String,
+        token: String,
+        logger: Logger,
+        onEvent: @escaping EventHandler,
         onClose: @escaping @Sendable ((any Error)?) -> Void = { _ in }
     ) async throws -> SocketIOClient {
         let client = SocketIOClient(onEvent: onEvent, onClose: onClose)

@@ -62,12 +62,20 @@ final class ThroughputRun: Sendable {
         let run = ThroughputRun(context: context, lastSeqs: chats.map(\.lastSeq))
         run.resetTrackers(chatIDs: chats.map(\.id), latency: LatencyRecorder())
         let onClose: @Sendable ((any Error)?) -> Void = { _ in run.lost.add(1, ordering: .relaxed) }
-        let senders = try await context.connect(tokens: (0..<count).map { users[2 * $0].accessToken }, handler: { index in
-            { name, arguments in run.tracker(index).sender.handle(name: name, arguments: arguments) }
-        }, onClose: onClose)
-        let receivers = try await context.connect(tokens: (0..<count).map { users[2 * $0 + 1].accessToken }, handler: { index in
-            { name, arguments in run.tracker(index).receiver.handle(name: name, arguments: arguments) }
-        }, onClose: onClose)
+        let senders = try await context.connect(
+            tokens: (0..<count).map { users[2 * $0].accessToken },
+            handler: { index in
+                { name, arguments in run.tracker(index).sender.handle(name: name, arguments: arguments) }
+            },
+            onClose: onClose
+        )
+        let receivers = try await context.connect(
+            tokens: (0..<count).map { users[2 * $0 + 1].accessToken },
+            handler: { index in
+                { name, arguments in run.tracker(index).receiver.handle(name: name, arguments: arguments) }
+            },
+            onClose: onClose
+        )
         run.sockets.withLock { $0 = (chats.enumerated().map { Pair(chatID: $1.id, sender: senders[$0]) }, receivers) }
         return run
     }
@@ -104,7 +112,13 @@ final class ThroughputRun: Sendable {
                     let interval = Double(pairs.count) / rate * 1e9
                     group.addTask {
                         try await BenchContext.sendPaced(
-                            pair.sender, chatID: pair.chatID, start: start, end: end, interval: interval, idPrefix: "\(tag)-\(index)", acked: acked[index]
+                            pair.sender,
+                            chatID: pair.chatID,
+                            start: start,
+                            end: end,
+                            interval: interval,
+                            idPrefix: "\(tag)-\(index)",
+                            acked: acked[index]
                         )
                     }
                 } else {
@@ -113,7 +127,12 @@ final class ThroughputRun: Sendable {
                             var sequence = 0
                             while Monotonic.nanoseconds() < end {
                                 let id = "\(tag)-\(index)-\(lane)-\(sequence)"
-                                try await BenchContext.send(pair.sender, chatID: pair.chatID, text: SendStamp.text(sentAt: Monotonic.nanoseconds()), clientMessageID: id)
+                                try await BenchContext.send(
+                                    pair.sender,
+                                    chatID: pair.chatID,
+                                    text: SendStamp.text(sentAt: Monotonic.nanoseconds()),
+                                    clientMessageID: id
+                                )
                                 acked[index].value.add(1, ordering: .relaxed)
                                 sequence += 1
                             }
@@ -127,10 +146,17 @@ final class ThroughputRun: Sendable {
         let trackers = self.trackers.withLock { $0 }
         let deliveredAtEnd = trackers.reduce(0) { $0 + $1.receiver.received }
         let after = self.context.sample()
-        try await DeliveryTracker.awaitAll(trackers.flatMap { [$0.receiver, $0.sender] }, expected: { tracker in
-            acked[trackers.firstIndex { $0.receiver === tracker || $0.sender === tracker }!].value.load(ordering: .relaxed)
-        }, timeout: .seconds(60), closedSockets: { self.lost.load(ordering: .relaxed) })
-        if self.lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(self.lost.load(ordering: .relaxed)) sockets were closed by the server") }
+        try await DeliveryTracker.awaitAll(
+            trackers.flatMap { [$0.receiver, $0.sender] },
+            expected: { tracker in
+                acked[trackers.firstIndex { $0.receiver === tracker || $0.sender === tracker }!].value.load(ordering: .relaxed)
+            },
+            timeout: .seconds(60),
+            closedSockets: { self.lost.load(ordering: .relaxed) }
+        )
+        if self.lost.load(ordering: .relaxed) > 0 {
+            throw CorrectnessFailure("\(self.lost.load(ordering: .relaxed)) sockets were closed by the server")
+        }
         self.lastSeqs.withLock { lastSeqs in
             for index in lastSeqs.indices { lastSeqs[index] += acked[index].value.load(ordering: .relaxed) }
         }
@@ -147,7 +173,9 @@ final class ThroughputRun: Sendable {
             "rate": rate.map { String(Int($0)) } ?? "unpaced", "messages": String(total),
         ]
         var result = ScenarioResult(
-            scenario: rate == nil ? "throughput" : "throughput paced", parameters: parameters, figures: figures,
+            scenario: rate == nil ? "throughput" : "throughput paced",
+            parameters: parameters,
+            figures: figures,
             resources: ResourceUse(from: before, to: after)
         )
         result.notes.append("\(total) messages acked and delivered exactly once, in seq order, to both sockets of every pair")

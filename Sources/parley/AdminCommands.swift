@@ -28,8 +28,12 @@ struct CreateUsers: AsyncParsableCommand {
         AdminLogging.bootstrap()
         do {
             try await createUsers(
-                count: self.count, namePrefix: self.namePrefix, tokenTTL: self.tokenTTL, configuration: configuration,
-                logger: Logger(label: "parley"), output: { print($0) }
+                count: self.count,
+                namePrefix: self.namePrefix,
+                tokenTTL: self.tokenTTL,
+                configuration: configuration,
+                logger: Logger(label: "parley"),
+                output: { print($0) }
             )
         } catch {
             CommonOptions.fail(AdminError.describe(error))
@@ -63,7 +67,11 @@ struct SeedHistory: AsyncParsableCommand {
         let started = ContinuousClock.now
         do {
             let (chatID, lastSeq) = try await seedHistory(
-                chatID: self.chat, between: pair, count: self.count, configuration: configuration, logger: Logger(label: "parley"),
+                chatID: self.chat,
+                between: pair,
+                count: self.count,
+                configuration: configuration,
+                logger: Logger(label: "parley"),
                 progress: { seq in if seq % 100_000 == 0 { FileHandle.standardError.write(Data("seq \(seq)\n".utf8)) } }
             )
             FileHandle.standardError.write(Data("\(self.count) messages in \(ContinuousClock.now - started)\n".utf8))

@@ -3,12 +3,12 @@ import Logging
 import ParleyCore
 import ParleyStore
 import ParleyTestSupport
+import SocketIOProtocol
 import SocketIOServer
 import Synchronization
 import Testing
 
 @testable import ChatService
-import SocketIOProtocol
 
 /// Records what the fan-out queues for whom, as the wire text of each event.
 final class RecordedEmits: EventRecipients {
@@ -43,18 +43,35 @@ struct RealtimeParts {
     init(database: Database) async throws {
         let signer = try await FileURLSigner.load(database: database, baseURL: "")
         let bus = RecordingBus()
-        let blobs = try DiskBlobStore(directory: FileManager.default.temporaryDirectory.appendingPathComponent("parley-blobs-\(Identifier.make())").path)
+        let blobs = try DiskBlobStore(
+            directory: FileManager.default.temporaryDirectory.appendingPathComponent("parley-blobs-\(Identifier.make())").path
+        )
         let service = ChatService(
-            database: database, directory: EveryoneDirectory(), blobs: blobs, signer: signer, bus: bus,
+            database: database,
+            directory: EveryoneDirectory(),
+            blobs: blobs,
+            signer: signer,
+            bus: bus,
             maxUploadBytes: 1024
         )
         let logger = Logger(label: "test.realtime")
         self.service = service
         self.bus = bus
-        self.presence = PresenceTracker(registry: LocalPresence(), bus: bus, grace: .seconds(2), clock: ContinuousClock(), tasks: self.tasks, logger: logger)
+        self.presence = PresenceTracker(
+            registry: LocalPresence(),
+            bus: bus,
+            grace: .seconds(2),
+            clock: ContinuousClock(),
+            tasks: self.tasks,
+            logger: logger
+        )
         self.reads = ReadOnDelivery(service: service, logger: logger)
         self.fanout = ChatFanout(
-            service: service, sequencer: MessageSequencer(store: service.store, logger: logger), presence: self.presence, reads: self.reads, logger: logger
+            service: service,
+            sequencer: MessageSequencer(store: service.store, logger: logger),
+            presence: self.presence,
+            reads: self.reads,
+            logger: logger
         )
         let typing = TypingRelay(membership: service.membership, bus: bus, lifetime: .seconds(5), clock: ContinuousClock(), tasks: self.tasks)
         self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, tasks: self.tasks, logger: logger)
@@ -65,9 +82,16 @@ struct RealtimeParts {
     func append(_ count: Int, to chat: String, from sender: String) async throws -> [MessageRecord] {
         var records: [MessageRecord] = []
         for index in 0..<count {
-            guard case .created(let record) = try await self.service.store.append(
-                chatID: chat, senderID: sender, text: "m\(index)", file: nil, clientMessageID: nil, now: Timestamp.millis()
-            ) else { throw TestSetupError("not created") }
+            guard
+                case .created(let record) = try await self.service.store.append(
+                    chatID: chat,
+                    senderID: sender,
+                    text: "m\(index)",
+                    file: nil,
+                    clientMessageID: nil,
+                    now: Timestamp.millis()
+                )
+            else { throw TestSetupError("not created") }
             records.append(record)
         }
         return records
@@ -131,7 +155,9 @@ struct ChatFanoutTests {
             let typing = #"{"chatId":"\#(chat)","userId":"\#(users[1])"}"#
             #expect(emits[0].text == #"42["userTyping",\#(typing)]"# && Set(emits[0].users) == [users[0], users[2]])
             #expect(emits[1].text == #"42["userStoppedTyping",\#(typing)]"# && Set(emits[1].users) == [users[0], users[2]])
-            #expect(emits[2].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[2])","seq":3}]"# && Set(emits[2].users) == Set(users))
+            #expect(
+                emits[2].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[2])","seq":3}]"# && Set(emits[2].users) == Set(users)
+            )
         }
     }
 
@@ -140,9 +166,14 @@ struct ChatFanoutTests {
         try await TestDatabases.with(.sqlite) { database in
             let parts = try await RealtimeParts(database: database)
             let summary = ChatSummary(
-                id: Identifier.make(), kind: "direct", name: nil,
-                members: [PublicUser(id: "a", name: "A", avatarUrl: nil), PublicUser(id: "b", name: "B", avatarUrl: nil)], lastMessage: nil,
-                unreadCount: 0, readState: [], updatedAt: Timestamp.iso8601(millis: 1)
+                id: Identifier.make(),
+                kind: "direct",
+                name: nil,
+                members: [PublicUser(id: "a", name: "A", avatarUrl: nil), PublicUser(id: "b", name: "B", avatarUrl: nil)],
+                lastMessage: nil,
+                unreadCount: 0,
+                readState: [],
+                updatedAt: Timestamp.iso8601(millis: 1)
             )
             await parts.fanout.deliver(.chatUpdated(summary))
             #expect(try await parts.service.membership.members(of: summary.id) == ["a", "b"])
@@ -222,12 +253,14 @@ struct ClientEventRouterTests {
             await parts.router.receive(name: "joinChat", payload: .string(chat), from: stranger, ack: answers.ack)
             await parts.router.receive(name: "joinChat", payload: .string(chat), from: .init(userID: users[1], socketID: "s1"), ack: answers.ack)
             await parts.router.receive(name: "leaveChat", payload: .string(chat), from: .init(userID: users[1], socketID: "s1"), ack: nil)
-            #expect(answers.all == [
-                #"{"error":{"code":"unknown_event","message":"Unknown event dance."}}"#,
-                #"{"error":{"code":"invalid_request","message":"`chatId` and a whole-number `seq` are required."}}"#,
-                #"{"error":{"code":"chat_not_found","message":"There is no such chat."}}"#,
-                #"{"ok":true}"#,
-            ])
+            #expect(
+                answers.all == [
+                    #"{"error":{"code":"unknown_event","message":"Unknown event dance."}}"#,
+                    #"{"error":{"code":"invalid_request","message":"`chatId` and a whole-number `seq` are required."}}"#,
+                    #"{"error":{"code":"chat_not_found","message":"There is no such chat."}}"#,
+                    #"{"ok":true}"#,
+                ]
+            )
         }
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
+import HTTPTypes
 import ParleyCore
 import ParleyStore
 import ParleyTestSupport
 import Testing
 
 @testable import ChatService
-import HTTPTypes
 
 /// Profiles of the users a test made: the chat service only needs to know who exists.
 struct FakeDirectory: UserDirectory {
@@ -25,8 +25,12 @@ struct ChatServiceTests {
     func service(_ database: Database, users: [String]) async throws -> ChatService {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-blobs-\(Identifier.make())").path
         return ChatService(
-            database: database, directory: FakeDirectory(ids: Set(users)), blobs: try DiskBlobStore(directory: folder),
-            signer: try await FileURLSigner.load(database: database, baseURL: ""), bus: InProcessEventBus(), maxUploadBytes: 1000
+            database: database,
+            directory: FakeDirectory(ids: Set(users)),
+            blobs: try DiskBlobStore(directory: folder),
+            signer: try await FileURLSigner.load(database: database, baseURL: ""),
+            bus: InProcessEventBus(),
+            maxUploadBytes: 1000
         )
     }
 
@@ -48,7 +52,9 @@ struct ChatServiceTests {
                 await #expect(throws: ChatError.chatNotFound) {
                     try await chats.send(chatID: chat.id, userID: users[2], text: "intruder", image: nil, clientMessageID: nil)
                 }
-                await #expect(throws: ChatError.chatNotFound) { try await chats.messages(in: chat.id, for: users[2], before: nil, after: nil, limit: 10) }
+                await #expect(throws: ChatError.chatNotFound) {
+                    try await chats.messages(in: chat.id, for: users[2], before: nil, after: nil, limit: 10)
+                }
                 #expect(try await chats.messages(in: chat.id, for: users[1], before: nil, after: nil, limit: 10).messages.map(\.seq) == [1, 2])
                 let page = try await chats.chats(of: users[0], after: nil, limit: 10)
                 #expect(page.chats.map(\.id) == [chat.id] && page.next == nil && page.chats.first?.unreadCount == 1)
@@ -62,10 +68,14 @@ struct ChatServiceTests {
             let users = try await makeUsers(2, in: database)
             let chats = try await self.service(database, users: users)
             let chat = try await chats.openDirect(userID: users[0], with: users[1]).0.id
-            await #expect(throws: ChatError.invalidMembers("A chat with yourself is not possible.")) { try await chats.openDirect(userID: users[0], with: users[0]) }
+            await #expect(throws: ChatError.invalidMembers("A chat with yourself is not possible.")) {
+                try await chats.openDirect(userID: users[0], with: users[0])
+            }
             await #expect(throws: ChatError.userNotFound) { try await chats.openDirect(userID: users[0], with: Identifier.make()) }
             let stranger = Identifier.make()
-            await #expect(throws: ChatError.memberNotFound(stranger)) { try await chats.createGroup(userID: users[0], name: "g", memberIDs: [stranger]) }
+            await #expect(throws: ChatError.memberNotFound(stranger)) {
+                try await chats.createGroup(userID: users[0], name: "g", memberIDs: [stranger])
+            }
             await #expect(throws: ChatError.invalidGroupName) { try await chats.createGroup(userID: users[0], name: " ", memberIDs: [users[1]]) }
             await #expect(throws: ChatError.invalidSeq) { try await chats.markRead(chatID: chat, userID: users[0], seq: -1) }
             await #expect(throws: ChatError.textTooLong(maxLength: 4000)) {
@@ -74,7 +84,9 @@ struct ChatServiceTests {
             await #expect(throws: ChatError.invalidClientMessageID) {
                 try await chats.submitText(chatID: chat, userID: users[0], text: "x", clientMessageID: "")
             }
-            await #expect(throws: ChatError.imageTooLarge(maxBytes: 1000)) { try await chats.storeImage(Self.png + [UInt8](repeating: 0, count: 1000), owner: users[0]) }
+            await #expect(throws: ChatError.imageTooLarge(maxBytes: 1000)) {
+                try await chats.storeImage(Self.png + [UInt8](repeating: 0, count: 1000), owner: users[0])
+            }
             await #expect(throws: ChatError.unsupportedImage) { try await chats.storeImage([1, 2, 3], owner: users[0]) }
             await #expect(throws: ChatError.fileNotFound) { try await chats.file(Identifier.make()) }
         }

@@ -46,9 +46,16 @@ struct ChatStoreTests {
             let seqs = try await withThrowingTaskGroup(of: Int64.self) { group in
                 for index in 0..<200 {
                     group.addTask {
-                        guard case .created(let record) = try await store.append(
-                            chatID: chat, senderID: users[index % 4], text: "m\(index)", file: nil, clientMessageID: "c\(index)", now: Int64(index)
-                        ) else { throw TestSetupError("not created") }
+                        guard
+                            case .created(let record) = try await store.append(
+                                chatID: chat,
+                                senderID: users[index % 4],
+                                text: "m\(index)",
+                                file: nil,
+                                clientMessageID: "c\(index)",
+                                now: Int64(index)
+                            )
+                        else { throw TestSetupError("not created") }
                         return record.seq
                     }
                 }
@@ -67,14 +74,47 @@ struct ChatStoreTests {
             let store = ChatStore(database: database)
             let users = try await makeUsers(2, in: database)
             let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
-            guard case .created(let first) = try await store.append(chatID: chat, senderID: users[0], text: "hi", file: nil, clientMessageID: "x", now: 2)
-            else { Issue.record("not created"); return }
-            guard case .duplicate(let again) = try await store.append(chatID: chat, senderID: users[0], text: "other", file: nil, clientMessageID: "x", now: 3)
-            else { Issue.record("replay created a message"); return }
+            guard
+                case .created(let first) = try await store.append(
+                    chatID: chat,
+                    senderID: users[0],
+                    text: "hi",
+                    file: nil,
+                    clientMessageID: "x",
+                    now: 2
+                )
+            else {
+                Issue.record("not created")
+                return
+            }
+            guard
+                case .duplicate(let again) = try await store.append(
+                    chatID: chat,
+                    senderID: users[0],
+                    text: "other",
+                    file: nil,
+                    clientMessageID: "x",
+                    now: 3
+                )
+            else {
+                Issue.record("replay created a message")
+                return
+            }
             #expect(again == first)
             // The same id from another sender is another message.
-            guard case .created(let other) = try await store.append(chatID: chat, senderID: users[1], text: "yo", file: nil, clientMessageID: "x", now: 4)
-            else { Issue.record("not created"); return }
+            guard
+                case .created(let other) = try await store.append(
+                    chatID: chat,
+                    senderID: users[1],
+                    text: "yo",
+                    file: nil,
+                    clientMessageID: "x",
+                    now: 4
+                )
+            else {
+                Issue.record("not created")
+                return
+            }
             #expect(other.seq == 2)
         }
     }
@@ -85,7 +125,8 @@ struct ChatStoreTests {
             let store = ChatStore(database: database)
             let users = try await makeUsers(3, in: database)
             let chat = try await store.direct(between: users[0], and: users[1], now: 1).id
-            guard case .notMember = try await store.append(chatID: chat, senderID: users[2], text: "x", file: nil, clientMessageID: nil, now: 2) else {
+            guard case .notMember = try await store.append(chatID: chat, senderID: users[2], text: "x", file: nil, clientMessageID: nil, now: 2)
+            else {
                 Issue.record("a stranger appended")
                 return
             }
@@ -179,8 +220,19 @@ struct ChatStoreReplayTests {
             }
             #expect(outcomes.filter(\.created).count == 1)
             #expect(Set(outcomes.map(\.id)).count == 1)
-            guard case .created(let next) = try await store.append(chatID: chat, senderID: users[1], text: "next", file: nil, clientMessageID: nil, now: 3)
-            else { Issue.record("not created"); return }
+            guard
+                case .created(let next) = try await store.append(
+                    chatID: chat,
+                    senderID: users[1],
+                    text: "next",
+                    file: nil,
+                    clientMessageID: nil,
+                    now: 3
+                )
+            else {
+                Issue.record("not created")
+                return
+            }
             #expect(next.seq == 2)
         }
     }

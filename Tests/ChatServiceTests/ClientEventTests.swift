@@ -1,9 +1,9 @@
+import HTTPTypes
 import ParleyCore
 import SocketIOProtocol
 import Testing
 
 @testable import ChatService
-import HTTPTypes
 
 @Suite("Client events decoded once into typed values")
 struct ClientEventTests {
@@ -38,25 +38,28 @@ struct ClientEventTests {
         #expect(try self.decode("stopTyping", #""c1""#) == .typing(chatID: "c1", isTyping: false))
     }
 
-    @Test("malformed payloads are refused with the code their ack answers", arguments: [
-        ("sendMessage", nil, "invalid_request"),
-        ("sendMessage", #"{"chatId":5,"text":"x"}"#, "invalid_request"),
-        ("sendMessage", #"{"chatId":"c1","text":5}"#, "invalid_text"),
-        ("sendMessage", #"{"chatId":"c1","text":["a"]}"#, "invalid_text"),
-        ("sendMessage", #"{"chatId":"c1","text":null}"#, "invalid_text"),
-        ("sendMessage", #"{"chatId":"c1","text":"x","clientMessageId":null}"#, "invalid_client_message_id"),
-        ("sendMessage", #"{"chatId":"c1","text":"x","clientMessageId":{"a":1}}"#, "invalid_client_message_id"),
-        ("sendMessage", #"["c1","hello"]"#, "invalid_request"),
-        ("markRead", #"{"chatId":"c1","seq":1.5}"#, "invalid_request"),
-        ("markRead", #"{"chatId":"c1","seq":"7"}"#, "invalid_request"),
-        ("markRead", #"{"chatId":"c1","seq":1e300}"#, "invalid_request"),
-        ("markRead", #"{"seq":7}"#, "invalid_request"),
-        ("joinChat", nil, "invalid_request"),
-        ("joinChat", #"{"chatId":["c1"]}"#, "invalid_request"),
-        ("leaveChat", "42", "invalid_request"),
-        ("typing", #"{"chat":"c1"}"#, "invalid_request"),
-        ("stopTyping", "null", "invalid_request"),
-    ] as [(String, String?, String)])
+    @Test(
+        "malformed payloads are refused with the code their ack answers",
+        arguments: [
+            ("sendMessage", nil, "invalid_request"),
+            ("sendMessage", #"{"chatId":5,"text":"x"}"#, "invalid_request"),
+            ("sendMessage", #"{"chatId":"c1","text":5}"#, "invalid_text"),
+            ("sendMessage", #"{"chatId":"c1","text":["a"]}"#, "invalid_text"),
+            ("sendMessage", #"{"chatId":"c1","text":null}"#, "invalid_text"),
+            ("sendMessage", #"{"chatId":"c1","text":"x","clientMessageId":null}"#, "invalid_client_message_id"),
+            ("sendMessage", #"{"chatId":"c1","text":"x","clientMessageId":{"a":1}}"#, "invalid_client_message_id"),
+            ("sendMessage", #"["c1","hello"]"#, "invalid_request"),
+            ("markRead", #"{"chatId":"c1","seq":1.5}"#, "invalid_request"),
+            ("markRead", #"{"chatId":"c1","seq":"7"}"#, "invalid_request"),
+            ("markRead", #"{"chatId":"c1","seq":1e300}"#, "invalid_request"),
+            ("markRead", #"{"seq":7}"#, "invalid_request"),
+            ("joinChat", nil, "invalid_request"),
+            ("joinChat", #"{"chatId":["c1"]}"#, "invalid_request"),
+            ("leaveChat", "42", "invalid_request"),
+            ("typing", #"{"chat":"c1"}"#, "invalid_request"),
+            ("stopTyping", "null", "invalid_request"),
+        ] as [(String, String?, String)]
+    )
     func malformed(name: String, payload: String?, code: String) throws {
         let error = try #require(self.refusal(name, payload))
         #expect(error.status == .badRequest)

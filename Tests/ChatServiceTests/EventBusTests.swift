@@ -35,7 +35,8 @@ extension ChatEvent {
 
 /// Runs two buses on one database, as two chat instances would, with a subscriber on each.
 func withTwoBuses(
-    _ database: Database, _ body: (PostgresEventBus, Received, PostgresEventBus, Received) async throws -> Void
+    _ database: Database,
+    _ body: (PostgresEventBus, Received, PostgresEventBus, Received) async throws -> Void
 ) async throws {
     let logger = Logger(label: "test.bus")
     let first = PostgresEventBus(database: database, instanceID: "chat1-\(Identifier.make().suffix(6))", logger: logger)
@@ -58,8 +59,16 @@ func withTwoBuses(
 struct EventBusTests {
     func record(chat: String, seq: Int64, sender: String, text: String = "hello") -> MessageRecord {
         MessageRecord(
-            id: Identifier.make(), chatID: chat, seq: seq, senderID: sender, kind: "text", text: text, fileID: nil, clientMessageID: nil,
-            createdAt: Timestamp.millis(), file: nil
+            id: Identifier.make(),
+            chatID: chat,
+            seq: seq,
+            senderID: sender,
+            kind: "text",
+            text: text,
+            fileID: nil,
+            clientMessageID: nil,
+            createdAt: Timestamp.millis(),
+            file: nil
         )
     }
 
@@ -94,11 +103,16 @@ struct EventBusTests {
                 first.publish(.newMessage(self.record(chat: chat, seq: 1, sender: users[0], text: text)))
                 first.publish(.newMessage(self.record(chat: chat, seq: 2, sender: users[0])))
                 let events = try await secondReceived.wait { $0.count >= 2 }
-                guard case .newMessage(let record) = events.first else { Issue.record("no message"); return }
+                guard case .newMessage(let record) = events.first else {
+                    Issue.record("no message")
+                    return
+                }
                 #expect(record.text == text)
                 #expect(events.compactMap(\.messageSeq) == [1, 2])
             }
-            let stored = try await database.read { sql in try await sql.raw("SELECT COUNT(*) AS n FROM bus_payloads").first()!.decode(column: "n", as: Int.self) }
+            let stored = try await database.read { sql in
+                try await sql.raw("SELECT COUNT(*) AS n FROM bus_payloads").first()!.decode(column: "n", as: Int.self)
+            }
             #expect(stored == 1)
         }
     }
@@ -152,16 +166,29 @@ struct EventBusTests {
 @Suite("Chat events on the wire")
 struct ChatEventWireTests {
     let record = MessageRecord(
-        id: "0190f1e2-aaaa-7bbb-8ccc-000000000001", chatID: "0190f1e2-aaaa-7bbb-8ccc-000000000002", seq: 42, senderID: "0190f1e2-aaaa-7bbb-8ccc-000000000003",
-        kind: "image", text: "hi", fileID: "f1", clientMessageID: "k1", createdAt: 1_700_000_000_000,
+        id: "0190f1e2-aaaa-7bbb-8ccc-000000000001",
+        chatID: "0190f1e2-aaaa-7bbb-8ccc-000000000002",
+        seq: 42,
+        senderID: "0190f1e2-aaaa-7bbb-8ccc-000000000003",
+        kind: "image",
+        text: "hi",
+        fileID: "f1",
+        clientMessageID: "k1",
+        createdAt: 1_700_000_000_000,
         file: FileRecord(id: "f1", contentType: "image/png", size: 10, width: 2, height: 3)
     )
 
     @Test("every event that travels comes back equal from its encoding")
     func roundTrip() throws {
         let summary = ChatSummary(
-            id: "c1", kind: "group", name: "g", members: [PublicUser(id: "a", name: "A", avatarUrl: nil)], lastMessage: nil, unreadCount: 0,
-            readState: [ReadState(userId: "a", lastReadSeq: 1)], updatedAt: Timestamp.iso8601(millis: 1)
+            id: "c1",
+            kind: "group",
+            name: "g",
+            members: [PublicUser(id: "a", name: "A", avatarUrl: nil)],
+            lastMessage: nil,
+            unreadCount: 0,
+            readState: [ReadState(userId: "a", lastReadSeq: 1)],
+            updatedAt: Timestamp.iso8601(millis: 1)
         )
         let events: [ChatEvent] = [
             .newMessage(self.record), .messagesSeen(chatID: "c1", userID: "u1", seq: 9), .typing(chatID: "c1", userID: "u1", isTyping: false),

@@ -7,7 +7,9 @@ import Testing
 struct ImageInspectorTests {
     @Test("PNG")
     func png() throws {
-        let png = try #require(Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
+        let png = try #require(
+            Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+        )
         #expect(ImageInspector.inspect([UInt8](png)) == ImageInfo(contentType: "image/png", width: 1, height: 1))
     }
 
@@ -33,10 +35,13 @@ struct ImageInspectorTests {
         #expect(ImageInspector.inspect(bytes) == ImageInfo(contentType: "image/webp", width: 5, height: 3))
     }
 
-    @Test("SVG, HTML, text and truncated headers are not images", arguments: [
-        Array("<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".utf8), Array("<!doctype html><script>alert(1)</script>".utf8),
-        Array("hello".utf8), [0x89, 0x50, 0x4E, 0x47], [],
-    ])
+    @Test(
+        "SVG, HTML, text and truncated headers are not images",
+        arguments: [
+            Array("<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".utf8), Array("<!doctype html><script>alert(1)</script>".utf8),
+            Array("hello".utf8), [0x89, 0x50, 0x4E, 0x47], [],
+        ]
+    )
     func refusesOthers(bytes: [UInt8]) {
         #expect(ImageInspector.inspect(bytes) == nil)
     }

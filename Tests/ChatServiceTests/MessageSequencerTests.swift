@@ -16,9 +16,16 @@ struct MessageSequencerTests {
         let chat = try await store.group(named: "g", creator: users[0], members: users, now: now)
         var records: [MessageRecord] = []
         for index in 0..<count {
-            guard case .created(let record) = try await store.append(
-                chatID: chat, senderID: users[index % 2], text: "m\(index)", file: nil, clientMessageID: nil, now: now
-            ) else { throw TestSetupError("not created") }
+            guard
+                case .created(let record) = try await store.append(
+                    chatID: chat,
+                    senderID: users[index % 2],
+                    text: "m\(index)",
+                    file: nil,
+                    clientMessageID: nil,
+                    now: now
+                )
+            else { throw TestSetupError("not created") }
             records.append(record)
         }
         return (store, records)
@@ -47,10 +54,16 @@ struct MessageSequencerTests {
             let users = Array(Set(records.map(\.senderID)))
             var recent: [MessageRecord] = []
             for index in 0..<2 {
-                guard case .created(let record) = try await store.append(
-                    chatID: records[0].chatID, senderID: users[index % users.count], text: "new\(index)", file: nil, clientMessageID: nil,
-                    now: Timestamp.millis()
-                ) else { throw TestSetupError("not created") }
+                guard
+                    case .created(let record) = try await store.append(
+                        chatID: records[0].chatID,
+                        senderID: users[index % users.count],
+                        text: "new\(index)",
+                        file: nil,
+                        clientMessageID: nil,
+                        now: Timestamp.millis()
+                    )
+                else { throw TestSetupError("not created") }
                 recent.append(record)
             }
             let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: old - 1)

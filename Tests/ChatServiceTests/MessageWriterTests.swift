@@ -231,7 +231,12 @@ struct MessageWriterInstancesTests {
                             for chat in order[instance] {
                                 group.addTask {
                                     let draft = ChatStore.MessageDraft(
-                                        chatID: chat, senderID: users[instance], text: "r\(round)", file: nil, clientMessageID: nil, now: Timestamp.millis()
+                                        chatID: chat,
+                                        senderID: users[instance],
+                                        text: "r\(round)",
+                                        file: nil,
+                                        clientMessageID: nil,
+                                        now: Timestamp.millis()
                                     )
                                     _ = try await writers[instance].append(draft)
                                 }

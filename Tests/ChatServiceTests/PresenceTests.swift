@@ -10,8 +10,10 @@ import Testing
 
 @Suite("Presence shared by chat instances")
 struct PresenceTests {
-    @Test("a user is online while any instance holds a socket; offline is announced only when the last one goes",
-          arguments: DatabaseKind.allCases)
+    @Test(
+        "a user is online while any instance holds a socket; offline is announced only when the last one goes",
+        arguments: DatabaseKind.allCases
+    )
     func onlineWhileAnyInstanceHoldsThem(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database async throws in
             let first = SharedPresence(database: database, instanceID: "chat1-a", lifetime: .seconds(30))
@@ -26,8 +28,10 @@ struct PresenceTests {
         }
     }
 
-    @Test("an instance that stops renewing its entries leaves its users offline once they expire, announced once",
-          arguments: DatabaseKind.allCases)
+    @Test(
+        "an instance that stops renewing its entries leaves its users offline once they expire, announced once",
+        arguments: DatabaseKind.allCases
+    )
     func deadInstanceExpires(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database async throws in
             // The dead instance's entries live three seconds; the survivor sweeps. Both reckon on a clock the test moves.
@@ -58,8 +62,10 @@ struct PresenceTests {
         }
     }
 
-    @Test("an entry of a user no longer on the instance is removed by its next heartbeat, and the departure announced",
-          arguments: DatabaseKind.allCases)
+    @Test(
+        "an entry of a user no longer on the instance is removed by its next heartbeat, and the departure announced",
+        arguments: DatabaseKind.allCases
+    )
     func staleEntriesLeave(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database async throws in
             let instance = SharedPresence(database: database, instanceID: "chat1-y", lifetime: .seconds(30))

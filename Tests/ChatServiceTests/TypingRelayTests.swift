@@ -7,7 +7,9 @@ import Testing
 @Suite("Typing relayed to a chat and expiring by itself, on a test clock")
 struct TypingRelayTests {
     /// A relay over a fresh SQLite database with a chat of two members, and a stranger.
-    func withRelay(_ body: (TypingRelay, TestClock, RecordingBus, BackgroundTasks, _ chat: String, _ users: [String]) async throws -> Void) async throws {
+    func withRelay(
+        _ body: (TypingRelay, TestClock, RecordingBus, BackgroundTasks, _ chat: String, _ users: [String]) async throws -> Void
+    ) async throws {
         try await TestDatabases.with(.sqlite) { database in
             let users = try await makeUsers(3, in: database)
             let store = ChatStore(database: database)
@@ -33,7 +35,9 @@ struct TypingRelayTests {
                 #expect(bus.events == [.typing(chatID: chat, userID: users[0], isTyping: true)])
                 clock.advance(by: .seconds(4))
             }
-            #expect(bus.events == [.typing(chatID: chat, userID: users[0], isTyping: true), .typing(chatID: chat, userID: users[0], isTyping: false)])
+            #expect(
+                bus.events == [.typing(chatID: chat, userID: users[0], isTyping: true), .typing(chatID: chat, userID: users[0], isTyping: false)]
+            )
         }
     }
 
@@ -51,7 +55,9 @@ struct TypingRelayTests {
                 try await clock.sleepers(1)
                 clock.advance(by: .seconds(5))
             }
-            #expect(bus.events == [.typing(chatID: chat, userID: users[0], isTyping: true), .typing(chatID: chat, userID: users[0], isTyping: false)])
+            #expect(
+                bus.events == [.typing(chatID: chat, userID: users[0], isTyping: true), .typing(chatID: chat, userID: users[0], isTyping: false)]
+            )
         }
     }
 }

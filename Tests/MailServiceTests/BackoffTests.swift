@@ -13,8 +13,12 @@ struct BackoffTests {
         configuration.mailRetryBaseSeconds = 2
         let database = try await Database.open(.sqlite(path: "/tmp/parley-backoff-\(Identifier.make()).sqlite"), logger: Logger(label: "t"))
         let service = MailDeliveryService(
-            outbox: MailOutbox(database: database), transport: LogMailTransport(), settings: .init(configuration: configuration),
-            wakeup: Wakeup(), worker: "w", logger: Logger(label: "t")
+            outbox: MailOutbox(database: database),
+            transport: LogMailTransport(),
+            settings: .init(configuration: configuration),
+            wakeup: Wakeup(),
+            worker: "w",
+            logger: Logger(label: "t")
         )
         for attempt in 1...5 {
             let wait = service.backoff(afterAttempt: attempt)

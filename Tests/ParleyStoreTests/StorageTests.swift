@@ -1,9 +1,10 @@
 import Foundation
 import ParleyCore
 import ParleyTestSupport
-@testable import ParleyStore
 import SQLKit
 import Testing
+
+@testable import ParleyStore
 
 @Suite("Storage on SQLite and PostgreSQL")
 struct StorageTests {
@@ -13,7 +14,9 @@ struct StorageTests {
             let again = try await Migrator.migrate(database, logger: TestDatabases.logger)
             #expect(again.isEmpty)
             let versions = try await database.read { sql in
-                try await sql.raw("SELECT version FROM schema_migrations ORDER BY version").all().map { try $0.decode(column: "version", as: Int.self) }
+                try await sql.raw("SELECT version FROM schema_migrations ORDER BY version").all().map {
+                    try $0.decode(column: "version", as: Int.self)
+                }
             }
             #expect(versions == Schema.migrations.map(\.version))
         }
@@ -53,9 +56,11 @@ struct StorageTests {
             let start: Int64 = 1_000_000
             var answers: [Int?] = []
             for offset in 0..<4 {
-                answers.append(try await database.transaction { sql in
-                    try await RateLimiter.hit(bucket: "b", limit: 3, windowSeconds: 60, now: start + Int64(offset) * 1000, in: sql)
-                })
+                answers.append(
+                    try await database.transaction { sql in
+                        try await RateLimiter.hit(bucket: "b", limit: 3, windowSeconds: 60, now: start + Int64(offset) * 1000, in: sql)
+                    }
+                )
             }
             #expect(answers == [nil, nil, nil, 57])
             let afterWindow = try await database.transaction { sql in

@@ -1,10 +1,10 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 import Synchronization
 import Testing
 
 @testable import SocketIOServer
-import Logging
 
 /// The Engine.IO session state machine on its own: no network, no router.
 @Suite struct EngineSessionTests {

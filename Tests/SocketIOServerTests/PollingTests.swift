@@ -2,10 +2,10 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SocketIOProtocol
+import Synchronization
 import Testing
 
 @testable import SocketIOServer
-import Synchronization
 
 /// Engine.IO long-polling and the Socket.IO layer over it, through the router (no sockets).
 @Suite struct PollingTests {

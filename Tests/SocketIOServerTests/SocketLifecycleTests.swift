@@ -1,10 +1,10 @@
+import HTTPTypes
 import Logging
 import SocketIOProtocol
 import Synchronization
 import Testing
 
 @testable import SocketIOServer
-import HTTPTypes
 
 /// The Socket.IO layer's promises to the handler, and the release of everything a session holds; no network.
 @Suite struct SocketLifecycleTests {

@@ -37,7 +37,9 @@ struct TokenTests {
         await #expect(throws: APIError.self) { try await verifier.userID(fromToken: noneHeader + "." + parts[1] + ".") }
 
         let stranger = await TokenIssuer(
-            key: SigningKey(privateKey: try EdDSA.PrivateKey(curve: .ed25519)), accessTokenLifetime: 900, refreshTokenLifetime: 3600
+            key: SigningKey(privateKey: try EdDSA.PrivateKey(curve: .ed25519)),
+            accessTokenLifetime: 900,
+            refreshTokenLifetime: 3600
         )
         let foreign = try await stranger.accessToken(for: userID)
         await #expect(throws: APIError.self) { try await verifier.userID(fromToken: foreign) }

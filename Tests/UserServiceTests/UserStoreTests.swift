@@ -82,7 +82,10 @@ struct TokenStoreTests {
             }
             #expect(stored == [true, false, true])
             let (createdAt, code) = try await database.transaction { sql in
-                (try await TokenStore.codeCreatedAt(email: "a@b.co", in: sql), try await TokenStore.countAttempt(email: "a@b.co", maxAttempts: 5, in: sql))
+                (
+                    try await TokenStore.codeCreatedAt(email: "a@b.co", in: sql),
+                    try await TokenStore.countAttempt(email: "a@b.co", maxAttempts: 5, in: sql)
+                )
             }
             #expect(createdAt == 80)
             #expect(code?.hash == "h3" && code?.expiresAt == 170)
@@ -145,7 +148,9 @@ struct LoginFlowTests {
 
     /// The code in the login mail queued last.
     func mailedCode(_ database: Database) async throws -> String {
-        let job = try #require(try await MailOutbox(database: database).claim(worker: "test", limit: 1, leaseMillis: 60_000, now: Timestamp.millis()).first)
+        let job = try #require(
+            try await MailOutbox(database: database).claim(worker: "test", limit: 1, leaseMillis: 60_000, now: Timestamp.millis()).first
+        )
         struct Payload: Decodable { var code: String }
         return try JSONDecoder().decode(Payload.self, from: Data(job.payload.utf8)).code
     }
@@ -205,7 +210,9 @@ struct LoginFlowTests {
             let theirs = FileRecord(id: Identifier.make(), contentType: "image/png", size: 1, width: 1, height: 1)
             try await FileStore(database: database).insert(mine, ownerID: me, now: 1)
             try await FileStore(database: database).insert(theirs, ownerID: other, now: 1)
-            await #expect(throws: UserError.avatarNotFound) { try await users.updateProfile(of: me, name: "Renamed", avatar: .set(fileID: theirs.id)) }
+            await #expect(throws: UserError.avatarNotFound) {
+                try await users.updateProfile(of: me, name: "Renamed", avatar: .set(fileID: theirs.id))
+            }
             #expect(try await users.profile(of: me).name == "Me")
             let updated = try await users.updateProfile(of: me, name: " Renamed ", avatar: .set(fileID: mine.id))
             #expect(updated.name == "Renamed" && updated.avatarUrl?.contains(mine.id) == true)

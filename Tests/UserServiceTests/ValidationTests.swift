@@ -10,10 +10,13 @@ struct ValidationTests {
         #expect(try EmailAddress.normalise("  Alice.B+chat@Example.COM \n") == "alice.b+chat@example.com")
     }
 
-    @Test("malformed emails are refused", arguments: [
-        "", "alice", "alice@", "@example.com", "alice@example", "al ice@example.com", "alice@@example.com", "a..b@example.com",
-        ".a@example.com", "alice@-example.com", "alice@exa_mple.com", "<script>@example.com", String(repeating: "a", count: 250) + "@example.com",
-    ])
+    @Test(
+        "malformed emails are refused",
+        arguments: [
+            "", "alice", "alice@", "@example.com", "alice@example", "al ice@example.com", "alice@@example.com", "a..b@example.com",
+            ".a@example.com", "alice@-example.com", "alice@exa_mple.com", "<script>@example.com", String(repeating: "a", count: 250) + "@example.com",
+        ]
+    )
     func refusesMalformedEmail(email: String) {
         #expect(throws: UserError.invalidEmail) { try EmailAddress.normalise(email) }
     }
@@ -23,7 +26,9 @@ struct ValidationTests {
         #expect(try DisplayName.validate("  Zoë 👩‍💻  ") == "Zoë 👩‍💻")
         #expect(try DisplayName.validate(String(repeating: "é", count: 50)).count == 50)
         #expect(throws: UserError.invalidName("The name must not be empty.")) { try DisplayName.validate("   ") }
-        #expect(throws: UserError.invalidName("The name must be at most 50 characters.")) { try DisplayName.validate(String(repeating: "x", count: 51)) }
+        #expect(throws: UserError.invalidName("The name must be at most 50 characters.")) {
+            try DisplayName.validate(String(repeating: "x", count: 51))
+        }
         let control = UserError.invalidName("The name must not contain control characters.")
         #expect(throws: control) { try DisplayName.validate("bad\u{0007}name") }
         #expect(throws: control) { try DisplayName.validate("two\nlines") }

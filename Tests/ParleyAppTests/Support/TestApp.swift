@@ -97,10 +97,10 @@ extension TestApp {
         throw FixtureError("no login mail reached \(email) within \(timeout)")
     }
 
-    /// The six-digit code in a mail's text.
+    /// The six-digit code in a mail's text ("Your Parley login code is 123456"), not any other number of its headers.
     static func code(in mail: String) -> String? {
-        guard let range = mail.range(of: #"(?<![0-9])[0-9]{6}(?![0-9])"#, options: .regularExpression) else { return nil }
-        return String(mail[range])
+        guard let range = mail.range(of: #"login code is [0-9]{6}(?![0-9])"#, options: .regularExpression) else { return nil }
+        return String(mail[range].suffix(6))
     }
 
     /// Sends a request with an optional JSON body and headers.

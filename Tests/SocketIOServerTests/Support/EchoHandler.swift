@@ -1,7 +1,7 @@
+import HTTPTypes
 import SocketIOProtocol
 import SocketIOServer
 import Synchronization
-import HTTPTypes
 
 /// The tests' handler: token "good" (auth data, `Authorization: Bearer`, or `?token=`) is user "alice"; it echoes,
 /// emits on request, and records every call.
