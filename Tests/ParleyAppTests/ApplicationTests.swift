@@ -41,6 +41,19 @@ import Testing
     }
 
     @Test(arguments: DatabaseKind.allCases)
+    func aRoutedPathWithAnotherMethodIs405WithAllow(_ kind: DatabaseKind) async throws {
+        try await TestApp.run(kind) { app in
+            let trace = try await app.request(.trace, "/api/v1/me")
+            try trace.expectError(.methodNotAllowed, code: "method_not_allowed")
+            #expect(trace.headers[.allow] == "GET, PATCH")
+            let delete = try await app.request(.delete, "/api/v1/chats")
+            try delete.expectError(.methodNotAllowed, code: "method_not_allowed")
+            #expect(delete.headers[.allow] == "GET, POST")
+            try await app.request(.delete, "/api/v1/nothing-here").expectError(.notFound, code: "not_found")
+        }
+    }
+
+    @Test(arguments: DatabaseKind.allCases)
     func theSplitRolesServeOnlyTheirOwnRoutes(_ kind: DatabaseKind) async throws {
         try await TestApp.run(kind, role: .user) { app in
             #expect(try await app.request(.get, "/health").status == .ok)
