@@ -161,6 +161,7 @@ let package = Package(
             name: "ParleyAppTests",
             dependencies: [
                 "ParleyApp", "ParleyCore", "ParleyStore", "ParleyTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
