@@ -47,7 +47,7 @@ import Testing
             let alice = try await app.signIn()
             for id in ids {
                 let response = try await app.request(.post, "/api/v1/chats", as: alice, json: jsonText(["userId": id]))
-                #expect(try response.errorCode(.notFound) == "user_not_found", "\(id)")
+                try response.expectError(.notFound, code: "user_not_found", "\(id)")
             }
         }
     }
@@ -79,7 +79,7 @@ import Testing
             ]
             for (name, payload, code) in payloads {
                 let response = try await app.request(.post, "/api/v1/chats", as: alice, raw: payload)
-                #expect(try response.errorCode(.badRequest) == code, "\(name)")
+                try response.expectError(.badRequest, code: code, "\(name)")
             }
             #expect(try await app.chatIDs(alice) == [])
             #expect(try await app.chatIDs(bob) == [])
@@ -92,7 +92,7 @@ import Testing
             let alice = try await app.signIn()
             for raw in [#"{"userId": "#, "not json", "", #"{"userId": "x"} trailing"#] {
                 let response = try await app.request(.post, "/api/v1/chats", as: alice, raw: raw)
-                #expect(try response.errorCode(.badRequest) == "invalid_request", "\(raw)")
+                try response.expectError(.badRequest, code: "invalid_request", "\(raw)")
             }
         }
     }
@@ -106,7 +106,7 @@ import Testing
                 let response = try await app.request(
                     .post, "/api/v1/chats", as: alice, raw: #"{"userId":\#(quoted(bob.userID))}"#, contentType: contentType
                 )
-                #expect(try response.errorCode(.unsupportedMediaType) == "unsupported_media_type", "\(contentType ?? "none")")
+                try response.expectError(.unsupportedMediaType, code: "unsupported_media_type", "\(contentType ?? "none")")
             }
             #expect(try await app.chatIDs(alice) == [])
         }
@@ -165,8 +165,9 @@ import Testing
         try await TestApp.run(kind) { app in
             let people = try await app.signIn(count: 2)
             for name in ["", "   ", String(repeating: "x", count: 101), "bad\u{0}name", "bad\u{7}name", "two\nlines"] {
-                let response = try await app.request(.post, "/api/v1/chats", as: people[0], json: jsonText(["name": name, "memberIds": [people[1].userID]]))
-                #expect(try response.errorCode(.badRequest) == "invalid_name", "\(name.debugDescription)")
+                let json = jsonText(["name": name, "memberIds": [people[1].userID]])
+                let response = try await app.request(.post, "/api/v1/chats", as: people[0], json: json)
+                try response.expectError(.badRequest, code: "invalid_name", "\(name.debugDescription)")
             }
             #expect(try await app.chatIDs(people[0]) == [])
             #expect(try await app.chatIDs(people[1]) == [])
@@ -178,8 +179,9 @@ import Testing
         try await TestApp.run(kind) { app in
             let people = try await app.signIn(count: 2)
             for bad in [unknownID, "not-an-id"] {
-                let response = try await app.request(.post, "/api/v1/chats", as: people[0], json: jsonText(["name": "Team", "memberIds": [people[1].userID, bad]]))
-                #expect(try response.errorCode(.notFound) == "user_not_found", "\(bad)")
+                let json = jsonText(["name": "Team", "memberIds": [people[1].userID, bad]])
+                let response = try await app.request(.post, "/api/v1/chats", as: people[0], json: json)
+                try response.expectError(.notFound, code: "user_not_found", "\(bad)")
             }
             #expect(try await app.chatIDs(people[0]) == [])
             #expect(try await app.chatIDs(people[1]) == [])
@@ -192,7 +194,7 @@ import Testing
             let alice = try await app.signIn()
             for ids in [[], [alice.userID], [alice.userID, alice.userID]] {
                 let response = try await app.request(.post, "/api/v1/chats", as: alice, json: jsonText(["name": "Just me", "memberIds": ids]))
-                #expect(try response.errorCode(.badRequest) == "invalid_members", "\(ids)")
+                try response.expectError(.badRequest, code: "invalid_members", "\(ids)")
             }
             #expect(try await app.chatIDs(alice) == [])
         }
@@ -342,7 +344,7 @@ import Testing
             let alice = try await app.signIn()
             for limit in ["0", "201", "x", "-1", "1.5", ""] {
                 let response = try await app.request(.get, "/api/v1/chats?limit=\(limit)", as: alice)
-                #expect(try response.errorCode(.badRequest) == "invalid_limit", "\(limit)")
+                try response.expectError(.badRequest, code: "invalid_limit", "\(limit)")
             }
         }
     }
@@ -368,7 +370,7 @@ import Testing
             let alice = try await app.signIn()
             for cursor in cursors {
                 let response = try await app.request(.get, "/api/v1/chats\(query(["cursor": cursor]))", as: alice)
-                #expect(try response.errorCode(.badRequest) == "invalid_cursor", "\(cursor)")
+                try response.expectError(.badRequest, code: "invalid_cursor", "\(cursor)")
             }
         }
     }
@@ -396,7 +398,7 @@ import Testing
             let alice = try await app.signIn()
             for id in [unknownID, UUID().uuidString.lowercased(), "not-an-id", "%27%20OR%201%3D1"] {
                 let response = try await app.request(.get, "/api/v1/chats/\(id)", as: alice)
-                #expect(try response.errorCode(.notFound) == "chat_not_found", "\(id)")
+                try response.expectError(.notFound, code: "chat_not_found", "\(id)")
             }
         }
     }

@@ -31,7 +31,7 @@ import Testing
         try await TestApp.run(kind) { app in
             for (name, payload, code) in payloads {
                 let response = try await app.request(.post, "/api/v1/login", as: nil, raw: payload)
-                #expect(try response.errorCode(.badRequest) == code, "\(name)")
+                try response.expectError(.badRequest, code: code, "\(name)")
             }
         }
     }
@@ -41,7 +41,7 @@ import Testing
         try await TestApp.run(kind) { app in
             for raw in [#"{"email": "#, "not json", "", #"{"email": "a@example.com"} trailing"#] {
                 let response = try await app.request(.post, "/api/v1/login", as: nil, raw: raw)
-                #expect(try response.errorCode(.badRequest) == "invalid_request", "\(raw)")
+                try response.expectError(.badRequest, code: "invalid_request", "\(raw)")
             }
         }
     }
@@ -85,7 +85,7 @@ import Testing
             for otp in ["12345", "1234567", "abcdef", "12 456", ""] {
                 let json = #"{"email":"someone-\#(UUID().uuidString.prefix(8).lowercased())@example.com","otp":\#(quoted(otp))}"#
                 let response = try await app.request(.post, "/api/v1/verify", json: json)
-                #expect(try response.errorCode(.badRequest) == "invalid_code", "\(otp)")
+                try response.expectError(.badRequest, code: "invalid_code", "\(otp)")
             }
         }
     }
@@ -99,7 +99,7 @@ import Testing
         try await TestApp.run(kind) { app in
             for body in bodies {
                 let response = try await app.request(.post, "/api/v1/verify", json: body)
-                #expect(try response.errorCode(.badRequest) == "invalid_request", "\(body)")
+                try response.expectError(.badRequest, code: "invalid_request", "\(body)")
             }
         }
     }

@@ -13,7 +13,8 @@ import Testing
     }
 
     static func post(_ app: TestApp, _ session: Session, _ chatID: String, text: String, clientMessageID: String) async throws -> TestResponse {
-        try await app.request(.post, "/api/v1/chats/\(chatID)/messages", as: session, json: jsonText(["text": text, "clientMessageId": clientMessageID]))
+        let json = jsonText(["text": text, "clientMessageId": clientMessageID])
+        return try await app.request(.post, "/api/v1/chats/\(chatID)/messages", as: session, json: json)
     }
 
     // MARK: Sending
@@ -76,7 +77,9 @@ import Testing
 
     @Test(arguments: DatabaseKind.allCases)
     func textsUpTo4000CharactersAreKeptVerbatim(_ kind: DatabaseKind) async throws {
-        let texts = [String(repeating: "a", count: 4000), String(repeating: "é", count: 4000), "line one\nline two\ttabbed\r\n", "  padded  ", "😀"]
+        let texts = [
+            String(repeating: "a", count: 4000), String(repeating: "é", count: 4000), "line one\nline two\ttabbed\r\n", "  padded  ", "😀",
+        ]
         try await TestApp.run(kind) { app in
             let (alice, bob, chatID) = try await Self.pair(app)
             for (index, text) in texts.enumerated() {
@@ -137,7 +140,7 @@ import Testing
             let (alice, _, chatID) = try await Self.pair(app)
             for (name, body, code) in bodies {
                 let response = try await app.request(.post, "/api/v1/chats/\(chatID)/messages", as: alice, raw: body)
-                #expect(try response.errorCode(.badRequest) == code, "\(name)")
+                try response.expectError(.badRequest, code: code, "\(name)")
             }
             #expect(Shapes.seqs(try await app.history(alice, chatID)) == [])
         }
@@ -163,7 +166,7 @@ import Testing
             let (alice, _, chatID) = try await Self.pair(app)
             for raw in [#"{"text": "#, "not json", "", #"{"text":"hi"} trailing"#] {
                 let response = try await app.request(.post, "/api/v1/chats/\(chatID)/messages", as: alice, raw: raw)
-                #expect(try response.errorCode(.badRequest) == "invalid_request", "\(raw)")
+                try response.expectError(.badRequest, code: "invalid_request", "\(raw)")
             }
         }
     }
@@ -269,7 +272,7 @@ import Testing
             try await app.send(alice, to: chatID)
             for (query, code) in queries {
                 let response = try await app.request(.get, "/api/v1/chats/\(chatID)/messages?\(query)", as: alice)
-                #expect(try response.errorCode(.badRequest) == code, "\(query)")
+                try response.expectError(.badRequest, code: code, "\(query)")
             }
         }
     }

@@ -58,7 +58,7 @@ import Testing
             try await app.send(alice, to: chatID)
             for (name, body, code) in bodies {
                 let response = try await app.request(.post, "/api/v1/chats/\(chatID)/read", as: bob, raw: body)
-                #expect(try response.errorCode(.badRequest) == code, "\(name)")
+                try response.expectError(.badRequest, code: code, "\(name)")
             }
             #expect(Shapes.readState(try await app.chat(bob, chatID))[bob.userID] == 0)
         }

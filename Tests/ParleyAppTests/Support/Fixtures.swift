@@ -11,15 +11,18 @@ let api = "/api/v1"
 let unknownID = "0190f3a0-0000-7000-8000-000000000000"
 let xss = "<script>alert(1)</script>"
 
-/// JSON text from Foundation values (dictionaries, arrays, strings, numbers, `NSNull()`).
-func jsonText(_ value: Any) -> String {
+/// A JSON object's text from Foundation values (strings, numbers, arrays, dictionaries, `NSNull()`).
+func jsonText(_ object: [String: Any]) -> String {
     // A fixture's own values always serialise.
-    let data = try! JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return String(decoding: data, as: UTF8.self)
 }
 
 /// `value` quoted as a JSON string.
-func quoted(_ value: String) -> String { jsonText(value) }
+func quoted(_ value: String) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
+    return String(decoding: data, as: UTF8.self)
+}
 
 /// Whether two decoded JSON values are equal.
 func sameJSON(_ lhs: Any?, _ rhs: Any?) -> Bool {
@@ -58,6 +61,12 @@ extension TestResponse {
     func expectNoContent(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(self.status == .noContent, "expected 204, got \(self.status): \(self.text.prefix(500))", sourceLocation: sourceLocation)
         #expect(self.body.readableBytes == 0, sourceLocation: sourceLocation)
+    }
+
+    /// Checks the contract's error shape with `status` and `code`, naming the case in `label` when it fails.
+    func expectError(_ status: HTTPResponse.Status, code: String, _ label: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let actual = try self.errorCode(status, sourceLocation: sourceLocation)
+        #expect(actual == code, "\(label): code \(actual ?? "none"), wanted \(code)", sourceLocation: sourceLocation)
     }
 
     /// The error code of an error answer after checking its status and shape (see ``expectError(_:code:sourceLocation:)``).
@@ -121,7 +130,9 @@ extension TestApp {
 
     /// Creates a group named `name` by `session` with `members`; returns the chat.
     @discardableResult
-    func createGroup(_ session: Session, name: String, members: [Session], sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String: Any] {
+    func createGroup(
+        _ session: Session, name: String, members: [Session], sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> [String: Any] {
         let json = jsonText(["name": name, "memberIds": members.map(\.userID)])
         let body = try await self.request(.post, "\(api)/chats", as: session, json: json).expectJSON(.created, sourceLocation: sourceLocation)
         #expect(Set(body.keys) == ["chat"], sourceLocation: sourceLocation)
@@ -146,8 +157,11 @@ extension TestApp {
     }
 
     /// A page of history as `session` sees it, checked for shape and ascending seqs.
-    func history(_ session: Session, _ chatID: String, _ query: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String: Any] {
-        let body = try await self.request(.get, "\(api)/chats/\(chatID)/messages\(query)", as: session).expectJSON(.ok, sourceLocation: sourceLocation)
+    func history(
+        _ session: Session, _ chatID: String, _ query: String = "", sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> [String: Any] {
+        let response = try await self.request(.get, "\(api)/chats/\(chatID)/messages\(query)", as: session)
+        let body = try response.expectJSON(.ok, sourceLocation: sourceLocation)
         #expect(Set(body.keys) == ["messages", "hasMore"], sourceLocation: sourceLocation)
         #expect(body["hasMore"] is Bool, sourceLocation: sourceLocation)
         let messages = try #require(body["messages"] as? [[String: Any]], sourceLocation: sourceLocation)
@@ -314,7 +328,8 @@ enum Shapes {
     static func expectChatSummary(_ chat: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
         let required: Set = ["id", "kind", "members", "unreadCount", "readState", "updatedAt"]
         let keys = Set(chat.keys)
-        #expect(keys.isSuperset(of: required) && keys.isSubset(of: required.union(["name", "lastMessage"])), "\(chat)", sourceLocation: sourceLocation)
+        let allowed = required.union(["name", "lastMessage"])
+        #expect(keys.isSuperset(of: required) && keys.isSubset(of: allowed), "\(chat)", sourceLocation: sourceLocation)
         #expect((chat["id"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
         let kind = chat["kind"] as? String
         #expect(kind == "direct" || kind == "group", sourceLocation: sourceLocation)

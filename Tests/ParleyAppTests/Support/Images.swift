@@ -10,11 +10,17 @@ enum Images {
             for x in 0..<width { rows += [200, UInt8((40 * x) % 256), UInt8((90 * y) % 256)] }
         }
         let length = UInt16(rows.count)
-        let zlib: [UInt8] = [0x78, 0x01, 0x01, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8(~length >> 8)]
-            + rows + Self.bigEndian(Self.adler32(rows))
-        let header = Self.bigEndian(UInt32(width)) + Self.bigEndian(UInt32(height)) + [8, 2, 0, 0, 0]
-        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-            + Self.chunk("IHDR", header) + Self.chunk("IDAT", zlib) + Self.chunk("IEND", [])
+        var zlib: [UInt8] = [0x78, 0x01, 0x01, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8(~length >> 8)]
+        zlib += rows
+        zlib += Self.bigEndian(Self.adler32(rows))
+        var header = Self.bigEndian(UInt32(width))
+        header += Self.bigEndian(UInt32(height))
+        header += [8, 2, 0, 0, 0]
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        png += Self.chunk("IHDR", header)
+        png += Self.chunk("IDAT", zlib)
+        png += Self.chunk("IEND", [])
+        return png
     }
 
     static let gif3x2: [UInt8] = Array(Data(base64Encoded: "R0lGODlhAwACAIAAAP///wAAACH5BAAAAAAALAAAAAADAAIAAAICjAsAOw==")!)
@@ -25,15 +31,20 @@ enum Images {
         0xFF, 0xD9,
     ]
     /// RIFF/WEBP with a lossless VP8L chunk: width-1 = 4 and height-1 = 2 in its 14-bit fields.
-    static let webp5x3: [UInt8] = Array("RIFF".utf8) + [0x1A, 0, 0, 0] + Array("WEBPVP8L".utf8) + [0x0D, 0, 0, 0, 0x2F]
-        + [0x04, 0x80, 0x00, 0x00, 0, 0, 0, 0, 0]
+    static let webp5x3: [UInt8] = {
+        var bytes: [UInt8] = Array("RIFF".utf8)
+        bytes += [0x1A, 0, 0, 0]
+        bytes += Array("WEBPVP8L".utf8)
+        bytes += [0x0D, 0, 0, 0, 0x2F, 0x04, 0x80, 0x00, 0x00, 0, 0, 0, 0, 0]
+        return bytes
+    }()
 
     /// Each kind of image the server accepts: bytes, the type it must be served as, width and height.
     static let accepted: [(kind: String, bytes: [UInt8], contentType: String, width: Int, height: Int)] = [
-        ("png", Self.png(width: 3, height: 2), "image/png", 3, 2),
-        ("jpeg", Self.jpeg32x16, "image/jpeg", 32, 16),
-        ("gif", Self.gif3x2, "image/gif", 3, 2),
-        ("webp", Self.webp5x3, "image/webp", 5, 3),
+        ("png", Images.png(width: 3, height: 2), "image/png", 3, 2),
+        ("jpeg", Images.jpeg32x16, "image/jpeg", 32, 16),
+        ("gif", Images.gif3x2, "image/gif", 3, 2),
+        ("webp", Images.webp5x3, "image/webp", 5, 3),
     ]
 
     /// Files that are not images, with the type a client would declare for them.

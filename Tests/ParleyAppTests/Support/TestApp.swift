@@ -98,8 +98,9 @@ extension TestApp {
 
     /// The six-digit code in a mail's text.
     static func code(in mail: String) -> String? {
-        guard let range = mail.range(of: #"(?<![0-9])[0-9]{6}(?![0-9])"#, options: .regularExpression) else { return nil }
-        return String(mail[range])
+        // After its words: the random Message-ID and MIME boundary may hold six digits in a row too.
+        guard let range = mail.range(of: #"login code is [0-9]{6}(?![0-9])"#, options: .regularExpression) else { return nil }
+        return String(mail[range].suffix(6))
     }
 
     /// Sends a request with an optional JSON body and headers.

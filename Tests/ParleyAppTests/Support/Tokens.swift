@@ -5,10 +5,15 @@ import Testing
 /// An Ed25519 signing key a test configures as `PARLEY_JWT_PRIVATE_KEY`, so that it can mint and forge access tokens
 /// the way tests/e2e/harness.py's `sign_jwt` does.
 struct TestSigningKey: Sendable {
-    let key: Curve25519.Signing.PrivateKey
+    private let seed: Data
 
     init() {
-        self.key = Curve25519.Signing.PrivateKey()
+        self.seed = Curve25519.Signing.PrivateKey().rawRepresentation
+    }
+
+    private var key: Curve25519.Signing.PrivateKey {
+        // The seed came from a key, so it is one.
+        try! Curve25519.Signing.PrivateKey(rawRepresentation: self.seed)
     }
 
     /// The key as a PKCS#8 PEM (what `openssl genpkey -algorithm ed25519` writes).
