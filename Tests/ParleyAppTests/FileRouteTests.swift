@@ -35,7 +35,9 @@ import Testing
 
     /// Fetches a (relative) file URL without any Authorization header.
     static func fetch(_ app: TestApp, _ url: String) async throws -> TestResponse {
-        try await app.request(.get, url)
+        let response = try await app.request(.get, url)
+        response.expectRequestID()
+        return response
     }
 
     static func image(of response: TestResponse, status: HTTPResponse.Status = .created) throws -> [String: Any] {

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import ParleyCore
 import ParleyTestSupport
 import Testing
 
@@ -50,8 +51,14 @@ extension TestResponse {
     /// The body's bytes.
     var bytes: [UInt8] { Array(buffer: self.body) }
 
+    /// Checks that the answer carries the request id every answer has (`X-Request-Id`).
+    func expectRequestID(sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(self.headers[.requestID]?.isEmpty == false, "no X-Request-Id: \(self.headers)", sourceLocation: sourceLocation)
+    }
+
     /// Checks `status` and returns the body as a JSON object.
     func expectJSON(_ status: HTTPResponse.Status, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        self.expectRequestID(sourceLocation: sourceLocation)
         try #require(self.status == status, "expected \(status), got \(self.status): \(self.text.prefix(500))", sourceLocation: sourceLocation)
         #expect(self.headers[.contentType]?.hasPrefix("application/json") == true, sourceLocation: sourceLocation)
         return try self.json()
@@ -59,6 +66,7 @@ extension TestResponse {
 
     /// Checks a 204 with an empty body.
     func expectNoContent(sourceLocation: SourceLocation = #_sourceLocation) {
+        self.expectRequestID(sourceLocation: sourceLocation)
         #expect(self.status == .noContent, "expected 204, got \(self.status): \(self.text.prefix(500))", sourceLocation: sourceLocation)
         #expect(self.body.readableBytes == 0, sourceLocation: sourceLocation)
     }
@@ -71,6 +79,7 @@ extension TestResponse {
 
     /// The error code of an error answer after checking its status and shape (see ``expectError(_:code:sourceLocation:)``).
     func errorCode(_ status: HTTPResponse.Status, sourceLocation: SourceLocation = #_sourceLocation) throws -> String? {
+        self.expectRequestID(sourceLocation: sourceLocation)
         #expect(self.status == status, "expected \(status), got \(self.status): \(self.text.prefix(500))", sourceLocation: sourceLocation)
         let body = try self.json()
         #expect(Set(body.keys) == ["error"], sourceLocation: sourceLocation)

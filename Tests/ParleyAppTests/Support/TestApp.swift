@@ -124,13 +124,20 @@ extension TestApp {
 
 extension TestResponse {
     /// The body as a JSON object.
-    func json() throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(buffer: self.body))
+    func json(sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(buffer: self.body))
+        } catch {
+            Issue.record("not JSON (\(self.status), \(self.headers)): \(String(buffer: self.body).prefix(300))", sourceLocation: sourceLocation)
+            throw error
+        }
         return try #require(object as? [String: Any], "not a JSON object: \(String(buffer: self.body))")
     }
 
     /// Checks the contract's error shape, `{"error":{"code","message"}}`, with `status` and `code`.
     func expectError(_ status: HTTPResponse.Status, code: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        self.expectRequestID(sourceLocation: sourceLocation)
         #expect(self.status == status, "expected \(status), got \(self.status): \(String(buffer: self.body))", sourceLocation: sourceLocation)
         let body = try self.json()
         #expect(Set(body.keys) == ["error"], sourceLocation: sourceLocation)
