@@ -70,7 +70,9 @@ struct PollingSocket {
     /// Posts one packet.
     func send(_ packet: String) async throws {
         let response = try await self.app.request(
-            .post, "/socket.io/?EIO=4&transport=polling&sid=\(self.sid)", headers: [.contentType: "text/plain;charset=UTF-8"],
+            .post,
+            "/socket.io/?EIO=4&transport=polling&sid=\(self.sid)",
+            headers: [.contentType: "text/plain;charset=UTF-8"],
             body: ByteBuffer(string: packet)
         )
         try #require(response.status == .ok, "POST answered \(response.status): \(String(buffer: response.body))")

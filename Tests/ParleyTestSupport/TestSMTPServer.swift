@@ -41,7 +41,9 @@ public final class TestSMTPServer: @unchecked Sendable {
     /// The messages accepted so far, in order.
     public func deliveries() throws -> [Delivery] {
         guard let data = FileManager.default.contents(atPath: self.outFile.path) else { return [] }
-        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(Delivery.self, from: Data($0)) }
+        // Only complete lines: the server may be half-way through writing the last one.
+        guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
+        return try data[..<end].split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(Delivery.self, from: Data($0)) }
     }
 
     /// Sends SIGTERM and waits for the process to end.

@@ -3,12 +3,12 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOFoundationEssentialsCompat
 import ParleyApp
 import ParleyCore
 import ParleyStore
 import ParleyTestSupport
 import Testing
-import NIOFoundationEssentialsCompat
 
 /// A Parley process built for one test, its routes served in-process (`app.test(.router)`) on a fresh database, its
 /// mail going to a real SMTP server (tests/support/smtpd.py) so that login codes arrive as they would for a person.
@@ -17,6 +17,14 @@ struct TestApp: Sendable {
     let configuration: ParleyConfiguration
     let mailbox: TestSMTPServer
 
+    /// Settings for a suite that signs many people in from one address: the per-address login limit well out of reach.
+    static let manySignIns: @Sendable (inout ParleyConfiguration) -> Void = { $0.loginIPLimit = 10_000 }
+
+    /// Settings that sign access tokens with the key `pem` (so a test can forge tokens with other keys beside it).
+    static func signing(with pem: String) -> @Sendable (inout ParleyConfiguration) -> Void {
+        { $0.jwtPrivateKeyPEM = pem }
+    }
+
     /// One SMTP server for every test of the process (each test signs in its own addresses); it stops when the
     /// test process ends.
     static let mailbox = Result { try TestSMTPServer() }
@@ -24,7 +32,9 @@ struct TestApp: Sendable {
     /// Builds the application for `role` on a fresh database of `kind`, with `configure` applied to its settings,
     /// runs `test` against it, and tears everything down.
     static func run<T: Sendable>(
-        _ kind: DatabaseKind, role: ServiceRole = .all, configure: @Sendable (inout ParleyConfiguration) -> Void = { _ in },
+        _ kind: DatabaseKind,
+        role: ServiceRole = .all,
+        configure: @Sendable (inout ParleyConfiguration) -> Void = { _ in },
         _ test: @Sendable (TestApp) async throws -> T
     ) async throws -> T {
         let mailbox = try Self.mailbox.get()
@@ -81,8 +91,10 @@ extension TestApp {
         let body = try verified.json()
         let user = try #require(body["user"] as? [String: Any])
         return Session(
-            userID: try #require(user["id"] as? String), email: email,
-            accessToken: try #require(body["accessToken"] as? String), refreshToken: try #require(body["refreshToken"] as? String)
+            userID: try #require(user["id"] as? String),
+            email: email,
+            accessToken: try #require(body["accessToken"] as? String),
+            refreshToken: try #require(body["refreshToken"] as? String)
         )
     }
 
@@ -105,7 +117,11 @@ extension TestApp {
 
     /// Sends a request with an optional JSON body and headers.
     func request(
-        _ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields = [:], json: String? = nil, body: ByteBuffer? = nil
+        _ method: HTTPRequest.Method,
+        _ uri: String,
+        headers: HTTPFields = [:],
+        json: String? = nil,
+        body: ByteBuffer? = nil
     ) async throws -> TestResponse {
         var headers = headers
         var payload = body
@@ -124,13 +140,20 @@ extension TestApp {
 
 extension TestResponse {
     /// The body as a JSON object.
-    func json() throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(buffer: self.body))
+    func json(sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(buffer: self.body))
+        } catch {
+            Issue.record("not JSON (\(self.status), \(self.headers)): \(String(buffer: self.body).prefix(300))", sourceLocation: sourceLocation)
+            throw error
+        }
         return try #require(object as? [String: Any], "not a JSON object: \(String(buffer: self.body))")
     }
 
     /// Checks the contract's error shape, `{"error":{"code","message"}}`, with `status` and `code`.
     func expectError(_ status: HTTPResponse.Status, code: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        self.expectRequestID(sourceLocation: sourceLocation)
         #expect(self.status == status, "expected \(status), got \(self.status): \(String(buffer: self.body))", sourceLocation: sourceLocation)
         let body = try self.json()
         #expect(Set(body.keys) == ["error"], sourceLocation: sourceLocation)
