@@ -75,16 +75,20 @@ extension EngineSession {
             guard !Task.isCancelled else { return }
             self.finishNow()
         }
-        let kept = self.state.withLock { state -> Bool in
-            guard state.phase == .draining else { return false }
+        let replaced = self.state.withLock { state -> [Task<Void, Never>]? in
+            guard state.phase == .draining else { return nil }
             // The heartbeat is over; the timer takes its place among the tasks finish() cancels.
-            for task in state.tasks {
-                task.cancel()
-            }
-            state.tasks = [timer]
-            return true
+            defer { state.tasks = [timer] }
+            return state.tasks
         }
-        if !kept { timer.cancel() }
+        guard let replaced else {
+            timer.cancel()
+            return
+        }
+        // Cancelled outside the lock: a cancellation handler (the heartbeat's pong wait) takes it.
+        for task in replaced {
+            task.cancel()
+        }
     }
 
     /// Finishes the session whatever its phase: nothing more is sent.

@@ -258,6 +258,31 @@ import Testing
         }
     }
 
+    /// Closing a session while its heartbeat waits for a pong cancels that wait outside the session's lock (the wait's
+    /// cancellation handler takes the lock: cancelling under it crashed the process).
+    @Test func theServerCanDisconnectASocketWhileAPingAwaitsItsPong() async throws {
+        let server = TestServer(configuration: .init(pingInterval: .milliseconds(20), pingTimeout: .seconds(5), maxPayload: 100_000))
+        try await self.withPolling(server) { polling, server in
+            // Many at once: the pong wait must still be registered when the close cancels it, which a busy executor makes
+            // likely (one session alone closes too fast on an idle one).
+            let sessions = 64
+            try await withThrowingTaskGroup { group in
+                for _ in 0..<sessions {
+                    group.addTask {
+                        let sid = try await polling.connected()
+                        #expect(try await polling.get(sid).body == "2")
+                        let session = try #require(server.server.registry.connection(sid: sid)?.session)
+                        await server.waitFor { session.state.withLock { $0.pongWaiter != nil } }
+                        _ = try await polling.post(sid, #"42["bye"]"#)
+                        #expect(try await polling.get(sid).body == "41\u{1E}1")
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(await server.handler.calls.wait { $0.disconnectReasons.count == sessions })
+        }
+    }
+
     @Test func aSocketThatFallsBehindIsDisconnected() async throws {
         try await self.withPolling { polling, server in
             let sid = try await polling.connected()
@@ -281,11 +306,15 @@ import Testing
 extension TestServer {
     /// Returns once a long-poll GET of session `sid` is suspended, yielding meanwhile.
     func waitForParkedPoll(_ sid: String) async {
+        await self.waitFor {
+            self.server.registry.connection(sid: sid)?.session.state.withLock { $0.pollWaiter != nil } ?? false
+        }
+    }
+
+    /// Returns once `condition` holds (or after 5 s), yielding meanwhile.
+    func waitFor(_ condition: () -> Bool) async {
         let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline {
-            if let session = self.server.registry.connection(sid: sid)?.session, session.state.withLock({ $0.pollWaiter != nil }) {
-                return
-            }
+        while ContinuousClock.now < deadline, !condition() {
             await Task.yield()
         }
     }

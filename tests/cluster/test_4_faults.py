@@ -407,15 +407,20 @@ def test_postgres_restart(healthy_cluster):
         started = time.monotonic()
         for sender_socket, receiver, label in ((socket_a, events_b, "a→b"), (socket_b, events_a, "b→a")):
             sent = None
+            attempts: list[str] = []
             deadline = time.monotonic() + 20
             while sent is None and time.monotonic() < deadline:
+                attempt_started = time.monotonic()
                 try:
                     sent = ack_ok(sender_socket.call("sendMessage", {"chatId": chat, "text": f"after {label}",
                                                                      "clientMessageId": uuid.uuid4().hex}, timeout=5),
                                   "sendMessage")["message"]
-                except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError, AssertionError):
+                except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError, AssertionError) as error:
+                    # What each attempt got, for the failure message: a timeout, a refused namespace or an error ack.
+                    attempts.append(f"{time.monotonic() - attempt_started:.1f} s: {error!r} "
+                                    f"(connected={sender_socket.connected}, sid={sender_socket.get_sid()})")
                     time.sleep(0.5)
-            assert sent is not None, f"no acknowledged send {label} after the restart"
+            assert sent is not None, f"no acknowledged send {label} after the restart; attempts: {attempts}"
             receiver.wait("newMessage", lambda m, ident=sent["id"]: m["id"] == ident, timeout=15,
                           what=f"newMessage {label} across instances after the restart")
         timing("cross-instance delivery after the restart", time.monotonic() - started)
