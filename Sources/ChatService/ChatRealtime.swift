@@ -1,6 +1,7 @@
 import HTTPTypes
 public import Logging
 public import ParleyCore
+import ParleyStore
 public import ServiceLifecycle
 public import SocketIOProtocol
 public import SocketIOServer
@@ -13,12 +14,29 @@ public struct RealtimeSettings: Sendable {
     public var typingTimeout: Duration
     /// The clock of the grace periods and typing expiries (tests advance one by hand).
     public var clock: any Clock<Duration>
+    /// How long after its token's expiry a socket that has not renewed is closed (room for clocks that disagree).
+    public var tokenGrace: Duration
+    /// How often expiries and ended login sessions are checked: a session's sockets close within about this.
+    public var authorityCheckInterval: Duration
+    /// How long an ended session is remembered: at least the access tokens' lifetime.
+    public var sessionMemory: Duration
 
-    /// The contract's timings: 2 s of grace, typing for 5 s.
-    public init(presenceGrace: Duration = .seconds(2), typingTimeout: Duration = .seconds(5), clock: any Clock<Duration> = ContinuousClock()) {
+    /// The contract's timings: 2 s of presence grace, typing for 5 s; sockets end at most 5 s after their token, ended
+    /// sessions are checked every second.
+    public init(
+        presenceGrace: Duration = .seconds(2),
+        typingTimeout: Duration = .seconds(5),
+        clock: any Clock<Duration> = ContinuousClock(),
+        tokenGrace: Duration = .seconds(5),
+        authorityCheckInterval: Duration = .seconds(1),
+        sessionMemory: Duration = .seconds(86_400)
+    ) {
         self.presenceGrace = presenceGrace
         self.typingTimeout = typingTimeout
         self.clock = clock
+        self.tokenGrace = tokenGrace
+        self.authorityCheckInterval = authorityCheckInterval
+        self.sessionMemory = sessionMemory
     }
 }
 
@@ -35,6 +53,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
     let reads: ReadOnDelivery
     let fanout: ChatFanout
     let router: ClientEventRouter
+    let authority: SocketAuthority
 
     /// Creates the handler; attach it to a server with ``attach(to:)``.
     public init(
@@ -70,7 +89,20 @@ public final class ChatRealtime: SocketIOHandler, Service {
             clock: settings.clock,
             tasks: self.tasks
         )
-        self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, tasks: self.tasks, logger: logger)
+        self.authority = SocketAuthority(
+            verifier: verifier,
+            endedSessions: EndedSessions(database: service.store.database),
+            settings: settings,
+            logger: logger
+        )
+        self.router = ClientEventRouter(
+            service: service,
+            typing: typing,
+            reads: self.reads,
+            authority: self.authority,
+            tasks: self.tasks,
+            logger: logger
+        )
     }
 
     /// Tells the handler which server carries its events (they are made for each other, so one is set after the other).
@@ -87,24 +119,28 @@ public final class ChatRealtime: SocketIOHandler, Service {
                 group.addTask { await self.reads.run() }
                 group.addTask { await self.presence.maintain() }
                 group.addTask { await self.fanout.run(events) }
+                group.addTask { await self.authority.run() }
             }
         }
     }
 
     // MARK: Socket.IO handler
 
-    public func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> String? {
+    public func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> SocketIOAdmission? {
         var token = auth?["token"]?.stringValue
         if token == nil, let header = handshake.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
             token = String(header.dropFirst(7))
         }
         if token == nil { token = handshake.query["token"] }
-        guard let token else { return nil }
-        return try? await self.verifier.userID(fromToken: token)
+        guard let token, let verified = await self.authority.admit(token: token) else { return nil }
+        return SocketIOAdmission(userID: verified.userID, attachment: verified)
     }
 
     public func connected(_ socket: SocketIOSocket) async {
         let userID = socket.userID
+        if let token = socket.admission.attachment as? VerifiedAccessToken {
+            self.authority.connected(socket, token: token)
+        }
         let arrived = self.presence.socketConnected(userID)
         let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
         if arrived { await self.presence.announceArrival(of: userID, contacts: contacts) }
@@ -114,6 +150,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
     }
 
     public func disconnected(_ socket: SocketIOSocket, reason: String) async {
+        self.authority.disconnected(socket.id)
         self.reads.socketGone(socket.id)
         self.presence.socketDisconnected(socket.userID)
     }

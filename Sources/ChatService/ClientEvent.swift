@@ -10,6 +10,8 @@ enum ClientEvent: Sendable, Equatable {
     case openChat(chatID: String, open: Bool)
     /// `typing` or `stopTyping`.
     case typing(chatID: String, isTyping: Bool)
+    /// `auth`: renews the socket's authority with a fresh access token of the same user.
+    case auth(token: String)
 
     /// A `sendMessage` as the client sent it; the service checks what the text and ids may be.
     struct SendMessage: Sendable, Equatable {
@@ -46,6 +48,9 @@ enum ClientEvent: Sendable, Equatable {
                 throw APIError.badRequest("`chatId` is required.", code: "invalid_request")
             }
             self = .typing(chatID: chatID, isTyping: name == "typing")
+        case "auth":
+            guard let token = payload?["token"]?.stringValue else { throw APIError.badRequest("`token` is required.", code: "invalid_request") }
+            self = .auth(token: token)
         default:
             throw APIError.badRequest("Unknown event \(name.prefix(50)).", code: "unknown_event")
         }

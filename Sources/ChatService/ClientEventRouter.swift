@@ -16,6 +16,8 @@ struct ClientEventRouter: Sendable {
     let service: ChatService
     let typing: TypingRelay
     let reads: ReadOnDelivery
+    /// The authority of each socket's token: an expired one may only renew.
+    let authority: SocketAuthority
     /// Owns the sends waiting for their commit.
     let tasks: BackgroundTasks
     let logger: Logger
@@ -33,7 +35,14 @@ struct ClientEventRouter: Sendable {
 
     /// Carries out `event`; the ack is answered here, or by the task that waits for a send's commit.
     func handle(_ event: ClientEvent, from caller: Caller, ack: Ack?) async throws {
+        if case .auth = event {
+        } else if self.authority.hasExpired(caller.socketID) {
+            throw APIError.unauthorized("The socket's access token has expired; send `auth` with a fresh one.", code: "token_expired")
+        }
         switch event {
+        case .auth(let token):
+            let expiresAt = try await self.authority.renew(caller.socketID, userID: caller.userID, token: token)
+            ack?([#"{"ok":true,"expiresAt":"# + JSONText.quote(Timestamp.iso8601(millis: Timestamp.millis(expiresAt))) + "}"])
         case .sendMessage(let send):
             // Queued in the order this socket sent them; the ack waits for the commit, this socket's next event does not.
             let pending = try await self.service.submitText(

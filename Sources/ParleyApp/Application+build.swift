@@ -117,6 +117,7 @@ func assemble(
     var socketServer: SocketIOServer?
     var socketConfiguration = SocketIOConfiguration()
     socketConfiguration.sessionIDPrefix = configuration.instanceName
+    socketConfiguration.connectTimeout = .seconds(configuration.socketConnectTimeoutSeconds)
     if role.runsChatService {
         let chatVerifier: any AccessTokenVerifying
         if let verifier { chatVerifier = verifier } else { chatVerifier = try await remoteVerifier(configuration: configuration, logger: logger) }
@@ -150,7 +151,10 @@ func assemble(
             presence: presence,
             settings: RealtimeSettings(
                 presenceGrace: .milliseconds(configuration.presenceGraceMillis),
-                typingTimeout: .milliseconds(configuration.typingTimeoutMillis)
+                typingTimeout: .milliseconds(configuration.typingTimeoutMillis),
+                tokenGrace: .seconds(configuration.socketTokenGraceSeconds),
+                // Past the access tokens' lifetime no token of an ended session is valid: its ending can be forgotten.
+                sessionMemory: .seconds(configuration.accessTokenTTLSeconds + 60)
             )
         )
         let sockets = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))

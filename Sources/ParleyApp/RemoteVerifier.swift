@@ -37,20 +37,20 @@ actor JWKSVerifier: AccessTokenVerifying {
         return verifier
     }
 
-    func userID(fromToken token: String) async throws -> String {
+    func verify(token: String) async throws -> VerifiedAccessToken {
         // Not loaded yet (the user service was not up): try again, but at most once a second whatever the request rate.
         if self.verifier == nil, self.lastFetch.map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true { await self.refresh() }
         guard let verifier = self.verifier else {
             throw APIError(.serviceUnavailable, code: "auth_unavailable", message: "Tokens cannot be checked right now; try again shortly.")
         }
         do {
-            return try await verifier.userID(fromToken: token)
+            return try await verifier.verify(token: token)
         } catch let error as APIError where error.code == "invalid_token" {
             // A key rotation: the token may name a key published after our last fetch.
             guard let last = self.lastFetch, ContinuousClock.now - last > .seconds(30) else { throw error }
             await self.refresh()
             guard let fresh = self.verifier else { throw error }
-            return try await fresh.userID(fromToken: token)
+            return try await fresh.verify(token: token)
         }
     }
 

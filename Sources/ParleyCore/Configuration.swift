@@ -80,6 +80,10 @@ public struct ParleyConfiguration: Sendable {
     public var presenceGraceMillis: Int
     /// `PARLEY_TYPING_TIMEOUT_MS`: how long `typing` lasts without a renewal.
     public var typingTimeoutMillis: Int
+    /// `PARLEY_SOCKET_TOKEN_GRACE_SECONDS`: how long after its access token expires a socket that has not renewed is closed.
+    public var socketTokenGraceSeconds: Int
+    /// `PARLEY_SOCKET_CONNECT_TIMEOUT_SECONDS`: how long a Socket.IO session may go without an authenticated socket.
+    public var socketConnectTimeoutSeconds: Int
     /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
     public var jwtPreviousKeyPEM: String?
 
@@ -116,6 +120,8 @@ public struct ParleyConfiguration: Sendable {
         self.mailLeaseSeconds = 60
         self.presenceGraceMillis = 2000
         self.typingTimeoutMillis = 5000
+        self.socketTokenGraceSeconds = 5
+        self.socketConnectTimeoutSeconds = 10
         self.jwtPreviousKeyPEM = nil
     }
 
@@ -205,6 +211,9 @@ public struct ParleyConfiguration: Sendable {
         self.mailLeaseSeconds = try reader.int("PARLEY_MAIL_LEASE_SECONDS", in: 2...86400) ?? self.mailLeaseSeconds
         self.presenceGraceMillis = try reader.int("PARLEY_PRESENCE_GRACE_MS", in: 0...600_000) ?? self.presenceGraceMillis
         self.typingTimeoutMillis = try reader.int("PARLEY_TYPING_TIMEOUT_MS", in: 100...600_000) ?? self.typingTimeoutMillis
+        self.socketTokenGraceSeconds = try reader.int("PARLEY_SOCKET_TOKEN_GRACE_SECONDS", in: 0...30) ?? self.socketTokenGraceSeconds
+        self.socketConnectTimeoutSeconds =
+            try reader.int("PARLEY_SOCKET_CONNECT_TIMEOUT_SECONDS", in: 1...300) ?? self.socketConnectTimeoutSeconds
         self.jwtPreviousKeyPEM = reader.string("PARLEY_JWT_PREVIOUS_KEY")
     }
 

@@ -195,5 +195,20 @@ public enum Schema {
                 """,
             ]
         ),
+        Migration(
+            version: 4,
+            name: "ended login sessions, whose sockets close",
+            statements: [
+                """
+                CREATE TABLE ended_sessions (
+                    session_id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    ended_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX ended_sessions_time ON ended_sessions (ended_at)",
+            ]
+        ),
     ]
 }

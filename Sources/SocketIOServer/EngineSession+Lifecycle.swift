@@ -175,12 +175,24 @@ extension EngineSession {
     /// Pings every `pingInterval` (measured from the last pong, as the reference server does) and closes the session
     /// when a pong is `pingTimeout` late, or when no socket has connected for `connectTimeout`.
     func runHeartbeat() async {
-        while true {
+        // A new session has `connectTimeout` to admit a socket; when that ends before the first ping, it is checked then.
+        var wait = self.configuration.pingInterval
+        if self.configuration.connectTimeout < wait {
             do {
-                try await Task.sleep(for: self.configuration.pingInterval)
+                try await Task.sleep(for: self.configuration.connectTimeout)
             } catch {
                 return
             }
+            if self.closeIfUnattached() { return }
+            wait -= self.configuration.connectTimeout
+        }
+        while true {
+            do {
+                try await Task.sleep(for: wait)
+            } catch {
+                return
+            }
+            wait = self.configuration.pingInterval
             let sent = self.state.withLock { state -> Bool in
                 guard state.phase == .open else { return false }
                 state.pongReceived = false
@@ -195,12 +207,16 @@ extension EngineSession {
                 self.close(.pingTimeout)
                 return
             }
-            let unattached = self.state.withLock { $0.unattachedSince }
-            if let unattached, unattached.duration(to: .now) >= self.configuration.connectTimeout {
-                self.close(.connectTimeout)
-                return
-            }
+            if self.closeIfUnattached() { return }
         }
+    }
+
+    /// Closes the session when it has been without a socket for `connectTimeout`; returns whether it did.
+    private func closeIfUnattached() -> Bool {
+        let unattached = self.state.withLock { $0.unattachedSince }
+        guard let unattached, unattached.duration(to: .now) >= self.configuration.connectTimeout else { return false }
+        self.close(.connectTimeout)
+        return true
     }
 
     /// Whether a pong arrives within `timeout`.

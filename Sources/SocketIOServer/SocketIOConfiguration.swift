@@ -10,8 +10,11 @@ public struct SocketIOConfiguration: Sendable {
     public var maxPayload: Int
     /// How many packets may wait for one socket; a socket that falls further behind is disconnected.
     public var outboundQueueLimit: Int
-    /// How long a session may stay without a connected socket (Socket.IO's `connectTimeout`).
+    /// How long a session may stay without a connected socket (Socket.IO's `connectTimeout`): a new session that has not
+    /// authenticated by then is closed.
     public var connectTimeout: Duration
+    /// The largest CONNECT data (the `auth` object) read before authentication, in bytes; a larger one is refused.
+    public var maxConnectDataBytes: Int
     /// How long a WebSocket may take between opening and completing the upgrade of a polling session.
     public var upgradeTimeout: Duration
     /// Put before every Engine.IO session id with a dot (`chat2.Xy…`), so a load balancer can route a polling
@@ -24,7 +27,8 @@ public struct SocketIOConfiguration: Sendable {
         pingTimeout: Duration = .seconds(20),
         maxPayload: Int = 1_000_000,
         outboundQueueLimit: Int = 1024,
-        connectTimeout: Duration = .seconds(45),
+        connectTimeout: Duration = .seconds(10),
+        maxConnectDataBytes: Int = 4096,
         upgradeTimeout: Duration = .seconds(10),
         sessionIDPrefix: String? = nil
     ) {
@@ -33,6 +37,7 @@ public struct SocketIOConfiguration: Sendable {
         self.maxPayload = maxPayload
         self.outboundQueueLimit = outboundQueueLimit
         self.connectTimeout = connectTimeout
+        self.maxConnectDataBytes = maxConnectDataBytes
         self.upgradeTimeout = upgradeTimeout
         self.sessionIDPrefix = sessionIDPrefix
     }

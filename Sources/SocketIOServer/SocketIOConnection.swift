@@ -118,16 +118,27 @@ final class SocketIOConnection: Sendable {
             self.logger.debug("ignoring a CONNECT to a namespace already joined")
             return
         }
-        let auth = packet.data.flatMap { try? JSONValue(parsing: $0) }
-        guard let userID = await self.handler.authenticate(auth: auth, handshake: self.session.handshake) else {
+        // Before authentication a client is anyone: its CONNECT data is kept small, and a refused CONNECT ends the session
+        // (a client that could retry without end on one session would cost a verification each time for nothing).
+        let admission: SocketIOAdmission?
+        if let data = packet.data, data.utf8.count > self.session.configuration.maxConnectDataBytes {
+            self.logger.notice("refusing a CONNECT: its data is too large", metadata: ["sio.bytes": "\(data.utf8.count)"])
+            admission = nil
+        } else {
+            let auth = packet.data.flatMap { try? JSONValue(parsing: $0) }
+            admission = await self.handler.authenticate(auth: auth, handshake: self.session.handshake)
+        }
+        guard let admission else {
             self.state.withLock { state in
                 if case .authenticating = state.socket { state.socket = .none }
             }
             self.session.enqueue(EngineText.message(.connectRefused(message: "unauthorized")))
+            self.session.close(.serverNamespaceDisconnect, flush: true)
             await self.endBusy()
             return
         }
-        let socket = SocketIOSocket(id: RandomID.make(), userID: userID, connection: self)
+        let userID = admission.userID
+        let socket = SocketIOSocket(id: RandomID.make(), admission: admission, connection: self)
         let admitted = self.state.withLock { state -> Bool in
             guard case .authenticating = state.socket else { return false }
             state.socket = .connected(socket)

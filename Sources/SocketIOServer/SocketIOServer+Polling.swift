@@ -1,5 +1,6 @@
 public import Hummingbird
 public import HummingbirdWebSocket
+import HTTPTypes
 import Logging
 import NIOCore
 import SocketIOProtocol
@@ -134,9 +135,16 @@ extension SocketIOServer {
         return query
     }
 
-    /// What the handler learns of a session's first request.
+    /// The headers a session keeps from its first request: a session costs what it keeps, and anyone can open one.
+    static let keptHeaders: [HTTPField.Name] = [.authorization, .userAgent]
+
+    /// What the handler learns of a session's first request: the query, the address, and only the ``keptHeaders``.
     static func handshake(of request: Request, remoteAddress: String?) -> SocketIOHandshake {
-        SocketIOHandshake(headers: request.headers, query: Self.query(of: request), remoteAddress: remoteAddress)
+        var headers = HTTPFields()
+        for name in Self.keptHeaders {
+            if let value = request.headers[name] { headers[name] = value }
+        }
+        return SocketIOHandshake(headers: headers, query: Self.query(of: request), remoteAddress: remoteAddress)
     }
 
     /// The peer's IP address, when the application's request context records it.

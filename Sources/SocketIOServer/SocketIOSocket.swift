@@ -4,8 +4,10 @@ import Synchronization
 public final class SocketIOSocket: Sendable {
     /// The Socket.IO socket id, sent to the client in `40{"sid"}`.
     public let id: String
-    /// The user the handler's `authenticate` returned.
-    public let userID: String
+    /// Whom the handler's `authenticate` admitted.
+    public let admission: SocketIOAdmission
+    /// The user the socket acts for.
+    public var userID: String { self.admission.userID }
     /// What the session's first request carried.
     public var handshake: SocketIOHandshake { self.connection.session.handshake }
     let connection: SocketIOConnection
@@ -13,9 +15,9 @@ public final class SocketIOSocket: Sendable {
     /// session (a client may send `41` and CONNECT again on one Engine.IO session).
     private let active = Atomic<Bool>(true)
 
-    init(id: String, userID: String, connection: SocketIOConnection) {
+    init(id: String, admission: SocketIOAdmission, connection: SocketIOConnection) {
         self.id = id
-        self.userID = userID
+        self.admission = admission
         self.connection = connection
     }
 

@@ -1,6 +1,7 @@
 public import Foundation
 import JWTKit
 public import ParleyCore
+import ParleyStore
 import SQLKit
 
 /// Issues access tokens and rotates refresh tokens.
@@ -28,33 +29,41 @@ public struct TokenIssuer: Sendable {
         return JWTAccessTokenVerifier(keys: keys)
     }
 
-    /// A signed access token for `userID`.
-    public func accessToken(for userID: String, now: Date = Date()) async throws -> String {
+    /// A signed access token for `userID` in login session `sessionID` (its refresh-token family); without one (tools,
+    /// tests) it ends only by expiring.
+    public func accessToken(for userID: String, sessionID: String? = nil, now: Date = Date()) async throws -> String {
         // Whole seconds: NumericDate with a fraction is legal, but some verifiers refuse it.
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         return try await self.signer.sign(
-            AccessTokenClaims(userID: userID, issuedAt: now, lifetime: TimeInterval(self.accessTokenLifetime)),
+            AccessTokenClaims(userID: userID, sessionID: sessionID, issuedAt: now, lifetime: TimeInterval(self.accessTokenLifetime)),
             kid: JWKIdentifier(string: self.key.kid)
         )
     }
 
-    /// Stores a new refresh token of `family` (a new family when nil) and returns it.
-    func newRefreshToken(userID: String, family: String?, now: Int64, in sql: any SQLDatabase) async throws -> String {
+    /// A refresh token and the family (the login session) it belongs to.
+    struct RefreshToken: Sendable {
+        var token: String
+        var family: String
+    }
+
+    /// Stores a new refresh token of `family` (a new family, a new login session, when nil) and returns it.
+    func newRefreshToken(userID: String, family: String?, now: Int64, in sql: any SQLDatabase) async throws -> RefreshToken {
         let token = Secrets.refreshToken()
+        let family = family ?? Identifier.make()
         try await TokenStore.insertRefreshToken(
             hash: Secrets.tokenHash(token),
-            familyID: family ?? Identifier.make(),
+            familyID: family,
             userID: userID,
             now: now,
             expiresAt: now + Int64(self.refreshTokenLifetime) * 1000,
             in: sql
         )
-        return token
+        return RefreshToken(token: token, family: family)
     }
 
     /// What presenting a refresh token leads to.
     enum Rotation {
-        case rotated(userID: String, newToken: String)
+        case rotated(userID: String, newToken: RefreshToken)
         case reused
         case invalid
     }
@@ -64,22 +73,22 @@ public struct TokenIssuer: Sendable {
         guard let stored = try await TokenStore.refreshToken(hash: Secrets.tokenHash(token), in: sql) else { return .invalid }
         if stored.revokedAt != nil { return .invalid }
         if stored.rotatedAt != nil {
-            try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
+            try await TokenStore.revokeFamily(of: stored, reason: .revoked, now: now, in: sql)
             return .reused
         }
         if stored.expiresAt <= now { return .invalid }
         // Marking it rotated is guarded: a concurrent rotation of the same token loses, and counts as reuse.
         guard try await TokenStore.markRotated(id: stored.id, now: now, in: sql) else {
-            try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
+            try await TokenStore.revokeFamily(of: stored, reason: .revoked, now: now, in: sql)
             return .reused
         }
         let successor = try await self.newRefreshToken(userID: stored.userID, family: stored.familyID, now: now, in: sql)
         return .rotated(userID: stored.userID, newToken: successor)
     }
 
-    /// Revokes the family of `token`, if it is one of ours.
+    /// Ends the login session of `token` (logout), if it is one of ours.
     func revoke(_ token: String, now: Int64, in sql: any SQLDatabase) async throws {
         guard let stored = try await TokenStore.refreshToken(hash: Secrets.tokenHash(token), in: sql) else { return }
-        try await TokenStore.revokeFamily(stored.familyID, now: now, in: sql)
+        try await TokenStore.revokeFamily(of: stored, reason: .loggedOut, now: now, in: sql)
     }
 }

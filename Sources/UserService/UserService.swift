@@ -84,7 +84,7 @@ public struct UserService: Sendable {
         guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw LoginError.malformedCode }
         let now = Timestamp.millis()
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
-        let outcome = try await self.database.transaction { sql -> Result<(UserRecord, String), LoginError> in
+        let outcome = try await self.database.transaction { sql -> Result<(UserRecord, TokenIssuer.RefreshToken), LoginError> in
             guard let stored = try await TokenStore.countAttempt(email: email, maxAttempts: self.settings.maxCodeAttempts, in: sql) else {
                 let burned = try await TokenStore.codeExists(email: email, in: sql)
                 return .failure(burned ? .tooManyAttempts(retryAfter: self.settings.resendSeconds) : .noCode)
@@ -127,11 +127,11 @@ public struct UserService: Sendable {
         }
     }
 
-    func session(user: UserRecord, refreshToken: String) async throws -> SessionResponse {
+    func session(user: UserRecord, refreshToken: TokenIssuer.RefreshToken) async throws -> SessionResponse {
         SessionResponse(
             user: user.user(signer: self.signer),
-            accessToken: try await self.tokens.accessToken(for: user.id),
-            refreshToken: refreshToken,
+            accessToken: try await self.tokens.accessToken(for: user.id, sessionID: refreshToken.family),
+            refreshToken: refreshToken.token,
             expiresIn: self.tokens.accessTokenLifetime
         )
     }

@@ -74,7 +74,14 @@ struct RealtimeParts {
             logger: logger
         )
         let typing = TypingRelay(membership: service.membership, bus: bus, lifetime: .seconds(5), clock: ContinuousClock(), tasks: self.tasks)
-        self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, tasks: self.tasks, logger: logger)
+        // These tests drive events of admitted sockets; token renewal is tested through the application (ParleyAppTests).
+        let authority = SocketAuthority(
+            verifier: NoTokens(),
+            endedSessions: EndedSessions(database: service.store.database),
+            settings: RealtimeSettings(),
+            logger: logger
+        )
+        self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, authority: authority, tasks: self.tasks, logger: logger)
         self.fanout.attach(to: self.emits)
     }
 
@@ -270,4 +277,9 @@ struct EveryoneDirectory: UserDirectory {
     func profiles(of ids: [String]) async throws -> [String: PublicUser] {
         Dictionary(uniqueKeysWithValues: Set(ids).map { ($0, PublicUser(id: $0, name: "User", avatarUrl: nil)) })
     }
+}
+
+/// Admits no token: the sockets of these tests are admitted by hand.
+private struct NoTokens: AccessTokenVerifying {
+    func verify(token: String) async throws -> VerifiedAccessToken { throw APIError.unauthorized() }
 }

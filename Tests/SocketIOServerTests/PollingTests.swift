@@ -118,14 +118,41 @@ import Testing
         }
     }
 
-    @Test func aBadTokenIsRefusedWithUnauthorized() async throws {
+    /// A refused CONNECT ends the session: a client cannot retry on one session without end.
+    @Test func aBadTokenIsRefusedWithUnauthorizedAndTheSessionCloses() async throws {
         try await self.withPolling { polling, server in
             let sid = try await polling.open()
             _ = try await polling.post(sid, #"40{"token":"bad"}"#)
-            #expect(try await polling.get(sid).body == #"44{"message":"unauthorized"}"#)
-            _ = try await polling.post(sid, "40")
-            #expect(try await polling.get(sid).body == #"44{"message":"unauthorized"}"#)
+            #expect(try await polling.get(sid).body == "44{\"message\":\"unauthorized\"}\u{1E}1")
+            #expect(try await polling.post(sid, "40").status == .badRequest)
             #expect(server.server.socketCount == 0)
+            #expect(server.server.sessionCount == 0)
+        }
+    }
+
+    /// CONNECT data before authentication is small: a larger one is refused unread, and the session closes.
+    @Test func largeConnectDataIsRefusedUnread() async throws {
+        try await self.withPolling { polling, server in
+            let sid = try await polling.open()
+            let padding = String(repeating: "x", count: 4096)
+            _ = try await polling.post(sid, #"40{"token":"good","padding":"\#(padding)"}"#)
+            #expect(try await polling.get(sid).body == "44{\"message\":\"unauthorized\"}\u{1E}1")
+            #expect(server.handler.calls.events.isEmpty)
+            #expect(server.server.sessionCount == 0)
+        }
+    }
+
+    /// A session that admits no socket within `connectTimeout` is closed then, even before its first ping.
+    @Test func aSessionWithoutASocketClosesAfterTheConnectTimeout() async throws {
+        let server = TestServer(
+            configuration: .init(pingInterval: .seconds(60), pingTimeout: .seconds(5), maxPayload: 100_000, connectTimeout: .milliseconds(300))
+        )
+        try await self.withPolling(server) { polling, server in
+            let started = ContinuousClock.now
+            let sid = try await polling.open()
+            #expect(try await polling.get(sid).body == "1")
+            #expect(started.duration(to: .now) < .seconds(30))
+            #expect(server.server.sessionCount == 0)
         }
     }
 

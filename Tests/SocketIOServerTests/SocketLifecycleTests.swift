@@ -14,7 +14,7 @@ import Testing
         private let gate = Mutex<CheckedContinuation<Void, Never>?>(nil)
         private let opened = Mutex(false)
 
-        func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> String? { "alice" }
+        func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> SocketIOAdmission? { SocketIOAdmission(userID: "alice") }
 
         func connected(_ socket: SocketIOSocket) async {
             self.calls.append("connected")
@@ -74,9 +74,9 @@ import Testing
         final class SlowHandler: SocketIOHandler {
             let calls = EventLog<String>()
             let session: Mutex<EngineSession?> = Mutex(nil)
-            func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> String? {
+            func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> SocketIOAdmission? {
                 self.session.withLock { $0 }?.close(.transportClose)
-                return "alice"
+                return SocketIOAdmission(userID: "alice")
             }
             func connected(_ socket: SocketIOSocket) async { self.calls.append("connected") }
             func received(event: String, arguments: [JSONValue], from socket: SocketIOSocket, ack: SocketIOAck?) async {}

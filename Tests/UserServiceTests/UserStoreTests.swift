@@ -127,7 +127,7 @@ struct TokenStoreTests {
                 let first = try await TokenStore.markRotated(id: token.id, now: 2, in: sql)
                 let second = try await TokenStore.markRotated(id: token.id, now: 3, in: sql)
                 let again = try await TokenStore.refreshToken(hash: "t1", in: sql)
-                try await TokenStore.revokeFamily("f", now: 4, in: sql)
+                try await TokenStore.revokeFamily(of: token, reason: .revoked, now: 4, in: sql)
                 return (first, second, again, try await TokenStore.refreshToken(hash: "t2", in: sql))
             }
             #expect(first && !second)

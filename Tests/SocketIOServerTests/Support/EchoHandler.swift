@@ -21,11 +21,11 @@ final class EchoHandler: SocketIOHandler {
         self.server.withLock { $0 = server }
     }
 
-    func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> String? {
+    func authenticate(auth: JSONValue?, handshake: SocketIOHandshake) async -> SocketIOAdmission? {
         let token =
             auth?["token"]?.stringValue ?? handshake.headers[.authorization].map { String($0.dropFirst("Bearer ".count)) }
             ?? handshake.query["token"]
-        return token == "good" ? "alice" : nil
+        return token == "good" ? SocketIOAdmission(userID: "alice") : nil
     }
 
     func connected(_ socket: SocketIOSocket) async {
