@@ -238,13 +238,14 @@ def assert_chat_summary(chat: Any) -> None:
     assert isinstance(chat["updatedAt"], str) and TIMESTAMP.fullmatch(chat["updatedAt"]), chat
 
 
-def assert_auth_response(body: Any, email_address: str | None = None) -> None:
-    """The answer of verify and refresh: {user, accessToken, refreshToken, expiresIn}."""
+def assert_auth_response(body: Any, email_address: str | None = None, lifetime: int = 900) -> None:
+    """The answer of verify and refresh: {user, accessToken, refreshToken, expiresIn}; access tokens last `lifetime` s
+    (15 minutes unless PARLEY_ACCESS_TOKEN_TTL_SECONDS says otherwise)."""
     assert isinstance(body, dict) and set(body) == {"user", "accessToken", "refreshToken", "expiresIn"}, body
     assert_user(body["user"], email_address)
     assert isinstance(body["accessToken"], str) and body["accessToken"].count(".") == 2, body
     assert isinstance(body["refreshToken"], str) and len(body["refreshToken"]) >= 20, body
-    assert body["expiresIn"] == 900, f"access tokens last 15 minutes: {body['expiresIn']!r}"
+    assert body["expiresIn"] == lifetime, f"access tokens last {lifetime} s: {body['expiresIn']!r}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -670,7 +671,7 @@ def sign_in(server: ParleyServer, address: str | None = None, verify_as: str | N
     request_code(server.client, address, retry_after=int(server.env.get("PARLEY_OTP_RESEND_SECONDS", "60")))
     code = server.code_for(address.strip().lower())
     body = expect_status(verify(server.client, verify_as or address, code), 200)
-    assert_auth_response(body)
+    assert_auth_response(body, lifetime=int(server.env.get("PARLEY_ACCESS_TOKEN_TTL_SECONDS", "900")))
     return Account(body["user"]["email"], body["user"], body["accessToken"], body["refreshToken"],
                    server.client.with_token(body["accessToken"]))
 

@@ -801,3 +801,28 @@ def test_profile_photo_is_seen_by_others_and_can_be_removed(web_server, browsers
 
 def teardown_module(module):
     shutil.rmtree(ARTIFACTS / "tmp", ignore_errors=True)
+
+
+def test_the_socket_renews_its_token_in_band_and_never_drops(launcher, browsers):
+    """[web] With 10 s access tokens the app refreshes its token and renews its socket in-band (`auth`): over 25 s, two
+    and a half token lifetimes, the server never ends the socket, and messages still arrive live."""
+    smtp = launcher.smtp()
+    server = launcher.parley(backend="sqlite", smtp=smtp, env={**web_env(), "PARLEY_ACCESS_TOKEN_TTL_SECONDS": "10",
+                                                               "PARLEY_SOCKET_TOKEN_GRACE_SECONDS": "0"})
+    tag = uuid.uuid4().hex[:6]
+    alice = browsers("alice")
+    sign_in_ui(alice, server, name=f"Alice {tag}")
+    alice_id = alice.session()["user"]["id"]
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        assert not alice.visible("#connection-banner"), "the app showed a connection drop"
+        time.sleep(0.25)
+    log = server.log_path.read_text(errors="replace")
+    assert "socket's authority ended" not in log, "the server ended the app's socket: it did not renew in-band"
+    writer = sign_in(server)
+    expect_status(writer.client.patch("/api/v1/me", json={"name": f"Writer {tag}"}), 200)
+    chat = expect_status(writer.client.post("/api/v1/chats", json={"userId": alice_id}), 201)["chat"]
+    expect_status(writer.client.post(f"/api/v1/chats/{chat['id']}/messages",
+                                     json={"text": "still live", "clientMessageId": tag}), 201)
+    alice.wait(lambda: any(c["id"] == chat["id"] and c["preview"] == "still live" for c in alice.chat_items()),
+               "the new chat and its message, live")

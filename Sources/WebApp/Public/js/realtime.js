@@ -2,12 +2,13 @@
 // catches up the loaded chats with `after=<last seq>`, re-joins the open chat and flushes the outbox.
 
 import { SocketIOClient } from "./socketio.js";
-import { accessToken, refresh, SessionExpired } from "./session.js";
+import { accessToken, endSession, onSessionChange, refresh, SessionExpired } from "./session.js";
 import * as store from "./store.js";
 
 let socket = null;
 let joined = null; // the chat this socket asked to join
 let serverReads = null; // the joined chat once the server confirmed: it marks that chat's arriving messages read
+let stopRenewing = null; // removes the listener that renews the socket's token in-band
 
 export function startRealtime() {
   stopRealtime();
@@ -73,10 +74,27 @@ export function startRealtime() {
       store.publish("readState", summary.id);
     }
   });
+  // A socket lasts as long as its access token: each refreshed token renews it in-band, so it never drops. The server
+  // ends a socket whose token expired anyway (the tab slept), or whose login session ended elsewhere (signed out on
+  // another device, or revoked): the first reconnects with a fresh token by itself, the second signs out here.
+  stopRenewing = onSessionChange((current, reason) => {
+    if (reason === "refresh" && current && socket && socket.connected) {
+      socket.request("auth", { token: current.accessToken }).catch(() => { /* the next reconnect authenticates */ });
+    }
+  });
+  socket.on("sessionEnded", (payload) => {
+    const reason = payload && payload.reason;
+    if (reason === "logged_out" || reason === "revoked") {
+      stopRealtime();
+      endSession();
+    }
+  });
   socket.connect();
 }
 
 export function stopRealtime() {
+  if (stopRenewing) stopRenewing();
+  stopRenewing = null;
   if (socket) socket.close();
   socket = null;
   joined = null;
