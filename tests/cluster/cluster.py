@@ -472,7 +472,7 @@ class Recorder:
     """Collects the events one socket receives, with a lock, and lets a test wait for one."""
 
     EVENTS = ("newMessage", "messagesSeen", "userTyping", "userStoppedTyping", "userOnline", "userOffline",
-              "getOnlineUser", "chatUpdated")
+              "getOnlineUser", "chatUpdated", "sessionEnded")
 
     def __init__(self):
         self.lock = threading.Lock()

@@ -24,7 +24,7 @@ from cluster import (
     instance_of,
     timing,
 )
-from harness import poll
+from harness import JWT, poll, sign_jwt
 
 TRANSPORT_PAIRS = [("websocket", "websocket"), ("polling", "polling"), ("websocket", "polling")]
 
@@ -286,3 +286,55 @@ def test_presence_churn_leaves_nobody_online(healthy_cluster):
         timing("presence churn test", time.monotonic() - started)
     finally:
         socket_w.disconnect()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_logout_and_reuse_detection_close_that_sessions_sockets_on_every_instance(healthy_cluster, jwt_pem, transport):
+    """[cluster] Logout through a user instance closes the sockets of that login session on chat1 and chat2 within 2 s
+    (`sessionEnded` `logged_out`), while another session of the same user keeps its socket; a refresh token presented
+    twice closes its session's sockets the same way (`revoked`). A closed session's token cannot connect again."""
+    import socketio
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    cluster = healthy_cluster
+    ann, other, bob = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    chat = create_chat(other, user=ann)
+    # Another login session of Ann's: her token with another session id, signed with the cluster's key.
+    token = JWT.parse(ann.access_token)
+    another_session = sign_jwt({k: v for k, v in token.header.items() if k != "alg"},
+                               {**token.payload, "sid": str(uuid.uuid4())}, load_pem_private_key(jwt_pem.encode(), None))
+    on_chat1, events_1 = connect_socket(cluster, ann.access_token, transport, instance="chat1")
+    on_chat2, events_2 = connect_socket(cluster, ann.access_token, transport, instance="chat2")
+    survivor, survivor_events = connect_socket(cluster, another_session, transport, instance="chat3")
+    bobs, bob_events = connect_socket(cluster, bob.access_token, transport, instance="chat1")
+    try:
+        started = time.monotonic()
+        response = requests.post(f"{cluster.url}/api/v1/logout", json={"refreshToken": ann.refresh_token}, timeout=10)
+        assert response.status_code == 204, response.text
+        for events, name in ((events_1, "chat1"), (events_2, "chat2")):
+            ended = events.wait("sessionEnded", timeout=5, what=f"sessionEnded on {name}")
+            assert ended == {"reason": "logged_out"}, ended
+        elapsed = time.monotonic() - started
+        timing(f"logout → sessionEnded on chat1 and chat2 ({transport})", elapsed)
+        assert elapsed < 2.0, f"sockets closed {elapsed:.1f} s after logout (the contract says within 2 s)"
+        poll(lambda: not on_chat1.connected and not on_chat2.connected, 5, "both sockets closed")
+        assert not survivor_events.of("sessionEnded")
+        answer = survivor.call("sendMessage", {"chatId": chat["id"], "text": "still here",
+                                               "clientMessageId": uuid.uuid4().hex}, timeout=10)
+        ack_ok(answer, "sendMessage")
+        with pytest.raises(AssertionError):
+            connect_socket(cluster, ann.access_token, transport, tries=1)
+
+        # Reuse detection: Bob's refresh token, rotated, then presented again.
+        body = {"refreshToken": bob.refresh_token}
+        assert requests.post(f"{cluster.url}/api/v1/token/refresh", json=body, timeout=10).status_code == 200
+        assert requests.post(f"{cluster.url}/api/v1/token/refresh", json=body, timeout=10).status_code == 401
+        ended = bob_events.wait("sessionEnded", timeout=3, what="sessionEnded after reuse detection")
+        assert ended == {"reason": "revoked"}, ended
+    finally:
+        disconnect_socket(cluster, survivor)
+        for socket in (on_chat1, on_chat2, bobs):
+            try:
+                socket.disconnect()
+            except socketio.exceptions.SocketIOError:
+                pass
