@@ -38,3 +38,19 @@ enum EngineError: Int, Error, Sendable {
         )
     }
 }
+
+extension SessionLimits.Refusal {
+    /// The refusal of a handshake: 429 (this address) or 503 (the server), with an Engine.IO error body and Retry-After.
+    var response: Response {
+        let (status, message, retryAfter): (HTTPResponse.Status, String, String) =
+            switch self {
+            case .address: (.tooManyRequests, "Too many sessions from this address", "1")
+            case .server: (.serviceUnavailable, "Too many sessions", "5")
+            }
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json", .retryAfter: retryAfter],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"code":\#(EngineError.forbidden.rawValue),"message":"\#(message)"}"#))
+        )
+    }
+}

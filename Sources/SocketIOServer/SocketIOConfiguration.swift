@@ -17,6 +17,8 @@ public struct SocketIOConfiguration: Sendable {
     public var maxConnectDataBytes: Int
     /// How long a WebSocket may take between opening and completing the upgrade of a polling session.
     public var upgradeTimeout: Duration
+    /// What a client may open before it authenticates.
+    public var limits: Limits
     /// Put before every Engine.IO session id with a dot (`chat2.Xy…`), so a load balancer can route a polling
     /// session's requests to the instance that holds it by the `sid` query parameter; nil for a single instance.
     public var sessionIDPrefix: String?
@@ -30,6 +32,7 @@ public struct SocketIOConfiguration: Sendable {
         connectTimeout: Duration = .seconds(10),
         maxConnectDataBytes: Int = 4096,
         upgradeTimeout: Duration = .seconds(10),
+        limits: Limits = Limits(),
         sessionIDPrefix: String? = nil
     ) {
         self.pingInterval = pingInterval
@@ -39,7 +42,34 @@ public struct SocketIOConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.maxConnectDataBytes = maxConnectDataBytes
         self.upgradeTimeout = upgradeTimeout
+        self.limits = limits
         self.sessionIDPrefix = sessionIDPrefix
+    }
+
+    /// Caps on sessions that have not admitted a socket yet (anyone can open one), and on how fast one address opens
+    /// sessions. Refused handshakes are answered 429 (this address) or 503 (the server) with an Engine.IO error body.
+    public struct Limits: Sendable {
+        /// Unauthenticated sessions held at once, in all.
+        public var maxPendingSessions: Int
+        /// Unauthenticated sessions held at once per client address (IPv6: per /64).
+        public var maxPendingSessionsPerAddress: Int
+        /// New sessions an address may open at once before the rate applies.
+        public var handshakeBurst: Int
+        /// New sessions per second an address may open after its burst.
+        public var handshakesPerSecond: Double
+
+        /// Generous for people behind one NAT (an office reconnecting after a deploy), small for one attacker.
+        public init(
+            maxPendingSessions: Int = 10_000,
+            maxPendingSessionsPerAddress: Int = 200,
+            handshakeBurst: Int = 400,
+            handshakesPerSecond: Double = 100
+        ) {
+            self.maxPendingSessions = maxPendingSessions
+            self.maxPendingSessionsPerAddress = maxPendingSessionsPerAddress
+            self.handshakeBurst = handshakeBurst
+            self.handshakesPerSecond = handshakesPerSecond
+        }
     }
 
     /// The hummingbird-websocket settings this server needs; pass them to `.http1WebSocketUpgrade(webSocketRouter:configuration:)`.

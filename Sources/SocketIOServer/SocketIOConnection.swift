@@ -30,12 +30,15 @@ final class SocketIOConnection: Sendable {
     let handler: any SocketIOHandler
     /// Where sockets are found by user.
     private let registry: SocketRegistry
+    /// The session's place among unauthenticated ones, given back when its first socket is admitted.
+    private let pending: PendingSession
     private let state = Mutex(State())
 
-    init(session: EngineSession, handler: any SocketIOHandler, registry: SocketRegistry) {
+    init(session: EngineSession, handler: any SocketIOHandler, registry: SocketRegistry, pending: PendingSession) {
         self.session = session
         self.handler = handler
         self.registry = registry
+        self.pending = pending
     }
 
     var logger: Logger { self.session.logger }
@@ -145,6 +148,7 @@ final class SocketIOConnection: Sendable {
             return true
         }
         if admitted {
+            self.pending.settle()
             self.session.setAttached(true)
             // One step under the registry's lock: no emit can overtake the reply, and none can miss the socket once the
             // client has read the reply (queuing first and registering after left a window in which it could).

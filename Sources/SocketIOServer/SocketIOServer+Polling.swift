@@ -37,8 +37,10 @@ extension SocketIOServer {
         case "polling":
             guard let sid = query["sid"] else {
                 let handshake = Self.handshake(of: request, remoteAddress: Self.remoteAddress(of: context))
-                let connection = self.openSession(transport: .polling, handshake: handshake)
-                return Self.pollingResponse(connection.session.openPacket(transport: .polling))
+                switch self.openSession(transport: .polling, handshake: handshake) {
+                case .success(let connection): return Self.pollingResponse(connection.session.openPacket(transport: .polling))
+                case .failure(let refusal): return refusal.response
+                }
             }
             return await self.longPoll(sid: sid)
         case "websocket":
@@ -47,6 +49,9 @@ extension SocketIOServer {
             if let sid = query["sid"] {
                 guard let connection = self.registry.connection(sid: sid) else { return EngineError.unknownSessionID.response }
                 guard connection.session.transport == .polling else { return EngineError.badRequest.response }
+            } else if let refusal = self.limits.check(SessionLimits.key(of: Self.remoteAddress(of: context))) {
+                // Refused before the upgrade, with a status the client can read; the session is counted after it.
+                return refusal.response
             }
             return try await upgrade.handle(request, context: context) { _, _ in Response(status: .notFound) }
         default:

@@ -24,7 +24,10 @@ extension SocketIOServer {
             await self.run(connection, inbound: inbound, outbound: outbound, probing: true)
             return
         }
-        let connection = self.openSession(transport: .webSocket, handshake: handshake)
+        guard case .success(let connection) = self.openSession(transport: .webSocket, handshake: handshake) else {
+            // Refused between the check before the upgrade and now: the WebSocket closes without a session.
+            return
+        }
         do {
             try await Self.write(connection.session.openPacket(transport: .webSocket), to: outbound)
         } catch {

@@ -10,10 +10,12 @@ public final class SocketIOServer: Sendable {
     let handler: any SocketIOHandler
     let logger: Logger
     let registry = SocketRegistry()
+    let limits: SessionLimits
 
     /// Creates a server; add its routes to a router with ``addRoutes(to:path:)``.
     public init(configuration: SocketIOConfiguration, handler: any SocketIOHandler, logger: Logger) {
         self.configuration = configuration
+        self.limits = SessionLimits(configuration.limits)
         self.handler = handler
         self.logger = logger
     }
@@ -43,8 +45,18 @@ public final class SocketIOServer: Sendable {
         }
     }
 
-    /// Opens a session on `transport` and registers it; the Socket.IO layer hears of its close, the registry of its end.
-    func openSession(transport: EngineSession.Transport, handshake: SocketIOHandshake) -> SocketIOConnection {
+    /// The number of sessions without an admitted socket yet.
+    public var unauthenticatedSessionCount: Int { self.limits.pendingCount }
+
+    /// Opens a session on `transport` for a client the limits admit, and registers it; the Socket.IO layer hears of its
+    /// close, the registry of its end; the limits' refusal otherwise.
+    func openSession(transport: EngineSession.Transport, handshake: SocketIOHandshake) -> Result<SocketIOConnection, SessionLimits.Refusal> {
+        let key = SessionLimits.key(of: handshake.remoteAddress)
+        if let refusal = self.limits.open(from: key) {
+            self.logger.debug("refusing a session", metadata: ["sio.refusal": "\(refusal)"])
+            return .failure(refusal)
+        }
+        let pending = PendingSession(limits: self.limits, key: key)
         let session = EngineSession(
             sid: self.configuration.makeSessionID(),
             transport: transport,
@@ -52,16 +64,19 @@ public final class SocketIOServer: Sendable {
             configuration: self.configuration,
             logger: self.logger
         )
-        let connection = SocketIOConnection(session: session, handler: self.handler, registry: self.registry)
+        let connection = SocketIOConnection(session: session, handler: self.handler, registry: self.registry, pending: pending)
         self.registry.add(connection)
         let registry = self.registry
         session.start(
             hooks: EngineSession.Hooks(
                 closed: { reason in connection.sessionClosed(reason) },
-                finished: { registry.remove(connection) }
+                finished: {
+                    pending.settle()
+                    registry.remove(connection)
+                }
             )
         )
         session.logger.debug("session opened", metadata: ["sio.transport": "\(transport)"])
-        return connection
+        return .success(connection)
     }
 }

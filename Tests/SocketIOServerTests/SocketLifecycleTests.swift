@@ -55,10 +55,10 @@ import Testing
 
     static let handshake = SocketIOHandshake(headers: [:], query: [:], remoteAddress: nil)
 
-    @Test func disconnectedWaitsForConnectedToReturn() async {
+    @Test func disconnectedWaitsForConnectedToReturn() async throws {
         let handler = GatedHandler()
         let server = Self.server(handler)
-        let connection = server.openSession(transport: .polling, handshake: Self.handshake)
+        let connection = try server.openSession(transport: .polling, handshake: Self.handshake).get()
         async let connecting: Void = connection.receive(.message("0"))
         #expect(await handler.calls.wait { $0 == ["connected"] })
         connection.session.close(.transportClose)
@@ -70,7 +70,7 @@ import Testing
         #expect(await handler.calls.wait { $0 == ["connected", "connected returns", "disconnected transport close"] })
     }
 
-    @Test func aSessionClosedDuringAuthenticationNeverConnects() async {
+    @Test func aSessionClosedDuringAuthenticationNeverConnects() async throws {
         final class SlowHandler: SocketIOHandler {
             let calls = EventLog<String>()
             let session: Mutex<EngineSession?> = Mutex(nil)
@@ -84,7 +84,7 @@ import Testing
         }
         let handler = SlowHandler()
         let server = Self.server(handler)
-        let connection = server.openSession(transport: .polling, handshake: Self.handshake)
+        let connection = try server.openSession(transport: .polling, handshake: Self.handshake).get()
         handler.session.withLock { $0 = connection.session }
         await connection.receive(.message("0"))
         #expect(handler.calls.events.isEmpty)
@@ -92,13 +92,13 @@ import Testing
         #expect(server.sessionCount == 0)
     }
 
-    @Test func aFinishedSessionIsReleased() async {
+    @Test func aFinishedSessionIsReleased() async throws {
         let handler = GatedHandler()
         handler.open()
         let server = Self.server(handler)
         weak var released: EngineSession?
         do {
-            let connection = server.openSession(transport: .webSocket, handshake: Self.handshake)
+            let connection = try server.openSession(transport: .webSocket, handshake: Self.handshake).get()
             released = connection.session
             await connection.receive(.message("0"))
             #expect(server.socketCount == 1)
