@@ -118,6 +118,12 @@ func assemble(
     var socketConfiguration = SocketIOConfiguration()
     socketConfiguration.sessionIDPrefix = configuration.instanceName
     socketConfiguration.connectTimeout = .seconds(configuration.socketConnectTimeoutSeconds)
+    socketConfiguration.limits = SocketIOConfiguration.Limits(
+        maxPendingSessions: configuration.socketMaxPendingSessions,
+        maxPendingSessionsPerAddress: configuration.socketMaxPendingPerAddress,
+        handshakeBurst: configuration.socketHandshakeBurst,
+        handshakesPerSecond: configuration.socketHandshakesPerSecond
+    )
     if role.runsChatService {
         let chatVerifier: any AccessTokenVerifying
         if let verifier { chatVerifier = verifier } else { chatVerifier = try await remoteVerifier(configuration: configuration, logger: logger) }
@@ -181,7 +187,14 @@ func assemble(
     let port = configuration.port ?? role.defaultPort
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: socketConfiguration.webSocketServerConfiguration)),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(
+                // A connection with no request in progress, or still sending its first request's headers, is closed.
+                http1: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))),
+                ws: socketConfiguration.webSocketServerConfiguration
+            )
+        ),
         configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
         onServerRunning: { channel in
             let actualPort = channel.localAddress?.port ?? port

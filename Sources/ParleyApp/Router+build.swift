@@ -1,7 +1,7 @@
 import ChatService
 import Hummingbird
-import ParleyCore
-import SocketIOServer
+public import ParleyCore
+public import SocketIOServer
 import UserService
 import WebApp
 
@@ -35,4 +35,9 @@ func buildRouter(role: ServiceRole, configuration: ParleyConfiguration, routes: 
     // Added last, it sees only requests no route took: a routed path with another method is 405 with `Allow`.
     router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
     return router
+}
+
+/// Socket.IO sessions count against their client's limits by the address ``ForwardedClientMiddleware`` settled on.
+extension ParleyRequestContext: SocketIOClientAddressContext {
+    public var socketIOClientAddress: String? { self.clientIP }
 }

@@ -84,6 +84,16 @@ public struct ParleyConfiguration: Sendable {
     public var socketTokenGraceSeconds: Int
     /// `PARLEY_SOCKET_CONNECT_TIMEOUT_SECONDS`: how long a Socket.IO session may go without an authenticated socket.
     public var socketConnectTimeoutSeconds: Int
+    /// `PARLEY_SOCKET_MAX_PENDING_PER_ADDRESS`: unauthenticated Socket.IO sessions one client address may hold.
+    public var socketMaxPendingPerAddress: Int
+    /// `PARLEY_SOCKET_MAX_PENDING_SESSIONS`: unauthenticated Socket.IO sessions the process holds in all.
+    public var socketMaxPendingSessions: Int
+    /// `PARLEY_SOCKET_HANDSHAKE_BURST`: new Socket.IO sessions a client address may open at once.
+    public var socketHandshakeBurst: Int
+    /// `PARLEY_SOCKET_HANDSHAKES_PER_SECOND`: new Socket.IO sessions per second a client address may open after its burst.
+    public var socketHandshakesPerSecond: Double
+    /// `PARLEY_HTTP_IDLE_TIMEOUT_SECONDS`: how long an HTTP connection may stay without a request in progress.
+    public var httpIdleTimeoutSeconds: Int
     /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
     public var jwtPreviousKeyPEM: String?
 
@@ -122,6 +132,11 @@ public struct ParleyConfiguration: Sendable {
         self.typingTimeoutMillis = 5000
         self.socketTokenGraceSeconds = 5
         self.socketConnectTimeoutSeconds = 10
+        self.socketMaxPendingPerAddress = 200
+        self.socketMaxPendingSessions = 10_000
+        self.socketHandshakeBurst = 400
+        self.socketHandshakesPerSecond = 100
+        self.httpIdleTimeoutSeconds = 60
         self.jwtPreviousKeyPEM = nil
     }
 
@@ -214,6 +229,13 @@ public struct ParleyConfiguration: Sendable {
         self.socketTokenGraceSeconds = try reader.int("PARLEY_SOCKET_TOKEN_GRACE_SECONDS", in: 0...30) ?? self.socketTokenGraceSeconds
         self.socketConnectTimeoutSeconds =
             try reader.int("PARLEY_SOCKET_CONNECT_TIMEOUT_SECONDS", in: 1...300) ?? self.socketConnectTimeoutSeconds
+        self.socketMaxPendingPerAddress =
+            try reader.int("PARLEY_SOCKET_MAX_PENDING_PER_ADDRESS", in: 1...1_000_000) ?? self.socketMaxPendingPerAddress
+        self.socketMaxPendingSessions = try reader.int("PARLEY_SOCKET_MAX_PENDING_SESSIONS", in: 1...10_000_000) ?? self.socketMaxPendingSessions
+        self.socketHandshakeBurst = try reader.int("PARLEY_SOCKET_HANDSHAKE_BURST", in: 1...10_000_000) ?? self.socketHandshakeBurst
+        self.socketHandshakesPerSecond =
+            try reader.double("PARLEY_SOCKET_HANDSHAKES_PER_SECOND", in: 0.001...1_000_000) ?? self.socketHandshakesPerSecond
+        self.httpIdleTimeoutSeconds = try reader.int("PARLEY_HTTP_IDLE_TIMEOUT_SECONDS", in: 5...3600) ?? self.httpIdleTimeoutSeconds
         self.jwtPreviousKeyPEM = reader.string("PARLEY_JWT_PREVIOUS_KEY")
     }
 

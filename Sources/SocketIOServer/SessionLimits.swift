@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// Caps what anyone can make the server hold before authenticating: sessions without an admitted socket yet, per client
 /// address and in all, and the rate of new sessions per address (a token bucket). IPv6 addresses count by /64, the block

@@ -18,6 +18,13 @@ public struct SocketIOHandshake: Sendable {
     }
 }
 
+/// A request context that knows the client's address (behind a trusted proxy, the one it forwarded): sessions count
+/// against their client's limits by it, and handlers see it in ``SocketIOHandshake/remoteAddress``.
+public protocol SocketIOClientAddressContext {
+    /// The client's IP address.
+    var socketIOClientAddress: String? { get }
+}
+
 /// Whom a CONNECT admitted: the user, and what the application keeps with the socket.
 public struct SocketIOAdmission: Sendable {
     /// The user the socket acts for; emits to a user reach all their sockets.

@@ -1,6 +1,6 @@
+import HTTPTypes
 public import Hummingbird
 public import HummingbirdWebSocket
-import HTTPTypes
 import Logging
 import NIOCore
 import SocketIOProtocol
@@ -152,8 +152,10 @@ extension SocketIOServer {
         return SocketIOHandshake(headers: headers, query: Self.query(of: request), remoteAddress: remoteAddress)
     }
 
-    /// The peer's IP address, when the application's request context records it.
+    /// The client's IP address: the one the application's context names (behind a proxy, the forwarded one), else the
+    /// peer's when the context records it.
     static func remoteAddress(of context: Any) -> String? {
-        (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
+        if let context = context as? any SocketIOClientAddressContext { return context.socketIOClientAddress }
+        return (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
     }
 }

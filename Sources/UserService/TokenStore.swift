@@ -118,7 +118,8 @@ enum TokenStore {
     /// Revokes every token of the family of `token` not revoked yet, and records that its login session ended, so the
     /// session's sockets close on every chat instance.
     static func revokeFamily(of token: StoredRefreshToken, reason: EndedSessions.Reason, now: Int64, in sql: any SQLDatabase) async throws {
-        try await sql.raw("UPDATE refresh_tokens SET revoked_at = \(bind: now) WHERE family_id = \(bind: token.familyID) AND revoked_at IS NULL").run()
+        try await sql.raw("UPDATE refresh_tokens SET revoked_at = \(bind: now) WHERE family_id = \(bind: token.familyID) AND revoked_at IS NULL")
+            .run()
         try await EndedSessions.record(sessionID: token.familyID, userID: token.userID, reason: reason, now: now, in: sql)
     }
 }

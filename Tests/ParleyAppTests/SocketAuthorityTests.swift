@@ -34,7 +34,8 @@ import Testing
     static func sendMessage(_ socket: PollingSocket, chatID: String, ackID: Int) async throws -> [String: Any] {
         try await socket.send(#"42\#(ackID)["sendMessage",{"chatId":"\#(chatID)","text":"hi \#(ackID)"}]"#)
         let ack = try await socket.receive { $0.hasPrefix("43\(ackID)[") }
-        return try #require(try JSONSerialization.jsonObject(with: Data(ack.dropFirst(2 + String(ackID).count).utf8)) as? [[String: Any]]).first ?? [:]
+        return try #require(try JSONSerialization.jsonObject(with: Data(ack.dropFirst(2 + String(ackID).count).utf8)) as? [[String: Any]]).first
+            ?? [:]
     }
 
     static func chat(_ app: TestApp, of ann: Session, with ben: Session) async throws -> String {
