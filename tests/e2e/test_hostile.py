@@ -1,0 +1,148 @@
+"""Hostile clients against the real binary on loopback: each test states the bound it holds (issue 12).
+
+Resource figures are read from /proc, as parley-bench reads them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import socketio
+
+from harness import expect_status, sign_in
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+class Conversation:
+    """Alice sends to Bob over Socket.IO every 50 ms; each message's send→delivery time is recorded."""
+
+    def __init__(self, server):
+        self.alice, self.bob = sign_in(server), sign_in(server)
+        self.chat = expect_status(self.alice.client.post("/api/v1/chats", json={"userId": self.bob.user["id"]}), 201)["chat"]
+        self.sent: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.sender = socketio.Client(reconnection=False)
+        self.receiver = socketio.Client(reconnection=False)
+        self.receiver.on("newMessage", self.arrived)
+        for client, account in ((self.sender, self.alice), (self.receiver, self.bob)):
+            client.connect(server.base_url, auth={"token": account.access_token}, transports=["websocket"], wait_timeout=10)
+
+    def arrived(self, message):
+        now = time.monotonic()
+        with self.lock:
+            started = self.sent.pop(message.get("clientMessageId") or message.get("text"), None)
+            if started is not None:
+                self.latencies.append(now - started)
+
+    def run(self, seconds: float) -> list[float]:
+        """Sends for `seconds`; returns the latencies of those messages."""
+        with self.lock:
+            self.latencies = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            text = uuid.uuid4().hex
+            with self.lock:
+                self.sent[text] = time.monotonic()
+            self.sender.emit("sendMessage", {"chatId": self.chat["id"], "text": text})
+            time.sleep(0.05)
+        time.sleep(1.0)
+        with self.lock:
+            return list(self.latencies)
+
+    def close(self):
+        self.sender.disconnect()
+        self.receiver.disconnect()
+
+
+def test_a_session_flood_from_one_address_is_bounded(launcher):
+    """[hostile] One address opens Engine.IO polling handshakes (4 KB of headers each) as fast as it can for 12 s (this
+    client reaches about 400 a second against a debug build, the rate of 24,000 a minute): the server admits at most its per-address share of unauthenticated sessions and answers the rest
+    429; its RSS grows by at most 50 MiB and is no higher once the sessions have timed out; and a signed-in
+    conversation's send→delivery p99 meanwhile stays within twice its value before the flood, plus 25 ms."""
+    server = launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_SOCKET_CONNECT_TIMEOUT_SECONDS": "3"})
+    conversation = Conversation(server)
+    try:
+        baseline = conversation.run(4)
+        assert len(baseline) >= 40, f"only {len(baseline)} messages arrived before the flood"
+        rss_before = rss_mib(server.popen.pid)
+
+        statuses: dict[int, int] = {}
+        peak = [rss_before]
+        stop = threading.Event()
+        total = 50_000
+        counter = iter(range(total))
+        counter_lock = threading.Lock()
+        padding = "a" * 4000
+
+        def flood():
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            while not stop.is_set():
+                with counter_lock:
+                    if next(counter, None) is None:
+                        return
+                try:
+                    connection.request("GET", "/socket.io/?EIO=4&transport=polling", headers={"X-Padding": padding})
+                    response = connection.getresponse()
+                    response.read()
+                    with counter_lock:
+                        statuses[response.status] = statuses.get(response.status, 0) + 1
+                except (OSError, http.client.HTTPException):
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+
+        def watch():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_mib(server.popen.pid))
+                time.sleep(0.2)
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=flood, daemon=True) for _ in range(4)] + [threading.Thread(target=watch, daemon=True)]
+        for thread in threads:
+            thread.start()
+        during = conversation.run(11)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        elapsed = time.monotonic() - started
+        sent = sum(statuses.values())
+        print(f"\n[flood] {sent} handshakes in {elapsed:.1f} s: {statuses}; RSS {rss_before:.1f} → peak {peak[0]:.1f} MiB",
+              flush=True)
+        assert sent >= 3000, f"only {sent} handshakes were made: the flood did not flood"
+        assert statuses.get(429, 0) > 0, f"no handshake was refused: {statuses}"
+        assert statuses.get(200, 0) < sent / 2, f"most handshakes were admitted: {statuses}"
+        assert set(statuses) <= {200, 429}, f"answers other than 200 and 429: {statuses}"
+        assert peak[0] - rss_before <= 50, f"RSS grew by {peak[0] - rss_before:.1f} MiB (bound: 50)"
+
+        time.sleep(4.5)  # the flood's sessions time out (PARLEY_SOCKET_CONNECT_TIMEOUT_SECONDS=3)
+        rss_after = rss_mib(server.popen.pid)
+        print(f"[flood] RSS after the sessions timed out: {rss_after:.1f} MiB", flush=True)
+        assert rss_after <= peak[0] + 2 and rss_after - rss_before <= 50
+
+        before_p99, during_p99 = p99(baseline), p99(during)
+        print(f"[flood] conversation p99 {before_p99 * 1000:.1f} ms before, {during_p99 * 1000:.1f} ms during "
+              f"({len(during)} messages)", flush=True)
+        assert len(during) >= 120, f"only {len(during)} messages arrived during the flood"
+        assert during_p99 <= 2 * before_p99 + 0.025, (
+            f"the conversation slowed down: p99 {during_p99 * 1000:.1f} ms during, {before_p99 * 1000:.1f} ms before")
+        # A new client can still connect once the flood is over.
+        late = socketio.Client(reconnection=False)
+        late.connect(server.base_url, auth={"token": conversation.alice.access_token}, wait_timeout=10)
+        late.disconnect()
+    finally:
+        conversation.close()
