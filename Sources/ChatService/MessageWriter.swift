@@ -22,6 +22,10 @@ public final class MessageWriter: Service, Sendable {
         var idle: CheckedContinuation<Void, Never>?
         /// Submitters waiting for room in the queue.
         var waiting: [CheckedContinuation<Void, Never>] = []
+        /// Messages queued per sender.
+        var queuedBySender: [String: Int] = [:]
+        /// Submitters waiting for their sender's share of the queue, by sender.
+        var waitingBySender: [String: [CheckedContinuation<Void, Never>]] = [:]
         /// Shutdown began: what is queued is written, then the loop ends.
         var finishing = false
         /// The loop ended: nothing queued from now on would ever be written.
@@ -33,6 +37,9 @@ public final class MessageWriter: Service, Sendable {
     /// The most messages queued at once: beyond it submitters wait, so clients that send without waiting for acks
     /// cannot grow the queue without bound.
     static let maxQueued = 4096
+    /// The most messages one sender may have queued: beyond it that sender waits, and the rest of the queue stays
+    /// for everyone else (one user sending without waiting for acks cannot stall the others).
+    static let maxQueuedPerSender = 256
 
     let store: ChatStore
     /// Hears every created message, in seq order per chat, after its commit and before its sender's answer.
@@ -63,8 +70,10 @@ public final class MessageWriter: Service, Sendable {
             defer {
                 state.pending = []
                 state.waiting = []
+                state.waitingBySender = [:]
+                state.queuedBySender = [:]
             }
-            return (state.pending, state.waiting)
+            return (state.pending, state.waiting + state.waitingBySender.values.joined())
         }
         for continuation in waiting { continuation.resume() }
         for request in late { request.pending.complete(.failure(WriterStopped())) }
@@ -82,12 +91,15 @@ public final class MessageWriter: Service, Sendable {
         while true {
             enum Queued {
                 case yes(CheckedContinuation<Void, Never>?)
-                case full, stopped
+                case full, senderFull, stopped
             }
+            let sender = draft.senderID
             let queued = self.state.withLock { state -> Queued in
                 guard !state.stopped else { return .stopped }
+                guard state.queuedBySender[sender, default: 0] < Self.maxQueuedPerSender else { return .senderFull }
                 guard state.pending.count < Self.maxQueued else { return .full }
                 state.pending.append(Request(draft: draft, pending: pending))
+                state.queuedBySender[sender, default: 0] += 1
                 defer { state.idle = nil }
                 return .yes(state.idle)
             }
@@ -99,6 +111,15 @@ public final class MessageWriter: Service, Sendable {
             case .stopped:
                 pending.complete(.failure(WriterStopped()))
                 return pending
+            case .senderFull:
+                await withCheckedContinuation { continuation in
+                    let roomNow = self.state.withLock { state -> Bool in
+                        guard state.queuedBySender[sender, default: 0] >= Self.maxQueuedPerSender, !state.stopped else { return true }
+                        state.waitingBySender[sender, default: []].append(continuation)
+                        return false
+                    }
+                    if roomNow { continuation.resume() }
+                }
             case .full:
                 await withCheckedContinuation { continuation in
                     let roomNow = self.state.withLock { state -> Bool in
@@ -123,8 +144,15 @@ public final class MessageWriter: Service, Sendable {
                 guard !state.pending.isEmpty else { return state.finishing ? .finished : .wait }
                 let batch = Array(state.pending.prefix(Self.maxBatch))
                 state.pending.removeFirst(batch.count)
-                defer { state.waiting.removeAll() }
-                return .batch(batch, state.waiting)
+                var woken = state.waiting
+                state.waiting.removeAll()
+                for request in batch {
+                    let sender = request.draft.senderID
+                    let left = state.queuedBySender[sender, default: 1] - 1
+                    state.queuedBySender[sender] = left > 0 ? left : nil
+                    if let waiters = state.waitingBySender.removeValue(forKey: sender) { woken += waiters }
+                }
+                return .batch(batch, woken)
             }
             switch next {
             case .batch(let batch, let waiting):

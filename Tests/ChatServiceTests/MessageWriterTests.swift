@@ -35,6 +35,41 @@ struct MessageWriterTests {
         ChatStore.MessageDraft(chatID: chat, senderID: sender, text: text, file: file, clientMessageID: client, now: Timestamp.millis())
     }
 
+    /// One sender that queues without waiting for acks fills only its share of the queue: the next of its sends waits,
+    /// another sender's send is queued at once, and everything is stored once the writer runs.
+    @Test("one sender cannot take the whole queue", arguments: DatabaseKind.allCases)
+    func oneSenderCannotTakeTheWholeQueue(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.group(named: "g", creator: users[0], members: users, now: 1)
+            let writer = MessageWriter(store: store, published: { _ in })
+            var pending: [PendingAppend] = []
+            for index in 0..<MessageWriter.maxQueuedPerSender {
+                pending.append(await writer.submit(self.draft(chat, users[0], "m\(index)")))
+            }
+            let queued = Atomic<Bool>(false)
+            let overflow = Task {
+                let pending = await writer.submit(self.draft(chat, users[0], "one too many"))
+                queued.store(true, ordering: .relaxed)
+                return pending
+            }
+            let other = await writer.submit(self.draft(chat, users[1], "from someone else"))
+            try await Task.sleep(for: .milliseconds(300))
+            // The flooding sender's next send still waits for its share (no batch was written yet).
+            let overflowQueued = queued.load(ordering: .relaxed)
+            #expect(!overflowQueued)
+            try await withRunning(writer) {
+                let late = await overflow.value
+                for item in pending + [other, late] {
+                    guard case .created = try await item.outcome() else { throw TestSetupError("not created") }
+                }
+            }
+            let stored = try await store.messages(in: chat, before: nil, after: 0, limit: 1000).records
+            #expect(stored.map(\.seq) == Array(1...Int64(MessageWriter.maxQueuedPerSender + 2)))
+        }
+    }
+
     @Test("concurrent senders into many chats get dense seqs, chats.last_seq moves, and events come in seq order", arguments: DatabaseKind.allCases)
     func concurrentSendsAreDenseAndOrdered(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database in
@@ -179,9 +214,9 @@ struct MessageWriterLifecycleTests {
             func draft(_ index: Int) -> ChatStore.MessageDraft {
                 ChatStore.MessageDraft(chatID: chat, senderID: users[index % 2], text: "m\(index)", file: nil, clientMessageID: nil, now: 2)
             }
-            // Setup: sends queued before the writer runs, more than one batch of them.
+            // Setup: sends queued before the writer runs, more than one batch of them (each sender within its share).
             var pending: [PendingAppend] = []
-            for index in 0..<600 {
+            for index in 0..<500 {
                 pending.append(await writer.submit(draft(index)))
             }
             // Act: shutdown begins as the writer starts.
@@ -196,9 +231,9 @@ struct MessageWriterLifecycleTests {
                 guard case .created(let record) = try await submitted.outcome() else { throw TestSetupError("not created") }
                 seqs.append(record.seq)
             }
-            #expect(seqs == Array(1...600))
-            await #expect(throws: WriterStopped.self) { try await writer.submit(draft(600)).outcome() }
-            #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 600)
+            #expect(seqs == Array(1...500))
+            await #expect(throws: WriterStopped.self) { try await writer.submit(draft(500)).outcome() }
+            #expect(try await store.chat(chat, visibleTo: users[0])?.lastSeq == 500)
         }
     }
 }
