@@ -195,5 +195,15 @@ public enum Schema {
                 """,
             ]
         ),
+        Migration(
+            version: 5,
+            name: "wrong login codes counted per email across codes, with a lockout",
+            statements: [
+                // Kept when a new code replaces the row's code: a fresh code does not reset the count.
+                "ALTER TABLE login_codes ADD COLUMN failures INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE login_codes ADD COLUMN last_failure_at BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE login_codes ADD COLUMN locked_until BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 }
