@@ -486,6 +486,18 @@ def test_two_people_chat_live(web_server, browsers):
     assert links == [{"href": "https://example.com/guide?page=2", "rel": "noopener noreferrer nofollow", "target": "_blank",
                       "text": "https://example.com/guide?page=2"}], links
 
+    # A bidi override in a message ("\u202e" shows what follows right to left) is kept, but isolated: it cannot
+    # reorder the time after the text, nor the chat list's name and preview.
+    spoof = "invoice \u202egnp.exe"
+    bob.send(spoof)
+    alice.wait_row(spoof, what="the message with a bidi override")
+    isolation = alice.js("""
+        const texts = [...document.querySelectorAll('.message-text')];
+        const preview = document.querySelector('#chat-list .chat-item .preview-text bdi.preview-message');
+        return {text: getComputedStyle(texts[texts.length - 1]).unicodeBidi,
+                preview: preview ? getComputedStyle(preview).unicodeBidi : null};""")
+    assert isolation == {"text": "isolate", "preview": "isolate"}, isolation
+
     # An image: preview before sending, upload progress while it goes up, then the picture on both sides.
     picture = ARTIFACTS / "tmp" / f"gradient-{tag}.png"
     picture.parent.mkdir(parents=True, exist_ok=True)
