@@ -202,11 +202,17 @@ public struct ParleyConfiguration: Sendable {
         self.loginLockoutBaseSeconds = try reader.int("PARLEY_LOGIN_LOCKOUT_BASE_SECONDS", in: 1...86400) ?? self.loginLockoutBaseSeconds
         self.loginLockoutMaxSeconds = try reader.int("PARLEY_LOGIN_LOCKOUT_MAX_SECONDS", in: 1...86400) ?? self.loginLockoutMaxSeconds
         guard self.loginLockoutMaxSeconds >= self.loginLockoutBaseSeconds else {
-            throw ConfigurationError("PARLEY_LOGIN_LOCKOUT_MAX_SECONDS", "must be at least PARLEY_LOGIN_LOCKOUT_BASE_SECONDS (\(self.loginLockoutBaseSeconds))")
+            throw ConfigurationError(
+                "PARLEY_LOGIN_LOCKOUT_MAX_SECONDS",
+                "must be at least PARLEY_LOGIN_LOCKOUT_BASE_SECONDS (\(self.loginLockoutBaseSeconds))"
+            )
         }
         guard self.loginFailureWindowSeconds >= self.loginLockoutMaxSeconds else {
             // Otherwise the count of wrong codes would be forgotten during a lockout, and the lockout would stop growing.
-            throw ConfigurationError("PARLEY_LOGIN_FAILURE_WINDOW_SECONDS", "must be at least PARLEY_LOGIN_LOCKOUT_MAX_SECONDS (\(self.loginLockoutMaxSeconds))")
+            throw ConfigurationError(
+                "PARLEY_LOGIN_FAILURE_WINDOW_SECONDS",
+                "must be at least PARLEY_LOGIN_LOCKOUT_MAX_SECONDS (\(self.loginLockoutMaxSeconds))"
+            )
         }
         self.loginAddressFailureLimit = try reader.int("PARLEY_LOGIN_ADDRESS_FAILURE_LIMIT", in: 1...1000) ?? self.loginAddressFailureLimit
     }

@@ -85,7 +85,10 @@ enum TokenStore {
             """
         ).first() {
             return .counted(
-                StoredCode(hash: try row.decode(column: "code_hash", as: String.self), expiresAt: try row.decode(column: "expires_at", as: Int64.self))
+                StoredCode(
+                    hash: try row.decode(column: "code_hash", as: String.self),
+                    expiresAt: try row.decode(column: "expires_at", as: Int64.self)
+                )
             )
         }
         guard let row = try await sql.raw("SELECT locked_until, created_at FROM login_codes WHERE email = \(bind: email)").first() else {

@@ -57,7 +57,8 @@ public enum LoginError: Error, Equatable, APIErrorConvertible {
         case .noCode: .badRequest("There is no valid code for this address; ask for a new one.", code: "invalid_code")
         case .codeExpired: .badRequest("The code has expired; ask for a new one.", code: "code_expired")
         case .wrongCode: .badRequest("The code is not correct.", code: "invalid_code")
-        case .tooManyAttempts(let wait): .rateLimited("Too many wrong codes; wait, then ask for a new one.", retryAfter: wait, code: "too_many_attempts")
+        case .tooManyAttempts(let wait):
+            .rateLimited("Too many wrong codes; wait, then ask for a new one.", retryAfter: wait, code: "too_many_attempts")
         case .invalidRefreshToken: .unauthorized("The refresh token is not valid.", code: "invalid_token")
         case .refreshTokenReused: .unauthorized("This refresh token was already used; sign in again.", code: "token_reused")
         }

@@ -31,13 +31,19 @@ import Testing
 
     static func wrongCodesLockTheAddressOutOfVerifyAndLogin(_ app: TestApp) async throws {
         let email = "locked-\(Identifier.make().suffix(12))@example.com"
-        try #require(try await app.request(.post, "/api/v1/login", headers: Self.from("192.0.2.10"), json: #"{"email":"\#(email)"}"#).status == .accepted)
+        try #require(
+            try await app.request(.post, "/api/v1/login", headers: Self.from("192.0.2.10"), json: #"{"email":"\#(email)"}"#).status == .accepted
+        )
         let code = try await app.loginCode(for: email)
         let wrong = String(format: "%06d", (Int(code)! + 1) % 1_000_000)
         // Each guess from its own address: the lockout is the email's, whoever guesses.
         for index in 0..<5 {
             let response = try await app.request(
-                .post, "/api/v1/verify", headers: Self.from("192.0.2.\(20 + index)"), json: #"{"email":"\#(email)","otp":"\#(wrong)"}"#)
+                .post,
+                "/api/v1/verify",
+                headers: Self.from("192.0.2.\(20 + index)"),
+                json: #"{"email":"\#(email)","otp":"\#(wrong)"}"#
+            )
             try response.expectError(.badRequest, code: "invalid_code")
         }
 
@@ -61,6 +67,9 @@ import Testing
 
         try limited.expectError(.tooManyRequests, code: "rate_limited")
         #expect((590...600).contains(try Self.retryAfter(limited)))
-        try await app.request(.post, "/api/v1/verify", headers: Self.from("2001:db8:7:8::1"), json: json).expectError(.badRequest, code: "invalid_code")
+        try await app.request(.post, "/api/v1/verify", headers: Self.from("2001:db8:7:8::1"), json: json).expectError(
+            .badRequest,
+            code: "invalid_code"
+        )
     }
 }

@@ -89,10 +89,17 @@ struct LoginLimitTests {
             let users = try await self.service(database)
             var counter = 0
             let start = Timestamp.millis() - 2 * Self.day
-            let (checked, waits) = try await Self.guess(users, database, email: "target@example.com", from: {
-                counter += 1
-                return "10.\(counter >> 16 & 255).\(counter >> 8 & 255).\(counter & 255)"
-            }, start: start, end: start + Self.day)
+            let (checked, waits) = try await Self.guess(
+                users,
+                database,
+                email: "target@example.com",
+                from: {
+                    counter += 1
+                    return "10.\(counter >> 16 & 255).\(counter >> 8 & 255).\(counter & 255)"
+                },
+                start: start,
+                end: start + Self.day
+            )
 
             #expect(checked == 104)
             #expect(checked == users.settings.guessBudget())
@@ -160,7 +167,10 @@ struct LoginLimitTests {
                 let refusal = await #expect(throws: LoginError.self) {
                     try await users.verify(email: email, code: Self.wrong(code), clientIP: attacker, now: later + 1000)
                 }
-                guard case .tooManyAttempts? = refusal else { Issue.record("\(String(describing: refusal))"); return }
+                guard case .tooManyAttempts? = refusal else {
+                    Issue.record("\(String(describing: refusal))")
+                    return
+                }
             }
             let session = try await users.verify(email: email, code: code, clientIP: owner, now: later + 2000)
             #expect(session.user.email == email)

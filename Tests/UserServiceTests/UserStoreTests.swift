@@ -189,7 +189,9 @@ struct LoginFlowTests {
             for _ in 0..<5 {
                 await #expect(throws: LoginError.wrongCode) { try await users.verify(email: "w@example.com", code: wrong, clientIP: "1.2.3.4") }
             }
-            await #expect(throws: LoginError.tooManyAttempts(retryAfter: 60)) { try await users.verify(email: "w@example.com", code: code, clientIP: "1.2.3.4") }
+            await #expect(throws: LoginError.tooManyAttempts(retryAfter: 60)) {
+                try await users.verify(email: "w@example.com", code: code, clientIP: "1.2.3.4")
+            }
         }
     }
 
