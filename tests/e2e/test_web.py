@@ -545,12 +545,12 @@ def test_two_people_chat_live(web_server, browsers):
 
     # After a reload the history is all there, in order, once.
     expected = ["Hello Bob!", "Hi Alice, good to\n see you here.", payload,
-                "Docs at https://example.com/guide?page=2. Not this: javascript:alert(1)", "Look at this"]
+                "Docs at https://example.com/guide?page=2. Not this: javascript:alert(1)", spoof, "Look at this"]
     bob.driver.refresh()
     bob.wait_visible("#app")
     bob.open_chat(chat_id)
     bob.wait(lambda: bob.texts() == expected, "the whole history after the reload")
-    assert [row["seq"] for row in bob.rows()] == [1, 2, 3, 4, 5]
+    assert [row["seq"] for row in bob.rows()] == [1, 2, 3, 4, 5, 6]
     assert bob.rows()[-1]["image"]["src"].startswith("/api/v1/files/")
     stored = chat_messages(api_for(web_server, bob), chat_id)
     assert [m.get("text") for m in stored] == expected
