@@ -214,6 +214,32 @@ struct LoginLimitTests {
         }
     }
 
+    @Test("every login limit is a setting, with the documented default, and a bad one names its variable")
+    func settings() throws {
+        let defaults = try ParleyConfiguration(environment: [:])
+        #expect(defaults.verifyIPLimit == 30 && defaults.verifyIPWindowSeconds == 600)
+        #expect(defaults.loginLockoutBaseSeconds == 60 && defaults.loginLockoutMaxSeconds == 900)
+        #expect(defaults.loginFailureWindowSeconds == 86400 && defaults.loginAddressFailureLimit == 10)
+        let set = try ParleyConfiguration(environment: [
+            "PARLEY_VERIFY_IP_LIMIT": "7", "PARLEY_VERIFY_IP_WINDOW_SECONDS": "70", "PARLEY_LOGIN_LOCKOUT_BASE_SECONDS": "2",
+            "PARLEY_LOGIN_LOCKOUT_MAX_SECONDS": "20", "PARLEY_LOGIN_FAILURE_WINDOW_SECONDS": "3600", "PARLEY_LOGIN_ADDRESS_FAILURE_LIMIT": "4",
+        ])
+        #expect(set.verifyIPLimit == 7 && set.verifyIPWindowSeconds == 70 && set.loginLockoutBaseSeconds == 2)
+        #expect(set.loginLockoutMaxSeconds == 20 && set.loginFailureWindowSeconds == 3600 && set.loginAddressFailureLimit == 4)
+        let bad: [(String, String)] = [
+            ("PARLEY_VERIFY_IP_LIMIT", "many"), ("PARLEY_LOGIN_LOCKOUT_MAX_SECONDS", "30"), ("PARLEY_LOGIN_FAILURE_WINDOW_SECONDS", "600"),
+            ("PARLEY_LOGIN_ADDRESS_FAILURE_LIMIT", "0"), ("PARLEY_LOGIN_LOCKOUT_BASE_SECONDS", "0"),
+        ]
+        for (variable, value) in bad {
+            #expect(throws: ConfigurationError.self, "\(variable)=\(value)") { try ParleyConfiguration(environment: [variable: value]) }
+            do {
+                _ = try ParleyConfiguration(environment: [variable: value])
+            } catch let error as ConfigurationError {
+                #expect(error.variable == variable)
+            }
+        }
+    }
+
     @Test(
         "a client address's bucket: IPv4 itself, IPv6 its /64, IPv4-mapped IPv6 the IPv4",
         arguments: [
