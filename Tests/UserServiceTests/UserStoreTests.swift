@@ -181,16 +181,22 @@ struct LoginFlowTests {
     func wrongTriesBurnTheCode(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database in
             let users = try await self.service(database)
-            await #expect(throws: LoginError.malformedCode) { try await users.verify(email: "w@example.com", code: "12345", clientIP: "1.2.3.4") }
-            await #expect(throws: LoginError.noCode) { try await users.verify(email: "w@example.com", code: "123456", clientIP: "1.2.3.4") }
-            try await users.requestCode(email: "w@example.com", clientIP: "1.2.3.4", requestID: "r1")
+            // One moment for every step: the Retry-After below counts down from the lockout, and a busy machine may take seconds.
+            let now = Timestamp.millis()
+            await #expect(throws: LoginError.malformedCode) {
+                try await users.verify(email: "w@example.com", code: "12345", clientIP: "1.2.3.4", now: now)
+            }
+            await #expect(throws: LoginError.noCode) { try await users.verify(email: "w@example.com", code: "123456", clientIP: "1.2.3.4", now: now) }
+            try await users.requestCode(email: "w@example.com", clientIP: "1.2.3.4", requestID: "r1", now: now)
             let code = try await self.mailedCode(database)
             let wrong = code == "000000" ? "000001" : "000000"
             for _ in 0..<5 {
-                await #expect(throws: LoginError.wrongCode) { try await users.verify(email: "w@example.com", code: wrong, clientIP: "1.2.3.4") }
+                await #expect(throws: LoginError.wrongCode) {
+                    try await users.verify(email: "w@example.com", code: wrong, clientIP: "1.2.3.4", now: now)
+                }
             }
             await #expect(throws: LoginError.tooManyAttempts(retryAfter: 60)) {
-                try await users.verify(email: "w@example.com", code: code, clientIP: "1.2.3.4")
+                try await users.verify(email: "w@example.com", code: code, clientIP: "1.2.3.4", now: now)
             }
         }
     }
