@@ -28,7 +28,8 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
         case .userNotFound: .notFound("There is no such user.", code: "user_not_found")
         case .memberNotFound(let id): .notFound("There is no user \(id).", code: "user_not_found")
         case .invalidMembers(let message): .badRequest(message, code: "invalid_members")
-        case .invalidGroupName: .badRequest("A group name is 1–100 characters without control characters.", code: "invalid_name")
+        case .invalidGroupName:
+            .badRequest("A group name is 1–100 characters without control or invisible formatting characters.", code: "invalid_name")
         case .invalidText(let message): .badRequest(message, code: "invalid_text")
         case .textTooLong(let maxLength): .badRequest("A message is at most \(maxLength) characters.", code: "text_too_long")
         case .invalidClientMessageID: .badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")

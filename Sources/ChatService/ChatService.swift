@@ -56,9 +56,7 @@ public struct ChatService: Sendable {
     /// Creates a group chat named `name` with `memberIDs` and the caller.
     func createGroup(userID: String, name rawName: String, memberIDs: [String]) async throws -> ChatSummary {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count), name.utf8.count <= 400,
-            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw ChatError.invalidGroupName }
+        guard (1...100).contains(name.count), name.utf8.count <= 400, !NameText.hasHiddenCharacters(name) else { throw ChatError.invalidGroupName }
         var members = [userID]
         for id in memberIDs where !members.contains(id) {
             guard Identifier.isValid(id) else { throw ChatError.memberNotFound(String(id.prefix(40))) }

@@ -10,7 +10,10 @@ enum ImageInspector {
     static func inspect(_ bytes: [UInt8]) -> ImageInfo? {
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
             guard bytes.count >= 24 else { return nil }
-            return ImageInfo(contentType: "image/png", width: Self.bigEndian32(bytes, 16), height: Self.bigEndian32(bytes, 20))
+            let (width, height) = (Self.bigEndian32(bytes, 16), Self.bigEndian32(bytes, 20))
+            // PNG allows at most 2^31 - 1 either way (and the files table stores a 32-bit integer): a larger header is not a PNG.
+            guard width <= Int(Int32.max), height <= Int(Int32.max) else { return nil }
+            return ImageInfo(contentType: "image/png", width: width, height: height)
         }
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) {
             let size = Self.jpegSize(bytes)

@@ -57,6 +57,18 @@ public struct ParleyConfiguration: Sendable {
     public var otpMaxAttempts: Int
     public var loginIPLimit: Int
     public var loginIPWindowSeconds: Int
+    /// `PARLEY_VERIFY_IP_LIMIT` per `PARLEY_VERIFY_IP_WINDOW_SECONDS`: code checks (`POST /verify`) per client address.
+    public var verifyIPLimit: Int
+    public var verifyIPWindowSeconds: Int
+    /// `PARLEY_LOGIN_FAILURE_WINDOW_SECONDS`: how long wrong codes for an email are remembered after the last one.
+    public var loginFailureWindowSeconds: Int
+    /// `PARLEY_LOGIN_LOCKOUT_BASE_SECONDS`: the first lockout of an email, once it has had `otpMaxAttempts` wrong codes;
+    /// every further wrong code doubles it.
+    public var loginLockoutBaseSeconds: Int
+    /// `PARLEY_LOGIN_LOCKOUT_MAX_SECONDS`: the longest lockout.
+    public var loginLockoutMaxSeconds: Int
+    /// `PARLEY_LOGIN_ADDRESS_FAILURE_LIMIT`: wrong codes one client address may enter for one email within the failure window.
+    public var loginAddressFailureLimit: Int
     public var accessTokenTTLSeconds: Int
     public var refreshTokenTTLSeconds: Int
 
@@ -117,6 +129,12 @@ public struct ParleyConfiguration: Sendable {
         self.otpMaxAttempts = 5
         self.loginIPLimit = 30
         self.loginIPWindowSeconds = 600
+        self.verifyIPLimit = 30
+        self.verifyIPWindowSeconds = 600
+        self.loginFailureWindowSeconds = 86400
+        self.loginLockoutBaseSeconds = 60
+        self.loginLockoutMaxSeconds = 900
+        self.loginAddressFailureLimit = 10
         self.accessTokenTTLSeconds = 900
         self.refreshTokenTTLSeconds = 30 * 24 * 3600
         self.mailMaxAttempts = 10
@@ -187,6 +205,7 @@ public struct ParleyConfiguration: Sendable {
         self.otpMaxAttempts = try reader.int("PARLEY_OTP_MAX_ATTEMPTS", in: 1...100) ?? self.otpMaxAttempts
         self.loginIPLimit = try reader.int("PARLEY_LOGIN_IP_LIMIT", in: 1...1_000_000) ?? self.loginIPLimit
         self.loginIPWindowSeconds = try reader.int("PARLEY_LOGIN_IP_WINDOW_SECONDS", in: 1...86400) ?? self.loginIPWindowSeconds
+        try self.readLoginGuards(&reader)
         self.accessTokenTTLSeconds = try reader.int("PARLEY_ACCESS_TOKEN_TTL_SECONDS", in: 10...86400) ?? self.accessTokenTTLSeconds
         self.refreshTokenTTLSeconds = try reader.int("PARLEY_REFRESH_TOKEN_TTL_SECONDS", in: 60...31_536_000) ?? self.refreshTokenTTLSeconds
         self.mailMaxAttempts = try reader.int("PARLEY_MAIL_MAX_ATTEMPTS", in: 1...100) ?? self.mailMaxAttempts
@@ -194,6 +213,29 @@ public struct ParleyConfiguration: Sendable {
         self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
         self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
         try self.readScaleOutSettings(&reader)
+    }
+
+    private mutating func readLoginGuards(_ reader: inout EnvironmentReader) throws {
+        self.verifyIPLimit = try reader.int("PARLEY_VERIFY_IP_LIMIT", in: 1...1_000_000) ?? self.verifyIPLimit
+        self.verifyIPWindowSeconds = try reader.int("PARLEY_VERIFY_IP_WINDOW_SECONDS", in: 1...86400) ?? self.verifyIPWindowSeconds
+        // Rate-limit counters are pruned after a day, so no window is longer.
+        self.loginFailureWindowSeconds = try reader.int("PARLEY_LOGIN_FAILURE_WINDOW_SECONDS", in: 60...86400) ?? self.loginFailureWindowSeconds
+        self.loginLockoutBaseSeconds = try reader.int("PARLEY_LOGIN_LOCKOUT_BASE_SECONDS", in: 1...86400) ?? self.loginLockoutBaseSeconds
+        self.loginLockoutMaxSeconds = try reader.int("PARLEY_LOGIN_LOCKOUT_MAX_SECONDS", in: 1...86400) ?? self.loginLockoutMaxSeconds
+        guard self.loginLockoutMaxSeconds >= self.loginLockoutBaseSeconds else {
+            throw ConfigurationError(
+                "PARLEY_LOGIN_LOCKOUT_MAX_SECONDS",
+                "must be at least PARLEY_LOGIN_LOCKOUT_BASE_SECONDS (\(self.loginLockoutBaseSeconds))"
+            )
+        }
+        guard self.loginFailureWindowSeconds >= self.loginLockoutMaxSeconds else {
+            // Otherwise the count of wrong codes would be forgotten during a lockout, and the lockout would stop growing.
+            throw ConfigurationError(
+                "PARLEY_LOGIN_FAILURE_WINDOW_SECONDS",
+                "must be at least PARLEY_LOGIN_LOCKOUT_MAX_SECONDS (\(self.loginLockoutMaxSeconds))"
+            )
+        }
+        self.loginAddressFailureLimit = try reader.int("PARLEY_LOGIN_ADDRESS_FAILURE_LIMIT", in: 1...1000) ?? self.loginAddressFailureLimit
     }
 
     private mutating func readScaleOutSettings(_ reader: inout EnvironmentReader) throws {
@@ -292,5 +334,18 @@ public enum IPAddressText {
         var v4 = in_addr()
         var v6 = in6_addr()
         return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+
+    /// The rate-limit bucket of a client address: an IPv4 address itself; an IPv6 address its /64 (one subscriber gets a
+    /// whole /64, so counting single addresses would give them 2^64 buckets); an IPv4-mapped IPv6 address its IPv4.
+    public static func bucket(_ text: String) -> String {
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return text }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
+        let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return groups.joined(separator: ":") + "::/64"
     }
 }

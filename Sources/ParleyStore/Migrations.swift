@@ -210,5 +210,15 @@ public enum Schema {
                 "CREATE INDEX ended_sessions_time ON ended_sessions (ended_at)",
             ]
         ),
+        Migration(
+            version: 5,
+            name: "wrong login codes counted per email across codes, with a lockout",
+            statements: [
+                // Kept when a new code replaces the row's code: a fresh code does not reset the count.
+                "ALTER TABLE login_codes ADD COLUMN failures INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE login_codes ADD COLUMN last_failure_at BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE login_codes ADD COLUMN locked_until BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 }

@@ -11,6 +11,16 @@ public enum RateLimiter {
         try await sql.raw("DELETE FROM rate_limits WHERE window_start < \(bind: cutoff)").run()
     }
 
+    /// The seconds to wait when `bucket` has had `limit` hits or more in its current window; nil when another hit is allowed.
+    /// Reads without counting, for limits that count only some outcomes (a wrong code, not a right one).
+    public static func wait(bucket: String, limit: Int, windowSeconds: Int, now: Int64, in sql: any SQLDatabase) async throws -> Int? {
+        let window = Int64(windowSeconds) * 1000
+        guard let row = try await sql.raw("SELECT window_start, hits FROM rate_limits WHERE bucket = \(bind: bucket)").first() else { return nil }
+        let start = try row.decode(column: "window_start", as: Int64.self)
+        guard start > now - window, try row.decode(column: "hits", as: Int.self) >= limit else { return nil }
+        return Int((start + window - now + 999) / 1000)
+    }
+
     /// Counts one hit on `bucket` inside the caller's transaction; returns the seconds to wait when the limit is exceeded.
     public static func hit(bucket: String, limit: Int, windowSeconds: Int, now: Int64, in sql: any SQLDatabase) async throws -> Int? {
         let window = Int64(windowSeconds) * 1000

@@ -6,7 +6,7 @@ import SQLKit
 /// the login flow writes them together with users, rate limits or the mail outbox, so all run in a caller's transaction.
 enum TokenStore {
     /// A login code as stored: its hash (or the mark of a used one) and when it expires.
-    struct StoredCode: Sendable {
+    struct StoredCode: Sendable, Equatable {
         var hash: String
         var expiresAt: Int64
         /// Used codes stay until the resend window has passed, so an address gets one code per window even after a sign-in.
@@ -14,6 +14,24 @@ enum TokenStore {
     }
 
     static let usedMark = "used"
+
+    /// What a try at the code of an email met.
+    enum Attempt: Sendable, Equatable {
+        /// The try is counted; this is the code to compare with.
+        case counted(StoredCode)
+        /// The email is locked out after too many wrong codes, until then.
+        case locked(until: Int64)
+        /// The code has had all its tries; it was stored then.
+        case burnt(createdAt: Int64)
+        /// No code was ever asked for.
+        case noCode
+
+        /// The code when the try was counted.
+        var counted: StoredCode? {
+            if case .counted(let code) = self { return code }
+            return nil
+        }
+    }
 
     /// A refresh token as stored.
     struct StoredRefreshToken: Sendable {
@@ -25,7 +43,8 @@ enum TokenStore {
         var revokedAt: Int64?
     }
 
-    /// Stores the code of `email`, replacing one stored at or before `windowStart`; false when a newer one is kept.
+    /// Stores the code of `email`, replacing one stored at or before `windowStart`; false when a newer one is kept or the
+    /// email is locked out (a new code would reset the tries the lockout is there to stop).
     /// One statement decides and writes, so two requests at once cannot both pass the resend window.
     static func storeCode(
         email: String,
@@ -39,7 +58,7 @@ enum TokenStore {
             """
             INSERT INTO login_codes (email, code_hash, attempts, expires_at, created_at) VALUES (\(bind: email), \(bind: hash), 0, \(bind: expiresAt), \(bind: now))
             ON CONFLICT (email) DO UPDATE SET code_hash = excluded.code_hash, attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at
-            WHERE login_codes.created_at <= \(bind: windowStart)
+            WHERE login_codes.created_at <= \(bind: windowStart) AND login_codes.locked_until <= \(bind: now)
             RETURNING created_at
             """
         ).first() != nil
@@ -50,18 +69,54 @@ enum TokenStore {
         try await sql.raw("SELECT created_at FROM login_codes WHERE email = \(bind: email)").first()?.decode(column: "created_at", as: Int64.self)
     }
 
-    /// Counts one try at the code of `email` and returns it; nil when there is none or it has had `maxAttempts` tries.
-    /// Counting is the first write: it locks the row, so parallel guesses queue up and each one counts.
-    static func countAttempt(email: String, maxAttempts: Int, in sql: any SQLDatabase) async throws -> StoredCode? {
-        guard
-            let row = try await sql.raw(
-                """
-                UPDATE login_codes SET attempts = attempts + 1 WHERE email = \(bind: email) AND attempts < \(bind: maxAttempts)
-                RETURNING code_hash, expires_at
-                """
-            ).first()
-        else { return nil }
-        return StoredCode(hash: try row.decode(column: "code_hash", as: String.self), expiresAt: try row.decode(column: "expires_at", as: Int64.self))
+    /// Until when `email` is locked out (in the past when it is not), if it ever had a code.
+    static func lockedUntil(email: String, in sql: any SQLDatabase) async throws -> Int64? {
+        try await sql.raw("SELECT locked_until FROM login_codes WHERE email = \(bind: email)").first()?.decode(column: "locked_until", as: Int64.self)
+    }
+
+    /// Counts one try at the code of `email` unless it has had `maxAttempts` tries or the email is locked out at `now`.
+    /// Counting is the first write: it locks the row, so parallel guesses queue up, each one counts, and each sees the
+    /// lockout the guess before it set.
+    static func countAttempt(email: String, maxAttempts: Int, now: Int64, in sql: any SQLDatabase) async throws -> Attempt {
+        if let row = try await sql.raw(
+            """
+            UPDATE login_codes SET attempts = attempts + 1
+            WHERE email = \(bind: email) AND attempts < \(bind: maxAttempts) AND locked_until <= \(bind: now)
+            RETURNING code_hash, expires_at
+            """
+        ).first() {
+            return .counted(
+                StoredCode(
+                    hash: try row.decode(column: "code_hash", as: String.self),
+                    expiresAt: try row.decode(column: "expires_at", as: Int64.self)
+                )
+            )
+        }
+        guard let row = try await sql.raw("SELECT locked_until, created_at FROM login_codes WHERE email = \(bind: email)").first() else {
+            return .noCode
+        }
+        let lockedUntil = try row.decode(column: "locked_until", as: Int64.self)
+        return lockedUntil > now ? .locked(until: lockedUntil) : .burnt(createdAt: try row.decode(column: "created_at", as: Int64.self))
+    }
+
+    /// Counts a wrong code for `email` across its codes and returns how many it has had; a count whose last wrong code
+    /// was at or before `forgetBefore` starts again.
+    static func recordFailure(email: String, now: Int64, forgetBefore: Int64, in sql: any SQLDatabase) async throws -> Int {
+        let row = try await sql.raw(
+            """
+            UPDATE login_codes SET
+                failures = CASE WHEN last_failure_at <= \(bind: forgetBefore) THEN 1 ELSE failures + 1 END,
+                last_failure_at = \(bind: now)
+            WHERE email = \(bind: email)
+            RETURNING failures
+            """
+        ).first()
+        return try row?.decode(column: "failures", as: Int.self) ?? 0
+    }
+
+    /// Locks `email` out until `until`: no code is checked or sent for it before then.
+    static func lock(email: String, until: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("UPDATE login_codes SET locked_until = \(bind: until) WHERE email = \(bind: email)").run()
     }
 
     /// Whether a code (valid or not) is stored for `email`.
@@ -69,9 +124,15 @@ enum TokenStore {
         try await sql.raw("SELECT 1 AS one FROM login_codes WHERE email = \(bind: email)").first() != nil
     }
 
-    /// Marks the code of `email` used: kept until the resend window has passed, never valid again.
+    /// Marks the code of `email` used: kept until the resend window has passed, never valid again. Whoever holds the
+    /// mailed code is the address's owner: the wrong codes counted before are forgotten.
     static func markCodeUsed(email: String, now: Int64, in sql: any SQLDatabase) async throws {
-        try await sql.raw("UPDATE login_codes SET code_hash = \(bind: Self.usedMark), expires_at = \(bind: now) WHERE email = \(bind: email)").run()
+        try await sql.raw(
+            """
+            UPDATE login_codes SET code_hash = \(bind: Self.usedMark), expires_at = \(bind: now), failures = 0, locked_until = 0
+            WHERE email = \(bind: email)
+            """
+        ).run()
     }
 
     /// Stores a refresh token by its hash.

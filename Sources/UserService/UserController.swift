@@ -49,7 +49,7 @@ public struct UserController: Sendable {
 
     @Sendable func verify(request: Request, context: ParleyRequestContext) async throws -> SessionResponse {
         let body = try await request.decodeJSON(as: VerifyRequest.self, context: context)
-        return try await self.service.verify(email: try EmailAddress.normalise(body.email), code: body.otp)
+        return try await self.service.verify(email: try EmailAddress.normalise(body.email), code: body.otp, clientIP: context.clientIP)
     }
 
     @Sendable func refresh(request: Request, context: ParleyRequestContext) async throws -> SessionResponse {

@@ -29,6 +29,8 @@ public enum UserError: Error, Equatable, APIErrorConvertible {
 public enum LoginError: Error, Equatable, APIErrorConvertible {
     /// Too many code requests from one client address within the window.
     case addressLimited(retryAfter: Int)
+    /// Too many code checks from one client address within the window.
+    case verifyAddressLimited(retryAfter: Int)
     /// A code went to this address within the resend window.
     case codeSentRecently(retryAfter: Int)
     /// Not six digits.
@@ -37,7 +39,8 @@ public enum LoginError: Error, Equatable, APIErrorConvertible {
     case noCode
     case codeExpired
     case wrongCode
-    /// The code was burned by wrong tries; a new one may be asked for after the resend window.
+    /// The code was burned by wrong tries, or the email is locked out after too many wrong codes, or this client address
+    /// has entered too many wrong codes for it: wait `retryAfter`, then ask for a new code.
     case tooManyAttempts(retryAfter: Int)
     case invalidRefreshToken
     /// A rotated refresh token came back: its whole family is revoked.
@@ -47,13 +50,15 @@ public enum LoginError: Error, Equatable, APIErrorConvertible {
     public var apiError: APIError {
         switch self {
         case .addressLimited(let wait): .rateLimited("Too many code requests from this address; try again later.", retryAfter: wait)
+        case .verifyAddressLimited(let wait): .rateLimited("Too many sign-in attempts from this address; try again later.", retryAfter: wait)
         case .codeSentRecently(let wait):
             .rateLimited("A code was sent to this address a moment ago; wait before asking for another.", retryAfter: wait)
         case .malformedCode: .badRequest("The code is six digits.", code: "invalid_code")
         case .noCode: .badRequest("There is no valid code for this address; ask for a new one.", code: "invalid_code")
         case .codeExpired: .badRequest("The code has expired; ask for a new one.", code: "code_expired")
         case .wrongCode: .badRequest("The code is not correct.", code: "invalid_code")
-        case .tooManyAttempts(let wait): .rateLimited("Too many wrong codes; ask for a new one.", retryAfter: wait, code: "too_many_attempts")
+        case .tooManyAttempts(let wait):
+            .rateLimited("Too many wrong codes; wait, then ask for a new one.", retryAfter: wait, code: "too_many_attempts")
         case .invalidRefreshToken: .unauthorized("The refresh token is not valid.", code: "invalid_token")
         case .refreshTokenReused: .unauthorized("This refresh token was already used; sign in again.", code: "token_reused")
         }

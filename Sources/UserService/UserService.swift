@@ -13,6 +13,12 @@ public struct UserService: Sendable {
         public var maxCodeAttempts: Int
         public var ipLimit: Int
         public var ipWindowSeconds: Int
+        public var verifyIPLimit: Int
+        public var verifyIPWindowSeconds: Int
+        public var failureWindowSeconds: Int
+        public var lockoutBaseSeconds: Int
+        public var lockoutMaxSeconds: Int
+        public var addressFailureLimit: Int
 
         public init(configuration: ParleyConfiguration) {
             self.codeLifetimeSeconds = configuration.otpTTLSeconds
@@ -20,6 +26,30 @@ public struct UserService: Sendable {
             self.maxCodeAttempts = configuration.otpMaxAttempts
             self.ipLimit = configuration.loginIPLimit
             self.ipWindowSeconds = configuration.loginIPWindowSeconds
+            self.verifyIPLimit = configuration.verifyIPLimit
+            self.verifyIPWindowSeconds = configuration.verifyIPWindowSeconds
+            self.failureWindowSeconds = configuration.loginFailureWindowSeconds
+            self.lockoutBaseSeconds = configuration.loginLockoutBaseSeconds
+            self.lockoutMaxSeconds = configuration.loginLockoutMaxSeconds
+            self.addressFailureLimit = configuration.loginAddressFailureLimit
+        }
+
+        /// How long an email is locked out after its `failures`-th wrong code: not at all for the first
+        /// `maxCodeAttempts - 1`, then the base, doubling with every further wrong code up to the maximum.
+        func lockoutSeconds(afterFailures failures: Int) -> Int {
+            guard failures >= self.maxCodeAttempts else { return 0 }
+            return min(self.lockoutBaseSeconds << min(failures - self.maxCodeAttempts, 30), self.lockoutMaxSeconds)
+        }
+
+        /// The most wrong codes anyone, from any number of addresses, can have checked for one email within `seconds`:
+        /// the guess budget docs/deploy.md states (104 a day with the defaults).
+        public func guessBudget(overSeconds seconds: Int = 86400) -> Int {
+            var (elapsed, failures) = (0, 0)
+            while elapsed <= seconds {
+                failures += 1
+                elapsed += self.lockoutSeconds(afterFailures: failures)
+            }
+            return failures
         }
     }
 
@@ -47,13 +77,12 @@ public struct UserService: Sendable {
     var jwksJSON: String { self.tokens.key.jwksJSON }
 
     /// Stores a new code for `email` and queues its mail, in one transaction.
-    func requestCode(email: String, clientIP: String, requestID: String) async throws {
-        let now = Timestamp.millis()
+    func requestCode(email: String, clientIP: String, requestID: String, now: Int64 = Timestamp.millis()) async throws {
         let code = Secrets.loginCode()
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
         let refusal = try await self.database.transaction { sql -> LoginError? in
             if let wait = try await RateLimiter.hit(
-                bucket: "login-ip:\(clientIP)",
+                bucket: "login-ip:\(IPAddressText.bucket(clientIP))",
                 limit: self.settings.ipLimit,
                 windowSeconds: self.settings.ipWindowSeconds,
                 now: now,
@@ -64,6 +93,9 @@ public struct UserService: Sendable {
             let expires = now + Int64(self.settings.codeLifetimeSeconds) * 1000
             let windowStart = now - Int64(self.settings.resendSeconds) * 1000
             guard try await TokenStore.storeCode(email: email, hash: hash, expiresAt: expires, now: now, replacingUpTo: windowStart, in: sql) else {
+                if let until = try await TokenStore.lockedUntil(email: email, in: sql), until > now {
+                    return .tooManyAttempts(retryAfter: Self.seconds(until - now))
+                }
                 let next = (try await TokenStore.codeCreatedAt(email: email, in: sql) ?? now) + Int64(self.settings.resendSeconds) * 1000
                 // A racing request may have stored a code a moment "after" this one's clock reading: never more than the window.
                 return .codeSentRecently(retryAfter: min(self.settings.resendSeconds, max(1, Int((next - now + 999) / 1000))))
@@ -78,19 +110,52 @@ public struct UserService: Sendable {
     }
 
     /// Checks `code` for `email` (single use, limited tries, constant-time comparison) and opens a session, creating the
-    /// account on its first sign-in.
-    func verify(email: String, code rawCode: String) async throws -> SessionResponse {
+    /// account on its first sign-in. Wrong codes count against the email across its codes (a lockout that grows) and
+    /// against the pair of email and client address (docs/deploy.md, "Login limits", says why).
+    func verify(email: String, code rawCode: String, clientIP: String, now: Int64 = Timestamp.millis()) async throws -> SessionResponse {
         let code = rawCode.trimmingCharacters(in: .whitespaces)
         guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw LoginError.malformedCode }
-        let now = Timestamp.millis()
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)
+        let address = IPAddressText.bucket(clientIP)
         let outcome = try await self.database.transaction { sql -> Result<(UserRecord, TokenIssuer.RefreshToken), LoginError> in
-            guard let stored = try await TokenStore.countAttempt(email: email, maxAttempts: self.settings.maxCodeAttempts, in: sql) else {
-                let burned = try await TokenStore.codeExists(email: email, in: sql)
-                return .failure(burned ? .tooManyAttempts(retryAfter: self.settings.resendSeconds) : .noCode)
+            if let wait = try await RateLimiter.hit(
+                bucket: "verify-ip:\(address)",
+                limit: self.settings.verifyIPLimit,
+                windowSeconds: self.settings.verifyIPWindowSeconds,
+                now: now,
+                in: sql
+            ) {
+                return .failure(.verifyAddressLimited(retryAfter: wait))
+            }
+            // An address that has entered its share of wrong codes for this email is not heard for it any more: it can
+            // neither guess on nor keep the email locked out.
+            let pair = "verify-fail:\(address):\(email)"
+            if let wait = try await RateLimiter.wait(
+                bucket: pair,
+                limit: self.settings.addressFailureLimit,
+                windowSeconds: self.settings.failureWindowSeconds,
+                now: now,
+                in: sql
+            ) {
+                return .failure(.tooManyAttempts(retryAfter: wait))
+            }
+            let stored: TokenStore.StoredCode
+            switch try await TokenStore.countAttempt(email: email, maxAttempts: self.settings.maxCodeAttempts, now: now, in: sql) {
+            case .counted(let code): stored = code
+            case .noCode: return .failure(.noCode)
+            case .locked(let until): return .failure(.tooManyAttempts(retryAfter: Self.seconds(until - now)))
+            case .burnt(let createdAt):
+                return .failure(.tooManyAttempts(retryAfter: Self.seconds(createdAt + Int64(self.settings.resendSeconds) * 1000 - now)))
             }
             if stored.expiresAt <= now { return .failure(stored.isUsed ? .noCode : .codeExpired) }
-            guard ConstantTime.equals(stored.hash, hash) else { return .failure(.wrongCode) }
+            guard ConstantTime.equals(stored.hash, hash) else {
+                let window = Int64(self.settings.failureWindowSeconds) * 1000
+                let failures = try await TokenStore.recordFailure(email: email, now: now, forgetBefore: now - window, in: sql)
+                let lockout = self.settings.lockoutSeconds(afterFailures: failures)
+                if lockout > 0 { try await TokenStore.lock(email: email, until: now + Int64(lockout) * 1000, in: sql) }
+                _ = try await RateLimiter.hit(bucket: pair, limit: .max, windowSeconds: self.settings.failureWindowSeconds, now: now, in: sql)
+                return .failure(.wrongCode)
+            }
             try await TokenStore.markCodeUsed(email: email, now: now, in: sql)
             let user = try await UserStore.findOrCreate(email: email, now: now, in: sql)
             return .success((user, try await self.tokens.newRefreshToken(userID: user.id, family: nil, now: now, in: sql)))
@@ -98,6 +163,11 @@ public struct UserService: Sendable {
         // Refused only after the commit: the try was counted.
         let (user, refreshToken) = try outcome.get()
         return try await self.session(user: user, refreshToken: refreshToken)
+    }
+
+    /// Whole seconds to wait for `millis`, at least one (a `Retry-After` of 0 would invite an immediate retry).
+    static func seconds(_ millis: Int64) -> Int {
+        max(1, Int((millis + 999) / 1000))
     }
 
     /// Rotates `refreshToken` into a new session; a rotated token presented again revokes its whole family.

@@ -36,11 +36,7 @@ enum DisplayName {
         guard name.count <= Self.maxLength, name.utf8.count <= 4 * Self.maxLength else {
             throw UserError.invalidName("The name must be at most 50 characters.")
         }
-        guard
-            !name.unicodeScalars.contains(where: {
-                $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D
-            })
-        else { throw UserError.invalidName("The name must not contain control characters.") }
+        guard !NameText.hasHiddenCharacters(name) else { throw UserError.invalidName("The name must not contain control characters.") }
         return name
     }
 

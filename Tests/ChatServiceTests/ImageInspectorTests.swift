@@ -13,6 +13,16 @@ struct ImageInspectorTests {
         #expect(ImageInspector.inspect([UInt8](png)) == ImageInfo(contentType: "image/png", width: 1, height: 1))
     }
 
+    @Test("a PNG wider or taller than PNG allows (2^31 - 1, what a 32-bit integer column holds) is not an image")
+    func pngTooLarge() {
+        var header: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8)
+        header += [0x7F, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01]
+        #expect(ImageInspector.inspect(header) == ImageInfo(contentType: "image/png", width: Int(Int32.max), height: 1))
+        for (width, height) in [([0x80, 0, 0, 0], [0, 0, 0, 1]), ([0, 0, 0, 1], [0xFF, 0xFF, 0xFF, 0xFF])] as [([UInt8], [UInt8])] {
+            #expect(ImageInspector.inspect(Array(header.prefix(16)) + width + height) == nil)
+        }
+    }
+
     @Test("GIF")
     func gif() throws {
         let gif = try #require(Data(base64Encoded: "R0lGODlhAwACAIAAAP///wAAACH5BAAAAAAALAAAAAADAAIAAAICjAsAOw=="))

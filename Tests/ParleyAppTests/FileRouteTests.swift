@@ -19,6 +19,7 @@ import Testing
             try await Self.nonImagesAre415EvenWhenLabelledAsPNG(app)
             try await Self.forgedFileURLsAre404(app)
             try await Self.aFileURLWorksWithATokenTooAndKeepsItsType(app)
+            try await Self.aPNGTooLargeForItsHeaderIsRefusedBeforeItIsStored(app)
         }
     }
 
@@ -161,6 +162,25 @@ import Testing
             }
         }
         #expect(Shapes.seqs(try await app.history(alice, chatID)) == [])
+    }
+
+    /// A PNG whose width or height does not fit a 32-bit integer (PostgreSQL's `integer`) is not a PNG: refused as
+    /// any other non-image, for a message and for an avatar alike, and no blob is left behind.
+    static func aPNGTooLargeForItsHeaderIsRefusedBeforeItIsStored(_ app: TestApp) async throws {
+        let alice = try await app.signIn()
+        let blobs = URL(fileURLWithPath: app.configuration.dataDirectory).appendingPathComponent("files")
+        func storedBlobs() -> Int {
+            let walker = FileManager.default.enumerator(at: blobs, includingPropertiesForKeys: [.isRegularFileKey])
+            return (walker?.allObjects as? [URL] ?? []).filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }.count
+        }
+        let before = storedBlobs()
+        for (width, height) in [(UInt32(1) << 31, UInt32(1)), (1, 0xFFFF_FFFF)] {
+            var form = MultipartBody()
+            form.file("image", filename: "huge.png", contentType: "image/png", Images.pngHeader(width: width, height: height))
+            let response = try await app.request(.post, "/api/v1/files", as: alice, form: form)
+            try response.expectError(.unsupportedMediaType, code: "unsupported_media_type", "\(width)×\(height)")
+        }
+        #expect(storedBlobs() == before)
     }
 
     static func forgedFileURLsAre404(_ app: TestApp) async throws {

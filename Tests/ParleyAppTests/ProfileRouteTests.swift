@@ -54,6 +54,8 @@ import Testing
             ("nul", #"{"name":"nul\u0000byte"}"#, "invalid_name"),
             ("escape", #"{"name":"escape\u001b[31m"}"#, "invalid_name"),
             ("del", #"{"name":"delete\u007f"}"#, "invalid_name"),
+            ("bidi-override", #"{"name":"\u202Egnp.exe"}"#, "invalid_name"),
+            ("bidi-isolate", #"{"name":"\u2066x\u2069"}"#, "invalid_name"),
             ("number", #"{"name":5}"#, "invalid_request"),
             ("list", #"{"name":["list"]}"#, "invalid_request"),
         ]

@@ -84,7 +84,7 @@ struct TokenStoreTests {
             let (createdAt, code) = try await database.transaction { sql in
                 (
                     try await TokenStore.codeCreatedAt(email: "a@b.co", in: sql),
-                    try await TokenStore.countAttempt(email: "a@b.co", maxAttempts: 5, in: sql)
+                    try await TokenStore.countAttempt(email: "a@b.co", maxAttempts: 5, now: 90, in: sql).counted
                 )
             }
             #expect(createdAt == 80)
@@ -98,7 +98,7 @@ struct TokenStoreTests {
             let tries = try await database.transaction { sql in
                 _ = try await TokenStore.storeCode(email: "a@b.co", hash: "h", expiresAt: 100, now: 1, replacingUpTo: 0, in: sql)
                 var tries: [Bool] = []
-                for _ in 0..<4 { tries.append(try await TokenStore.countAttempt(email: "a@b.co", maxAttempts: 3, in: sql) != nil) }
+                for _ in 0..<4 { tries.append(try await TokenStore.countAttempt(email: "a@b.co", maxAttempts: 3, now: 2, in: sql).counted != nil) }
                 return tries
             }
             #expect(tries == [true, true, true, false])
@@ -109,7 +109,7 @@ struct TokenStoreTests {
             let used = try await database.transaction { sql in
                 _ = try await TokenStore.storeCode(email: "c@b.co", hash: "h", expiresAt: 100, now: 1, replacingUpTo: 0, in: sql)
                 try await TokenStore.markCodeUsed(email: "c@b.co", now: 2, in: sql)
-                return try await TokenStore.countAttempt(email: "c@b.co", maxAttempts: 3, in: sql)
+                return try await TokenStore.countAttempt(email: "c@b.co", maxAttempts: 3, now: 3, in: sql).counted
             }
             #expect(used?.isUsed == true && used?.expiresAt == 2)
         }
@@ -170,9 +170,9 @@ struct LoginFlowTests {
             }
             #expect((55...60).contains(wait))
             let code = try await self.mailedCode(database)
-            let session = try await users.verify(email: "new@example.com", code: " \(code) ")
+            let session = try await users.verify(email: "new@example.com", code: " \(code) ", clientIP: "1.2.3.4")
             #expect(session.user.email == "new@example.com" && session.user.name == "new")
-            await #expect(throws: LoginError.noCode) { try await users.verify(email: "new@example.com", code: code) }
+            await #expect(throws: LoginError.noCode) { try await users.verify(email: "new@example.com", code: code, clientIP: "1.2.3.4") }
             #expect(try await users.profile(of: session.user.id) == session.user)
         }
     }
@@ -181,15 +181,23 @@ struct LoginFlowTests {
     func wrongTriesBurnTheCode(kind: DatabaseKind) async throws {
         try await TestDatabases.with(kind) { database in
             let users = try await self.service(database)
-            await #expect(throws: LoginError.malformedCode) { try await users.verify(email: "w@example.com", code: "12345") }
-            await #expect(throws: LoginError.noCode) { try await users.verify(email: "w@example.com", code: "123456") }
-            try await users.requestCode(email: "w@example.com", clientIP: "1.2.3.4", requestID: "r1")
+            // One moment for every step: the Retry-After below counts down from the lockout, and a busy machine may take seconds.
+            let now = Timestamp.millis()
+            await #expect(throws: LoginError.malformedCode) {
+                try await users.verify(email: "w@example.com", code: "12345", clientIP: "1.2.3.4", now: now)
+            }
+            await #expect(throws: LoginError.noCode) { try await users.verify(email: "w@example.com", code: "123456", clientIP: "1.2.3.4", now: now) }
+            try await users.requestCode(email: "w@example.com", clientIP: "1.2.3.4", requestID: "r1", now: now)
             let code = try await self.mailedCode(database)
             let wrong = code == "000000" ? "000001" : "000000"
             for _ in 0..<5 {
-                await #expect(throws: LoginError.wrongCode) { try await users.verify(email: "w@example.com", code: wrong) }
+                await #expect(throws: LoginError.wrongCode) {
+                    try await users.verify(email: "w@example.com", code: wrong, clientIP: "1.2.3.4", now: now)
+                }
             }
-            await #expect(throws: LoginError.tooManyAttempts(retryAfter: 60)) { try await users.verify(email: "w@example.com", code: code) }
+            await #expect(throws: LoginError.tooManyAttempts(retryAfter: 60)) {
+                try await users.verify(email: "w@example.com", code: code, clientIP: "1.2.3.4", now: now)
+            }
         }
     }
 
@@ -198,7 +206,7 @@ struct LoginFlowTests {
         try await TestDatabases.with(kind) { database in
             let users = try await self.service(database)
             try await users.requestCode(email: "r@example.com", clientIP: "1.2.3.4", requestID: "r1")
-            let session = try await users.verify(email: "r@example.com", code: try await self.mailedCode(database))
+            let session = try await users.verify(email: "r@example.com", code: try await self.mailedCode(database), clientIP: "1.2.3.4")
             let rotated = try await users.refresh(session.refreshToken)
             await #expect(throws: LoginError.refreshTokenReused) { try await users.refresh(session.refreshToken) }
             await #expect(throws: LoginError.invalidRefreshToken) { try await users.refresh(rotated.refreshToken) }

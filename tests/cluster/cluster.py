@@ -182,9 +182,16 @@ class Postgres:
 # nginx
 
 
-def render_nginx_site(ports: dict[str, int], listen_port: int) -> str:
-    """deploy/nginx/parley.conf with the shipped instance ports and `listen 80;` replaced by the test's."""
+SHIPPED_ACCESS_LOG = "/var/log/nginx/parley.access.log"
+
+
+def render_nginx_site(ports: dict[str, int], listen_port: int, log_dir: Path | None = None) -> str:
+    """deploy/nginx/parley.conf with the shipped instance ports and `listen 80;` replaced by the test's, and its
+    access log (the shipped format) written to `log_dir`/parley.access.log."""
     text = NGINX_CONF.read_text(encoding="utf-8")
+    assert text.count(SHIPPED_ACCESS_LOG) == 1, f"{NGINX_CONF} should have one `access_log {SHIPPED_ACCESS_LOG} …;` line"
+    if log_dir is not None:
+        text = text.replace(SHIPPED_ACCESS_LOG, str(log_dir / "parley.access.log"))
     for name, shipped in SHIPPED_PORTS.items():
         needle = re.compile(rf"127\.0\.0\.1:{shipped}\b")
         assert needle.search(text), f"{NGINX_CONF} no longer has 127.0.0.1:{shipped} ({name}): update SHIPPED_PORTS"
@@ -208,7 +215,7 @@ class Nginx(Process):
 
     def write_config(self) -> Path:
         site = self.directory / "parley.conf"
-        site.write_text(render_nginx_site(self.ports, self.port), encoding="utf-8")
+        site.write_text(render_nginx_site(self.ports, self.port, self.directory), encoding="utf-8")
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.directory / sub).mkdir(exist_ok=True)
         user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -359,6 +366,7 @@ class Cluster:
             "PARLEY_PRESENCE_TTL_SECONDS": "6",
             "PARLEY_EVENT_BUS": "postgres",
             "PARLEY_LOGIN_IP_LIMIT": "1000",
+            "PARLEY_VERIFY_IP_LIMIT": "1000",
         })
         if self.jwt_pem and service == "user":
             environment["PARLEY_JWT_PRIVATE_KEY"] = self.jwt_pem

@@ -6,9 +6,11 @@ and signed file downloads from any chat instance.
 
 from __future__ import annotations
 
+import json
 import struct
 import uuid
 import zlib
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -65,3 +67,35 @@ def test_uploads_and_signed_files_from_any_chat_instance(healthy_cluster):
                              data={"clientMessageId": uuid.uuid4().hex},
                              files={"image": ("big.png", too_big, "image/png")}, timeout=30)
     assert response.status_code == 413, response.status_code
+
+
+def test_bearer_secrets_in_urls_stay_out_of_the_access_log(healthy_cluster):
+    """[deploy] The shipped access log format names paths without their query: the access token of a Socket.IO
+    handshake (`?token=`), the Engine.IO session id (`sid`) and a file URL's signature (`sig`) are never written,
+    while the requests themselves are."""
+    cluster = healthy_cluster
+    alice, bob = cluster.sign_in(), cluster.sign_in()
+    chat = create_chat(alice, user=bob)["id"]
+    sent = expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages",
+                                           data={"clientMessageId": uuid.uuid4().hex},
+                                           files={"image": ("dot.png", make_png(), "image/png")}), 201)["message"]
+    url = sent["image"]["url"]
+    file_url = url if url.startswith("http") else cluster.url + url
+    signature = parse_qs(urlsplit(file_url).query)["sig"][0]
+    assert requests.get(file_url, timeout=10).status_code == 200
+
+    handshake = requests.get(f"{cluster.url}/socket.io/", params={"EIO": "4", "transport": "polling",
+                                                                  "token": alice.access_token}, timeout=10)
+    assert handshake.status_code == 200, (handshake.status_code, handshake.text[:200])
+    sid = json.loads(handshake.text[handshake.text.index("{"):])["sid"]
+    secret = "SECRET" + uuid.uuid4().hex
+    requests.get(f"{cluster.url}/api/v1/me", params={"token": secret}, timeout=10)
+
+    logs = {path.name: path.read_text(encoding="utf-8", errors="replace")
+            for path in cluster.nginx.directory.glob("*access.log")}
+    shipped = logs.get("parley.access.log", "")
+    assert "GET /socket.io/ " in shipped and f"GET {urlsplit(file_url).path} " in shipped, shipped[-2000:]
+    for name, text in logs.items():
+        for label, value in (("access token", alice.access_token), ("sid", sid), ("file signature", signature),
+                             ("token", secret)):
+            assert value not in text, f"the {label} is in nginx's {name}"

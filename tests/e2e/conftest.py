@@ -128,6 +128,7 @@ class Launcher:
             "PARLEY_JWT_PRIVATE_KEY": self.jwt_key_pem,
             "PARLEY_MAIL_RETRY_BASE_SECONDS": "1",
             "PARLEY_LOGIN_IP_LIMIT": "1000",
+            "PARLEY_VERIFY_IP_LIMIT": "1000",
         })
         url = database_url or self.database_url(backend)
         if url:

@@ -151,7 +151,9 @@ def test_five_wrong_codes_burn_the_code(server):
 
 def test_a_new_code_works_after_the_old_one_was_burnt(launcher, backend):
     smtp = launcher.smtp()
-    server = launcher.parley(backend=backend, smtp=smtp, env={"PARLEY_OTP_RESEND_SECONDS": "1"})
+    # Five wrong codes also lock the address out (PARLEY_LOGIN_LOCKOUT_BASE_SECONDS, a minute by default).
+    server = launcher.parley(backend=backend, smtp=smtp, env={"PARLEY_OTP_RESEND_SECONDS": "1",
+                                                               "PARLEY_LOGIN_LOCKOUT_BASE_SECONDS": "1"})
     address = unique_email()
     request_code(server.client, address, retry_after=1)
     burnt = server.code_for(address)

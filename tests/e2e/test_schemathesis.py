@@ -67,7 +67,8 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
 @pytest.fixture(scope="module")
 def fuzz_server(module_launcher):
     """An all-in-one server on SQLite whose login limits a fuzzer cannot trip."""
-    server = module_launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_LOGIN_IP_LIMIT": "1000000"})
+    server = module_launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_LOGIN_IP_LIMIT": "1000000",
+                                                                           "PARLEY_VERIFY_IP_LIMIT": "1000000"})
     yield server
     module_launcher.stop(server)
 

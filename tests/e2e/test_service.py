@@ -84,6 +84,10 @@ def test_sigterm_stops_the_server_promptly(launcher, backend):
     ("PARLEY_LOG_LEVEL", "loud"),
     ("PARLEY_JWT_PRIVATE_KEY", "not a pem key"),
     ("PARLEY_LOGIN_IP_LIMIT", "many"),
+    ("PARLEY_VERIFY_IP_LIMIT", "many"),
+    ("PARLEY_LOGIN_LOCKOUT_MAX_SECONDS", "30"),  # below the base lockout (60)
+    ("PARLEY_LOGIN_FAILURE_WINDOW_SECONDS", "600"),  # shorter than the longest lockout (900)
+    ("PARLEY_LOGIN_ADDRESS_FAILURE_LIMIT", "0"),
     ("PARLEY_OTP_TTL_SECONDS", "-5"),
     ("PARLEY_MAIL_RETRY_BASE_SECONDS", "soon"),
     ("PARLEY_INSTANCE", "Chat 1"),

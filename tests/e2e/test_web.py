@@ -486,6 +486,18 @@ def test_two_people_chat_live(web_server, browsers):
     assert links == [{"href": "https://example.com/guide?page=2", "rel": "noopener noreferrer nofollow", "target": "_blank",
                       "text": "https://example.com/guide?page=2"}], links
 
+    # A bidi override in a message ("\u202e" shows what follows right to left) is kept, but isolated: it cannot
+    # reorder the time after the text, nor the chat list's name and preview.
+    spoof = "invoice \u202egnp.exe"
+    bob.send(spoof)
+    alice.wait_row(spoof, what="the message with a bidi override")
+    isolation = alice.js("""
+        const texts = [...document.querySelectorAll('.message-text')];
+        const preview = document.querySelector('#chat-list .chat-item .preview-text bdi.preview-message');
+        return {text: getComputedStyle(texts[texts.length - 1]).unicodeBidi,
+                preview: preview ? getComputedStyle(preview).unicodeBidi : null};""")
+    assert isolation == {"text": "isolate", "preview": "isolate"}, isolation
+
     # An image: preview before sending, upload progress while it goes up, then the picture on both sides.
     picture = ARTIFACTS / "tmp" / f"gradient-{tag}.png"
     picture.parent.mkdir(parents=True, exist_ok=True)
@@ -533,12 +545,12 @@ def test_two_people_chat_live(web_server, browsers):
 
     # After a reload the history is all there, in order, once.
     expected = ["Hello Bob!", "Hi Alice, good to\n see you here.", payload,
-                "Docs at https://example.com/guide?page=2. Not this: javascript:alert(1)", "Look at this"]
+                "Docs at https://example.com/guide?page=2. Not this: javascript:alert(1)", spoof, "Look at this"]
     bob.driver.refresh()
     bob.wait_visible("#app")
     bob.open_chat(chat_id)
     bob.wait(lambda: bob.texts() == expected, "the whole history after the reload")
-    assert [row["seq"] for row in bob.rows()] == [1, 2, 3, 4, 5]
+    assert [row["seq"] for row in bob.rows()] == [1, 2, 3, 4, 5, 6]
     assert bob.rows()[-1]["image"]["src"].startswith("/api/v1/files/")
     stored = chat_messages(api_for(web_server, bob), chat_id)
     assert [m.get("text") for m in stored] == expected

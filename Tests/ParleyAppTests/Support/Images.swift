@@ -53,7 +53,15 @@ enum Images {
         ("html", Array("<!doctype html><html><body><script>alert(1)</script></body></html>".utf8), "text/html"),
         ("text", Array("just some plain text, not a picture at all".utf8), "text/plain"),
         ("truncated-png", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00], "image/png"),
+        ("png-2^31-wide", Images.pngHeader(width: 1 << 31, height: 1), "image/png"),
+        ("png-4294967295-high", Images.pngHeader(width: 1, height: 0xFFFF_FFFF), "image/png"),
     ]
+
+    /// A PNG signature and IHDR chunk claiming `width` × `height`, then IEND: enough for anything that reads the header.
+    static func pngHeader(width: UInt32, height: UInt32) -> [UInt8] {
+        let header = Self.bigEndian(width) + Self.bigEndian(height) + [8, 2, 0, 0, 0]
+        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Self.chunk("IHDR", header) + Self.chunk("IEND", [])
+    }
 
     private static func chunk(_ kind: String, _ data: [UInt8]) -> [UInt8] {
         let typed = Array(kind.utf8) + data

@@ -17,8 +17,11 @@ struct TestApp: Sendable {
     let configuration: ParleyConfiguration
     let mailbox: TestSMTPServer
 
-    /// Settings for a suite that signs many people in from one address: the per-address login limit well out of reach.
-    static let manySignIns: @Sendable (inout ParleyConfiguration) -> Void = { $0.loginIPLimit = 10_000 }
+    /// Settings for a suite that signs many people in from one address: the per-address login limits well out of reach.
+    static let manySignIns: @Sendable (inout ParleyConfiguration) -> Void = {
+        $0.loginIPLimit = 10_000
+        $0.verifyIPLimit = 10_000
+    }
 
     /// Settings that sign access tokens with the key `pem` (so a test can forge tokens with other keys beside it).
     static func signing(with pem: String) -> @Sendable (inout ParleyConfiguration) -> Void {

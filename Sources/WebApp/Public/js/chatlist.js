@@ -160,9 +160,10 @@ function chatItem(chat) {
     preview = h("span.chat-item-preview.typing", who);
   } else if (last) {
     const mine = store.state.me && last.senderId === store.state.me.id;
-    const prefix = mine ? "You: " : chat.kind === "group" ? `${store.memberName(chat, last.senderId)}: ` : "";
+    // The sender's name and the text each in a <bdi>: a bidi override in either cannot reorder what follows it.
+    const prefix = mine ? "You: " : chat.kind === "group" ? [h("bdi", store.memberName(chat, last.senderId)), ": "] : "";
     const ticks = mine ? tick(store.messageStatus(chat, last)) : null;
-    preview = h("span.chat-item-preview", ticks, h("span.preview-text", prefix + messagePreview(last)));
+    preview = h("span.chat-item-preview", ticks, h("span.preview-text", prefix, h("bdi.preview-message", messagePreview(last))));
   } else {
     preview = h("span.chat-item-preview.muted", chat.kind === "group" ? "Group created" : "Say hello 👋");
   }
