@@ -29,10 +29,25 @@ from harness import (
 
 BACKENDS = ["sqlite", "postgres"]
 TEST_TIMEOUT_SECONDS = 180
+# The files that take longest, longest first. scripts/test runs the files on parallel pytest-xdist workers, one file
+# to a worker, in collection order: starting these first keeps one of them from being the last thing still running.
+SLOWEST_FILES = ["test_web.py", "test_schemathesis.py", "test_bench_run.py", "test_realtime.py", "test_mail_worker.py",
+                 "test_bench.py", "test_login.py"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: timing-sensitive under CPU load; scripts/test runs these on their own, "
+                                       "after the tests that run in parallel")
 
 
 def pytest_collection_modifyitems(config, items):
     add_default_timeout(config, items, TEST_TIMEOUT_SECONDS)
+
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOWEST_FILES.index(name) if name in SLOWEST_FILES else len(SLOWEST_FILES)
+
+    items.sort(key=rank)  # stable: the files' own order, and the tests' within each file, stay
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,6 +15,10 @@ import socketio
 
 from harness import Client, environment_without_parley, expect_status, free_port, poll, request_code, unique_email, verify
 
+# Presence across instances waits on heartbeats and sweeps a few seconds apart: with other tests loading both cores,
+# announcements came late or not at all (userOnline from the other instance, userOffline after kill -9).
+pytestmark = pytest.mark.serial
+
 PRESENCE_TTL = 3
 PRESENCE_GRACE = 0.5  # seconds; shortened through PARLEY_PRESENCE_GRACE_MS (the default is 2)
 
