@@ -29,10 +29,12 @@ from harness import (
 
 BACKENDS = ["sqlite", "postgres"]
 TEST_TIMEOUT_SECONDS = 180
-# The files that take longest, longest first. scripts/test runs the files on parallel pytest-xdist workers, one file
-# to a worker, in collection order: starting these first keeps one of them from being the last thing still running.
-SLOWEST_FILES = ["test_web.py", "test_schemathesis.py", "test_bench_run.py", "test_realtime.py", "test_mail_worker.py",
-                 "test_bench.py", "test_login.py"]
+# The order the files run in. scripts/test runs the files on parallel pytest-xdist workers, one file to a worker, in
+# collection order, and xdist queues a second file behind each worker's first at once: the three longest start first,
+# quick ones are queued behind them (nothing long waits behind schemathesis), then the rest, longest first.
+FILE_ORDER = ["test_schemathesis.py", "test_web.py", "test_bench_run.py",
+              "test_avatar.py", "test_races.py", "test_openapi.py",
+              "test_realtime.py", "test_mail_worker.py", "test_bench.py", "test_login.py", "test_chat_http.py"]
 
 
 def pytest_configure(config):
@@ -45,7 +47,7 @@ def pytest_collection_modifyitems(config, items):
 
     def rank(item) -> int:
         name = item.path.name
-        return SLOWEST_FILES.index(name) if name in SLOWEST_FILES else len(SLOWEST_FILES)
+        return FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER)
 
     items.sort(key=rank)  # stable: the files' own order, and the tests' within each file, stay
 
