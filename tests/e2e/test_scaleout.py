@@ -61,6 +61,9 @@ class Socket:
         transports = ["websocket"] if transport == "websocket" else ["polling"]
         self.base_url = server.base_url
         self.client.connect(server.base_url, transports=transports, auth={"token": account["accessToken"]}, wait_timeout=10)
+        # The instance records the socket online after the handshake and then sends getOnlineUser: wait for it, so the
+        # user is online for everyone when the test goes on.
+        poll(lambda: self.named("getOnlineUser"), 10, "getOnlineUser after the connection")
 
     def _record(self, event, *arguments):
         with self.lock:
