@@ -1,6 +1,7 @@
 """Fixtures of Parley's end-to-end tests: the real binary, the real SMTP test server, SQLite and PostgreSQL.
 
-Run them with `scripts/test e2e` (which builds the binary and starts a private PostgreSQL), or by hand:
+Run them with `scripts/test e2e` (which builds the binary, starts a private PostgreSQL and runs the files on
+pytest-xdist workers, then the `serial` tests alone), or by hand, one at a time:
     scripts/pg python3 -m pytest -q tests/e2e
 The binary is $PARLEY_BIN, else .build/debug/parley. PostgreSQL comes from $PARLEY_TEST_POSTGRES_URL (a role
 that may CREATE DATABASE); a test on PostgreSQL fails, rather than skips, when it is not set.
