@@ -1,6 +1,7 @@
 """Fixtures of Parley's end-to-end tests: the real binary, the real SMTP test server, SQLite and PostgreSQL.
 
-Run them with `scripts/test e2e` (which builds the binary and starts a private PostgreSQL), or by hand:
+Run them with `scripts/test e2e` (which builds the binary, starts a private PostgreSQL and runs the files on
+pytest-xdist workers, then the `serial` tests alone), or by hand, one at a time:
     scripts/pg python3 -m pytest -q tests/e2e
 The binary is $PARLEY_BIN, else .build/debug/parley. PostgreSQL comes from $PARLEY_TEST_POSTGRES_URL (a role
 that may CREATE DATABASE); a test on PostgreSQL fails, rather than skips, when it is not set.
@@ -29,10 +30,28 @@ from harness import (
 
 BACKENDS = ["sqlite", "postgres"]
 TEST_TIMEOUT_SECONDS = 180
+# The order the files run in. scripts/test runs the files on parallel pytest-xdist workers, one file to a worker, in
+# collection order, and xdist queues a second file behind each worker's first at once: the two longest start first,
+# quick ones are queued behind them (nothing long waits behind schemathesis), then the rest, longest first.
+FILE_ORDER = ["test_schemathesis.py", "test_web.py",
+              "test_avatar.py", "test_races.py", "test_openapi.py",
+              "test_bench_run.py", "test_realtime.py", "test_mail_worker.py", "test_bench.py", "test_login.py",
+              "test_chat_http.py"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: timing-sensitive under CPU load; scripts/test runs these on their own, "
+                                       "after the tests that run in parallel")
 
 
 def pytest_collection_modifyitems(config, items):
     add_default_timeout(config, items, TEST_TIMEOUT_SECONDS)
+
+    def rank(item) -> int:
+        name = item.path.name
+        return FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER)
+
+    items.sort(key=rank)  # stable: the files' own order, and the tests' within each file, stay
 
 
 @pytest.hookimpl(hookwrapper=True)

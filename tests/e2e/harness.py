@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,8 @@ SMTPD_SCRIPT = REPO_ROOT / "tests" / "support" / "smtpd.py"
 HTTP_TIMEOUT = 10.0
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 10.0
+# psql processes dropping the test databases at once (each holds a connection until its drop is done).
+DROP_CONCURRENCY = 32
 
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -541,12 +544,19 @@ class PostgresDatabases:
         return urlunsplit(parts._replace(path="/" + name))
 
     def drop_all(self) -> None:
-        while self.created:
-            name = self.created.pop()
+        """Drops them all at once: each DROP DATABASE waits for a checkpoint (seconds on a busy machine), and drops
+        that wait together share one, where one after the other each would wait for its own."""
+        names, self.created = self.created, []
+
+        def drop(name: str) -> None:
             try:
                 self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except AssertionError:
                 pass
+
+        if names:
+            with ThreadPoolExecutor(max_workers=min(len(names), DROP_CONCURRENCY)) as pool:
+                list(pool.map(drop, names))
 
 
 # ---------------------------------------------------------------------------------------------------------------

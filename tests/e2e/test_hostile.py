@@ -11,9 +11,13 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import socketio
 
 from harness import expect_status, sign_in
+
+# Floods load the machine and measure latency: run alone, after the parallel part.
+pytestmark = pytest.mark.serial
 
 
 def rss_mib(pid: int) -> float:

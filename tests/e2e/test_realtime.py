@@ -51,6 +51,9 @@ class Tab:
             self.client.on(name, self._recorder(name))
         self.client.connect(server.base_url, transports=transports, auth={"token": token or account.access_token},
                             wait_timeout=10)
+        # The server records the socket online after the handshake and then sends getOnlineUser: until then others
+        # would not see this user online (seen with the CPU busy), so a tab is open once that has come.
+        self.wait_for("getOnlineUser")
 
     def _recorder(self, name):
         def record(*args):
@@ -231,6 +234,7 @@ def test_a_new_chat_is_announced_to_its_members(server, tabs, transports):
 def test_new_contacts_learn_who_is_online(server, tabs, transports):
     alice, bob = sign_in(server), sign_in(server)
     alice_tab, bob_tab = open_tab(tabs, server, alice, transports), open_tab(tabs, server, bob, transports)
+    assert alice_tab.wait_for("getOnlineUser") == [] and bob_tab.wait_for("getOnlineUser") == []
     direct_chat(alice, bob)
     assert alice_tab.wait_for("userOnline", lambda p: p["userId"] == bob.user["id"]) == {"userId": bob.user["id"]}
     assert bob_tab.wait_for("userOnline", lambda p: p["userId"] == alice.user["id"]) == {"userId": alice.user["id"]}

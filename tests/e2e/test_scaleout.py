@@ -15,6 +15,10 @@ import socketio
 
 from harness import Client, environment_without_parley, expect_status, free_port, poll, request_code, unique_email, verify
 
+# Presence across instances waits on heartbeats and sweeps a few seconds apart: with other tests loading both cores,
+# announcements came late or not at all (userOnline from the other instance, userOffline after kill -9).
+pytestmark = pytest.mark.serial
+
 PRESENCE_TTL = 3
 PRESENCE_GRACE = 0.5  # seconds; shortened through PARLEY_PRESENCE_GRACE_MS (the default is 2)
 
@@ -57,6 +61,9 @@ class Socket:
         transports = ["websocket"] if transport == "websocket" else ["polling"]
         self.base_url = server.base_url
         self.client.connect(server.base_url, transports=transports, auth={"token": account["accessToken"]}, wait_timeout=10)
+        # The instance records the socket online after the handshake and then sends getOnlineUser: wait for it, so the
+        # user is online for everyone when the test goes on.
+        poll(lambda: self.named("getOnlineUser"), 10, "getOnlineUser after the connection")
 
     def _record(self, event, *arguments):
         with self.lock:

@@ -13,7 +13,6 @@ import json
 import os
 import random
 import re
-import shutil
 import struct
 import time
 import uuid
@@ -439,7 +438,7 @@ def test_sign_in_with_the_code_screens(web_server, browsers):
     assert refused.status_code == 401, refused.text
 
 
-def test_two_people_chat_live(web_server, browsers):
+def test_two_people_chat_live(web_server, browsers, tmp_path):
     tag = uuid.uuid4().hex[:6]
     alice_name, bob_name = f"Alice {tag}", f"Bob {tag}"
     alice, bob = browsers("alice"), browsers("bob")
@@ -499,8 +498,7 @@ def test_two_people_chat_live(web_server, browsers):
     assert isolation == {"text": "isolate", "preview": "isolate"}, isolation
 
     # An image: preview before sending, upload progress while it goes up, then the picture on both sides.
-    picture = ARTIFACTS / "tmp" / f"gradient-{tag}.png"
-    picture.parent.mkdir(parents=True, exist_ok=True)
+    picture = tmp_path / f"gradient-{tag}.png"
     picture.write_bytes(png_bytes(360, 240, noise=True))
     alice.find("#file-input").send_keys(str(picture))
     alice.wait_visible("#attachment")
@@ -752,7 +750,7 @@ def avatar_state(browser: Browser, css: str) -> dict | None:
         };""", css)
 
 
-def test_profile_photo_is_seen_by_others_and_can_be_removed(web_server, browsers):
+def test_profile_photo_is_seen_by_others_and_can_be_removed(web_server, browsers, tmp_path):
     tag = uuid.uuid4().hex[:6]
     alice_name, bob_name = f"Alice {tag}", f"Bob {tag}"
     alice_initials = ("A" + tag[0]).upper()
@@ -766,8 +764,7 @@ def test_profile_photo_is_seen_by_others_and_can_be_removed(web_server, browsers
     bob.wait(lambda: (avatar_state(bob, row_avatar) or {}).get("initials") == alice_initials, "Alice's initials in Bob's list")
 
     # Alice picks a photo in her profile: a preview at once, then the stored picture, in the dialog and the top bar.
-    picture = ARTIFACTS / "tmp" / f"avatar-{tag}.png"
-    picture.parent.mkdir(parents=True, exist_ok=True)
+    picture = tmp_path / f"avatar-{tag}.png"
     picture.write_bytes(face_png(128))
     alice.find("#me-button").click()
     alice.wait_visible("#profile-dialog")
@@ -809,10 +806,6 @@ def test_profile_photo_is_seen_by_others_and_can_be_removed(web_server, browsers
     for browser in (alice, bob):
         errors = [entry for entry in browser.collect_console() if entry.get("level") == "SEVERE"]
         assert not errors, f"console errors in {browser.name}'s browser: {errors}"
-
-
-def teardown_module(module):
-    shutil.rmtree(ARTIFACTS / "tmp", ignore_errors=True)
 
 
 def test_the_socket_renews_its_token_in_band_and_never_drops(launcher, browsers):
