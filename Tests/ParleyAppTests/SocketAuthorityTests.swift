@@ -50,8 +50,9 @@ import Testing
             let ann = try await app.signIn()
             let ben = try await app.signIn()
             let chatID = try await Self.chat(app, of: ann, with: ben)
-            let expiresAt = Date().addingTimeInterval(2)
-            let socket = try await PollingSocket.connect(app, token: try Self.token(of: ann, expiringIn: 2))
+            // Long enough for the first send to be answered on a loaded machine (the suites run in parallel).
+            let expiresAt = Date().addingTimeInterval(6)
+            let socket = try await PollingSocket.connect(app, token: try Self.token(of: ann, expiringIn: 6))
             #expect(try await Self.sendMessage(socket, chatID: chatID, ackID: 1)["ok"] as? Bool == true)
 
             try await Task.sleep(for: .seconds(max(0, expiresAt.timeIntervalSinceNow) + 0.1))
