@@ -82,8 +82,8 @@ def only_chat_instances(count: int):
     """render_nginx_site, with the round-robin upstreams reduced to the chat instances that run."""
     original = topology.render_nginx_site
 
-    def render(ports, listen_port):
-        text = original(ports, listen_port)
+    def render(ports, listen_port, log_dir=None):
+        text = original(ports, listen_port, log_dir)
         for index in range(count + 1, 4):
             port = ports[f"chat{index}"]
             # Round-robin members carry max_fails; each instance's own upstream (unused without its sessions) stays.
