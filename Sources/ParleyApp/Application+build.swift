@@ -190,7 +190,7 @@ func assemble(
         server: .http1WebSocketUpgrade(
             webSocketRouter: router,
             configuration: .init(
-                // A connection with no request in progress, or still sending its first request's headers, is closed.
+                // A keep-alive connection idle after a request is closed.
                 http1: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))),
                 ws: socketConfiguration.webSocketServerConfiguration
             )

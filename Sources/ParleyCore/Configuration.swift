@@ -104,7 +104,7 @@ public struct ParleyConfiguration: Sendable {
     public var socketHandshakeBurst: Int
     /// `PARLEY_SOCKET_HANDSHAKES_PER_SECOND`: new Socket.IO sessions per second a client address may open after its burst.
     public var socketHandshakesPerSecond: Double
-    /// `PARLEY_HTTP_IDLE_TIMEOUT_SECONDS`: how long an HTTP connection may stay without a request in progress.
+    /// `PARLEY_HTTP_IDLE_TIMEOUT_SECONDS`: how long a keep-alive HTTP connection may stay idle after a request.
     public var httpIdleTimeoutSeconds: Int
     /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
     public var jwtPreviousKeyPEM: String?
