@@ -40,13 +40,9 @@ final class SessionLimits: Sendable {
     /// Counts a new unauthenticated session from `address` (a key from ``key(of:)``), or refuses it.
     func open(from address: String, now: ContinuousClock.Instant = .now) -> Refusal? {
         self.state.withLock { state -> Refusal? in
-            guard state.pending < self.limits.maxPendingSessions else { return .server }
-            guard state.pendingByAddress[address, default: 0] < self.limits.maxPendingSessionsPerAddress else { return .address }
+            if let refusal = self.capRefusal(state, address) { return refusal }
             var bucket = state.buckets[address] ?? Bucket(tokens: Double(self.limits.handshakeBurst), updated: now)
-            let idle = bucket.updated.duration(to: now)
-            let refill = Double(idle.components.seconds) + Double(idle.components.attoseconds) / 1e18
-            bucket.tokens = min(Double(self.limits.handshakeBurst), bucket.tokens + refill * self.limits.handshakesPerSecond)
-            bucket.updated = now
+            bucket = Bucket(tokens: self.tokens(of: bucket, at: now), updated: now)
             guard bucket.tokens >= 1 else {
                 state.buckets[address] = bucket
                 return .address
@@ -59,11 +55,7 @@ final class SessionLimits: Sendable {
             // Now and then, forget the buckets that have filled up again: an address that stopped costs nothing.
             if state.opened % 1024 == 0 {
                 let full = Double(self.limits.handshakeBurst)
-                let rate = self.limits.handshakesPerSecond
-                state.buckets = state.buckets.filter { _, bucket in
-                    let idle = bucket.updated.duration(to: now).components.seconds
-                    return bucket.tokens + Double(idle) * rate < full
-                }
+                state.buckets = state.buckets.filter { _, bucket in self.tokens(of: bucket, at: now) < full }
             }
             return nil
         }
@@ -81,13 +73,24 @@ final class SessionLimits: Sendable {
     /// Whether ``open(from:now:)`` would refuse a session from `address` now, without counting one.
     func check(_ address: String, now: ContinuousClock.Instant = .now) -> Refusal? {
         self.state.withLock { state -> Refusal? in
-            guard state.pending < self.limits.maxPendingSessions else { return .server }
-            guard state.pendingByAddress[address, default: 0] < self.limits.maxPendingSessionsPerAddress else { return .address }
+            if let refusal = self.capRefusal(state, address) { return refusal }
             guard let bucket = state.buckets[address] else { return nil }
-            let idle = bucket.updated.duration(to: now)
-            let refill = Double(idle.components.seconds) + Double(idle.components.attoseconds) / 1e18
-            return bucket.tokens + refill * self.limits.handshakesPerSecond >= 1 ? nil : .address
+            return self.tokens(of: bucket, at: now) >= 1 ? nil : .address
         }
+    }
+
+    /// The refusal the caps on unauthenticated sessions give `address` now, if any.
+    private func capRefusal(_ state: State, _ address: String) -> Refusal? {
+        guard state.pending < self.limits.maxPendingSessions else { return .server }
+        guard state.pendingByAddress[address, default: 0] < self.limits.maxPendingSessionsPerAddress else { return .address }
+        return nil
+    }
+
+    /// The tokens `bucket` holds at `now`: refilled at the rate since it was last updated, at most the burst.
+    private func tokens(of bucket: Bucket, at now: ContinuousClock.Instant) -> Double {
+        let idle = bucket.updated.duration(to: now)
+        let refill = Double(idle.components.seconds) + Double(idle.components.attoseconds) / 1e18
+        return min(Double(self.limits.handshakeBurst), bucket.tokens + refill * self.limits.handshakesPerSecond)
     }
 
     /// Unauthenticated sessions held now.
