@@ -6,6 +6,8 @@ public protocol BlobStore: Sendable {
     func put(_ bytes: [UInt8], key: String) async throws
     /// The bytes under `key`, or nil.
     func get(key: String) async throws -> [UInt8]?
+    /// Erases the bytes under `key`; nothing there is not an error.
+    func delete(key: String) async throws
 }
 
 /// Files under a folder (by default `<data dir>/files`), written to a temporary name, flushed to disk and renamed, so a reader
@@ -61,6 +63,11 @@ public struct DiskBlobStore: BlobStore {
     public func get(key: String) async throws -> [UInt8]? {
         guard let data = FileManager.default.contents(atPath: self.path(for: key).path) else { return nil }
         return [UInt8](data)
+    }
+
+    public func delete(key: String) async throws {
+        let path = self.path(for: key).path
+        guard unlink(path) == 0 || errno == ENOENT else { throw BlobStoreError(path: path, errno: errno) }
     }
 }
 

@@ -29,7 +29,13 @@ public struct ChatController: Sendable {
         authenticated.get("chats/:id", use: self.chat)
         authenticated.get("chats/:id/messages", use: self.messages)
         authenticated.post("chats/:id/messages", use: self.send)
+        authenticated.patch("chats/:id/messages/:seq", use: self.edit)
+        authenticated.delete("chats/:id/messages/:seq", use: self.delete)
+        authenticated.put("chats/:id/messages/:seq/reactions/:emoji", use: self.addReaction)
+        authenticated.delete("chats/:id/messages/:seq/reactions/:emoji", use: self.removeReaction)
+        authenticated.get("chats/:id/changes", use: self.changes)
         authenticated.post("chats/:id/read", use: self.read)
+        authenticated.get("search", use: self.search)
     }
 
     @Sendable func createChat(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<ChatEnvelope> {
@@ -73,15 +79,74 @@ public struct ChatController: Sendable {
         try await self.service.summary(of: try context.parameters.require("id"), for: try context.requireUserID())
     }
 
-    @Sendable func messages(request: Request, context: ParleyRequestContext) async throws -> MessagePage {
+    @Sendable func messages(request: Request, context: ParleyRequestContext) async throws -> Response {
         let userID = try context.requireUserID()
         let chatID = try context.parameters.require("id")
         let query = request.uri.queryParameters
         let limit = try Pagination.limit(query.get("limit"))
         let before = try Self.seqParameter(query.get("before"), name: "before")
         let after = try Self.seqParameter(query.get("after"), name: "after")
+        if let around = try Self.seqParameter(query.get("around"), name: "around") {
+            guard before == nil, after == nil else {
+                throw APIError.badRequest("`around` cannot be combined with `before` or `after`.", code: "invalid_request")
+            }
+            let page = try await self.service.messages(in: chatID, for: userID, around: around, limit: limit)
+            return try page.response(from: request, context: context)
+        }
         let (messages, hasMore) = try await self.service.messages(in: chatID, for: userID, before: before, after: after, limit: limit)
-        return MessagePage(messages: messages, hasMore: hasMore)
+        return try MessagePage(messages: messages, hasMore: hasMore).response(from: request, context: context)
+    }
+
+    @Sendable func edit(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
+        let userID = try context.requireUserID()
+        let body = try await request.decodeJSON(as: EditMessageRequest.self, context: context)
+        let action = try ChatService.editAction(text: body.text)
+        return MessageEnvelope(message: try await self.service.change(chatID: try context.parameters.require("id"), seq: try Self.seq(context), userID: userID, action: action))
+    }
+
+    @Sendable func delete(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
+        let userID = try context.requireUserID()
+        return MessageEnvelope(message: try await self.service.change(chatID: try context.parameters.require("id"), seq: try Self.seq(context), userID: userID, action: .delete))
+    }
+
+    @Sendable func addReaction(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
+        try await self.react(on: true, context: context)
+    }
+
+    @Sendable func removeReaction(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
+        try await self.react(on: false, context: context)
+    }
+
+    func react(on: Bool, context: ParleyRequestContext) async throws -> MessageEnvelope {
+        let userID = try context.requireUserID()
+        // Path parameters arrive as sent: the emoji is percent-encoded UTF-8.
+        guard let emoji = try context.parameters.require("emoji").removingPercentEncoding else { throw ChatError.invalidEmoji }
+        let action = try ChatService.reactAction(emoji: emoji, on: on)
+        return MessageEnvelope(message: try await self.service.change(chatID: try context.parameters.require("id"), seq: try Self.seq(context), userID: userID, action: action))
+    }
+
+    @Sendable func changes(request: Request, context: ParleyRequestContext) async throws -> ChangePage {
+        let userID = try context.requireUserID()
+        let query = request.uri.queryParameters
+        let limit = try Pagination.limit(query.get("limit"))
+        let after = try Self.seqParameter(query.get("after"), name: "after") ?? 0
+        return try await self.service.changes(in: try context.parameters.require("id"), for: userID, after: after, limit: limit)
+    }
+
+    @Sendable func search(request: Request, context: ParleyRequestContext) async throws -> SearchPage {
+        let userID = try context.requireUserID()
+        let query = request.uri.queryParameters
+        let limit = try Pagination.limit(query.get("limit"))
+        guard let text = query.get("q") else { throw ChatError.invalidQuery("`q` is required.") }
+        let cursor = try query.get("cursor").map { try OpaqueCursor.decode($0, as: ChatStore.SearchCursor.self) }
+        let (results, next) = try await self.service.search(query: text, userID: userID, chatID: query.get("chatId"), after: cursor, limit: limit)
+        return SearchPage(results: results, nextCursor: next.map { OpaqueCursor.encode($0) })
+    }
+
+    /// The `seq` path parameter: a message's place in its chat.
+    static func seq(_ context: ParleyRequestContext) throws -> Int64 {
+        guard let seq = try Self.seqParameter(context.parameters.require("seq"), name: "seq") else { throw ChatError.invalidSeq }
+        return seq
     }
 
     @Sendable func send(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<MessageEnvelope> {
@@ -90,24 +155,28 @@ public struct ChatController: Sendable {
         let contentType = request.headers[.contentType] ?? ""
         let text: String?
         let clientMessageID: String?
+        var replyToSeq: Int64?
         var image: [UInt8]?
         if contentType.lowercased().hasPrefix("multipart/form-data") {
             let form = try await MultipartForm.read(request, limit: self.service.maxUploadBytes + 64 * 1024)
             text = form.fields["text"]
             clientMessageID = form.fields["clientMessageId"]
             image = form.files["image"]
+            replyToSeq = try Self.seqParameter(form.fields["replyToSeq"], name: "replyToSeq")
             guard image != nil || text != nil else { throw APIError.badRequest("Send a `text` field or an `image` file.", code: "invalid_text") }
         } else {
             let body = try await request.decodeJSON(as: SendMessageRequest.self, context: context)
             text = body.text
             clientMessageID = body.clientMessageId
+            replyToSeq = body.replyToSeq
         }
         let (message, created) = try await self.service.send(
             chatID: chatID,
             userID: userID,
             text: text,
             image: image,
-            clientMessageID: clientMessageID
+            clientMessageID: clientMessageID,
+            replyToSeq: replyToSeq
         )
         return .init(status: created ? .created : .ok, response: MessageEnvelope(message: message))
     }

@@ -20,6 +20,20 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
     case unsupportedImage
     /// No such file, or its signed link is not valid (never told apart).
     case fileNotFound
+    /// No message with that seq in the chat.
+    case messageNotFound
+    /// The message was deleted: it cannot be edited, reacted to or answered.
+    case messageDeleted
+    /// Only the sender may edit or delete a message.
+    case notYourMessage
+    /// Only text messages can be edited.
+    case notEditable
+    /// Not exactly one emoji.
+    case invalidEmoji
+    /// A message has at most so many distinct emoji, and a person so many reactions on it.
+    case tooManyReactions
+    /// A search without a word to look for.
+    case invalidQuery(String)
 
     /// The contract's answer.
     public var apiError: APIError {
@@ -38,6 +52,19 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
         case .unsupportedImage:
             APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Only JPEG, PNG, GIF and WebP images can be sent.")
         case .fileNotFound: .notFound("There is no such file, or its link has expired.", code: "file_not_found")
+        case .messageNotFound: .notFound("There is no such message in this chat.", code: "message_not_found")
+        case .messageDeleted: APIError(.conflict, code: "message_deleted", message: "The message was deleted.")
+        case .notYourMessage: APIError(.forbidden, code: "not_your_message", message: "Only the sender can change a message.")
+        case .notEditable: APIError(.forbidden, code: "not_editable", message: "Only text messages can be edited.")
+        case .invalidEmoji: .badRequest("A reaction is exactly one emoji.", code: "invalid_emoji")
+        case .tooManyReactions:
+            APIError(
+                .conflict,
+                code: "too_many_reactions",
+                message:
+                    "A message has at most \(ChatStore.maxEmojiPerMessage) different emoji, and a person at most \(ChatStore.maxReactionsPerUser) reactions on it."
+            )
+        case .invalidQuery(let message): .badRequest(message, code: "invalid_query")
         }
     }
 }

@@ -50,10 +50,11 @@ final class ChatFanout: Sendable {
     func deliver(_ event: ChatEvent) async {
         guard let recipients = self.recipients.withLock({ $0 }) else { return }
         switch event {
-        case .newMessage(let record):
-            // An event that cannot be addressed now is made up for by the next one's fill, or by `after=seq`.
+        case .newMessage(let record), .messageUpdated(let record):
+            // An event that cannot be addressed now is made up for by the next one's fill, or by `/changes`.
             guard let members = await self.members(of: record.chatID) else { return }
-            for ready in await self.sequencer.admit(record) {
+            let isNew = if case .newMessage = event { true } else { false }
+            for ready in await self.sequencer.admit(record, isNew: isNew) {
                 self.emit(ready, to: members, recipients)
             }
         case .messagesMissed(let chatID, let first, let last):
@@ -101,9 +102,10 @@ final class ChatFanout: Sendable {
         }
     }
 
-    func emit(_ record: MessageRecord, to members: [String], _ recipients: any EventRecipients) {
-        let message = record.message(signer: self.service.signer)
-        recipients.emit(EncodedEvent(name: "newMessage", encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
-        self.reads.delivered(record)
+    func emit(_ delivery: MessageSequencer.Delivery, to members: [String], _ recipients: any EventRecipients) {
+        let message = delivery.record.message(signer: self.service.signer)
+        let name = delivery.isNew ? "newMessage" : "messageUpdated"
+        recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
+        if delivery.isNew { self.reads.delivered(delivery.record) }
     }
 }

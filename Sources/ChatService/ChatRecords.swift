@@ -1,3 +1,4 @@
+import Foundation
 import ParleyCore
 import ParleyStore
 import SQLKit
@@ -14,12 +15,26 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     var clientMessageID: String?
     var createdAt: Int64
     var file: FileRecord?
+    /// The chat's version at this message's latest change, and when that was.
+    var version: Int64
+    var changedAt: Int64
+    var editedAt: Int64?
+    var replyToSeq: Int64?
+    /// The answered message as it is now (read with this one).
+    var replyTo: ReplyPreview?
+    var reactions: [Reaction]
+    var mentions: [String]
 
     static let columns: SQLQueryString = """
         m.id, m.chat_id, m.seq, m.sender_id, m.kind, m.text, m.file_id, m.client_message_id, m.created_at,
-        f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height
+        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions,
+        f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height,
+        r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text
         """
-    static let fileJoin: SQLQueryString = "LEFT JOIN files f ON f.id = m.file_id"
+    /// The message's file and the message it answers.
+    static let joins: SQLQueryString = """
+        LEFT JOIN files f ON f.id = m.file_id LEFT JOIN messages r ON r.chat_id = m.chat_id AND r.seq = m.reply_to_seq
+        """
 
     init(
         id: String,
@@ -31,7 +46,11 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         fileID: String?,
         clientMessageID: String?,
         createdAt: Int64,
-        file: FileRecord?
+        file: FileRecord?,
+        version: Int64 = 0,
+        replyToSeq: Int64? = nil,
+        replyTo: ReplyPreview? = nil,
+        mentions: [String] = []
     ) {
         self.id = id
         self.chatID = chatID
@@ -43,6 +62,13 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.clientMessageID = clientMessageID
         self.createdAt = createdAt
         self.file = file
+        self.version = version
+        self.changedAt = createdAt
+        self.editedAt = nil
+        self.replyToSeq = replyToSeq
+        self.replyTo = replyTo
+        self.reactions = []
+        self.mentions = mentions
     }
 
     init(row: any SQLRow) throws {
@@ -64,6 +90,20 @@ package struct MessageRecord: Sendable, Equatable, Codable {
                 height: try row.decode(column: "f_height", as: Int?.self)
             )
         }
+        self.version = try row.decode(column: "version", as: Int64.self)
+        self.changedAt = try row.decode(column: "changed_at", as: Int64.self)
+        self.editedAt = try row.decode(column: "edited_at", as: Int64?.self)
+        self.replyToSeq = try row.decode(column: "reply_to_seq", as: Int64?.self)
+        if let replyToSeq = self.replyToSeq, let kind = try row.decode(column: "r_kind", as: String?.self) {
+            self.replyTo = ReplyPreview(
+                seq: replyToSeq,
+                senderId: try row.decode(column: "r_sender_id", as: String.self),
+                kind: kind,
+                text: ReplyPreview.snippet(of: try row.decode(column: "r_text", as: String?.self))
+            )
+        }
+        self.reactions = try Self.reactions(from: try row.decode(column: "reactions", as: String?.self))
+        self.mentions = (try row.decode(column: "mentions", as: String?.self) ?? "").split(separator: " ").map(String.init)
     }
 
     /// The client's view, with a signed image URL.
@@ -77,8 +117,40 @@ package struct MessageRecord: Sendable, Equatable, Codable {
             text: self.text,
             image: self.file.map { MessageImage(file: $0, signer: signer) },
             clientMessageId: self.clientMessageID,
-            createdAt: Timestamp.iso8601(millis: self.createdAt)
+            createdAt: Timestamp.iso8601(millis: self.createdAt),
+            version: self.version,
+            editedAt: self.editedAt.map { Timestamp.iso8601(millis: $0) },
+            replyTo: self.replyTo,
+            reactions: self.reactions,
+            mentions: self.mentions
         )
+    }
+
+    /// What a reply to this message shows of it.
+    var preview: ReplyPreview {
+        ReplyPreview(seq: self.seq, senderId: self.senderID, kind: self.kind, text: ReplyPreview.snippet(of: self.text))
+    }
+
+    /// The `reactions` column: JSON in the API's shape, NULL for none.
+    static func reactions(from column: String?) throws -> [Reaction] {
+        guard let column else { return [] }
+        return try JSONDecoder().decode([Reaction].self, from: Data(column.utf8))
+    }
+
+    var reactionsColumn: String? {
+        self.reactions.isEmpty ? nil : ParleyJSON.text(self.reactions)
+    }
+
+    var mentionsColumn: String? {
+        self.mentions.isEmpty ? nil : self.mentions.joined(separator: " ")
+    }
+}
+
+extension ReplyPreview {
+    /// The start of `text`, at most ``maxText`` characters.
+    static func snippet(of text: String?) -> String? {
+        guard let text else { return nil }
+        return text.count <= Self.maxText ? text : String(text.prefix(Self.maxText))
     }
 }
 
@@ -110,8 +182,9 @@ struct ChatRecord: Sendable {
     var name: String?
     var lastSeq: Int64
     var updatedAt: Int64
+    var version: Int64
 
-    static let columns: SQLQueryString = "c.id, c.kind, c.name, c.last_seq, c.updated_at"
+    static let columns: SQLQueryString = "c.id, c.kind, c.name, c.last_seq, c.updated_at, c.version"
 
     init(row: any SQLRow) throws {
         self.id = try row.decode(column: "id", as: String.self)
@@ -119,6 +192,7 @@ struct ChatRecord: Sendable {
         self.name = try row.decode(column: "name", as: String?.self)
         self.lastSeq = try row.decode(column: "last_seq", as: Int64.self)
         self.updatedAt = try row.decode(column: "updated_at", as: Int64.self)
+        self.version = try row.decode(column: "version", as: Int64.self)
     }
 }
 

@@ -32,7 +32,18 @@ public struct ChatService: Sendable {
         self.signer = signer
         self.bus = bus
         self.membership = MembershipCache(store: self.store)
-        self.writer = MessageWriter(store: self.store) { record in bus.publish(.newMessage(record)) }
+        self.writer = MessageWriter(store: self.store) { outcome in
+            switch outcome {
+            case .created(let record):
+                bus.publish(.newMessage(record))
+            case .changed(let record, let erasedFile):
+                bus.publish(.messageUpdated(record))
+                // Erased once the deletion is committed: a rollback never loses the bytes of a message still there.
+                if let erasedFile { try? await blobs.delete(key: erasedFile) }
+            case .duplicate, .unchanged, .notMember, .refused:
+                break
+            }
+        }
         self.maxUploadBytes = maxUploadBytes
     }
 
@@ -105,8 +116,10 @@ public struct ChatService: Sendable {
         let ids = records.map(\.id)
         async let membersQuery = self.store.members(of: ids)
         async let lastQuery = self.store.lastMessages(of: records)
+        async let mentionsQuery = self.store.mentionCounts(of: userID, in: ids)
         let members = Dictionary(grouping: try await membersQuery, by: \.chatID)
         let last = try await lastQuery
+        let mentions = try await mentionsQuery
         let profiles = try await self.directory.profiles(of: Array(Set(members.values.joined().map(\.userID))))
         return records.map { record in
             let chatMembers = members[record.id] ?? []
@@ -119,7 +132,9 @@ public struct ChatService: Sendable {
                 lastMessage: last[record.id].map { $0.message(signer: self.signer) },
                 unreadCount: max(0, record.lastSeq - myRead),
                 readState: chatMembers.map { ReadState(userId: $0.userID, lastReadSeq: $0.lastReadSeq) },
-                updatedAt: Timestamp.iso8601(millis: record.updatedAt)
+                updatedAt: Timestamp.iso8601(millis: record.updatedAt),
+                version: record.version,
+                mentionCount: mentions[record.id] ?? 0
             )
         }
     }
@@ -130,9 +145,11 @@ public struct ChatService: Sendable {
         userID: String,
         text rawText: String?,
         image: [UInt8]?,
-        clientMessageID: String?
+        clientMessageID: String?,
+        replyToSeq: Int64? = nil
     ) async throws -> (Message, created: Bool) {
         let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
+        if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
         var file: FileRecord?
         if let image {
             guard try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
@@ -148,6 +165,8 @@ public struct ChatService: Sendable {
             text: text,
             file: file,
             clientMessageID: clientMessageID,
+            replyToSeq: replyToSeq,
+            mentionCandidates: MessageText.mentionCandidates(in: text),
             now: Timestamp.millis()
         )
         return try await self.sent(await self.writer.submit(draft))
@@ -155,19 +174,39 @@ public struct ChatService: Sendable {
 
     /// Queues a text message and returns without waiting for it to be stored: messages a caller submits one after
     /// another get seqs in that order. ``sent(_:)`` tells what became of it.
-    func submitText(chatID: String, userID: String, text rawText: String?, clientMessageID: String?) async throws -> PendingAppend {
+    func submitText(
+        chatID: String,
+        userID: String,
+        text rawText: String?,
+        clientMessageID: String?,
+        replyToSeq: Int64? = nil
+    ) async throws -> PendingAppend {
         let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: false, clientMessageID: clientMessageID)
+        if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
         return await self.writer.submit(
-            ChatStore.MessageDraft(chatID: chatID, senderID: userID, text: text, file: nil, clientMessageID: clientMessageID, now: Timestamp.millis())
+            ChatStore.MessageDraft(
+                chatID: chatID,
+                senderID: userID,
+                text: text,
+                file: nil,
+                clientMessageID: clientMessageID,
+                replyToSeq: replyToSeq,
+                mentionCandidates: MessageText.mentionCandidates(in: text),
+                now: Timestamp.millis()
+            )
         )
     }
 
-    /// The message a submitted send became, once stored with other sends of its moment in one transaction and published
-    /// by the writer in seq order.
+    /// The message a submitted send or change became, once stored with other writes of its moment in one transaction and
+    /// published by the writer in version order.
     func sent(_ pending: PendingAppend) async throws -> (Message, created: Bool) {
         switch try await pending.outcome() {
         case .notMember:
             throw ChatError.chatNotFound
+        case .refused(let error):
+            throw error
+        case .changed(let record, _), .unchanged(let record):
+            return (record.message(signer: self.signer), false)
         case .duplicate(let record):
             // A retry after its first attempt's instance died between the commit and the NOTIFY: published again, so the
             // others hear of it now. Whoever had it drops it by its seq.

@@ -120,7 +120,7 @@ struct ChatStore: Sendable {
         return try await self.database.read { sql in
             let rows = try await sql.raw(
                 """
-                SELECT \(MessageRecord.columns) FROM chats c JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq \(MessageRecord.fileJoin)
+                SELECT \(MessageRecord.columns) FROM chats c JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq \(MessageRecord.joins)
                 WHERE c.id IN (\(binds: ids))
                 """
             ).all()
@@ -138,17 +138,25 @@ struct ChatStore: Sendable {
         try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin)
+                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.joins)
                 WHERE m.chat_id = \(bind: chatID) AND m.sender_id = \(bind: senderID) AND m.client_message_id = \(bind: clientMessageID)
                 """
             ).first().map(MessageRecord.init(row:))
         }
     }
 
+    /// A page of messages in ascending seq holding `seq`: up to `limit / 2` older ones, the rest newer; whether older and
+    /// newer ones were left out.
+    func messages(in chatID: String, around seq: Int64, limit: Int) async throws -> (records: [MessageRecord], olderLeft: Bool, newerLeft: Bool) {
+        let older = try await self.messages(in: chatID, before: seq, after: nil, limit: limit / 2)
+        let newer = try await self.messages(in: chatID, before: nil, after: seq - 1, limit: limit - older.records.count)
+        return (older.records + newer.records, older.hasMore, newer.hasMore)
+    }
+
     /// A page of messages in ascending seq: the latest, or those before/after a seq. `hasMore` says whether the page was cut.
     func messages(in chatID: String, before: Int64?, after: Int64?, limit: Int) async throws -> (records: [MessageRecord], hasMore: Bool) {
         try await self.database.read { sql in
-            let select = SQLQueryString("SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.fileJoin) WHERE m.chat_id = \(bind: chatID)")
+            let select = SQLQueryString("SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.joins) WHERE m.chat_id = \(bind: chatID)")
             var rows: [MessageRecord]
             if let after {
                 var statement = SQLQueryString("\(select) AND m.seq > \(bind: after)")
@@ -191,18 +199,57 @@ struct ChatStore: Sendable {
         }
     }
 
-    /// The first and last seq of every chat's messages stored since `millis`, for catching up after the bus was away.
-    func recentSeqRanges(since millis: Int64) async throws -> [(chatID: String, firstSeq: Int64, lastSeq: Int64)] {
-        // Message ids are UUIDv7: the primary key orders them by time, so no index on the hot path is needed for this.
-        let bound = Identifier.lowerBound(millis: millis)
+    /// The first and last version of every chat's changes made since `millis`, for catching up after the bus was away.
+    func recentVersionRanges(since millis: Int64) async throws -> [(chatID: String, firstVersion: Int64, lastVersion: Int64)] {
+        try await self.database.read { sql in
+            try await sql.raw(
+                "SELECT chat_id, MIN(version) AS first_version, MAX(version) AS last_version FROM messages WHERE changed_at >= \(bind: millis) GROUP BY chat_id"
+            ).all().map { row in
+                (
+                    try row.decode(column: "chat_id", as: String.self), try row.decode(column: "first_version", as: Int64.self),
+                    try row.decode(column: "last_version", as: Int64.self)
+                )
+            }
+        }
+    }
+
+    /// The messages of `chatID` whose latest change has a version in `(after, through]`, in version order, each in its
+    /// latest state; `hasMore` says whether the page was cut.
+    func changes(in chatID: String, after: Int64, through: Int64, limit: Int) async throws -> (records: [MessageRecord], hasMore: Bool) {
+        try await self.database.read { sql in
+            let rows = try await sql.raw(
+                """
+                SELECT \(MessageRecord.columns) FROM messages m \(MessageRecord.joins)
+                WHERE m.chat_id = \(bind: chatID) AND m.version > \(bind: after) AND m.version <= \(bind: through)
+                ORDER BY m.version ASC LIMIT \(bind: limit + 1)
+                """
+            ).all().map(MessageRecord.init(row:))
+            return (Array(rows.prefix(limit)), rows.count > limit)
+        }
+    }
+
+    /// The chat's change version, if `userID` is a member.
+    func version(of chatID: String, visibleTo userID: String) async throws -> Int64? {
+        try await self.chat(chatID, visibleTo: userID)?.version
+    }
+
+    /// How many messages after `userID`'s read pointer mention them, in each of `chatIDs` (chats with none are missing).
+    func mentionCounts(of userID: String, in chatIDs: [String]) async throws -> [String: Int64] {
+        guard !chatIDs.isEmpty else { return [:] }
         return try await self.database.read { sql in
-            try await sql.raw("SELECT chat_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq FROM messages WHERE id >= \(bind: bound) GROUP BY chat_id")
-                .all().map { row in
-                    (
-                        try row.decode(column: "chat_id", as: String.self), try row.decode(column: "first_seq", as: Int64.self),
-                        try row.decode(column: "last_seq", as: Int64.self)
-                    )
-                }
+            var counts: [String: Int64] = [:]
+            let rows = try await sql.raw(
+                """
+                SELECT mm.chat_id, COUNT(*) AS mentions FROM message_mentions mm
+                JOIN chat_members me ON me.chat_id = mm.chat_id AND me.user_id = mm.user_id
+                WHERE mm.user_id = \(bind: userID) AND mm.chat_id IN (\(binds: chatIDs)) AND mm.seq > me.last_read_seq
+                GROUP BY mm.chat_id
+                """
+            ).all()
+            for row in rows {
+                counts[try row.decode(column: "chat_id", as: String.self)] = try row.decode(column: "mentions", as: Int64.self)
+            }
+            return counts
         }
     }
 

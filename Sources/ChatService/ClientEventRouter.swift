@@ -49,7 +49,8 @@ struct ClientEventRouter: Sendable {
                 chatID: send.chatID,
                 userID: caller.userID,
                 text: send.text,
-                clientMessageID: send.clientMessageID
+                clientMessageID: send.clientMessageID,
+                replyToSeq: send.replyToSeq
             )
             self.tasks.add {
                 do {
@@ -57,6 +58,17 @@ struct ClientEventRouter: Sendable {
                     ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
                 } catch {
                     self.answer(ack, error: error, event: "sendMessage")
+                }
+            }
+        case .change(let chatID, let seq, let action):
+            // Like a send: queued in this socket's order, answered once committed.
+            let pending = try await self.service.submitChange(chatID: chatID, seq: seq, userID: caller.userID, action: action)
+            self.tasks.add {
+                do {
+                    let (message, _) = try await self.service.sent(pending)
+                    ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
+                } catch {
+                    self.answer(ack, error: error, event: "change")
                 }
             }
         case .markRead(let chatID, let seq):

@@ -5,6 +5,8 @@ import Synchronization
 package enum ChatEvent: Sendable, Equatable, Codable {
     /// A stored message (each instance signs its own file URLs).
     case newMessage(MessageRecord)
+    /// A message edited, deleted, or with its reactions changed: its state after the change.
+    case messageUpdated(MessageRecord)
     /// A member's read pointer moved.
     case messagesSeen(chatID: String, userID: String, seq: Int64)
     case typing(chatID: String, userID: String, isTyping: Bool)
@@ -13,13 +15,14 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows
     /// them: they stay in the process (not encoded), and every other instance reads them itself.
     case presence(userID: String, online: Bool, contacts: [String]? = nil)
-    /// Messages `firstSeq...lastSeq` of a chat may not have been delivered (the bus was away): read them from the store.
-    /// Local to the instance that noticed.
-    case messagesMissed(chatID: String, firstSeq: Int64, lastSeq: Int64)
+    /// Changes `firstVersion...lastVersion` of a chat may not have been delivered (the bus was away): read them from the
+    /// store. Local to the instance that noticed.
+    case messagesMissed(chatID: String, firstVersion: Int64, lastVersion: Int64)
 
     // Short keys: the wire is a NOTIFY payload of at most 8000 bytes, so every byte of a packed batch counts.
     enum CodingKeys: String, CodingKey {
         case newMessage = "m"
+        case messageUpdated = "e"
         case messagesSeen = "s"
         case typing = "t"
         case chatUpdated = "c"
@@ -28,6 +31,9 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     }
 
     enum NewMessageCodingKeys: String, CodingKey {
+        case _0 = "r"
+    }
+    enum MessageUpdatedCodingKeys: String, CodingKey {
         case _0 = "r"
     }
     enum MessagesSeenCodingKeys: String, CodingKey {
@@ -49,8 +55,8 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     }
     enum MessagesMissedCodingKeys: String, CodingKey {
         case chatID = "c"
-        case firstSeq = "f"
-        case lastSeq = "l"
+        case firstVersion = "f"
+        case lastVersion = "l"
     }
 
     /// Whether the event goes to other instances: a fill is decided by each instance for itself.

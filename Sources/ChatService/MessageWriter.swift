@@ -1,8 +1,8 @@
 public import ServiceLifecycle
 import Synchronization
 
-/// Group commit: concurrent sends are stored by one writer, many per transaction with multi-row statements,
-/// published in seq order, and answered together once committed.
+/// Group commit: concurrent sends and changes (edits, deletes, reactions) are stored by one writer, many per transaction,
+/// published in version order, and answered together once committed.
 ///
 /// A statement costs far more than the row it writes (an async hop to the driver, a round trip, a commit that may fsync),
 /// so rows per statement, not rows per second of raw storage, decide how many messages per second Parley takes.
@@ -12,7 +12,7 @@ import Synchronization
 /// a send submitted after that fails.
 public final class MessageWriter: Service, Sendable {
     private struct Request: Sendable {
-        var draft: ChatStore.MessageDraft
+        var write: ChatStore.Write
         var pending: PendingAppend
     }
 
@@ -42,11 +42,11 @@ public final class MessageWriter: Service, Sendable {
     static let maxQueuedPerSender = 256
 
     let store: ChatStore
-    /// Hears every created message, in seq order per chat, after its commit and before its sender's answer.
-    private let published: @Sendable (MessageRecord) async -> Void
+    /// Hears every created or changed message, in version order per chat, after its commit and before its writer's answer.
+    private let published: @Sendable (ChatStore.WriteOutcome) async -> Void
     private let state = Mutex(State())
 
-    init(store: ChatStore, published: @escaping @Sendable (MessageRecord) async -> Void) {
+    init(store: ChatStore, published: @escaping @Sendable (ChatStore.WriteOutcome) async -> Void) {
         self.store = store
         self.published = published
     }
@@ -80,25 +80,31 @@ public final class MessageWriter: Service, Sendable {
     }
 
     /// Stores `draft` with the chat's next seq in the next batch; answers once that batch is committed and published.
-    func append(_ draft: ChatStore.MessageDraft) async throws -> ChatStore.AppendOutcome {
+    func append(_ draft: ChatStore.MessageDraft) async throws -> ChatStore.WriteOutcome {
         try await self.submit(draft).outcome()
     }
 
     /// Queues `draft` and returns at once (unless the queue is full): drafts submitted one after another by one caller
     /// get seqs in that order.
     func submit(_ draft: ChatStore.MessageDraft) async -> PendingAppend {
+        await self.submit(.send(draft))
+    }
+
+    /// Queues `write` (see ``submit(_:)-(MessageDraft)``): writes submitted one after another by one caller are carried
+    /// out in that order.
+    func submit(_ write: ChatStore.Write) async -> PendingAppend {
         let pending = PendingAppend()
         while true {
             enum Queued {
                 case yes(CheckedContinuation<Void, Never>?)
                 case full, senderFull, stopped
             }
-            let sender = draft.senderID
+            let sender = write.userID
             let queued = self.state.withLock { state -> Queued in
                 guard !state.stopped else { return .stopped }
                 guard state.queuedBySender[sender, default: 0] < Self.maxQueuedPerSender else { return .senderFull }
                 guard state.pending.count < Self.maxQueued else { return .full }
-                state.pending.append(Request(draft: draft, pending: pending))
+                state.pending.append(Request(write: write, pending: pending))
                 state.queuedBySender[sender, default: 0] += 1
                 defer { state.idle = nil }
                 return .yes(state.idle)
@@ -147,7 +153,7 @@ public final class MessageWriter: Service, Sendable {
                 var woken = state.waiting
                 state.waiting.removeAll()
                 for request in batch {
-                    let sender = request.draft.senderID
+                    let sender = request.write.userID
                     let left = state.queuedBySender[sender, default: 1] - 1
                     state.queuedBySender[sender] = left > 0 ? left : nil
                     if let waiters = state.waitingBySender.removeValue(forKey: sender) { woken += waiters }
@@ -184,16 +190,16 @@ public final class MessageWriter: Service, Sendable {
     }
 
     private func write(_ batch: [Request]) async {
-        let outcomes: [ChatStore.AppendOutcome]
+        let outcomes: [ChatStore.WriteOutcome]
         do {
-            outcomes = try await self.store.append(batch.map(\.draft))
+            outcomes = try await self.store.write(batch.map(\.write))
         } catch {
             // The batch rolled back whole: e.g. another process stored one of its clientMessageIds first, or a deadlock
             // between processes. Each message alone then gets the answer it would have had on its own.
             for request in batch {
                 do {
-                    let outcome = try await self.store.append(request.draft)
-                    if case .created(let record) = outcome { await self.published(record) }
+                    let outcome = try await self.store.write(request.write)
+                    await self.published(outcome)
                     request.pending.complete(.success(outcome))
                 } catch {
                     request.pending.complete(.failure(error))
@@ -202,7 +208,7 @@ public final class MessageWriter: Service, Sendable {
             return
         }
         for outcome in outcomes {
-            if case .created(let record) = outcome { await self.published(record) }
+            await self.published(outcome)
         }
         for (request, outcome) in zip(batch, outcomes) {
             request.pending.complete(.success(outcome))
@@ -218,16 +224,16 @@ struct WriterStopped: Error, CustomStringConvertible {
 /// A message queued in the writer: its outcome, once the batch holding it is committed.
 final class PendingAppend: Sendable {
     private enum Slot {
-        case waiting(CheckedContinuation<ChatStore.AppendOutcome, any Error>?)
-        case done(Result<ChatStore.AppendOutcome, any Error>)
+        case waiting(CheckedContinuation<ChatStore.WriteOutcome, any Error>?)
+        case done(Result<ChatStore.WriteOutcome, any Error>)
     }
 
     private let slot = Mutex(Slot.waiting(nil))
 
     /// Waits for the outcome.
-    func outcome() async throws -> ChatStore.AppendOutcome {
+    func outcome() async throws -> ChatStore.WriteOutcome {
         try await withCheckedThrowingContinuation { continuation in
-            let result = self.slot.withLock { slot -> Result<ChatStore.AppendOutcome, any Error>? in
+            let result = self.slot.withLock { slot -> Result<ChatStore.WriteOutcome, any Error>? in
                 if case .done(let result) = slot { return result }
                 slot = .waiting(continuation)
                 return nil
@@ -236,8 +242,8 @@ final class PendingAppend: Sendable {
         }
     }
 
-    func complete(_ result: Result<ChatStore.AppendOutcome, any Error>) {
-        let continuation = self.slot.withLock { slot -> CheckedContinuation<ChatStore.AppendOutcome, any Error>? in
+    func complete(_ result: Result<ChatStore.WriteOutcome, any Error>) {
+        let continuation = self.slot.withLock { slot -> CheckedContinuation<ChatStore.WriteOutcome, any Error>? in
             guard case .waiting(let continuation) = slot else { return nil }
             slot = .done(result)
             return continuation

@@ -21,6 +21,29 @@ public struct Message: Codable, Sendable, Equatable, ResponseEncodable {
     public var image: MessageImage?
     public var clientMessageId: String?
     public var createdAt: String
+    /// The chat's change version at this message's latest change.
+    public var version: Int64
+    public var editedAt: String?
+    public var replyTo: ReplyPreview?
+    public var reactions: [Reaction]
+    public var mentions: [String]
+}
+
+/// What a reply shows of the message it answers, as that message is now.
+public struct ReplyPreview: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var senderId: String
+    public var kind: String
+    /// At most ``ReplyPreview/maxText`` characters.
+    public var text: String?
+
+    static let maxText = 200
+}
+
+/// One emoji on a message and who reacted with it, in the order they did.
+public struct Reaction: Codable, Sendable, Equatable {
+    public var emoji: String
+    public var userIds: [String]
 }
 
 /// A member's read pointer.
@@ -39,6 +62,10 @@ public struct ChatSummary: Codable, Sendable, Equatable, ResponseEncodable {
     public var unreadCount: Int64
     public var readState: [ReadState]
     public var updatedAt: String
+    /// The chat's change version: the latest change to any of its messages.
+    public var version: Int64
+    /// Messages after the caller's read pointer that mention them.
+    public var mentionCount: Int64
 }
 
 struct ChatEnvelope: ResponseEncodable {
@@ -55,6 +82,40 @@ struct MessagePage: ResponseEncodable {
     var hasMore: Bool
 }
 
+/// A page of messages around one: `hasMore` tells of older ones, `hasMoreAfter` of newer ones.
+struct MessagePageAround: ResponseEncodable {
+    var messages: [Message]
+    var hasMore: Bool
+    var hasMoreAfter: Bool
+}
+
+/// `GET /chats/{id}/changes`: the messages changed after a version, and the version the caller stands at after them.
+struct ChangePage: ResponseEncodable {
+    var messages: [Message]
+    var version: Int64
+    var hasMore: Bool
+}
+
+/// A search hit: the message and the ranges of its text (UTF-16 code units) that matched.
+struct SearchResult: ResponseEncodable {
+    var message: Message
+    var highlights: [TextRange]
+}
+
+struct TextRange: ResponseEncodable, Equatable {
+    var start: Int
+    var end: Int
+}
+
+struct SearchPage: ResponseEncodable {
+    var results: [SearchResult]
+    var nextCursor: String?
+}
+
+struct EditMessageRequest: Decodable {
+    var text: String?
+}
+
 struct MessageEnvelope: ResponseEncodable {
     var message: Message
 }
@@ -69,6 +130,7 @@ struct CreateChatRequest: Decodable {
 struct SendMessageRequest: Decodable {
     var text: String?
     var clientMessageId: String?
+    var replyToSeq: Int64?
 }
 
 struct ReadRequest: Decodable {

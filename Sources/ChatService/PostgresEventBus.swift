@@ -189,7 +189,7 @@ package final class PostgresEventBus: ChatEventBus, Service {
     }
 
     /// The safety net for a notification that was never sent: an instance that died between a commit and its NOTIFY.
-    /// Every few seconds the last seconds' messages are read and whatever of them was not delivered here is delivered.
+    /// Every few seconds the last seconds' changes are read and whatever of them was not delivered here is delivered.
     func reconcile() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.reconcileInterval)
@@ -202,10 +202,10 @@ package final class PostgresEventBus: ChatEventBus, Service {
         }
     }
 
-    /// Announces every chat with messages since `since` so the fan-out delivers whatever of them it has not delivered.
+    /// Announces every chat with message changes since `since` so the fan-out delivers whatever of them it has not delivered.
     func catchUp(since: Int64) async throws {
-        for range in try await ChatStore(database: self.database).recentSeqRanges(since: since) {
-            self.local.publish(.messagesMissed(chatID: range.chatID, firstSeq: range.firstSeq, lastSeq: range.lastSeq))
+        for range in try await ChatStore(database: self.database).recentVersionRanges(since: since) {
+            self.local.publish(.messagesMissed(chatID: range.chatID, firstVersion: range.firstVersion, lastVersion: range.lastVersion))
         }
     }
 }

@@ -67,6 +67,12 @@ public struct FileStore: Sendable {
         try await sql.raw("UPDATE files SET chat_id = \(bind: chatID) WHERE id = \(bind: id)").run()
     }
 
+    /// Forgets file `id` inside the caller's transaction `sql` (its message was deleted); the caller erases the bytes
+    /// once that transaction has committed.
+    public static func forget(_ id: String, in sql: any SQLDatabase) async throws {
+        try await sql.raw("DELETE FROM files WHERE id = \(bind: id)").run()
+    }
+
     /// The chat file `id` was sent in, if any.
     public func chat(ofFile id: String) async throws -> String? {
         try await self.database.read { sql in

@@ -7,7 +7,15 @@ public struct Migration: Sendable {
     /// Applied in increasing order; never renumbered once released.
     public let version: Int
     public let name: String
+    /// Statements both engines run, then those of the engine at hand.
     public let statements: [String]
+    public var sqlite: [String] = []
+    public var postgres: [String] = []
+
+    /// The statements to run on `dialect`.
+    func statements(for dialect: Database.Dialect) -> [String] {
+        self.statements + (dialect == .sqlite ? self.sqlite : self.postgres)
+    }
 }
 
 /// Brings the schema up to date; safe to run from several processes at once.
@@ -26,7 +34,7 @@ public enum Migrator {
             let done = Set(try await sql.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
             var applied: [Int] = []
             for migration in Schema.migrations where !done.contains(migration.version) {
-                for statement in migration.statements {
+                for statement in migration.statements(for: database.dialect) {
                     try await sql.raw(SQLQueryString(statement)).run()
                 }
                 try await sql.raw(
@@ -218,6 +226,71 @@ public enum Schema {
                 "ALTER TABLE login_codes ADD COLUMN failures INTEGER NOT NULL DEFAULT 0",
                 "ALTER TABLE login_codes ADD COLUMN last_failure_at BIGINT NOT NULL DEFAULT 0",
                 "ALTER TABLE login_codes ADD COLUMN locked_until BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
+        Migration(
+            version: 6,
+            name: "message changes: versions, edits, replies, reactions, mentions, full-text search",
+            statements: [
+                // Every change to a chat's messages takes the chat's next version; a message carries its latest.
+                "ALTER TABLE chats ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+                "UPDATE chats SET version = last_seq",
+                "ALTER TABLE messages ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+                "UPDATE messages SET version = seq",
+                "CREATE UNIQUE INDEX messages_version ON messages (chat_id, version)",
+                // When a message last changed: the event bus's catch-up reads recent changes by it.
+                "ALTER TABLE messages ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+                "UPDATE messages SET changed_at = created_at",
+                "CREATE INDEX messages_changed ON messages (changed_at)",
+                "ALTER TABLE messages ADD COLUMN edited_at BIGINT",
+                "ALTER TABLE messages ADD COLUMN reply_to_seq BIGINT",
+                // The reactions as the API shows them (JSON), written under the chat's lock; NULL when none.
+                "ALTER TABLE messages ADD COLUMN reactions TEXT",
+                // The mentioned members' ids, space-separated, for showing; the table below counts them.
+                "ALTER TABLE messages ADD COLUMN mentions TEXT",
+                """
+                CREATE TABLE message_mentions (
+                    user_id TEXT NOT NULL,
+                    chat_id TEXT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+                    seq BIGINT NOT NULL,
+                    PRIMARY KEY (user_id, chat_id, seq)
+                )
+                """,
+            ],
+            sqlite: [
+                // An index of the messages table's text (external content): the triggers keep it in step with every
+                // insert, edit and erasure. Its keys are the messages' rowids; after a VACUUM (which may renumber them)
+                // `INSERT INTO message_search(message_search) VALUES ('rebuild')` rebuilds it.
+                """
+                CREATE VIRTUAL TABLE message_search USING fts5(
+                    text, content = 'messages', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 0'
+                )
+                """,
+                """
+                CREATE TRIGGER message_search_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN
+                    INSERT INTO message_search (rowid, text) VALUES (new.rowid, new.text);
+                END
+                """,
+                """
+                CREATE TRIGGER message_search_update AFTER UPDATE OF text ON messages WHEN old.text IS NOT new.text BEGIN
+                    INSERT INTO message_search (message_search, rowid, text) SELECT 'delete', old.rowid, old.text WHERE old.text IS NOT NULL;
+                    INSERT INTO message_search (rowid, text) SELECT new.rowid, new.text WHERE new.text IS NOT NULL;
+                END
+                """,
+                """
+                CREATE TRIGGER message_search_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN
+                    INSERT INTO message_search (message_search, rowid, text) VALUES ('delete', old.rowid, old.text);
+                END
+                """,
+                "INSERT INTO message_search (message_search) VALUES ('rebuild')",
+            ],
+            postgres: [
+                // Words as written (the 'simple' configuration: no stemming, any language), kept by PostgreSQL itself.
+                """
+                ALTER TABLE messages ADD COLUMN search tsvector
+                GENERATED ALWAYS AS (to_tsvector('simple', coalesce(text, ''))) STORED
+                """,
+                "CREATE INDEX messages_search ON messages USING GIN (search)",
             ]
         ),
     ]

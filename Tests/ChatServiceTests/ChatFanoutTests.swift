@@ -143,8 +143,8 @@ struct ChatFanoutTests {
             let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
             let records = try await parts.append(3, to: chat, from: users[1])
             await parts.fanout.deliver(.newMessage(records[0]))
-            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstSeq: 1, lastSeq: 3))
-            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstSeq: 1, lastSeq: 3))
+            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstVersion: 1, lastVersion: 3))
+            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstVersion: 1, lastVersion: 3))
             #expect(parts.emits.messageSeqs == [1, 2, 3])
         }
     }
@@ -180,7 +180,9 @@ struct ChatFanoutTests {
                 lastMessage: nil,
                 unreadCount: 0,
                 readState: [],
-                updatedAt: Timestamp.iso8601(millis: 1)
+                updatedAt: Timestamp.iso8601(millis: 1),
+                version: 0,
+                mentionCount: 0
             )
             await parts.fanout.deliver(.chatUpdated(summary))
             #expect(try await parts.service.membership.members(of: summary.id) == ["a", "b"])

@@ -212,7 +212,7 @@ struct ChatStoreReplayTests {
                         switch try await store.append(chatID: chat, senderID: users[0], text: "once", file: nil, clientMessageID: "storm", now: 2) {
                         case .created(let record): return (true, record.id)
                         case .duplicate(let record): return (false, record.id)
-                        case .notMember: throw TestSetupError("not a member")
+                        default: throw TestSetupError("neither stored nor a duplicate")
                         }
                     }
                 }
@@ -262,8 +262,8 @@ struct HistorySeederTests {
             #expect(pointers.first { $0.userID == users[0] }?.lastReadSeq == 1)
             #expect(pointers.first { $0.userID == users[1] }?.lastReadSeq == 0)
             // Their ids are dated too: catching up on recent messages finds the live one only.
-            let recent = try await store.recentSeqRanges(since: Timestamp.millis() - 60_000)
-            #expect(recent.map(\.chatID) == [chat] && recent.first?.firstSeq == 1 && recent.first?.lastSeq == 1)
+            let recent = try await store.recentVersionRanges(since: Timestamp.millis() - 60_000)
+            #expect(recent.map(\.chatID) == [chat] && recent.first?.firstVersion == 1 && recent.first?.lastVersion == 1)
         }
     }
 

@@ -134,7 +134,7 @@ struct EventBusTests {
             let events = bus.subscribe()
             try await bus.catchUp(since: since)
             var iterator = events.makeAsyncIterator()
-            #expect(await iterator.next() == .messagesMissed(chatID: busy, firstSeq: 1, lastSeq: 3))
+            #expect(await iterator.next() == .messagesMissed(chatID: busy, firstVersion: 1, lastVersion: 3))
         }
     }
 
@@ -188,7 +188,9 @@ struct ChatEventWireTests {
             lastMessage: nil,
             unreadCount: 0,
             readState: [ReadState(userId: "a", lastReadSeq: 1)],
-            updatedAt: Timestamp.iso8601(millis: 1)
+            updatedAt: Timestamp.iso8601(millis: 1),
+            version: 0,
+            mentionCount: 0
         )
         let events: [ChatEvent] = [
             .newMessage(self.record), .messagesSeen(chatID: "c1", userID: "u1", seq: 9), .typing(chatID: "c1", userID: "u1", isTyping: false),
@@ -198,7 +200,7 @@ struct ChatEventWireTests {
             #expect(event.travels)
             #expect(try PostgresEventBus.decoder.decode(ChatEvent.self, from: PostgresEventBus.encoder.encode(event)) == event)
         }
-        #expect(!ChatEvent.messagesMissed(chatID: "c1", firstSeq: 1, lastSeq: 2).travels)
+        #expect(!ChatEvent.messagesMissed(chatID: "c1", firstVersion: 1, lastVersion: 2).travels)
     }
 
     @Test("facts only, in short keys: a presence's known contacts stay in their process")
@@ -233,7 +235,7 @@ struct EventBusReconcileTests {
                 // Stored, never published: as if the sending instance was killed between its commit and its NOTIFY.
                 _ = try await store.append(chatID: chat, senderID: users[0], text: "orphan", file: nil, clientMessageID: nil, now: Timestamp.millis())
                 let events = try await secondReceived.wait(seconds: 12) { events in
-                    events.contains { $0 == .messagesMissed(chatID: chat, firstSeq: 1, lastSeq: 1) }
+                    events.contains { $0 == .messagesMissed(chatID: chat, firstVersion: 1, lastVersion: 1) }
                 }
                 #expect(!events.isEmpty)
             }

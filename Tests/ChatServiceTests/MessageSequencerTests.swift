@@ -36,13 +36,13 @@ struct MessageSequencerTests {
         try await TestDatabases.with(kind) { database in
             let (store, records) = try await self.chat(with: 6, in: database)
             let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"))
-            #expect(await sequencer.admit(records[0]).map(\.seq) == [1])
-            #expect(await sequencer.admit(records[3]).map(\.seq) == [2, 3, 4])
-            #expect(await sequencer.admit(records[1]).isEmpty)
-            #expect(await sequencer.admit(records[2]).isEmpty)
-            #expect(await sequencer.admit(records[4]).map(\.seq) == [5])
-            #expect(await sequencer.admit(records[4]).isEmpty)
-            #expect(await sequencer.admit(records[5]).map(\.seq) == [6])
+            #expect(await sequencer.admit(records[0], isNew: true).map(\.record.seq) == [1])
+            #expect(await sequencer.admit(records[3], isNew: true).map(\.record.seq) == [2, 3, 4])
+            #expect(await sequencer.admit(records[1], isNew: true).isEmpty)
+            #expect(await sequencer.admit(records[2], isNew: true).isEmpty)
+            #expect(await sequencer.admit(records[4], isNew: true).map(\.record.seq) == [5])
+            #expect(await sequencer.admit(records[4], isNew: true).isEmpty)
+            #expect(await sequencer.admit(records[5], isNew: true).map(\.record.seq) == [6])
         }
     }
 
@@ -68,14 +68,14 @@ struct MessageSequencerTests {
             }
             let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: old - 1)
             // Seq 5 first: seq 4 was sent a moment before it (and may be on its way); 1–3 are a minute old.
-            #expect(await sequencer.admit(recent[1]).map(\.seq) == [4, 5])
-            #expect(await sequencer.admit(recent[0]).isEmpty)
+            #expect(await sequencer.admit(recent[1], isNew: true).map(\.record.seq) == [4, 5])
+            #expect(await sequencer.admit(recent[0], isNew: true).isEmpty)
             // A process that began after seq 4 was sent never brings it live: it is history for the clients.
             let later = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: recent[1].createdAt + 1)
-            #expect(await later.admit(recent[1]).map(\.seq) == [5])
+            #expect(await later.admit(recent[1], isNew: true).map(\.record.seq) == [5])
             #expect(await later.missed(chatID: recent[0].chatID, from: 1, through: 5).isEmpty)
             let fresh = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: recent[0].createdAt)
-            #expect(await fresh.missed(chatID: recent[0].chatID, from: 1, through: 5).map(\.seq) == [4, 5])
+            #expect(await fresh.missed(chatID: recent[0].chatID, from: 1, through: 5).map(\.record.seq) == [4, 5])
         }
     }
 
@@ -85,13 +85,13 @@ struct MessageSequencerTests {
             let (store, records) = try await self.chat(with: 450, in: database)
             let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"))
             let chatID = records[0].chatID
-            #expect(await sequencer.admit(records[0]).map(\.seq) == [1])
-            #expect(await sequencer.admit(records[1]).map(\.seq) == [2])
+            #expect(await sequencer.admit(records[0], isNew: true).map(\.record.seq) == [1])
+            #expect(await sequencer.admit(records[1], isNew: true).map(\.record.seq) == [2])
             // The catch-up names seqs 1...450 (everything since shortly before the loss): only 3...450 are news, in pages.
             let missed = await sequencer.missed(chatID: chatID, from: 1, through: 450)
-            #expect(missed.map(\.seq) == Array(3...450))
+            #expect(missed.map(\.record.seq) == Array(3...450))
             #expect(await sequencer.missed(chatID: chatID, from: 1, through: 450).isEmpty)
-            #expect(await sequencer.admit(records[449]).isEmpty)
+            #expect(await sequencer.admit(records[449], isNew: true).isEmpty)
         }
     }
 }

@@ -327,12 +327,24 @@ enum Shapes {
         #expect(body["expiresIn"] as? Int == 900, "access tokens last 15 minutes", sourceLocation: sourceLocation)
     }
 
-    /// A `Message`: {id, chatId, seq, senderId, kind, text?, image?, clientMessageId?, createdAt}.
+    /// A `Message`: {id, chatId, seq, senderId, kind, text?, image?, clientMessageId?, createdAt, version, editedAt?, replyTo?, reactions, mentions}.
     static func expectMessage(_ message: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let required: Set = ["id", "chatId", "seq", "senderId", "kind", "createdAt"]
+        let required: Set = ["id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions"]
         let keys = Set(message.keys)
         #expect(keys.isSuperset(of: required), "\(message)", sourceLocation: sourceLocation)
-        #expect(keys.isSubset(of: required.union(["text", "image", "clientMessageId"])), "\(message)", sourceLocation: sourceLocation)
+        #expect(
+            keys.isSubset(of: required.union(["text", "image", "clientMessageId", "editedAt", "replyTo"])),
+            "\(message)",
+            sourceLocation: sourceLocation
+        )
+        #expect(Self.isInteger(message["version"]) && (message["version"] as? Int ?? 0) >= 1, sourceLocation: sourceLocation)
+        #expect(message["reactions"] is [Any] && message["mentions"] is [Any], sourceLocation: sourceLocation)
+        if let editedAt = message["editedAt"] { #expect(Self.isTimestamp(editedAt), sourceLocation: sourceLocation) }
+        if let reply = message["replyTo"] as? [String: Any] {
+            let replyKeys = Set(reply.keys)
+            #expect(replyKeys.isSuperset(of: ["seq", "senderId", "kind"]), sourceLocation: sourceLocation)
+            #expect(replyKeys.isSubset(of: ["seq", "senderId", "kind", "text"]), sourceLocation: sourceLocation)
+        }
         #expect((message["id"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
         #expect(message["chatId"] is String && message["senderId"] is String, sourceLocation: sourceLocation)
         #expect(Self.isInteger(message["seq"]) && (message["seq"] as? Int ?? 0) >= 1, sourceLocation: sourceLocation)
@@ -350,6 +362,10 @@ enum Shapes {
             #expect(imageKeys.isSubset(of: ["url", "contentType", "size", "width", "height"]), sourceLocation: sourceLocation)
             #expect((image["url"] as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation)
             #expect((image["size"] as? Int ?? 0) > 0, sourceLocation: sourceLocation)
+        case "deleted":
+            // A tombstone: nothing of what was said is left.
+            #expect(keys.isSubset(of: required.union(["clientMessageId"])), "\(message)", sourceLocation: sourceLocation)
+            #expect((message["reactions"] as? [Any])?.isEmpty == true && (message["mentions"] as? [Any])?.isEmpty == true, sourceLocation: sourceLocation)
         default:
             Issue.record("message kind \(message["kind"] ?? "none")", sourceLocation: sourceLocation)
         }
@@ -357,7 +373,7 @@ enum Shapes {
 
     /// A `ChatSummary`: {id, kind, name?, members, lastMessage?, unreadCount, readState, updatedAt}.
     static func expectChatSummary(_ chat: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let required: Set = ["id", "kind", "members", "unreadCount", "readState", "updatedAt"]
+        let required: Set = ["id", "kind", "members", "unreadCount", "readState", "updatedAt", "version", "mentionCount"]
         let keys = Set(chat.keys)
         let allowed = required.union(["name", "lastMessage"])
         #expect(keys.isSuperset(of: required) && keys.isSubset(of: allowed), "\(chat)", sourceLocation: sourceLocation)

@@ -1,0 +1,92 @@
+import Foundation
+import ParleyCore
+
+/// What the server reads in message text: mentions, reaction emoji, and the words of a search.
+enum MessageText {
+    /// The most mentions one message may carry (more stay plain text).
+    static let maxMentions = 100
+
+    /// The user ids written as `<@USER_ID>` in `text`, once each, in order of appearance.
+    static func mentionCandidates(in text: String?) -> [String] {
+        guard let text else { return [] }
+        var found: [String] = []
+        var seen = Set<String>()
+        var rest = Substring(text)
+        while found.count < Self.maxMentions, let open = rest.range(of: "<@") {
+            rest = rest[open.upperBound...]
+            guard let close = rest.firstIndex(of: ">") else { break }
+            let id = String(rest[..<close])
+            if Identifier.isValid(id), seen.insert(id).inserted {
+                found.append(id)
+                rest = rest[rest.index(after: close)...]
+            }
+        }
+        return found
+    }
+
+    /// Whether `text` is exactly one emoji: one grapheme, shown as an emoji (by default, or asked for with VS16 or a keycap),
+    /// made only of emoji, their modifiers, joiners and tags.
+    static func isSingleEmoji(_ text: String) -> Bool {
+        guard text.count == 1, text.utf8.count <= 64, let first = text.unicodeScalars.first else { return false }
+        let scalars = text.unicodeScalars
+        let madeOfEmoji = scalars.allSatisfy { scalar in
+            let value = scalar.value
+            return scalar.properties.isEmoji || scalar.properties.isEmojiModifier || value == 0xFE0F || value == 0x200D || value == 0x20E3
+                || (0xE0020...0xE007F).contains(value)
+        }
+        guard madeOfEmoji else { return false }
+        // Digits, # and * are "emoji" only as keycaps; other text-default symbols (©, ™, ↔) need VS16.
+        return first.properties.isEmojiPresentation || scalars.contains { $0.value == 0xFE0F || $0.value == 0x20E3 }
+    }
+
+    /// The most words a search looks for, and the longest word.
+    static let maxSearchWords = 10
+    static let maxWordLength = 64
+
+    /// The words of a search query: runs of letters and digits, lower-cased, at most ``maxSearchWords``.
+    static func searchWords(in query: String) -> [String] {
+        var words: [String] = []
+        for run in Self.wordRuns(in: query) where words.count < Self.maxSearchWords {
+            guard let word = String(query.utf16[run.range])?.lowercased().prefix(Self.maxWordLength) else { continue }
+            if !words.contains(String(word)) { words.append(String(word)) }
+        }
+        return words
+    }
+
+    /// The ranges of `text` (UTF-16 offsets) holding a word that starts with one of `words` (lower-case), in order.
+    static func highlights(of words: [String], in text: String) -> [(start: Int, end: Int)] {
+        var ranges: [(start: Int, end: Int)] = []
+        for run in Self.wordRuns(in: text) {
+            guard let word = String(text.utf16[run.range])?.lowercased() else { continue }
+            if words.contains(where: { word.hasPrefix($0) }) { ranges.append((run.start, run.end)) }
+        }
+        return ranges
+    }
+
+    /// The runs of letters, digits and combining marks in `text`, with their UTF-16 offsets.
+    private static func wordRuns(in text: String) -> [(range: Range<String.UTF16View.Index>, start: Int, end: Int)] {
+        var runs: [(range: Range<String.UTF16View.Index>, start: Int, end: Int)] = []
+        var start: String.Index?
+        var startOffset = 0
+        var offset = 0
+        func close(at index: String.Index) {
+            guard let from = start else { return }
+            runs.append((from..<index, startOffset, offset))
+            start = nil
+        }
+        for index in text.indices {
+            let character = text[index]
+            if character.isLetter || character.isNumber {
+                if start == nil {
+                    start = index
+                    startOffset = offset
+                }
+            } else {
+                close(at: index)
+            }
+            offset += character.utf16.count
+        }
+        close(at: text.endIndex)
+        return runs
+    }
+}
