@@ -101,12 +101,26 @@ public struct ChatController: Sendable {
         let userID = try context.requireUserID()
         let body = try await request.decodeJSON(as: EditMessageRequest.self, context: context)
         let action = try ChatService.editAction(text: body.text)
-        return MessageEnvelope(message: try await self.service.change(chatID: try context.parameters.require("id"), seq: try Self.seq(context), userID: userID, action: action))
+        return MessageEnvelope(
+            message: try await self.service.change(
+                chatID: try context.parameters.require("id"),
+                seq: try Self.seq(context),
+                userID: userID,
+                action: action
+            )
+        )
     }
 
     @Sendable func delete(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
         let userID = try context.requireUserID()
-        return MessageEnvelope(message: try await self.service.change(chatID: try context.parameters.require("id"), seq: try Self.seq(context), userID: userID, action: .delete))
+        return MessageEnvelope(
+            message: try await self.service.change(
+                chatID: try context.parameters.require("id"),
+                seq: try Self.seq(context),
+                userID: userID,
+                action: .delete
+            )
+        )
     }
 
     @Sendable func addReaction(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
@@ -122,7 +136,14 @@ public struct ChatController: Sendable {
         // Path parameters arrive as sent: the emoji is percent-encoded UTF-8.
         guard let emoji = try context.parameters.require("emoji").removingPercentEncoding else { throw ChatError.invalidEmoji }
         let action = try ChatService.reactAction(emoji: emoji, on: on)
-        return MessageEnvelope(message: try await self.service.change(chatID: try context.parameters.require("id"), seq: try Self.seq(context), userID: userID, action: action))
+        return MessageEnvelope(
+            message: try await self.service.change(
+                chatID: try context.parameters.require("id"),
+                seq: try Self.seq(context),
+                userID: userID,
+                action: action
+            )
+        )
     }
 
     @Sendable func changes(request: Request, context: ParleyRequestContext) async throws -> ChangePage {

@@ -8,7 +8,9 @@ extension ChatService {
     func submitChange(chatID: String, seq: Int64, userID: String, action: ChatStore.MessageChange.Action) async throws -> PendingAppend {
         guard Identifier.isValid(chatID) else { throw ChatError.chatNotFound }
         guard seq >= 1 else { throw ChatError.messageNotFound }
-        return await self.writer.submit(.change(ChatStore.MessageChange(chatID: chatID, seq: seq, userID: userID, action: action, now: Timestamp.millis())))
+        return await self.writer.submit(
+            .change(ChatStore.MessageChange(chatID: chatID, seq: seq, userID: userID, action: action, now: Timestamp.millis()))
+        )
     }
 
     /// The action of an edit to `text`, validated as a send's text is.
@@ -53,7 +55,13 @@ extension ChatService {
     static let maxQueryLength = 200
 
     /// Messages `userID` can see matching `query` (in `chatID` only, when given), newest first, with the matched words.
-    func search(query: String, userID: String, chatID: String?, after cursor: ChatStore.SearchCursor?, limit: Int) async throws -> (
+    func search(
+        query: String,
+        userID: String,
+        chatID: String?,
+        after cursor: ChatStore.SearchCursor?,
+        limit: Int
+    ) async throws -> (
         results: [SearchResult], next: ChatStore.SearchCursor?
     ) {
         guard query.count <= Self.maxQueryLength else { throw ChatError.invalidQuery("A search is at most \(Self.maxQueryLength) characters.") }

@@ -71,7 +71,9 @@ enum ClientEvent: Sendable, Equatable {
             do {
                 switch name {
                 case "editMessage":
-                    guard let text = payload?["text"]?.stringValue else { throw APIError.badRequest("`text` must be a string.", code: "invalid_text") }
+                    guard let text = payload?["text"]?.stringValue else {
+                        throw APIError.badRequest("`text` must be a string.", code: "invalid_text")
+                    }
                     action = try ChatService.editAction(text: text)
                 case "deleteMessage":
                     action = .delete

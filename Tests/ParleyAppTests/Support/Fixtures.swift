@@ -365,7 +365,10 @@ enum Shapes {
         case "deleted":
             // A tombstone: nothing of what was said is left.
             #expect(keys.isSubset(of: required.union(["clientMessageId"])), "\(message)", sourceLocation: sourceLocation)
-            #expect((message["reactions"] as? [Any])?.isEmpty == true && (message["mentions"] as? [Any])?.isEmpty == true, sourceLocation: sourceLocation)
+            #expect(
+                (message["reactions"] as? [Any])?.isEmpty == true && (message["mentions"] as? [Any])?.isEmpty == true,
+                sourceLocation: sourceLocation
+            )
         default:
             Issue.record("message kind \(message["kind"] ?? "none")", sourceLocation: sourceLocation)
         }
