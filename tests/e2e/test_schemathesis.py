@@ -61,6 +61,22 @@ peers = ["alice", "carol"]
 [[operations]]
 include-operation-id = "verifyLoginCode"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
+
+# A reaction is one emoji grapheme and a search needs a letter or digit: JSON Schema cannot spell either, so schema-valid
+# strings that are neither are refused with 400 (`invalid_emoji`, `invalid_query`).
+[[operations]]
+include-operation-id = ["addReaction", "removeReaction"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "409"]
+
+[[operations]]
+include-operation-id = "searchMessages"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
+
+# A message the fuzzer deleted before answering, editing or reacting to it is 409 `message_deleted`; its own
+# messages are the only ones it may edit (403 otherwise).
+[[operations]]
+include-operation-id = ["sendMessage", "editMessage", "deleteMessage"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "403", "404", "409"]
 """
 
 
