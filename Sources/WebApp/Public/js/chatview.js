@@ -93,7 +93,10 @@ export function initChatView() {
   store.subscribe("typing", (id) => { if (id === chatId) { renderHeader(); renderTyping(); } });
 
   el.messagesScroller.addEventListener("scroll", onScroll, { passive: true });
-  el.messagesScroller.addEventListener("scroll", () => closePopover({ restoreFocus: false }), { passive: true });
+  // A popover stays where it opened: scrolling the messages by hand closes it (a re-render's scroll does not).
+  for (const type of ["wheel", "touchmove"]) {
+    el.messagesScroller.addEventListener(type, () => closePopover({ restoreFocus: false }), { passive: true });
+  }
   new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(el.messagesScroller);
   new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(el.messages);
   el.jumpButton.addEventListener("click", () => {
@@ -400,7 +403,7 @@ function renderTyping() {
 // Messages
 
 function schedule(reason, info) {
-  if (reason === "older" || reason === "initial" || reason === "latest") {
+  if (reason === "older" || reason === "initial" || reason === "latest" || reason === "newer") {
     // These need the scroll position measured right before the DOM changes.
     render(reason, info);
     return;
