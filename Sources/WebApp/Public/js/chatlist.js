@@ -161,6 +161,7 @@ function render() {
   const nodes = [];
   const chats = store.sortedChats();
   const needle = scope ? "" : query.toLocaleLowerCase();
+  const messagesFound = found.query === query && found.scope === scope && found.results.length > 0;
   const shown = needle
     ? chats.filter((chat) => store.chatTitle(chat).toLocaleLowerCase().includes(needle)
       || chat.members.some((m) => m.name.toLocaleLowerCase().includes(needle)))
@@ -177,23 +178,24 @@ function render() {
       h("div.empty-art.small", { "aria-hidden": "true" }),
       h("p.list-empty-title", "No chats yet"),
       h("p.muted", "Search for someone by name above to start a conversation, or create a group.")));
-  } else {
+  } else if (!(needle && shown.length === 0 && messagesFound)) {
     if (needle) nodes.push(h("h3.list-heading", "Chats"));
     for (const chat of shown) nodes.push(chatItem(chat));
     if (needle && shown.length === 0) nodes.push(h("p.list-note.muted", "No chats match."));
   }
 
-  if (query && WORD.test(query)) nodes.push(...messageResults());
-  if (needle) {
+  // Words that match messages but no chat or person: the empty sections give way to the messages.
+  if (needle && !(messagesFound && people.length === 0 && peopleState !== "loading")) {
     nodes.push(h("h3.list-heading", "People"));
     if (peopleState === "loading" && people.length === 0) nodes.push(h("p.list-note.muted", "Searching…"));
     else if (peopleState === "error") nodes.push(h("p.list-note.muted", "Couldn't search right now."));
     else if (people.length === 0) nodes.push(h("p.list-note.muted", `Nobody called “${query}”.`));
     for (const person of people) nodes.push(personItem(person));
   }
+  if (query && WORD.test(query)) nodes.push(...messageResults());
   const focused = host.contains(document.activeElement) ? document.activeElement : null;
   const focusKey = focused ? focused.dataset.resultKey || focused.dataset.chatId || focused.dataset.userId : null;
-  host.replaceChildren(...nodes);
+  host.replaceChildren(...stable(nodes));
   if (focusKey) {
     const again = [...host.querySelectorAll(".chat-item, .person-item, .search-result")]
       .find((el) => (el.dataset.resultKey || el.dataset.chatId || el.dataset.userId) === focusKey);
@@ -201,6 +203,27 @@ function render() {
   }
   const unread = store.totalUnread();
   document.title = unread > 0 ? `(${formatBadge(unread)}) Parley` : "Parley";
+}
+
+let shownItems = new Map(); // key → the item shown for it
+
+/**
+ * Keeps the items that look the same as the ones shown (same attributes and content): a result arriving, or any
+ * re-render, does not replace the item under the pointer, the one being clicked, or the one with the focus.
+ */
+function stable(nodes) {
+  const next = new Map();
+  const kept = nodes.map((node) => {
+    const data = node.dataset || {};
+    const key = data.resultKey ? `r:${data.resultKey}` : data.userId ? `p:${data.userId}` : data.chatId ? `c:${data.chatId}` : null;
+    if (!key) return node;
+    const shown = shownItems.get(key);
+    const item = shown && shown.isEqualNode(node) ? shown : node;
+    next.set(key, item);
+    return item;
+  });
+  shownItems = next;
+  return kept;
 }
 
 function messageResults() {
