@@ -172,6 +172,8 @@ def test_reply_react_edit_and_delete_show_live_in_the_other_browser(web_server, 
 
     # Ben replies to the first message: its preview shows above the composer, then as a quote in both timelines.
     open_menu(ben, 1)
+    # Someone else's message: reply and react, not edit or delete.
+    assert [item.get_attribute("data-action") for item in ben.all(".message-menu .menu-item")] == ["reply", "react"]
     ben.screenshot("20-message-menu")
     choose(ben, "reply")
     ben.wait_visible("#reply-preview")
@@ -209,6 +211,7 @@ def test_reply_react_edit_and_delete_show_live_in_the_other_browser(web_server, 
              "the toolbar shown for the focused button")
     ann.driver.switch_to.active_element.send_keys(Keys.ENTER)
     ann.wait_visible(".message-menu")
+    assert [item.get_attribute("data-action") for item in ann.all(".message-menu .menu-item")] == ["reply", "react", "edit", "delete"]
     focused = lambda: ann.js("return document.activeElement.dataset.action || null")  # noqa: E731
     assert focused() == "reply"
     while focused() != "edit":
