@@ -335,6 +335,7 @@ def test_mentions_complete_highlight_and_badge_the_chat(web_server, browsers):
     assert state["chips"] == [{"text": f"@Ben {tag}", "me": True}], state
     ben.screenshot("30-mentioned-dark")
     ben.color_scheme("light")
+    time.sleep(0.3)  # the colours change with a short transition
     ben.screenshot("30-mentioned-light")
     ben.wait(lambda: (chat_item(ben, group["id"]) or {}).get("mentions") is None, "the mention badge to go once read")
 
