@@ -101,14 +101,15 @@ function asApiError(error) {
 }
 
 /**
- * Sends a message with an image as multipart/form-data (fields text, clientMessageId, file image), reporting upload
+ * Sends a message with an image as multipart/form-data (fields text, clientMessageId, replyToSeq?, file image), reporting upload
  * progress as a fraction 0…1. Resolves with {message}. `handle.abort()` cancels.
  */
-export function uploadMessage(chatId, { text, clientMessageId, file }, onProgress, handle = {}) {
+export function uploadMessage(chatId, { text, clientMessageId, file, replyToSeq }, onProgress, handle = {}) {
   return uploadForm(`/chats/${encodeURIComponent(chatId)}/messages`, () => {
     const form = new FormData();
     if (text) form.append("text", text);
     form.append("clientMessageId", clientMessageId);
+    if (Number.isInteger(replyToSeq)) form.append("replyToSeq", String(replyToSeq));
     form.append("image", file, file.name || "image");
     return form;
   }, onProgress, handle, {

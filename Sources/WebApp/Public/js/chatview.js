@@ -1,10 +1,14 @@
 // The conversation: header (name, online / last seen / typing), messages grouped by day and sender, ticks,
-// images with upload progress, older history on scrolling up, and the composer.
+// images with upload progress, older history on scrolling up, and the composer. Each message has its actions (react,
+// reply, and a menu with edit and delete for one's own), a reaction bar, "(edited)", tombstones for deleted ones,
+// quoted replies that jump to their original, and mentions shown as the member's current name.
 
 import { h, avatar, icon, richText, toast, hueFor } from "./dom.js";
-import { dayKey, formatDay, formatTime, formatFull, formatLastSeen, formatSize } from "./format.js";
+import { dayKey, formatDay, formatTime, formatFull, formatLastSeen, formatSize, splitMentions, textWithNames } from "./format.js";
 import * as store from "./store.js";
 import { noteTyping, stopTypingNow, syncOpenChat } from "./realtime.js";
+import { closePopover, showMenu, showEmojiPicker } from "./popover.js";
+import { MentionCompleter } from "./mentions.js";
 
 const GROUP_GAP_MS = 5 * 60_000;
 const BOTTOM_SLACK_PX = 80;
@@ -23,6 +27,13 @@ let drafts = new Map();
 let attachment = null; // {file, url, width, height}
 let wired = false;
 let subtitleTimer = null;
+let replies = new Map(); // chatId → the message the composer answers
+let editing = null; // {key, chatId, seq, completer, input, error}
+let flash = null; // {chatId, seq, until}: the message a jump landed on, highlighted for a moment
+let pendingJump = null; // {chatId, seq}: open this chat at this message
+let composerMentions = null;
+let refocus = null; // {key, focus}: a focused control inside a row that is being rebuilt
+const FLASH_MS = 2600;
 
 const el = {};
 
@@ -32,7 +43,9 @@ export function initChatView() {
   for (const id of ["chat-pane", "empty-conversation", "chat-title", "chat-subtitle", "chat-header-avatar", "messages-scroller",
     "messages", "history-status", "jump-button", "jump-count", "typing-line", "composer", "message-input", "send-button",
     "file-input", "attachment", "attachment-preview", "attachment-name", "attachment-size", "attachment-remove",
-    "composer-error", "back-button", "attach-button", "image-dialog", "image-dialog-img"]) {
+    "composer-error", "back-button", "attach-button", "image-dialog", "image-dialog-img", "reply-preview",
+    "reply-preview-name", "reply-preview-text", "reply-cancel", "chat-search-button", "delete-dialog", "delete-preview",
+    "delete-confirm", "composer-row", "history-after"]) {
     el[id.replace(/-([a-z])/gu, (_, c) => c.toUpperCase())] = document.getElementById(id);
   }
   el.sendButton.append(icon("send"));
@@ -40,6 +53,27 @@ export function initChatView() {
   el.backButton.append(icon("back"));
   el.attachmentRemove.append(icon("close"));
   el.jumpButton.prepend(icon("down"));
+  el.replyCancel.append(icon("close"));
+  el.replyPreview.prepend(icon("reply"));
+  el.chatSearchButton.append(icon("search"));
+  el.chatSearchButton.addEventListener("click", () => { if (chatId) store.publish("searchIn", chatId); });
+  el.replyCancel.addEventListener("click", () => {
+    clearReply();
+    el.messageInput.focus();
+  });
+  el.deleteDialog.addEventListener("close", () => {
+    const target = el.deleteDialog.returnValue === "delete" ? pendingDelete : null;
+    const anchor = pendingDeleteAnchor;
+    pendingDelete = null;
+    pendingDeleteAnchor = null;
+    if (target) {
+      store.deleteMessage(target.chatId, target.seq).catch((error) => toast(error.message || "Couldn't delete the message.", { kind: "error" }));
+      el.messageInput.focus({ preventScroll: true });
+    } else if (anchor && anchor.isConnected) {
+      anchor.focus({ preventScroll: true });
+    }
+  });
+  composerMentions = new MentionCompleter(el.messageInput, el.composer, () => mentionable());
   for (const button of document.querySelectorAll(".image-close")) if (!button.firstChild) button.append(icon("close"));
 
   store.subscribe("messages", (id, info) => { if (id === chatId) schedule(info && info.reason, info); });
@@ -59,9 +93,17 @@ export function initChatView() {
   store.subscribe("typing", (id) => { if (id === chatId) { renderHeader(); renderTyping(); } });
 
   el.messagesScroller.addEventListener("scroll", onScroll, { passive: true });
+  // A popover stays where it opened: scrolling the messages by hand closes it (a re-render's scroll does not).
+  for (const type of ["wheel", "touchmove"]) {
+    el.messagesScroller.addEventListener(type, () => closePopover({ restoreFocus: false }), { passive: true });
+  }
   new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(el.messagesScroller);
   new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(el.messages);
-  el.jumpButton.addEventListener("click", () => scrollToBottom(true));
+  el.jumpButton.addEventListener("click", () => {
+    const entry = chatId ? store.history(chatId) : null;
+    if (entry && entry.hasMoreAfter) store.loadLatest(chatId).catch(() => toast("Couldn't load the newest messages.", { kind: "error" }));
+    else scrollToBottom(true);
+  });
   el.backButton.addEventListener("click", () => { window.location.hash = "#/"; });
   document.getElementById("chat-header-info").addEventListener("click", showMembers);
 
@@ -70,11 +112,23 @@ export function initChatView() {
     submit();
   });
   el.messageInput.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    if (event.isComposing || event.keyCode === 229) return;
+    if (composerMentions.handleKeydown(event)) return;
+    if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       submit();
-    } else if (event.key === "Escape" && attachment) {
-      clearAttachment();
+    } else if (event.key === "Escape" && (attachment || replies.has(chatId))) {
+      // Escape takes back the last thing added to the composer (and does not close the chat on a phone).
+      event.stopPropagation();
+      if (replies.has(chatId)) clearReply();
+      else clearAttachment();
+    } else if (event.key === "ArrowUp" && !el.messageInput.value && !attachment) {
+      // As in Slack: the up arrow in an empty composer edits one's last message.
+      const last = [...store.history(chatId).items].reverse().find((m) => isMine(m) && m.kind === "text");
+      if (last) {
+        event.preventDefault();
+        startEdit(last);
+      }
     }
   });
   el.messageInput.addEventListener("input", () => {
@@ -131,12 +185,16 @@ export function initChatView() {
 export function openChat(id) {
   if (id === chatId) {
     store.markReadIfVisible(id);
+    if (pendingJump && pendingJump.chatId === id) jumpTo(takeJump());
     return;
   }
   if (chatId) {
     stopTypingNow();
     drafts.set(chatId, el.messageInput.value);
   }
+  closePopover({ restoreFocus: false });
+  cancelEdit();
+  composerMentions.reset();
   chatId = id;
   store.state.openChatId = id;
   rows = new Map();
@@ -159,17 +217,22 @@ export function openChat(id) {
   updateSendButton();
   renderHeader();
   renderTyping();
+  renderReply();
   render("initial");
   store.publish("open");
   syncOpenChat();
   clearInterval(subtitleTimer);
   subtitleTimer = setInterval(renderHeader, 30_000);
 
-  store.ensureHistory(id).then(() => {
-    if (chatId !== id) return;
-    store.markReadIfVisible(id);
-    maybeLoadOlder();
-  }).catch(() => {});
+  if (pendingJump && pendingJump.chatId === id) {
+    jumpTo(takeJump());
+  } else {
+    store.ensureHistory(id).then(() => {
+      if (chatId !== id) return;
+      store.markReadIfVisible(id);
+      maybeLoadOlder();
+    }).catch(() => {});
+  }
   if (window.matchMedia("(pointer: fine)").matches) el.messageInput.focus({ preventScroll: true });
 }
 
@@ -178,6 +241,8 @@ export function closeChat() {
     stopTypingNow();
     drafts.set(chatId, el.messageInput.value);
   }
+  closePopover({ restoreFocus: false });
+  cancelEdit();
   chatId = null;
   store.state.openChatId = null;
   rows = new Map();
@@ -195,6 +260,61 @@ export function currentChatId() {
 export function resetChatView() {
   closeChat();
   drafts = new Map();
+  replies = new Map();
+  pendingJump = null;
+}
+
+/** Opens a chat at one message (a search result): loads the history around it, scrolls to it and highlights it. */
+export function openChatAt(id, seq) {
+  pendingJump = { chatId: id, seq };
+  const hash = `#/chat/${encodeURIComponent(id)}`;
+  if (window.location.hash === hash) openChat(id);
+  else window.location.hash = hash;
+}
+
+function takeJump() {
+  const { seq } = pendingJump;
+  pendingJump = null;
+  return seq;
+}
+
+/** Scrolls to the message `seq` of the open chat, loading the history around it first when it is not loaded. */
+export async function jumpTo(seq) {
+  const id = chatId;
+  if (!id) return;
+  stick = false;
+  flash = { chatId: id, seq, until: Date.now() + FLASH_MS };
+  let found;
+  try {
+    found = await store.loadAround(id, seq);
+  } catch {
+    if (chatId === id) toast("Couldn't load that message.", { kind: "error" });
+    return;
+  }
+  if (chatId !== id) return;
+  if (!found) {
+    toast("That message is not there any more.");
+    return;
+  }
+  render("jump");
+  const target = el.messages.querySelector(`.message-row[data-seq="${seq}"]`);
+  if (!target) return;
+  target.scrollIntoView({ block: "center" });
+  stick = isAtBottom() && !store.history(id).hasMoreAfter;
+  updateJumpButton();
+  target.classList.remove("flash");
+  void target.offsetWidth; // restart the animation when the same message is jumped to again
+  target.classList.add("flash");
+  setTimeout(() => {
+    if (flash && flash.seq === seq && flash.chatId === id && Date.now() >= flash.until) flash = null;
+    const row = el.messages.querySelector(`.message-row[data-seq="${seq}"]`);
+    if (row && !(flash && flash.seq === seq)) row.classList.remove("flash");
+  }, FLASH_MS + 50);
+  store.markReadIfVisible(id);
+  requestAnimationFrame(() => {
+    maybeLoadOlder();
+    maybeLoadNewer();
+  });
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -283,7 +403,7 @@ function renderTyping() {
 // Messages
 
 function schedule(reason, info) {
-  if (reason === "older" || reason === "initial") {
+  if (reason === "older" || reason === "initial" || reason === "latest" || reason === "newer") {
     // These need the scroll position measured right before the DOM changes.
     render(reason, info);
     return;
@@ -318,6 +438,7 @@ function render(reason) {
   const oldTop = scroller.scrollTop;
 
   renderHistoryStatus(entry, chat);
+  renderHistoryAfter(entry);
 
   const items = entry.items.map((message) => ({ message }));
   for (const pending of store.outboxFor(chatId)) items.push({ pending });
@@ -348,6 +469,12 @@ function render(reason) {
     previous = fact;
   }
   reconcile(el.messages, nodes);
+  if (refocus) {
+    const { key, focus } = refocus;
+    refocus = null;
+    const again = el.messages.querySelector(`[data-key="${CSS.escape(key)}"] [data-focus="${CSS.escape(focus)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
 
   // Scrolling: keep the reader where they are unless they are at the bottom (or sent something themselves).
   if (reason === "initial") {
@@ -361,11 +488,12 @@ function render(reason) {
     }
   } else if (reason === "older") {
     scroller.scrollTop = oldTop + (scroller.scrollHeight - oldHeight);
-  } else if (reason === "own" || stick) {
+  } else if (reason === "latest" || ((reason === "own" || stick) && !entry.hasMoreAfter)) {
     scrollToBottom();
   }
   updateJumpButton();
   if (reason === "older" || reason === "initial") requestAnimationFrame(maybeLoadOlder);
+  if (reason === "newer") requestAnimationFrame(maybeLoadNewer);
 }
 
 function renderHistoryStatus(entry, chat) {
@@ -384,6 +512,12 @@ function renderHistoryStatus(entry, chat) {
       : h("span.history-start", "This is the beginning of the chat.");
   }
   status.replaceChildren(...(content ? [content].flat() : []));
+}
+
+function renderHistoryAfter(entry) {
+  const busy = entry.loaded && entry.hasMoreAfter;
+  el.historyAfter.replaceChildren(...(busy
+    ? [h("span.loading", h("span.spinner", { "aria-hidden": "true" }), "Loading newer messages…")] : []));
 }
 
 function daySeparator(date, key) {
@@ -411,61 +545,382 @@ function keyOf(item) {
 function row(chat, item, { startsGroup, endsGroup, mine }) {
   const key = keyOf(item);
   const source = item.message || item.pending;
-  const isImage = item.message ? item.message.kind === "image" : Boolean(item.pending.file);
+  const message = item.message;
+  const deleted = Boolean(message && message.kind === "deleted");
+  const isImage = message ? message.kind === "image" : Boolean(item.pending.file);
   const showName = !mine && chat && chat.kind === "group" && startsGroup;
   const showAvatar = !mine && chat && chat.kind === "group";
   // The sender's name and picture are part of the row: a re-read chat list with a new name or photo rebuilds it.
-  const sender = (showName || showAvatar) && item.message ? chat.members.find((m) => m.id === item.message.senderId) : null;
+  const sender = (showName || showAvatar) && message ? chat.members.find((m) => m.id === message.senderId) : null;
   const who = sender ? `${sender.name}|${showAvatar && endsGroup ? sender.avatarUrl || "" : ""}` : "";
-  const sig = [startsGroup, endsGroup, showName, isImage, source.text || "", who].join("|");
+  // Mentions, quotes and reactions show members' names: a rename rebuilds the rows that have them.
+  const names = source.replyTo || (message && ((message.mentions || []).length || (message.reactions || []).length))
+    ? shownMembersKey : "";
+  const sig = [startsGroup, endsGroup, showName, isImage, source.text || "", who, message ? message.kind : "pending",
+    message ? message.version : "", message ? message.editedAt || "" : "", JSON.stringify(source.replyTo || null),
+    JSON.stringify(message ? message.reactions || [] : []), names].join("|");
   let cached = rows.get(key);
-  if (!cached || cached.sig !== sig) {
+  if (editing && editing.key === key && !deleted && cached) {
+    // Keep the open editor; what changed underneath shows when it closes.
+  } else if (!cached || cached.sig !== sig) {
+    if (editing && editing.key === key) cancelEdit({ render: false });
     const previous = cached;
-    cached = buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, reuse: previous });
+    if (previous && previous.row.contains(document.activeElement) && document.activeElement.dataset.focus) {
+      refocus = { key, focus: document.activeElement.dataset.focus };
+    }
+    cached = buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, deleted, reuse: previous });
     cached.sig = sig;
+    cached.row.dataset.key = key;
     rows.set(key, cached);
   }
   updateRow(chat, cached, item, mine);
   return cached.row;
 }
 
-function buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, reuse }) {
+function isMine(message) {
+  return Boolean(store.state.me && message && message.senderId === store.state.me.id);
+}
+
+/** A member's current name, for mentions, quotes and reactions ("You" only where `you` asks for it). */
+function nameOf(chat, userId, { you = false } = {}) {
+  const me = store.state.me;
+  if (me && userId === me.id) return you ? "You" : me.name;
+  const member = chat && chat.members.find((m) => m.id === userId);
+  return member ? member.name : "someone";
+}
+
+/** Who can be mentioned in the open chat: its members but oneself. */
+function mentionable() {
+  const chat = chatId ? store.state.chats.get(chatId) : null;
+  const me = store.state.me ? store.state.me.id : null;
+  return chat ? chat.members.filter((m) => m.id !== me) : [];
+}
+
+/** Message text as DOM nodes: links, and mentions as chips with the member's current name (never as HTML). */
+function messageText(chat, message) {
+  const fragment = document.createDocumentFragment();
+  for (const part of splitMentions(message.text, message.mentions || [])) {
+    if (typeof part === "string") {
+      fragment.append(richText(part));
+    } else {
+      const me = store.state.me && part.userId === store.state.me.id;
+      fragment.append(h(`span.mention${me ? ".mention-me" : ""}`, { dataset: { userId: part.userId } }, `@${nameOf(chat, part.userId)}`));
+    }
+  }
+  return fragment;
+}
+
+/** One line quoting a message (a reply's original): its text with names, or what kind of message it is. */
+function quoteText(chat, quoted) {
+  if (!quoted || quoted.kind === "deleted") return null;
+  // A reply's preview has no `mentions`: a `<@id>` of a member of the chat is a mention the server accepted.
+  const accepted = chat ? chat.members.map((m) => m.id) : [];
+  const text = textWithNames({ text: quoted.text, mentions: accepted }, (id) => nameOf(chat, id)).replace(/\s+/gu, " ").trim();
+  if (quoted.kind === "image") return text ? `📷 ${text}` : "📷 Photo";
+  return text;
+}
+
+function replyQuote(chat, replyTo, { interactive }) {
+  const deleted = replyTo.kind === "deleted";
+  const sender = h("span.reply-quote-name", deleted ? "" : nameOf(chat, replyTo.senderId, { you: true }));
+  sender.style.setProperty("--avatar-hue", String(hueFor(replyTo.senderId)));
+  const text = h(`span.reply-quote-text${deleted ? ".deleted" : ""}`, { dir: "auto" }, deleted ? "Original message deleted" : quoteText(chat, replyTo));
+  const children = deleted ? [text] : [sender, text];
+  if (!interactive) return h("div.reply-quote", children);
+  const quote = h("button.reply-quote", {
+    type: "button", dataset: { focus: "quote", replySeq: String(replyTo.seq) },
+    title: "Show the original message", "aria-label": deleted ? "Original message deleted" : `Reply to ${sender.textContent}: show the original`,
+  }, children);
+  quote.addEventListener("click", () => jumpTo(replyTo.seq));
+  return quote;
+}
+
+function buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, deleted, reuse }) {
   const source = item.message || item.pending;
+  const message = item.message;
   const parts = {};
   const classes = ["message-row", mine ? "mine" : "theirs"];
   if (startsGroup) classes.push("group-start");
   if (endsGroup) classes.push("group-end");
+  if (deleted) classes.push("deleted");
+  if (showAvatar) classes.push("has-avatar");
+  if (store.mentionsMe(message)) classes.push("mentions-me");
   const bubble = h(`div.bubble${isImage ? ".has-image" : ""}${isImage && !source.text ? ".image-only" : ""}`);
   if (showName) {
-    const member = chat.members.find((m) => m.id === item.message.senderId);
+    const member = chat.members.find((m) => m.id === message.senderId);
     const name = h("div.sender-name", member ? member.name : "Someone");
-    name.style.setProperty("--avatar-hue", String(hueFor(item.message.senderId)));
+    name.style.setProperty("--avatar-hue", String(hueFor(message.senderId)));
     bubble.append(name);
   }
-  if (isImage) {
-    // Keep the same <img> when a pending image becomes the stored message: no reload, no jump.
-    const figure = reuse && reuse.parts.figure ? reuse.parts.figure : imageFigure(item);
-    parts.figure = figure;
-    parts.progress = figure.querySelector(".upload-progress");
-    bubble.append(figure);
+  if (!deleted && source.replyTo) bubble.append(replyQuote(chat, source.replyTo, { interactive: Boolean(message) }));
+  if (deleted) {
+    bubble.append(h("span.message-deleted", "Message deleted"));
+  } else {
+    if (isImage) {
+      // Keep the same <img> when a pending image becomes the stored message: no reload, no jump.
+      const figure = reuse && reuse.parts.figure ? reuse.parts.figure : imageFigure(item);
+      parts.figure = figure;
+      parts.progress = figure.querySelector(".upload-progress");
+      bubble.append(figure);
+    }
+    if (source.text) {
+      // A pending text already has its mentions as `<@id>`: show the members' names, as the stored one will.
+      const shown = message || { text: source.text, mentions: chat ? chat.members.map((m) => m.id) : [] };
+      parts.text = h("div.message-text", { dir: "auto" }, messageText(chat, shown));
+      bubble.append(parts.text);
+    }
   }
-  if (source.text) bubble.append(h("div.message-text", { dir: "auto" }, richText(source.text)));
   parts.time = h("time.message-time");
   parts.status = h("span.message-status");
-  bubble.append(h("span.message-meta", parts.time, mine ? parts.status : null));
+  const edited = message && message.editedAt && !deleted
+    ? h("span.message-edited", { title: `Edited ${formatFull(message.editedAt)}` }, "(edited)") : null;
+  bubble.append(h("span.message-meta", edited, parts.time, mine ? parts.status : null));
+  parts.bubble = bubble;
   const children = [];
   if (showAvatar) {
     if (endsGroup) {
-      const member = chat.members.find((m) => m.id === item.message.senderId) || { id: item.message.senderId, name: "?" };
+      const member = chat.members.find((m) => m.id === message.senderId) || { id: message.senderId, name: "?" };
       children.push(avatar({ id: member.id, name: member.name, avatarUrl: member.avatarUrl, size: "sm" }));
     } else {
       children.push(h("span.avatar-spacer"));
     }
   }
   children.push(bubble);
+  if (message && !deleted) {
+    children.push(messageActions(chat, message));
+    // Without a mouse to hover with, a tap on the message shows its actions.
+    bubble.addEventListener("click", (event) => {
+      if (!window.matchMedia("(hover: none)").matches || event.target.closest("a, button, textarea")) return;
+      const row = bubble.closest(".message-row");
+      const open = row.classList.contains("actions-open");
+      for (const other of el.messages.querySelectorAll(".message-row.actions-open")) other.classList.remove("actions-open");
+      row.classList.toggle("actions-open", !open);
+    });
+  }
   parts.failed = h("div.message-failed", { hidden: true });
-  const rowElement = h("div", { class: classes.join(" ") }, h("div.message-line", children), parts.failed);
+  const reactions = message && !deleted && (message.reactions || []).length ? reactionBar(chat, message) : null;
+  const rowElement = h("div", { class: classes.join(" ") }, h("div.message-line", children), reactions, parts.failed);
   return { row: rowElement, parts };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Acting on a message: the toolbar beside it (react, reply, more), the menu, reactions, editing and deleting
+
+function messageActions(chat, message) {
+  const label = `${isMine(message) ? "your" : `${nameOf(chat, message.senderId)}’s`} message`;
+  const reactButton = h("button.action-button.action-react", {
+    type: "button", title: "Add a reaction", "aria-label": `Add a reaction to ${label}`, "aria-haspopup": "dialog",
+    dataset: { focus: "react" },
+  }, icon("smile"));
+  reactButton.addEventListener("click", () => pickReaction(message, reactButton));
+  const replyButton = h("button.action-button.action-reply", {
+    type: "button", title: "Reply", "aria-label": `Reply to ${label}`, dataset: { focus: "reply" },
+  }, icon("reply"));
+  replyButton.addEventListener("click", () => startReply(message));
+  const moreButton = h("button.action-button.action-more", {
+    type: "button", title: "More actions", "aria-label": `More actions for ${label}`, "aria-haspopup": "menu",
+    "aria-expanded": "false", dataset: { focus: "more" },
+  }, icon("more"));
+  moreButton.addEventListener("click", () => openMenu(chat, message, moreButton));
+  return h("div.message-actions", { role: "group", "aria-label": `Actions for ${label}` }, reactButton, replyButton, moreButton);
+}
+
+function openMenu(chat, message, anchor) {
+  const items = [
+    { id: "reply", label: "Reply", icon: "reply", action: () => startReply(message) },
+    { id: "react", label: "Add a reaction", icon: "smile", action: () => pickReaction(message, anchor) },
+  ];
+  if (isMine(message) && message.kind === "text") items.push({ id: "edit", label: "Edit", icon: "edit", action: () => startEdit(message) });
+  if (isMine(message)) items.push({ id: "delete", label: "Delete", icon: "trash", danger: true, action: () => confirmDelete(message, anchor) });
+  showMenu(anchor, items, "Message actions");
+}
+
+function reactedWith(message) {
+  const me = store.state.me ? store.state.me.id : null;
+  return (message.reactions || []).filter((r) => r.userIds.includes(me)).map((r) => r.emoji);
+}
+
+function pickReaction(message, anchor) {
+  const mine = reactedWith(message);
+  showEmojiPicker(anchor.isConnected ? anchor : el.messageInput, (emoji) => toggleReaction(message, emoji, !mine.includes(emoji)), mine);
+}
+
+function toggleReaction(message, emoji, on) {
+  store.react(message.chatId, message.seq, emoji, on).catch((error) => {
+    toast(error.code === "too_many_reactions" ? "That message has as many reactions as it can take." : error.message || "Couldn't react.",
+      { kind: "error" });
+  });
+}
+
+function reactionBar(chat, message) {
+  const me = store.state.me ? store.state.me.id : null;
+  const buttons = message.reactions.map((reaction) => {
+    const mine = reaction.userIds.includes(me);
+    const names = reaction.userIds.map((id) => nameOf(chat, id, { you: true }));
+    const who = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : names[0] || "";
+    const button = h(`button.reaction${mine ? ".mine" : ""}`, {
+      type: "button", title: `${who} reacted with ${reaction.emoji}`, "aria-pressed": mine ? "true" : "false",
+      "aria-label": `${reaction.emoji} ${reaction.userIds.length}: ${who}`, dataset: { focus: `reaction:${reaction.emoji}`, emoji: reaction.emoji },
+    }, h("span.reaction-emoji", reaction.emoji), h("span.reaction-count", String(reaction.userIds.length)));
+    button.addEventListener("click", () => toggleReaction(message, reaction.emoji, !mine));
+    return button;
+  });
+  const add = h("button.reaction.reaction-add", {
+    type: "button", title: "Add a reaction", "aria-label": "Add a reaction", "aria-haspopup": "dialog", dataset: { focus: "reaction-add" },
+  }, icon("smile"));
+  add.addEventListener("click", () => pickReaction(message, add));
+  return h("div.reactions", { role: "group", "aria-label": "Reactions" }, buttons, add);
+}
+
+// Deleting: a confirmation dialog first.
+let pendingDelete = null;
+let pendingDeleteAnchor = null;
+
+function confirmDelete(message, anchor) {
+  pendingDelete = { chatId: message.chatId, seq: message.seq };
+  pendingDeleteAnchor = anchor;
+  const chat = store.state.chats.get(message.chatId);
+  const preview = message.kind === "image" ? quoteText(chat, message) : textWithNames(message, (id) => nameOf(chat, id));
+  el.deletePreview.textContent = preview;
+  el.deletePreview.hidden = !preview;
+  el.deleteDialog.returnValue = "";
+  el.deleteDialog.showModal();
+  el.deleteConfirm.focus();
+}
+
+// Replying: the message shows above the composer until it is sent or cancelled.
+function startReply(message) {
+  if (!chatId || message.chatId !== chatId) return;
+  replies.set(chatId, message);
+  renderReply();
+  el.messageInput.focus({ preventScroll: true });
+  if (stick) scrollToBottom();
+}
+
+function clearReply() {
+  if (!chatId) return;
+  replies.delete(chatId);
+  renderReply();
+}
+
+function renderReply() {
+  const message = chatId ? replies.get(chatId) : null;
+  el.replyPreview.hidden = !message;
+  if (!message) {
+    el.replyPreviewName.textContent = "";
+    el.replyPreviewText.textContent = "";
+    return;
+  }
+  const chat = store.state.chats.get(chatId);
+  el.replyPreviewName.textContent = nameOf(chat, message.senderId, { you: true });
+  el.replyPreviewName.style.setProperty("--avatar-hue", String(hueFor(message.senderId)));
+  el.replyPreviewText.textContent = quoteText(chat, store.replyPreviewOf(message));
+}
+
+// Editing in place: Enter saves, Shift+Enter is a new line, Escape cancels.
+function startEdit(message) {
+  if (!isMine(message) || message.kind !== "text") return;
+  const key = keyOf({ message });
+  const cached = rows.get(key);
+  if (!cached) return;
+  cancelEdit();
+  const chat = store.state.chats.get(message.chatId);
+  const input = h("textarea.edit-input", { rows: "1", maxlength: "4000", "aria-label": "Edit message", enterkeyhint: "done" });
+  const error = h("p.edit-error", { role: "alert", hidden: true });
+  const cancel = h("button.link-button", { type: "button" }, "Cancel");
+  const save = h("button.button.small.primary", { type: "button" }, "Save");
+  const editor = h("div.message-editor", input,
+    h("div.edit-footer", h("span.edit-hint", "Enter to save · Esc to cancel"), h("span.spacer"), cancel, save), error);
+  const completer = new MentionCompleter(input, editor, () => mentionable(), { below: true });
+  input.value = completer.decode(message, (id) => {
+    const member = chat && chat.members.find((m) => m.id === id);
+    return member ? member.name : (store.state.me && id === store.state.me.id ? store.state.me.name : null);
+  });
+  editing = { key, chatId: message.chatId, seq: message.seq, original: input.value, completer, input, error, editor };
+  const bubble = cached.parts.bubble;
+  bubble.classList.add("editing");
+  cached.row.classList.add("is-editing");
+  if (cached.parts.text) cached.parts.text.replaceWith(editor);
+  else bubble.prepend(editor);
+  const grow = () => {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+  };
+  input.addEventListener("input", () => {
+    grow();
+    error.hidden = true;
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.isComposing || event.keyCode === 229) return;
+    if (completer.handleKeydown(event)) return;
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      saveEdit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      cancelEdit();
+      el.messageInput.focus({ preventScroll: true });
+    }
+  });
+  cancel.addEventListener("click", () => {
+    cancelEdit();
+    el.messageInput.focus({ preventScroll: true });
+  });
+  save.addEventListener("click", saveEdit);
+  grow();
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+  cached.row.scrollIntoView({ block: "nearest" });
+}
+
+async function saveEdit() {
+  if (!editing || editing.saving) return;
+  const current = editing;
+  const text = current.input.value.replace(/^\s+|\s+$/gu, "");
+  const fail = (message) => {
+    current.error.textContent = message;
+    current.error.hidden = false;
+  };
+  if (!text) {
+    fail("A message can't be empty. To remove it, delete it.");
+    return;
+  }
+  if (text.length > 4000) {
+    fail("A message can be at most 4000 characters.");
+    return;
+  }
+  if (text === current.original.trim()) {
+    cancelEdit();
+    el.messageInput.focus({ preventScroll: true });
+    return;
+  }
+  current.saving = true;
+  current.input.disabled = true;
+  try {
+    await store.editMessage(current.chatId, current.seq, current.completer.encode(text));
+    if (editing === current) {
+      cancelEdit();
+      el.messageInput.focus({ preventScroll: true });
+    }
+  } catch (error) {
+    current.saving = false;
+    current.input.disabled = false;
+    if (editing !== current) return;
+    fail(error.code === "message_deleted" ? "This message was deleted." : error.message || "Couldn't save the change.");
+    current.input.focus();
+  }
+}
+
+/** Closes the editor without saving; the row is rebuilt from the message as it is now. */
+function cancelEdit({ render: rerender = true } = {}) {
+  if (!editing) return;
+  const { key, completer } = editing;
+  editing = null;
+  completer.close();
+  const cached = rows.get(key);
+  if (cached) cached.sig = null;
+  if (rerender) schedule("update");
 }
 
 function imageFigure(item) {
@@ -525,6 +980,8 @@ function updateRow(chat, cached, item, mine) {
   if (message) {
     rowElement.dataset.seq = String(message.seq);
     rowElement.dataset.id = message.id;
+    const flashing = flash && flash.chatId === message.chatId && flash.seq === message.seq && Date.now() < flash.until;
+    if (flashing !== rowElement.classList.contains("flash")) rowElement.classList.toggle("flash", flashing);
   }
   if (source.clientMessageId) rowElement.dataset.clientMessageId = source.clientMessageId;
   rowElement.classList.toggle("pending", Boolean(pending));
@@ -614,10 +1071,22 @@ function scrollToBottom(smooth = false) {
 }
 
 function onScroll() {
-  stick = isAtBottom();
+  const entry = chatId ? store.history(chatId) : null;
+  stick = isAtBottom() && !(entry && entry.hasMoreAfter);
   if (stick) newBelow = 0;
   updateJumpButton();
   maybeLoadOlder();
+  maybeLoadNewer();
+}
+
+function maybeLoadNewer() {
+  if (!chatId) return;
+  const entry = store.history(chatId);
+  if (!entry.loaded || !entry.hasMoreAfter || entry.loadingNewer) return;
+  const scroller = el.messagesScroller;
+  if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 300) {
+    store.loadNewer(chatId).catch(() => toast("Couldn't load newer messages.", { kind: "error" }));
+  }
 }
 
 function maybeLoadOlder() {
@@ -659,17 +1128,24 @@ function submit() {
   if (!chatId) return;
   const text = el.messageInput.value.replace(/^\s+|\s+$/gu, "");
   if (!text && !attachment) return;
-  if (text.length > 4000) {
+  if (composerMentions.encode(text).length > 4000) {
     showComposerError("A message can be at most 4000 characters.");
     return;
   }
   stopTypingNow();
+  const entry = store.history(chatId);
+  // Sending from a jump into the past goes back to the newest messages, where it will show.
+  if (entry.hasMoreAfter) store.loadLatest(chatId).catch(() => {});
+  const encoded = text ? composerMentions.encode(text) : text;
+  const replyTo = replies.get(chatId) || null;
   if (attachment) {
-    store.send(chatId, text, attachment.file, { width: attachment.width, height: attachment.height });
+    store.send(chatId, encoded, attachment.file, { width: attachment.width, height: attachment.height }, replyTo);
     clearAttachment();
   } else {
-    store.send(chatId, text);
+    store.send(chatId, encoded, null, null, replyTo);
   }
+  clearReply();
+  composerMentions.reset();
   el.messageInput.value = "";
   drafts.delete(chatId);
   autoGrow();

@@ -89,10 +89,38 @@ export function formatBadge(count) {
   return count > 99 ? "99+" : String(count);
 }
 
+const MENTION = /<@([^<>\s]{1,100})>/gu;
+
+/**
+ * Splits message text into strings and mentions ({userId, raw}): `<@USER_ID>` is a mention when the server accepted it
+ * (the id is in `accepted`), else it stays text.
+ */
+export function splitMentions(text, accepted = []) {
+  const parts = [];
+  let last = 0;
+  const value = String(text || "");
+  for (const match of value.matchAll(MENTION)) {
+    if (!accepted.includes(match[1])) continue;
+    if (match.index > last) parts.push(value.slice(last, match.index));
+    parts.push({ userId: match[1], raw: match[0] });
+    last = match.index + match[0].length;
+  }
+  if (last < value.length) parts.push(value.slice(last));
+  return parts;
+}
+
+/** Message text with its mentions written as "@Name" (`nameOf(userId)`), for previews and quotes. */
+export function textWithNames(message, nameOf) {
+  if (!message || !message.text) return "";
+  return splitMentions(message.text, message.mentions || [])
+    .map((part) => (typeof part === "string" ? part : `@${nameOf(part.userId)}`)).join("");
+}
+
 /** One line of a message for the chat list and notifications: text, or "📷 Photo" / "📷 caption" for images. */
-export function messagePreview(message) {
+export function messagePreview(message, nameOf = () => "someone") {
   if (!message) return "";
-  const text = (message.text || "").replace(/\s+/gu, " ").trim();
+  if (message.kind === "deleted") return "Message deleted";
+  const text = textWithNames(message, nameOf).replace(/\s+/gu, " ").trim();
   if (message.kind === "image") return text ? `📷 ${text}` : "📷 Photo";
   return text;
 }

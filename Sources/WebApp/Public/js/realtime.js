@@ -1,5 +1,6 @@
 // The realtime link: the Socket.IO client wired to the store. On every (re)connect it re-reads the chat list,
-// catches up the loaded chats with `after=<last seq>`, re-joins the open chat and flushes the outbox.
+// catches up the loaded chats with `/changes?after=<last version>` (new messages, edits, deletes and reactions made
+// while it was away), re-joins the open chat and flushes the outbox.
 
 import { SocketIOClient } from "./socketio.js";
 import { accessToken, endSession, onSessionChange, refresh, SessionExpired } from "./session.js";
@@ -48,6 +49,9 @@ export function startRealtime() {
   socket.on("connect", onConnect);
   socket.on("newMessage", (message) => {
     if (message && message.chatId) store.receiveMessage(message);
+  });
+  socket.on("messageUpdated", (message) => {
+    if (message && message.chatId) store.receiveUpdate(message);
   });
   socket.on("messagesSeen", (payload) => {
     if (payload && payload.chatId) store.receiveSeen(payload);
@@ -125,7 +129,8 @@ async function onConnect() {
   const work = [];
   for (const [chatId, entry] of store.state.histories) {
     const chat = store.state.chats.get(chatId);
-    if (entry.loaded && chat && chat.lastMessage && chat.lastMessage.seq > store.contiguousSeq(chatId)) {
+    // A summary without a version (an older server) says nothing: catch up to be sure.
+    if (entry.loaded && chat && (typeof chat.version !== "number" || chat.version > entry.version)) {
       work.push(store.catchUp(chatId).catch(() => {}));
     }
   }

@@ -7,6 +7,9 @@
 //   "connection"     the realtime connection's state
 //   "me"             the signed-in user changed
 //   "open"           the open chat changed
+//
+// Each loaded history keeps the chat's change `version` it has applied: live events (newMessage, messageUpdated) move
+// it on one at a time, and a jump past it (something was missed) or a reconnect fetches `/changes?after=<version>`.
 
 import { api, uploadMessage, ApiError } from "./api.js";
 import { uuid } from "./dom.js";
@@ -104,6 +107,13 @@ export function memberName(chat, userId) {
   return member ? member.name : "Someone";
 }
 
+/** A member's name as others see it (oneself included), for mentions. */
+export function displayName(chat, userId) {
+  if (state.me && userId === state.me.id) return state.me.name;
+  const member = chat && chat.members.find((m) => m.id === userId);
+  return member ? member.name : "someone";
+}
+
 /** The time a chat sorts by: its newest message, else when it changed. */
 export function chatActivity(chat) {
   return Date.parse((chat.lastMessage && chat.lastMessage.createdAt) || chat.updatedAt) || 0;
@@ -113,20 +123,29 @@ export function sortedChats() {
   return [...state.chats.values()].sort((a, b) => chatActivity(b) - chatActivity(a) || (a.id < b.id ? 1 : -1));
 }
 
+/** Whether message `a` is a later state than `b` (a higher seq, or the same seq at a higher version). */
+function isLater(a, b) {
+  if (!b) return Boolean(a);
+  if (!a) return false;
+  return a.seq > b.seq || (a.seq === b.seq && (a.version || 0) > (b.version || 0));
+}
+
 /** Merges a ChatSummary from the server, keeping the newest lastMessage either side knows. */
 export function mergeChat(summary) {
   const known = state.chats.get(summary.id);
   const chat = { ...summary, readState: [...(summary.readState || [])], members: [...(summary.members || [])] };
   if (known) {
-    if (known.lastMessage && (!chat.lastMessage || known.lastMessage.seq > chat.lastMessage.seq)) {
-      chat.lastMessage = known.lastMessage;
-    }
+    if (isLater(known.lastMessage, chat.lastMessage)) chat.lastMessage = known.lastMessage;
+    if ((known.version || 0) > (chat.version || 0)) chat.version = known.version;
     for (const mine of known.readState || []) {
       const theirs = chat.readState.find((r) => r.userId === mine.userId);
       if (theirs && mine.lastReadSeq > theirs.lastReadSeq) theirs.lastReadSeq = mine.lastReadSeq;
     }
   }
-  if (state.openChatId === chat.id && document.visibilityState === "visible") chat.unreadCount = 0;
+  if (state.openChatId === chat.id && document.visibilityState === "visible") {
+    chat.unreadCount = 0;
+    chat.mentionCount = 0;
+  }
   state.chats.set(chat.id, chat);
   return chat;
 }
@@ -189,6 +208,12 @@ export function directChatWith(userId) {
   return null;
 }
 
+/** Whether a message mentions the signed-in user (and was written by someone else). */
+export function mentionsMe(message) {
+  return Boolean(state.me && message && message.senderId !== state.me.id && Array.isArray(message.mentions)
+    && message.mentions.includes(state.me.id));
+}
+
 export function totalUnread() {
   let total = 0;
   for (const chat of state.chats.values()) total += chat.unreadCount || 0;
@@ -201,36 +226,96 @@ export function totalUnread() {
 export function history(chatId) {
   let entry = state.histories.get(chatId);
   if (!entry) {
-    entry = { items: [], ids: new Set(), loaded: false, loading: null, hasMoreBefore: true, loadingOlder: null, error: null };
+    entry = {
+      items: [], ids: new Set(), loaded: false, loading: null, hasMoreBefore: true, hasMoreAfter: false,
+      loadingOlder: null, loadingNewer: null, error: null, version: 0, missed: false,
+    };
     state.histories.set(chatId, entry);
   }
   return entry;
 }
 
-/** Inserts messages (any order, duplicates ignored); returns how many were new. */
+/** Inserts a page of history (any order, duplicates ignored); returns how many were new. */
 function insertMessages(chatId, messages) {
+  return applyMessages(chatId, messages, { page: true }).added;
+}
+
+function indexOfSeq(items, seq) {
+  let low = 0;
+  let high = items.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (items[mid].seq < seq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/**
+ * Applies messages in their latest state: a known seq is replaced when the new state is not older, an unknown one is
+ * inserted in seq order. Outside a page load, a message beyond the loaded window (older messages not loaded yet, or
+ * newer ones after a jump into the past) is left for the page that brings that part. Returns {added, changed}.
+ */
+function applyMessages(chatId, messages, { page = false } = {}) {
   const entry = history(chatId);
+  const items = entry.items;
   let added = 0;
+  let changed = 0;
   for (const message of messages) {
+    const index = indexOfSeq(items, message.seq);
+    const known = items[index];
+    if (known && known.seq === message.seq) {
+      if (typeof known.version === "number" && typeof message.version === "number" && known.version >= message.version) continue;
+      if (known.localPreviewUrl && !message.localPreviewUrl && message.kind === "image") message.localPreviewUrl = known.localPreviewUrl;
+      items[index] = message;
+      entry.ids.delete(known.id);
+      entry.ids.add(message.id);
+      changed += 1 + patchReplies(entry, message);
+      continue;
+    }
     if (entry.ids.has(message.id)) continue;
-    if (entry.items.some((m) => m.seq === message.seq)) continue;
+    if (!page && items.length > 0 && ((message.seq > items[items.length - 1].seq && entry.hasMoreAfter)
+        || (message.seq < items[0].seq && entry.hasMoreBefore))) {
+      changed += patchReplies(entry, message);
+      continue;
+    }
+    items.splice(index, 0, message);
     entry.ids.add(message.id);
     added += 1;
-    const items = entry.items;
-    if (items.length === 0 || items[items.length - 1].seq < message.seq) {
-      items.push(message);
-    } else {
-      let low = 0;
-      let high = items.length;
-      while (low < high) {
-        const mid = (low + high) >> 1;
-        if (items[mid].seq < message.seq) low = mid + 1;
-        else high = mid;
-      }
-      items.splice(low, 0, message);
-    }
   }
-  return added;
+  return { added, changed };
+}
+
+/** The quoted preview a reply shows of `original` (as the server gives it: text cut to 200 characters). */
+export function replyPreviewOf(original) {
+  if (!original) return null;
+  const preview = { seq: original.seq, senderId: original.senderId, kind: original.kind };
+  if (original.kind !== "deleted" && original.text) preview.text = Array.from(original.text).slice(0, 200).join("");
+  return preview;
+}
+
+/** Replies keep the state of their original when read: patch the loaded ones when the original changed. */
+function patchReplies(entry, original) {
+  const preview = replyPreviewOf(original);
+  let patched = 0;
+  entry.items.forEach((item, index) => {
+    if (!item.replyTo || item.replyTo.seq !== original.seq) return;
+    if (item.replyTo.kind === preview.kind && (item.replyTo.text || "") === (preview.text || "")) return;
+    entry.items[index] = { ...item, replyTo: { ...preview, senderId: item.replyTo.senderId || preview.senderId } };
+    patched += 1;
+  });
+  return patched;
+}
+
+export function messageBySeq(chatId, seq) {
+  const entry = state.histories.get(chatId);
+  if (!entry) return null;
+  const item = entry.items[indexOfSeq(entry.items, seq)];
+  return item && item.seq === seq ? item : null;
+}
+
+function maxVersion(messages) {
+  return messages.reduce((max, message) => Math.max(max, message.version || 0), 0);
 }
 
 /** The highest seq up to which the loaded history has no gap (what `after=` asks from). */
@@ -259,17 +344,9 @@ export function ensureHistory(chatId) {
   entry.error = null;
   entry.loading = api("GET", `/chats/${encodeURIComponent(chatId)}/messages?limit=${PAGE}`)
     .then((page) => {
-      insertMessages(chatId, page.messages);
-      entry.hasMoreBefore = page.hasMore && page.messages.length > 0 && page.messages[0].seq > 1;
-      entry.loaded = true;
-      for (const message of page.messages) settleOutbox(message);
-      updateLastMessage(chatId, page.messages[page.messages.length - 1]);
-      const known = state.chats.get(chatId);
-      if (known) noteSenders(known, page.messages);
+      if (entry.loaded) return entry; // a jump loaded another part meanwhile
+      settleLoadedPage(chatId, entry, page, { hasMoreAfter: false });
       publish("messages", chatId, { reason: "initial" });
-      // Something may have arrived between the page and now (or the realtime link was down).
-      const chat = state.chats.get(chatId);
-      if (chat && chat.lastMessage && chat.lastMessage.seq > contiguousSeq(chatId)) catchUp(chatId);
       return entry;
     })
     .catch((error) => {
@@ -282,6 +359,27 @@ export function ensureHistory(chatId) {
     });
   publish("messages", chatId, { reason: "loading" });
   return entry.loading;
+}
+
+/** Makes a fetched page the loaded window of a chat (the latest page, or one around a seq). */
+function settleLoadedPage(chatId, entry, page, { hasMoreAfter }) {
+  const wasLoaded = entry.loaded;
+  entry.items = [];
+  entry.ids = new Set();
+  insertMessages(chatId, page.messages);
+  entry.hasMoreBefore = page.hasMore && page.messages.length > 0 && page.messages[0].seq > 1;
+  entry.hasMoreAfter = hasMoreAfter;
+  // A page shows every change up to at least its newest message's version; asking /changes from there may bring
+  // changes again (applied twice, harmlessly) but misses none.
+  if (!wasLoaded) entry.version = maxVersion(page.messages);
+  entry.loaded = true;
+  entry.error = null;
+  for (const message of page.messages) settleOutbox(message);
+  if (!hasMoreAfter) updateLastMessage(chatId, page.messages[page.messages.length - 1]);
+  const chat = state.chats.get(chatId);
+  if (chat) noteSenders(chat, page.messages);
+  // Something may have changed between the page and now (or the realtime link was down).
+  if (chat && (chat.version || 0) > entry.version) catchUp(chatId).catch(() => {});
 }
 
 /** Loads the page before the oldest loaded message. */
@@ -304,24 +402,97 @@ export function loadOlder(chatId) {
   return entry.loadingOlder;
 }
 
-const catchingUp = new Map();
+/** After a jump into the past: loads the page after the newest loaded message. */
+export function loadNewer(chatId) {
+  const entry = history(chatId);
+  if (!entry.loaded || !entry.hasMoreAfter || entry.loadingNewer) return entry.loadingNewer || Promise.resolve(0);
+  const last = entry.items[entry.items.length - 1];
+  if (!last) return Promise.resolve(0);
+  entry.loadingNewer = api("GET", `/chats/${encodeURIComponent(chatId)}/messages?after=${last.seq}&limit=${PAGE}`)
+    .then((page) => {
+      const added = insertMessages(chatId, page.messages);
+      entry.hasMoreAfter = page.hasMore && page.messages.length > 0;
+      for (const message of page.messages) settleOutbox(message);
+      if (!entry.hasMoreAfter) updateLastMessage(chatId, page.messages[page.messages.length - 1]);
+      publish("messages", chatId, { reason: "newer", added });
+      return added;
+    })
+    .finally(() => {
+      entry.loadingNewer = null;
+    });
+  publish("messages", chatId, { reason: "loading-newer" });
+  return entry.loadingNewer;
+}
 
-/** Fetches everything after the contiguous end of the loaded history (after a reconnect or a seq gap). */
+/**
+ * Makes sure the message `seq` is loaded: when it is not, the loaded window becomes a page around it
+ * (`?around=seq`), with the newer pages loaded on scrolling down. Resolves with whether the message exists.
+ */
+export async function loadAround(chatId, seq) {
+  const entry = history(chatId);
+  if (entry.loading) await entry.loading.catch(() => {});
+  if (entry.loaded && messageBySeq(chatId, seq)) return true;
+  entry.jumping = true;
+  publish("messages", chatId, { reason: "loading" });
+  try {
+    const page = await api("GET", `/chats/${encodeURIComponent(chatId)}/messages?around=${seq}&limit=${PAGE}`);
+    settleLoadedPage(chatId, entry, page, { hasMoreAfter: Boolean(page.hasMoreAfter) });
+  } catch (error) {
+    if (!entry.loaded) entry.error = error;
+    publish("messages", chatId, { reason: "error" });
+    throw error;
+  } finally {
+    entry.jumping = false;
+  }
+  publish("messages", chatId, { reason: "jump", seq });
+  return Boolean(messageBySeq(chatId, seq));
+}
+
+/** Back from the past to the newest messages: the loaded window becomes the latest page again. */
+export async function loadLatest(chatId) {
+  const entry = history(chatId);
+  if (!entry.loaded || !entry.hasMoreAfter) return;
+  const page = await api("GET", `/chats/${encodeURIComponent(chatId)}/messages?limit=${PAGE}`);
+  settleLoadedPage(chatId, entry, page, { hasMoreAfter: false });
+  publish("messages", chatId, { reason: "latest" });
+}
+
+const catchingUp = new Map();
+const CHANGES_PAGE = 100;
+const CHANGES_ROUNDS = 30;
+
+/**
+ * Brings a loaded chat up to date with `GET /changes?after=<version>` (after a reconnect, or a version gap): new
+ * messages are inserted, known ones replaced by their latest state (edited, deleted, reacted to).
+ */
 export function catchUp(chatId) {
-  if (catchingUp.has(chatId)) return catchingUp.get(chatId);
   const entry = history(chatId);
   if (!entry.loaded) return Promise.resolve();
+  if (catchingUp.has(chatId)) {
+    entry.missed = true; // the running catch-up goes round once more
+    return catchingUp.get(chatId);
+  }
   const run = (async () => {
-    for (let round = 0; round < 50; round += 1) {
-      const after = contiguousSeq(chatId);
-      const page = await api("GET", `/chats/${encodeURIComponent(chatId)}/messages?after=${after}&limit=200`);
-      const added = insertMessages(chatId, page.messages);
-      for (const message of page.messages) settleOutbox(message);
-      if (page.messages.length) updateLastMessage(chatId, page.messages[page.messages.length - 1]);
+    let complete = false;
+    for (let round = 0; round < CHANGES_ROUNDS; round += 1) {
+      entry.missed = false;
+      const after = entry.version;
+      const page = await api("GET", `/chats/${encodeURIComponent(chatId)}/changes?after=${after}&limit=${CHANGES_PAGE}`);
+      if (state.histories.get(chatId) !== entry) return; // signed out meanwhile
+      applyChanges(chatId, page.messages);
+      entry.version = Math.max(entry.version, Number(page.version) || 0);
+      if (!page.hasMore && !entry.missed) {
+        complete = true;
+        break;
+      }
+    }
+    if (!complete) {
+      // Too far behind to replay: start again from the latest page.
+      const page = await api("GET", `/chats/${encodeURIComponent(chatId)}/messages?limit=${PAGE}`);
       const chat = state.chats.get(chatId);
-      if (chat && noteSenders(chat, page.messages)) publish("readState", chatId);
-      if (added) publish("messages", chatId, { reason: "catch-up", added });
-      if (!page.hasMore || page.messages.length === 0) break;
+      if (chat) entry.version = Math.max(entry.version, chat.version || 0);
+      settleLoadedPage(chatId, entry, page, { hasMoreAfter: false });
+      publish("messages", chatId, { reason: "latest" });
     }
     publish("chats");
     markReadIfVisible(chatId);
@@ -330,10 +501,49 @@ export function catchUp(chatId) {
   return run;
 }
 
+/** Applies messages in their latest state that were not seen live (a catch-up page, or the answer to an action). */
+function applyChanges(chatId, messages) {
+  if (messages.length === 0) return;
+  const { added, changed } = applyMessages(chatId, messages);
+  for (const message of messages) settleOutbox(message);
+  const chat = state.chats.get(chatId);
+  for (const message of messages) updateLastMessage(chatId, message);
+  if (chat && noteSenders(chat, messages.filter((m) => m.kind !== "deleted"))) publish("readState", chatId);
+  if (added || changed) publish("messages", chatId, { reason: "catch-up", added });
+}
+
+/**
+ * Follows the chat's version with a live event: the next one moves it on; one further ahead means events were missed
+ * (the server's delivery lost them, or this tab was asleep) and /changes fills them in.
+ */
+function followVersion(chatId, message) {
+  const chat = state.chats.get(chatId);
+  if (chat && typeof message.version === "number" && message.version > (chat.version || 0)) chat.version = message.version;
+  const entry = state.histories.get(chatId);
+  if (!entry || !entry.loaded || typeof message.version !== "number" || message.version <= entry.version) return;
+  if (message.version === entry.version + 1 && !catchingUp.has(chatId)) {
+    entry.version = message.version;
+  } else {
+    catchUp(chatId).catch(() => {});
+  }
+}
+
+/** A message was edited, deleted or reacted to (messageUpdated). */
+export function receiveUpdate(message) {
+  const chatId = message.chatId;
+  const entry = state.histories.get(chatId);
+  if (entry && entry.loaded) {
+    const { added, changed } = applyMessages(chatId, [message]);
+    if (added || changed) publish("messages", chatId, { reason: "updated", message });
+  }
+  updateLastMessage(chatId, message);
+  followVersion(chatId, message);
+}
+
 function updateLastMessage(chatId, message) {
   const chat = state.chats.get(chatId);
   if (!chat || !message) return;
-  if (!chat.lastMessage || chat.lastMessage.seq < message.seq) {
+  if (!chat.lastMessage || (chat.lastMessage.seq <= message.seq && isLater(message, chat.lastMessage))) {
     chat.lastMessage = message;
     publish("chats");
   }
@@ -348,13 +558,12 @@ export function receiveMessage(message, { live = true } = {}) {
   stopTyping(chatId, message.senderId);
 
   const entry = state.histories.get(chatId);
-  let added = 0;
   if (entry && entry.loaded) {
-    const before = contiguousSeq(chatId);
-    added = insertMessages(chatId, [message]);
-    if (added) publish("messages", chatId, { reason: mine ? "sent" : "received", message });
-    if (message.seq > before + 1) catchUp(chatId).catch(() => {});
+    const { added, changed } = applyMessages(chatId, [message]);
+    if (added || changed) publish("messages", chatId, { reason: mine ? "sent" : "received", message });
   }
+  // The answer to this tab's own send is not an event: the event with its version comes on the socket.
+  if (live) followVersion(chatId, message);
 
   if (!chat) {
     fetchChat(chatId).catch(() => {});
@@ -364,7 +573,10 @@ export function receiveMessage(message, { live = true } = {}) {
   if (isNewer) {
     chat.lastMessage = message;
     chat.updatedAt = message.createdAt;
-    if (!mine && live && !isVisiblyOpen(chatId)) chat.unreadCount = (chat.unreadCount || 0) + 1;
+    if (!mine && live && !isVisiblyOpen(chatId)) {
+      chat.unreadCount = (chat.unreadCount || 0) + 1;
+      if (mentionsMe(message)) chat.mentionCount = (chat.mentionCount || 0) + 1;
+    }
   }
   if (noteSenders(chat, [message])) publish("readState", chatId);
   publish("chats");
@@ -407,10 +619,14 @@ export function receiveSeen({ chatId, userId, seq }) {
     const entry = state.histories.get(chatId);
     if (chat.lastMessage && chat.lastMessage.seq <= seq) {
       chat.unreadCount = 0;
-    } else if (entry && entry.loaded && chat.lastMessage && contiguousSeq(chatId) >= chat.lastMessage.seq) {
-      chat.unreadCount = entry.items.filter((m) => m.seq > seq && m.senderId !== state.me.id).length;
+      chat.mentionCount = 0;
+    } else if (entry && entry.loaded && !entry.hasMoreAfter && chat.lastMessage && contiguousSeq(chatId) >= chat.lastMessage.seq) {
+      const unread = entry.items.filter((m) => m.seq > seq && m.senderId !== state.me.id);
+      chat.unreadCount = unread.length;
+      chat.mentionCount = unread.filter(mentionsMe).length;
     } else if (chat.lastMessage) {
       chat.unreadCount = Math.min(chat.unreadCount || 0, chat.lastMessage.seq - seq);
+      chat.mentionCount = Math.min(chat.mentionCount || 0, chat.unreadCount);
     }
     publish("chats");
   }
@@ -456,8 +672,12 @@ function markRead(chatId) {
   if (seq <= 0) return;
   const mine = chat.readState.find((r) => r.userId === state.me.id);
   const hadUnread = (chat.unreadCount || 0) > 0;
-  chat.unreadCount = chat.lastMessage && chat.lastMessage.seq > seq ? chat.unreadCount : 0;
-  if (hadUnread) publish("chats");
+  const hadMentions = (chat.mentionCount || 0) > 0;
+  if (!chat.lastMessage || chat.lastMessage.seq <= seq) {
+    chat.unreadCount = 0;
+    chat.mentionCount = 0;
+  }
+  if (hadUnread || hadMentions) publish("chats");
   if (mine && mine.lastReadSeq >= seq) return;
   raiseReadState(chat, state.me.id, seq);
   const payload = { chatId, seq };
@@ -553,6 +773,55 @@ export function userOffline(userId) {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// Acting on a message: edit, delete, react. Over the socket (acked) when it is up, else over HTTP; each is safe to
+// repeat, so a socket that drops before the ack is followed by the same request over HTTP. The answer (the message in
+// its new state) shows at once; the messageUpdated event that follows moves the chat's version.
+
+async function act(event, payload, method, path, body) {
+  let answer = null;
+  if (transport.connected) {
+    try {
+      answer = await transport.request(event, payload, SEND_TIMEOUT_MS);
+    } catch {
+      answer = null; // no ack: ask again over HTTP
+    }
+    if (answer && answer.error) throw new ApiError(400, answer.error.code || "failed", answer.error.message || "That did not work.");
+  }
+  const message = answer && answer.message ? answer.message : (await api(method, path, body === undefined ? {} : { body })).message;
+  applyChanges(message.chatId, [message]);
+  updateLastMessage(message.chatId, message);
+  return message;
+}
+
+function messagePath(chatId, seq) {
+  return `/chats/${encodeURIComponent(chatId)}/messages/${seq}`;
+}
+
+/** Replaces the text of one's own text message. */
+export function editMessage(chatId, seq, text) {
+  return act("editMessage", { chatId, seq, text }, "PATCH", messagePath(chatId, seq), { text });
+}
+
+/** Deletes one's own message: it becomes a tombstone for everyone. */
+export function deleteMessage(chatId, seq) {
+  return act("deleteMessage", { chatId, seq }, "DELETE", messagePath(chatId, seq));
+}
+
+/** Adds (on) or removes one's reaction with `emoji`. */
+export function react(chatId, seq, emoji, on) {
+  return act("react", { chatId, seq, emoji, on }, on ? "PUT" : "DELETE",
+    `${messagePath(chatId, seq)}/reactions/${encodeURIComponent(emoji)}`);
+}
+
+/** Full-text search over one's chats (or one of them): {results: [{message, highlights}], nextCursor}. */
+export function searchMessages(query, { chatId = null, cursor = null, signal } = {}) {
+  const params = new URLSearchParams({ q: query, limit: "20" });
+  if (chatId) params.set("chatId", chatId);
+  if (cursor) params.set("cursor", cursor);
+  return api("GET", `/search?${params}`, { signal });
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // Sending: every message goes through the outbox. Text goes over the socket (with an ack) when connected and
 // waits otherwise; images go over HTTP with upload progress. The clientMessageId stays the same on every retry,
 // so the server never stores a message twice.
@@ -567,7 +836,8 @@ function loadOutbox(userId) {
     const saved = JSON.parse(localStorage.getItem(OUTBOX_KEY(userId)) || "[]");
     return Array.isArray(saved)
       ? saved.filter((e) => e && e.clientMessageId && e.chatId && typeof e.text === "string")
-        .map((e) => ({ ...e, status: e.status === "failed" ? "failed" : "queued", progress: 0 }))
+        .map((e) => ({ ...e, replyToSeq: Number.isInteger(e.replyToSeq) ? e.replyToSeq : null,
+          status: e.status === "failed" ? "failed" : "queued", progress: 0 }))
       : [];
   } catch {
     return [];
@@ -576,8 +846,9 @@ function loadOutbox(userId) {
 
 function saveOutbox() {
   if (!state.me) return;
-  const texts = state.outbox.filter((e) => !e.file).map(({ clientMessageId, chatId, text, createdAt, status, error }) =>
-    ({ clientMessageId, chatId, text, createdAt, status, error }));
+  const texts = state.outbox.filter((e) => !e.file)
+    .map(({ clientMessageId, chatId, text, createdAt, status, error, replyToSeq, replyTo }) =>
+      ({ clientMessageId, chatId, text, createdAt, status, error, replyToSeq, replyTo }));
   try {
     if (texts.length) localStorage.setItem(OUTBOX_KEY(state.me.id), JSON.stringify(texts));
     else localStorage.removeItem(OUTBOX_KEY(state.me.id));
@@ -588,12 +859,17 @@ export function outboxFor(chatId) {
   return state.outbox.filter((entry) => entry.chatId === chatId);
 }
 
-/** Queues a message; `file` is an image File (then `text` is an optional caption). */
-export function send(chatId, text, file = null, dimensions = null) {
+/**
+ * Queues a message; `file` is an image File (then `text` is an optional caption); `replyTo` is the message it answers
+ * (its preview shows on the pending row).
+ */
+export function send(chatId, text, file = null, dimensions = null, replyTo = null) {
   const entry = {
     clientMessageId: uuid(),
     chatId,
     text,
+    replyToSeq: replyTo ? replyTo.seq : null,
+    replyTo: replyTo ? replyPreviewOf(replyTo) : null,
     file,
     previewUrl: file ? URL.createObjectURL(file) : null,
     width: dimensions ? dimensions.width : null,
@@ -674,9 +950,9 @@ async function sendOne(entry) {
       });
       message = body.message;
     } else if (transport.connected) {
-      const answer = await transport.request("sendMessage", {
-        chatId: entry.chatId, text: entry.text, clientMessageId: entry.clientMessageId,
-      }, SEND_TIMEOUT_MS);
+      const payload = { chatId: entry.chatId, text: entry.text, clientMessageId: entry.clientMessageId };
+      if (entry.replyToSeq !== null && entry.replyToSeq !== undefined) payload.replyToSeq = entry.replyToSeq;
+      const answer = await transport.request("sendMessage", payload, SEND_TIMEOUT_MS);
       if (!answer || answer.error || !answer.message) {
         const error = (answer && answer.error) || { code: "send_failed", message: "The message could not be sent." };
         throw new ApiError(400, error.code, error.message);
