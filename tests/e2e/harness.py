@@ -714,3 +714,28 @@ def append_process_logs(report, lines: int) -> None:
     if report.failed:
         for process in list(RUNNING):
             report.sections.append((f"log of {process.describe()}", tail(process.log_path, lines)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Socket.IO
+
+
+def record_events_in_wire_order(client, record: Callable[[str, Any], None]) -> None:
+    """Calls `record(event, payload)` for every event a stock python-socketio `client` receives, in the order the
+    server sent them.
+
+    python-engineio hands each message to the Socket.IO layer on a thread of its own, so event handlers may run in
+    another order than the packets came in; a test of ordering reads them here, on the transport's read loop."""
+    import engineio
+    import socketio
+
+    receive = client.eio._receive_packet
+
+    def in_order(packet) -> None:
+        if packet.packet_type == engineio.packet.MESSAGE and isinstance(packet.data, str):
+            decoded = socketio.packet.Packet(encoded_packet=packet.data)
+            if decoded.packet_type == socketio.packet.EVENT and decoded.data:
+                record(decoded.data[0], decoded.data[1] if len(decoded.data) > 1 else None)
+        receive(packet)
+
+    client.eio._receive_packet = in_order
