@@ -427,6 +427,9 @@ def test_socket_actions_are_refused_as_rest_refuses_them_and_the_socket_stays_us
     refused(ann_tab.call("editMessage", {"chatId": chat, "seq": picture["seq"], "text": "caption"}), "not_editable", "edit")
     refused(ann_tab.call("editMessage", {"chatId": chat, "seq": 999, "text": "x"}), "message_not_found", "edit")
     refused(ann_tab.call("editMessage", {"chatId": chat, "seq": mine["seq"], "text": ""}), "invalid_text", "edit to nothing")
+    refused(ann_tab.call("editMessage", {"chatId": chat, "seq": mine["seq"], "text": " \n "}), "invalid_text", "edit to blanks")
+    refused(ann_tab.call("editMessage", {"chatId": chat, "seq": mine["seq"], "text": "bell\u0007"}), "invalid_text",
+            "edit to a control character")
     refused(ann_tab.call("editMessage", {"chatId": chat, "seq": mine["seq"], "text": 5}), "invalid_text", "edit to a number")
     refused(ann_tab.call("editMessage", {"chatId": chat, "seq": mine["seq"], "text": "x" * 100_000}), "text_too_long",
             "edit to a huge text")
