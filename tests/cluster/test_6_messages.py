@@ -15,6 +15,7 @@ that version, and applying them makes the client's copy equal to the store.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -99,6 +100,24 @@ def check_stream(name: str, received: list[dict], by_version: dict[int, dict], s
         copy[message["seq"]] = message
     assert [copy[seq] for seq in sorted(copy)] == store, f"{name}: applying the events does not give the store's messages"
     return len(skipped)
+
+
+def bus_outages(instance, first_line: int) -> list[tuple[str, str]]:
+    """The (lost, back) timestamps of the instance's event bus outages logged since line `first_line`."""
+    outages: list[tuple[str, str]] = []
+    lost: str | None = None
+    for line in instance.log_lines()[first_line:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = record.get("message", "") if isinstance(record, dict) else ""
+        if "event bus connection lost" in message and lost is None:
+            lost = record["timestamp"]
+        elif "event bus listening again" in message and lost is not None:
+            outages.append((lost, record["timestamp"]))
+            lost = None
+    return outages
 
 
 def cleanup(cluster: Cluster, sockets: list) -> None:
@@ -232,11 +251,12 @@ def test_changes_made_while_the_bus_was_away_are_filled_from_the_store(healthy_c
             index = 0
             try:
                 while not stop.is_set():
+                    # Mostly edits: their editedAt tells when they were made (see below).
                     target = seeds[index % 3]
-                    if index % 3 == 0:
+                    if index % 4 != 3:
                         event, payload = "editMessage", {"chatId": chat, "seq": target["seq"], "text": f"edit {index}"}
                     else:
-                        event, payload = "react", {"chatId": chat, "seq": target["seq"], "emoji": "👍", "on": index % 2 == 0}
+                        event, payload = "react", {"chatId": chat, "seq": target["seq"], "emoji": "👍", "on": index % 8 == 3}
                     message = message_of(ann_socket.call(event, payload, timeout=10), event)
                     by_version[message["version"]] = message
                     index += 1
@@ -269,10 +289,15 @@ def test_changes_made_while_the_bus_was_away_are_filled_from_the_store(healthy_c
         for name, wire in wires.items():
             wire.wait_for_version(chat, final, name, timeout=20)
         timing("every change made during 3 bus cuts reached chat2 and chat3", time.monotonic() - started)
+        # Some edits were made while chat2 and chat3 did not listen: between their "connection lost" and "listening
+        # again" log lines.
+        edited_at = sorted(m["editedAt"] for m in by_version.values() if m.get("editedAt"))
         for name in ("chat2", "chat3"):
-            instance = cluster.instances[name]
-            poll(lambda: any("event bus connection lost" in line for line in instance.log_lines()[logs[name]:]), 10,
-                 f"{name} to log that it lost the bus")
+            away = poll(lambda: bus_outages(cluster.instances[name], logs[name]), 10,
+                        f"{name} to log losing and regaining the bus")
+            during = [at for at in edited_at if any(lost <= at <= back for lost, back in away)]
+            print(f"[bus cut] {name}: {len(away)} outages, {len(during)} edits made during them", flush=True)
+            assert during, f"no edit fell into {name}'s outages {away}: the test did not test what it says"
         time.sleep(SETTLE_SECONDS)
         store = all_messages(ben.client, chat)
         caught = expect_status(ben.client.get(f"{API}/chats/{chat}/changes", params={"after": mark, "limit": 100}), 200)
