@@ -590,6 +590,8 @@ def test_search_finds_what_members_can_see_with_utf16_highlights(server):
     to_delete = post_text(ben, chat, "cherry tart tonight")
     shouting = post_text(ann, chat, "ZEBRA 🦓 zebra")
     elsewhere = post_text(cat, other, "zebra in another chat")
+    french = post_text(ben, chat, "🇫🇷 café crème")
+    russian = post_text(ann, chat, "Встреча в ПЯТНИЦУ")
     edited = expect_status(ann.client.patch(f"{API}/chats/{chat}/messages/{to_edit['seq']}",
                                             json={"text": "banana split recipe"}), 200)["message"]
     expect_status(ben.client.request("DELETE", f"{API}/chats/{chat}/messages/{to_delete['seq']}"), 200)
@@ -620,6 +622,11 @@ def test_search_finds_what_members_can_see_with_utf16_highlights(server):
         crossing["id"]: [{"start": 5, "end": 10}],
     }, "highlights are UTF-16 ranges of message.text"
     assert highlights(body)[crossing["id"]] == word_ranges(crossing["text"], "zebra")
+    # Beyond ASCII: a flag is two code points and four UTF-16 units; capitals of any script match.
+    body = search(ben, q="crème")
+    assert ids(body) == [french["id"]] and highlights(body)[french["id"]] == [{"start": 10, "end": 15}]
+    body = search(ben, q="пятницу")
+    assert ids(body) == [russian["id"]] and highlights(body)[russian["id"]] == word_ranges(russian["text"], "пятницу")
     # Every word must match; each matches words starting with it.
     body = search(ann, q="zebra crossing")
     assert ids(body) == [crossing["id"]]
