@@ -23,9 +23,9 @@ import socketio
 
 from harness import (
     SNAKE_CASE,
-    TIMESTAMP,
     Account,
     assert_error,
+    assert_message,
     expect_status,
     poll,
     record_events_in_wire_order,
@@ -38,10 +38,6 @@ MESSAGE_EVENTS = ("newMessage", "messageUpdated")
 # Waited for after the last expected event before counting: a duplicate or a stray event would have come by then.
 SETTLE_SECONDS = 0.3
 
-MESSAGE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions"}
-MESSAGE_OPTIONAL_KEYS = {"text", "image", "clientMessageId", "editedAt", "replyTo", "file", "system"}
-TOMBSTONE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions",
-                  "clientMessageId"}
 # Valid single emoji graphemes of several shapes: with a variation selector, a skin tone, a flag, a ZWJ sequence.
 EMOJI_SHAPES = ["❤️", "👍🏽", "🇫🇷", "👩‍💻"]
 
@@ -126,42 +122,10 @@ def open_tab(tabs: list[Tab], server, account: Account, transports: list[str]) -
 # Shapes
 
 
-def assert_full_message(message: Any) -> None:
-    """A Message as issue 13 extends it (docs/openapi.yaml): version, reactions, mentions, editedAt?, replyTo?; a
-    tombstone keeps only what identifies it."""
-    assert isinstance(message, dict), message
-    assert MESSAGE_KEYS <= set(message) <= MESSAGE_KEYS | MESSAGE_OPTIONAL_KEYS, f"Message fields: {message!r}"
-    assert isinstance(message["version"], int) and not isinstance(message["version"], bool) and message["version"] >= 1, message
-    assert isinstance(message["seq"], int) and message["seq"] >= 1, message
-    assert isinstance(message["createdAt"], str) and TIMESTAMP.fullmatch(message["createdAt"]), message
-    assert message["kind"] in {"text", "image", "file", "system", "deleted"}, message
-    if message["kind"] == "deleted":
-        assert set(message) <= TOMBSTONE_KEYS, f"a tombstone keeps only {sorted(TOMBSTONE_KEYS)}: {message!r}"
-        assert message["reactions"] == [] and message["mentions"] == [], message
-        return
-    if message.get("editedAt") is not None:
-        assert isinstance(message["editedAt"], str) and TIMESTAMP.fullmatch(message["editedAt"]), message
-    assert isinstance(message["reactions"], list), message
-    for reaction in message["reactions"]:
-        assert isinstance(reaction, dict) and set(reaction) == {"emoji", "userIds"}, reaction
-        assert isinstance(reaction["emoji"], str) and reaction["emoji"], reaction
-        assert isinstance(reaction["userIds"], list) and reaction["userIds"], f"a reaction nobody gave: {reaction!r}"
-        assert len(set(reaction["userIds"])) == len(reaction["userIds"]), reaction
-    assert len({reaction["emoji"] for reaction in message["reactions"]}) == len(message["reactions"]), message
-    assert isinstance(message["mentions"], list) and all(isinstance(m, str) for m in message["mentions"]), message
-    reply = message.get("replyTo")
-    if reply is not None:
-        assert isinstance(reply, dict) and {"seq", "senderId", "kind"} <= set(reply) <= {"seq", "senderId", "kind", "text"}, reply
-        if reply["kind"] == "deleted":
-            assert "text" not in reply, reply
-        if "text" in reply:
-            assert isinstance(reply["text"], str) and len(reply["text"]) <= 200, reply
-
-
 def ok(answer: Any, what: str) -> dict:
     """An acknowledged action's answer: exactly {"ok":true,"message":Message}; returns the message."""
     assert isinstance(answer, dict) and set(answer) == {"ok", "message"} and answer["ok"] is True, f"{what}: ack {answer!r}"
-    assert_full_message(answer["message"])
+    assert_message(answer["message"])
     return answer["message"]
 
 
@@ -242,7 +206,7 @@ def changes(account: Account, chat_id: str, after: int, **params) -> dict:
     body = expect_status(account.client.get(f"{API}/chats/{chat_id}/changes", params={"after": after, **params}), 200)
     assert isinstance(body, dict) and set(body) == {"messages", "version", "hasMore"}, body
     for message in body["messages"]:
-        assert_full_message(message)
+        assert_message(message)
     return body
 
 
@@ -602,7 +566,7 @@ def test_search_finds_what_members_can_see_with_utf16_highlights(server):
         assert isinstance(body, dict) and {"results"} <= set(body) <= {"results", "nextCursor"}, body
         for result in body["results"]:
             assert set(result) == {"message", "highlights"}, result
-            assert_full_message(result["message"])
+            assert_message(result["message"])
             assert result["message"] == stored.get(result["message"]["id"], result["message"]), (
                 "a search result is the whole Message, as history has it")
         return body
