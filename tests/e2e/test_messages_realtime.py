@@ -430,16 +430,25 @@ def test_socket_actions_are_refused_as_rest_refuses_them_and_the_socket_stays_us
     assert all_messages(ann, chat) == before
     assert chat_version(ann, chat) == version
 
-    # Single emoji graphemes of every shape are accepted, and the sockets still work.
-    for index, emoji in enumerate(EMOJI_SHAPES):
-        reacted = ok(ben_tab.call("react", {"chatId": chat, "seq": mine["seq"], "emoji": emoji, "on": True}), f"react {emoji}")
+    # Single emoji graphemes of every shape are accepted, up to 10 of one person on one message; the sockets still work.
+    emoji = EMOJI_SHAPES + ["😀", "😂", "🙏", "🔥", "💯", "🚀"]
+    for index, one in enumerate(emoji):
+        reacted = ok(ben_tab.call("react", {"chatId": chat, "seq": mine["seq"], "emoji": one, "on": True}), f"react {one}")
         assert reacted["version"] == version + 1 + index
-        assert reacted["reactions"][-1] == {"emoji": emoji, "userIds": [ben.id]}, reacted
-    last = ok(ann_tab.call("sendMessage", {"chatId": chat, "text": "still here", "clientMessageId": new_id()}), "send")
-    assert last["seq"] == 4 and last["version"] == version + 1 + len(EMOJI_SHAPES)
-    ben_tab.wait_for_version(chat, last["version"])
+        assert reacted["reactions"][-1] == {"emoji": one, "userIds": [ben.id]}, reacted
+    refused(ben_tab.call("react", {"chatId": chat, "seq": mine["seq"], "emoji": "🎈", "on": True}), "too_many_reactions",
+            "an 11th reaction of one person")
+    refused(ben_tab.call("react", {"chatId": chat, "seq": mine["seq"], "emoji": "👍" + "\ufe0f" * 30, "on": True}),
+            "invalid_emoji", "one grapheme of more than 64 bytes")
+    last = ok(ann_tab.call("sendMessage", {"chatId": chat, "text": "abcdefghij" * 30, "clientMessageId": new_id()}), "send")
+    assert last["seq"] == 4 and last["version"] == version + 1 + len(emoji)
+    quoting = ok(ben_tab.call("sendMessage", {"chatId": chat, "text": "that is long", "clientMessageId": new_id(),
+                                              "replyToSeq": last["seq"]}), "reply")
+    assert quoting["replyTo"] == {"seq": last["seq"], "senderId": ann.id, "kind": "text", "text": "abcdefghij" * 20}, (
+        "a reply quotes the first 200 characters")
+    ben_tab.wait_for_version(chat, quoting["version"])
     assert all(tab.client.connected for tab in (ann_tab, ben_tab, cat_tab))
-    assert [m["version"] for _, m in ben_tab.of_chat(chat)] == list(range(mine["version"], last["version"] + 1)), (
+    assert [m["version"] for _, m in ben_tab.of_chat(chat)] == list(range(mine["version"], quoting["version"] + 1)), (
         "a refused action sent an event, or one was lost")
     assert cat_tab.of_chat(chat) == [], "an outsider's socket heard of the chat"
 
