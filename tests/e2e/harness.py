@@ -191,21 +191,30 @@ def assert_public_user(user: Any) -> None:
     assert isinstance(user["id"], str) and isinstance(user["name"], str), user
 
 
-MESSAGE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt"}
-MESSAGE_OPTIONAL_KEYS = {"text", "image", "clientMessageId"}
-CHAT_KEYS = {"id", "kind", "members", "unreadCount", "readState", "updatedAt"}
+MESSAGE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions"}
+MESSAGE_OPTIONAL_KEYS = {"text", "image", "clientMessageId", "editedAt", "replyTo"}
+# What a deleted message keeps (issue 13): the rest is erased.
+TOMBSTONE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions", "clientMessageId"}
+CHAT_KEYS = {"id", "kind", "members", "unreadCount", "mentionCount", "readState", "updatedAt", "version"}
 CHAT_OPTIONAL_KEYS = {"name", "lastMessage"}
 
 
 def assert_message(message: Any) -> None:
-    """A `Message`: {id, chatId, seq, senderId, kind, text?, image?, clientMessageId?, createdAt}."""
+    """A `Message`: {id, chatId, seq, senderId, kind, text?, image?, clientMessageId?, createdAt, version, editedAt?,
+    replyTo?, reactions, mentions}; a deleted one (kind "deleted") keeps only what identifies it."""
     assert isinstance(message, dict), message
     assert MESSAGE_KEYS <= set(message) <= MESSAGE_KEYS | MESSAGE_OPTIONAL_KEYS, f"Message fields: {message!r}"
     assert isinstance(message["id"], str) and message["id"], message
     assert isinstance(message["chatId"], str) and isinstance(message["senderId"], str), message
     assert isinstance(message["seq"], int) and not isinstance(message["seq"], bool) and message["seq"] >= 1, message
-    assert message["kind"] in {"text", "image"}, message
+    assert isinstance(message["version"], int) and not isinstance(message["version"], bool) and message["version"] >= 1, message
+    assert message["kind"] in {"text", "image", "deleted"}, message
     assert isinstance(message["createdAt"], str) and TIMESTAMP.fullmatch(message["createdAt"]), message
+    assert message.get("clientMessageId") is None or isinstance(message["clientMessageId"], str), message
+    if message["kind"] == "deleted":
+        assert set(message) <= TOMBSTONE_KEYS, f"a deleted message keeps only {sorted(TOMBSTONE_KEYS)}: {message!r}"
+        assert message["reactions"] == [] and message["mentions"] == [], message
+        return
     if message["kind"] == "text":
         assert isinstance(message.get("text"), str) and message["text"], message
         assert message.get("image") is None, message
@@ -215,11 +224,28 @@ def assert_message(message: Any) -> None:
         assert {"url", "contentType", "size"} <= set(image) <= {"url", "contentType", "size", "width", "height"}, image
         assert isinstance(image["url"], str) and "/api/v1/files/" in image["url"], image
         assert isinstance(image["size"], int) and image["size"] > 0, image
-    assert message.get("clientMessageId") is None or isinstance(message["clientMessageId"], str), message
+    if message.get("editedAt") is not None:
+        assert isinstance(message["editedAt"], str) and TIMESTAMP.fullmatch(message["editedAt"]), message
+    assert isinstance(message["reactions"], list), message
+    for reaction in message["reactions"]:
+        assert isinstance(reaction, dict) and set(reaction) == {"emoji", "userIds"}, reaction
+        assert isinstance(reaction["emoji"], str) and reaction["emoji"], reaction
+        assert isinstance(reaction["userIds"], list) and reaction["userIds"], f"a reaction nobody gave: {reaction!r}"
+        assert len(set(reaction["userIds"])) == len(reaction["userIds"]), reaction
+    assert len({reaction["emoji"] for reaction in message["reactions"]}) == len(message["reactions"]), message
+    assert isinstance(message["mentions"], list) and all(isinstance(m, str) for m in message["mentions"]), message
+    reply = message.get("replyTo")
+    if reply is not None:
+        assert isinstance(reply, dict) and {"seq", "senderId", "kind"} <= set(reply) <= {"seq", "senderId", "kind", "text"}, reply
+        if reply["kind"] == "deleted":
+            assert "text" not in reply, reply
+        if "text" in reply:
+            assert isinstance(reply["text"], str) and len(reply["text"]) <= 200, reply
 
 
 def assert_chat_summary(chat: Any) -> None:
-    """A `ChatSummary`: {id, kind, name?, members:[PublicUser], lastMessage?, unreadCount, readState, updatedAt}."""
+    """A `ChatSummary`: {id, kind, name?, members:[PublicUser], lastMessage?, unreadCount, mentionCount, readState, updatedAt,
+    version}."""
     assert isinstance(chat, dict), chat
     assert CHAT_KEYS <= set(chat) <= CHAT_KEYS | CHAT_OPTIONAL_KEYS, f"ChatSummary fields: {chat!r}"
     assert isinstance(chat["id"], str) and chat["id"], chat
@@ -233,6 +259,10 @@ def assert_chat_summary(chat: Any) -> None:
         assert_message(chat["lastMessage"])
         assert chat["lastMessage"]["chatId"] == chat["id"], chat
     assert isinstance(chat["unreadCount"], int) and chat["unreadCount"] >= 0, chat
+    assert isinstance(chat["mentionCount"], int) and 0 <= chat["mentionCount"] <= chat["unreadCount"], chat
+    assert isinstance(chat["version"], int) and chat["version"] >= 0, chat
+    if chat.get("lastMessage") is not None:
+        assert chat["version"] >= chat["lastMessage"]["version"], chat
     assert isinstance(chat["readState"], list), chat
     for state in chat["readState"]:
         assert isinstance(state, dict) and set(state) == {"userId", "lastReadSeq"}, state
@@ -714,3 +744,28 @@ def append_process_logs(report, lines: int) -> None:
     if report.failed:
         for process in list(RUNNING):
             report.sections.append((f"log of {process.describe()}", tail(process.log_path, lines)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Socket.IO
+
+
+def record_events_in_wire_order(client, record: Callable[[str, Any], None]) -> None:
+    """Calls `record(event, payload)` for every event a stock python-socketio `client` receives, in the order the
+    server sent them.
+
+    python-engineio hands each message to the Socket.IO layer on a thread of its own, so event handlers may run in
+    another order than the packets came in; a test of ordering reads them here, on the transport's read loop."""
+    import engineio
+    import socketio
+
+    receive = client.eio._receive_packet
+
+    def in_order(packet) -> None:
+        if packet.packet_type == engineio.packet.MESSAGE and isinstance(packet.data, str):
+            decoded = socketio.packet.Packet(encoded_packet=packet.data)
+            if decoded.packet_type == socketio.packet.EVENT and decoded.data:
+                record(decoded.data[0], decoded.data[1] if len(decoded.data) > 1 else None)
+        receive(packet)
+
+    client.eio._receive_packet = in_order
