@@ -285,10 +285,12 @@ public enum Schema {
                 "INSERT INTO message_search (message_search) VALUES ('rebuild')",
             ],
             postgres: [
-                // Words as written (the 'simple' configuration: no stemming, any language), kept by PostgreSQL itself.
+                // Words as written (the 'simple' configuration: no stemming, any language), kept by PostgreSQL itself;
+                // lower-cased by Unicode's rules (ICU's root locale), not the database's locale, which may be C and would
+                // leave ПЯТНИЦА or CRÈME as they are.
                 """
                 ALTER TABLE messages ADD COLUMN search tsvector
-                GENERATED ALWAYS AS (to_tsvector('simple', coalesce(text, ''))) STORED
+                GENERATED ALWAYS AS (to_tsvector('simple', lower(coalesce(text, '') COLLATE "und-x-icu"))) STORED
                 """,
                 "CREATE INDEX messages_search ON messages USING GIN (search)",
             ]

@@ -123,12 +123,12 @@ struct EventBusTests {
             let store = ChatStore(database: database)
             let users = try await makeUsers(3, in: database)
             let old = try await store.group(named: "old", creator: users[0], members: users, now: 1)
-            _ = try await store.append(chatID: old, senderID: users[0], text: "before", file: nil, clientMessageID: nil, now: 1)
-            try await Task.sleep(for: .milliseconds(20))
+            // A change is dated by its `now`: the old chat's a minute before the catch-up's bound, the busy one's after it.
             let since = Timestamp.millis()
+            _ = try await store.append(chatID: old, senderID: users[0], text: "before", file: nil, clientMessageID: nil, now: since - 60_000)
             let busy = try await store.group(named: "busy", creator: users[0], members: users, now: 2)
             for index in 0..<3 {
-                _ = try await store.append(chatID: busy, senderID: users[index], text: "m\(index)", file: nil, clientMessageID: nil, now: 3)
+                _ = try await store.append(chatID: busy, senderID: users[index], text: "m\(index)", file: nil, clientMessageID: nil, now: since + 1)
             }
             let bus = PostgresEventBus(database: database, instanceID: "chat9", logger: Logger(label: "test.bus"))
             let events = bus.subscribe()

@@ -307,6 +307,9 @@ import Testing
         #expect(highlights.map { [$0["start"], $0["end"]] } == [[3, 9]])
         #expect(results.first.flatMap { $0["highlights"] as? [[String: Int]] }?.map { [$0["start"], $0["end"]] } == [[0, 7]])
 
+        // Case is folded by Unicode's rules on both databases, whatever the server's locale.
+        try await app.send(bob, to: private_, "Встреча в ПЯТНИЦУ, CRÈME brûlée")
+        #expect(try await Self.searchTexts(app, carol, "q=%D0%BF%D1%8F%D1%82%D0%BD%D0%B8%D1%86%20cr%C3%A8me") == ["Встреча в ПЯТНИЦУ, CRÈME brûlée"])
         // Edited text is searched as edited.
         #expect(try await Self.searchTexts(app, alice, "q=wombat") == ["wombat here"])
         #expect(try await Self.searchTexts(app, alice, "q=typo").isEmpty)

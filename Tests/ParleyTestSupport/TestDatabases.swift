@@ -30,10 +30,7 @@ public enum TestDatabases {
         case .postgres:
             let adminURL = try Self.postgresURL()
             let name = "parley_t_" + Identifier.make().replacingOccurrences(of: "-", with: "").suffix(20)
-            // A copy of a database migrated once per process: migrating each test's database (triggers, indexes, a
-            // full-text index) costs more than most tests, and loads the machine the timing-sensitive tests share.
-            let template = try await Self.template.name(adminURL: adminURL)
-            try await Self.admin(adminURL, "CREATE DATABASE \(name) TEMPLATE \(template)")
+            try await Self.admin(adminURL, "CREATE DATABASE \(name)")
             var components = URLComponents(string: adminURL)!
             components.path = "/" + name
             let database = try await Database.open(.postgres(url: components.string!), logger: Self.logger)
@@ -78,8 +75,6 @@ public enum TestDatabases {
         }
     }
 
-    private static let template = MigratedTemplate()
-
     /// The test server's URL; the README's test command starts one and sets it.
     public static func postgresURL() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["PARLEY_TEST_POSTGRES_URL"], !url.isEmpty else {
@@ -99,26 +94,4 @@ public enum TestDatabases {
 public struct TestSetupError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// A PostgreSQL database migrated once per test process, copied for each test (`CREATE DATABASE … TEMPLATE`).
-private actor MigratedTemplate {
-    private var made: Task<String, any Error>?
-
-    /// The template's name, made on first use.
-    func name(adminURL: String) async throws -> String {
-        if let made { return try await made.value }
-        let task = Task {
-            let name = "parley_tpl_" + Identifier.make().replacingOccurrences(of: "-", with: "").suffix(20)
-            try await TestDatabases.admin(adminURL, "CREATE DATABASE \(name)")
-            var components = URLComponents(string: adminURL)!
-            components.path = "/" + name
-            let database = try await Database.open(.postgres(url: components.string!), logger: TestDatabases.logger)
-            // Closed before any copy: PostgreSQL copies only a template nobody is connected to.
-            try await database.closing { try await Migrator.migrate(database, logger: TestDatabases.logger) }
-            return name
-        }
-        self.made = task
-        return try await task.value
-    }
 }
