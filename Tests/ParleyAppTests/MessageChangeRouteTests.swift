@@ -77,6 +77,8 @@ import Testing
         try await app.send(alice, to: chatID, "mine")
         try await Self.edit(app, bob, chatID, 1, "yours now").expectError(.forbidden, code: "not_your_message", "someone else's message")
         try await Self.edit(app, stranger, chatID, 1, "x").expectError(.notFound, code: "chat_not_found", "a chat one is not in")
+        let empty = try #require(try await app.createGroup(alice, name: "Quiet", members: [bob])["id"] as? String)
+        try await app.request(.delete, Self.url(empty, 1), as: alice).expectError(.notFound, code: "message_not_found", "a chat without messages")
         try await Self.edit(app, alice, chatID, 99, "x").expectError(.notFound, code: "message_not_found", "no such seq")
         try await Self.edit(app, alice, chatID, 1, "").expectError(.badRequest, code: "invalid_text", "empty text")
         try await Self.edit(app, alice, chatID, 1, "   ").expectError(.badRequest, code: "invalid_text", "white space")
