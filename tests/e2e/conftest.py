@@ -33,7 +33,7 @@ TEST_TIMEOUT_SECONDS = 180
 # The order the files run in. scripts/test runs the files on parallel pytest-xdist workers, one file to a worker, in
 # collection order, and xdist queues a second file behind each worker's first at once: the two longest start first,
 # quick ones are queued behind them (nothing long waits behind schemathesis), then the rest, longest first.
-FILE_ORDER = ["test_schemathesis.py", "test_web.py",
+FILE_ORDER = ["test_schemathesis.py", "test_web.py", "test_web_messages.py", "test_messages_realtime.py",
               "test_avatar.py", "test_races.py", "test_openapi.py",
               "test_bench_run.py", "test_realtime.py", "test_mail_worker.py", "test_bench.py", "test_login.py",
               "test_chat_http.py"]
