@@ -36,6 +36,23 @@ struct ClientEventTests {
         #expect(try self.decode("leaveChat", #""c1""#) == .openChat(chatID: "c1", open: false))
         #expect(try self.decode("typing", #"{"chatId":"c1"}"#) == .typing(chatID: "c1", isTyping: true))
         #expect(try self.decode("stopTyping", #""c1""#) == .typing(chatID: "c1", isTyping: false))
+        #expect(
+            try self.decode("sendMessage", #"{"chatId":"c1","text":"re","replyToSeq":3}"#)
+                == .sendMessage(.init(chatID: "c1", text: "re", clientMessageID: nil, replyToSeq: 3))
+        )
+        #expect(
+            try self.decode("editMessage", #"{"chatId":"c1","seq":2,"text":"hi <@0190a000-0000-7000-8000-000000000001>"}"#)
+                == .change(
+                    chatID: "c1",
+                    seq: 2,
+                    action: .edit(text: "hi <@0190a000-0000-7000-8000-000000000001>", mentionCandidates: ["0190a000-0000-7000-8000-000000000001"])
+                )
+        )
+        #expect(try self.decode("deleteMessage", #"{"chatId":"c1","seq":2}"#) == .change(chatID: "c1", seq: 2, action: .delete))
+        #expect(
+            try self.decode("react", #"{"chatId":"c1","seq":2,"emoji":"👍🏽","on":false}"#)
+                == .change(chatID: "c1", seq: 2, action: .react(emoji: "👍🏽", on: false))
+        )
     }
 
     @Test(
@@ -58,6 +75,16 @@ struct ClientEventTests {
             ("leaveChat", "42", "invalid_request"),
             ("typing", #"{"chat":"c1"}"#, "invalid_request"),
             ("stopTyping", "null", "invalid_request"),
+            ("sendMessage", #"{"chatId":"c1","text":"x","replyToSeq":"3"}"#, "invalid_seq"),
+            ("sendMessage", #"{"chatId":"c1","text":"x","replyToSeq":1.5}"#, "invalid_seq"),
+            ("editMessage", #"{"chatId":"c1","seq":1}"#, "invalid_text"),
+            ("editMessage", #"{"chatId":"c1","seq":1,"text":"  "}"#, "invalid_text"),
+            ("editMessage", #"{"chatId":"c1","seq":-1,"text":"x"}"#, "invalid_seq"),
+            ("editMessage", #"{"chatId":"c1","text":"x"}"#, "invalid_request"),
+            ("deleteMessage", #"{"chatId":"c1","seq":"1"}"#, "invalid_request"),
+            ("react", #"{"chatId":"c1","seq":1,"emoji":"like","on":true}"#, "invalid_emoji"),
+            ("react", #"{"chatId":"c1","seq":1,"emoji":"👍"}"#, "invalid_request"),
+            ("react", #"{"chatId":"c1","seq":1,"on":true}"#, "invalid_emoji"),
         ] as [(String, String?, String)]
     )
     func malformed(name: String, payload: String?, code: String) throws {

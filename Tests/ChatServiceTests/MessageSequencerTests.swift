@@ -94,4 +94,29 @@ struct MessageSequencerTests {
             #expect(await sequencer.admit(records[449], isNew: true).isEmpty)
         }
     }
+
+    @Test("an edit arriving before the messages it follows brings them first, as new, then itself as an update", arguments: DatabaseKind.allCases)
+    func changesInVersionOrder(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let (store, records) = try await self.chat(with: 2, in: database)
+            let sequencer = MessageSequencer(store: store, logger: Logger(label: "test"), startedAt: records[0].createdAt - 1)
+            let change = ChatStore.MessageChange(
+                chatID: records[0].chatID,
+                seq: 1,
+                userID: records[0].senderID,
+                action: .edit(text: "m0 edited", mentionCandidates: []),
+                now: Timestamp.millis()
+            )
+            guard case .changed(let edited, _) = try await store.write(.change(change)) else { throw TestSetupError("not changed") }
+            #expect(edited.version == 3)
+            // The edit first: version 1 is now the edit's (message 1 at version 3), so the fill brings message 2 as new.
+            let delivered = await sequencer.admit(edited, isNew: false)
+            #expect(delivered.map(\.record.version) == [2, 3])
+            #expect(delivered.map(\.isNew) == [true, false])
+            #expect(delivered.last?.record.text == "m0 edited")
+            // The late originals are duplicates now.
+            #expect(await sequencer.admit(records[0], isNew: true).isEmpty)
+            #expect(await sequencer.admit(records[1], isNew: true).isEmpty)
+        }
+    }
 }
