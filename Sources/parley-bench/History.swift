@@ -6,7 +6,7 @@ import SocketIOProtocol
 /// `parley-bench history`: pages of a long chat over HTTP.
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The latest page and random `before` pages of a chat (seeded with `parley seed-history`): p50/p99 per request."
+        abstract: "The latest page and random `before` pages of a chat (seeded with `parley seed-history`), and searches in it: p50/p99 per request."
     )
 
     @OptionGroup var options: BenchOptions
@@ -59,7 +59,63 @@ struct History: AsyncParsableCommand {
                 )
             )
         }
+        for kind in ["search a number", "search a common word"] {
+            results.append(
+                try await Self.measureSearch(context: context, user: user, chatID: chatID, lastSeq: lastSeq, kind: kind, requests: requests)
+            )
+        }
         return results
+    }
+
+    /// `GET /search` in the seeded chat, whose texts are `Message <seq>`: a random seq (few hits, at any depth of the
+    /// index) or the word every message has (a million hits, of which the newest page is wanted).
+    static func measureSearch(
+        context: BenchContext,
+        user: BenchUser,
+        chatID: String,
+        lastSeq: Int,
+        kind: String,
+        requests: Int
+    ) async throws -> ScenarioResult {
+        let limit = 20
+        let latency = LatencyRecorder()
+        let before = context.sample()
+        for _ in 0..<requests {
+            let word = kind == "search a number" ? String(Int.random(in: 1...lastSeq)) : "message"
+            let path = "/api/v1/search?q=\(word)&chatId=\(chatID)&limit=\(limit)"
+            let started = Monotonic.nanoseconds()
+            let (status, body) = try await context.api.call(.GET, path, token: user.accessToken)
+            latency.record(nanoseconds: Monotonic.nanoseconds() - started)
+            guard status == 200, let results = body["results"]?.arrayValue else {
+                throw CorrectnessFailure("GET \(path) answered \(status): \(body.jsonText().prefix(300))")
+            }
+            // Every hit is a message whose number starts with the word (or any, for the common word), newest first,
+            // with the matched word marked; the common word fills the page from the chat's last message down.
+            let seqs = results.map { $0["message"]?["seq"]?.intValue ?? -1 }
+            let matches = results.allSatisfy { result in
+                let text = result["message"]?["text"]?.stringValue ?? ""
+                let marked = !(result["highlights"]?.arrayValue ?? []).isEmpty
+                return marked && (word == "message" ? text.hasPrefix("Message ") : text.hasPrefix("Message \(word)"))
+            }
+            let newestFirst = zip(seqs, seqs.dropFirst()).allSatisfy { $0 > $1 }
+            let complete =
+                word == "message"
+                ? seqs == Array(stride(from: lastSeq, to: lastSeq - limit, by: -1)) : seqs.contains(Int(word)!) || seqs.count == limit
+            guard matches, newestFirst, complete, !seqs.isEmpty else {
+                throw CorrectnessFailure("GET \(path) returned seqs \(seqs.prefix(5))… (\(seqs.count)): not the newest matches")
+            }
+        }
+        let histogram = latency.snapshot
+        return ScenarioResult(
+            scenario: "history \(kind)",
+            parameters: ["chat": chatID, "messages": String(lastSeq), "requests": String(requests), "limit": String(limit)],
+            figures: [
+                Figure("p50", histogram.milliseconds(at: 50), "ms"),
+                Figure("p99", histogram.milliseconds(at: 99), "ms", atMost: 50),
+                Figure("max", histogram.maxMilliseconds, "ms"),
+            ],
+            resources: ResourceUse(from: before, to: context.sample())
+        )
     }
 
     static func page(context: BenchContext, user: BenchUser, path: String) async throws -> [(seq: Int, id: String)] {

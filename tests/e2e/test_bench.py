@@ -118,6 +118,9 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
             assert line["figures"] and all(isinstance(figure["value"], (int, float)) for figure in line["figures"]), line
             assert line["resources"]["loadGeneratorCPUPercent"] >= 0, line
             assert line["resources"]["serverRSSMiB"] > 0, line
+    history = bench(bench_binary, server, users_file, *runs["history"])[1]
+    assert [line["scenario"] for line in history] == ["history latest page", "history random before page",
+                                                       "history search a number", "history search a common word"]
     throughput = bench(bench_binary, server, users_file, *runs["throughput"])[1]
     assert [line["scenario"] for line in throughput] == ["throughput", "throughput paced"]
 
