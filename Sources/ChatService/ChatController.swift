@@ -98,52 +98,34 @@ public struct ChatController: Sendable {
     }
 
     @Sendable func edit(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
-        let userID = try context.requireUserID()
         let body = try await request.decodeJSON(as: EditMessageRequest.self, context: context)
-        let action = try ChatService.editAction(text: body.text)
-        return MessageEnvelope(
-            message: try await self.service.change(
-                chatID: try context.parameters.require("id"),
-                seq: try Self.seq(context),
-                userID: userID,
-                action: action
-            )
-        )
+        return try await self.change(ChatService.editAction(text: body.text), context: context)
     }
 
     @Sendable func delete(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
-        let userID = try context.requireUserID()
-        return MessageEnvelope(
-            message: try await self.service.change(
-                chatID: try context.parameters.require("id"),
-                seq: try Self.seq(context),
-                userID: userID,
-                action: .delete
-            )
-        )
+        try await self.change(.delete, context: context)
     }
 
     @Sendable func addReaction(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
-        try await self.react(on: true, context: context)
+        try await self.change(try Self.reactAction(on: true, context: context), context: context)
     }
 
     @Sendable func removeReaction(request: Request, context: ParleyRequestContext) async throws -> MessageEnvelope {
-        try await self.react(on: false, context: context)
+        try await self.change(try Self.reactAction(on: false, context: context), context: context)
     }
 
-    func react(on: Bool, context: ParleyRequestContext) async throws -> MessageEnvelope {
+    /// Carries out `action` on the message the path names, as the caller.
+    func change(_ action: ChatStore.MessageChange.Action, context: ParleyRequestContext) async throws -> MessageEnvelope {
         let userID = try context.requireUserID()
+        let chatID = try context.parameters.require("id")
+        return MessageEnvelope(message: try await self.service.change(chatID: chatID, seq: try Self.seq(context), userID: userID, action: action))
+    }
+
+    /// The reaction the path names, validated.
+    static func reactAction(on: Bool, context: ParleyRequestContext) throws -> ChatStore.MessageChange.Action {
         // Path parameters arrive as sent: the emoji is percent-encoded UTF-8.
         guard let emoji = try context.parameters.require("emoji").removingPercentEncoding else { throw ChatError.invalidEmoji }
-        let action = try ChatService.reactAction(emoji: emoji, on: on)
-        return MessageEnvelope(
-            message: try await self.service.change(
-                chatID: try context.parameters.require("id"),
-                seq: try Self.seq(context),
-                userID: userID,
-                action: action
-            )
-        )
+        return try ChatService.reactAction(emoji: emoji, on: on)
     }
 
     @Sendable func changes(request: Request, context: ParleyRequestContext) async throws -> ChangePage {

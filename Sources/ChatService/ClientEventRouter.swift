@@ -52,25 +52,11 @@ struct ClientEventRouter: Sendable {
                 clientMessageID: send.clientMessageID,
                 replyToSeq: send.replyToSeq
             )
-            self.tasks.add {
-                do {
-                    let (message, _) = try await self.service.sent(pending)
-                    ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
-                } catch {
-                    self.answer(ack, error: error, event: "sendMessage")
-                }
-            }
+            self.answerWhenStored(pending, ack: ack, event: "sendMessage")
         case .change(let chatID, let seq, let action):
             // Like a send: queued in this socket's order, answered once committed.
             let pending = try await self.service.submitChange(chatID: chatID, seq: seq, userID: caller.userID, action: action)
-            self.tasks.add {
-                do {
-                    let (message, _) = try await self.service.sent(pending)
-                    ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
-                } catch {
-                    self.answer(ack, error: error, event: "change")
-                }
-            }
+            self.answerWhenStored(pending, ack: ack, event: "change")
         case .markRead(let chatID, let seq):
             try await self.service.markRead(chatID: chatID, userID: caller.userID, seq: seq)
             ack?([Self.ok])
@@ -86,6 +72,18 @@ struct ClientEventRouter: Sendable {
         case .typing(let chatID, let isTyping):
             try await self.typing.typing(chatID: chatID, userID: caller.userID, isTyping: isTyping)
             ack?([Self.ok])
+        }
+    }
+
+    /// Answers `ack` with the message a submitted write became, once its batch is committed (or with its error).
+    func answerWhenStored(_ pending: PendingAppend, ack: Ack?, event: String) {
+        self.tasks.add {
+            do {
+                let (message, _) = try await self.service.sent(pending)
+                ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
+            } catch {
+                self.answer(ack, error: error, event: event)
+            }
         }
     }
 
