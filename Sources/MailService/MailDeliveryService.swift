@@ -67,6 +67,8 @@ public struct MailDeliveryService: Service {
                 now: Timestamp.millis(),
                 maxAttempts: self.settings.maxAttempts
             )
+        } catch is CancellationError {
+            return 0  // shutting down
         } catch {
             self.logger.error("cannot claim mail jobs", metadata: ["error": "\(error)"])
             return 0
