@@ -171,6 +171,13 @@ extension ChatStore {
         }
     }
 
+    /// After a bulk load, what PostgreSQL's autovacuum does soon anyway, done at once so measurements start from the
+    /// steady state: fresh statistics, and the GIN index's pending entries merged into it. Nothing to do on SQLite.
+    func settleAfterBulkLoad() async throws {
+        guard self.database.dialect == .postgres else { return }
+        try await self.database.read { sql in try await sql.raw("VACUUM ANALYZE messages").run() }
+    }
+
     /// Moves every chat's `last_seq` and `version` by its counts in one statement and returns each moved chat's first new
     /// seq and version: taken under each chat's row lock (PostgreSQL) or the one writer (SQLite), the seqs
     /// `[last - count + 1, last]` (and the versions likewise) belong to this transaction alone and stay dense. A chat that

@@ -3,64 +3,142 @@ import ParleyStore
 import SQLKit
 
 /// Full-text search over messages: SQLite's FTS5 index `message_search`, or PostgreSQL's `tsvector` column `search` with
-/// its GIN index, behind one method. Both match words as written (no stemming), each query word as a prefix.
+/// its GIN index, behind one method. Both match whole words as written (no stemming); a word marked as a prefix matches
+/// the words that start with it.
 extension ChatStore {
-    /// The position after the last hit of a page: the index's key of that message (SQLite: the row id; PostgreSQL: the id).
+    /// The position after the last hit of a page: SQLite, the index's row id; PostgreSQL, the message id (all chats) or its
+    /// seq (one chat).
     struct SearchCursor: Codable {
         var k: String
     }
 
+    /// How many of the newest messages a PostgreSQL search reads in order before it asks the GIN index (see
+    /// ``searchPostgres(query:userID:chatID:after:limit:window:)``).
+    static let searchWindow = 10_000
+
     /// Messages that `userID` can see (chats they are a member of, or the one `chatID`) whose text has every one of
-    /// `words` as the start of a word, newest first, after `cursor`; deleted messages never. Also the next page's cursor.
+    /// `words`, newest first, after `cursor`; deleted messages never. Also the next page's cursor.
     func search(
-        words: [String],
+        words: [SearchWord],
+        userID: String,
+        chatID: String?,
+        after cursor: SearchCursor?,
+        limit: Int,
+        window: Int = ChatStore.searchWindow
+    ) async throws -> (records: [MessageRecord], next: SearchCursor?) {
+        precondition(!words.isEmpty && words.allSatisfy { $0.text.allSatisfy { $0.isLetter || $0.isNumber } }, "search words are letters and digits")
+        // Only a key of the kind this search pages by (a cursor of all chats does not fit one chat's on PostgreSQL).
+        if let cursor, self.database.dialect == .sqlite || chatID != nil ? Int64(cursor.k) == nil : !Identifier.isValid(cursor.k) {
+            throw APIError.badRequest("The cursor is not valid.", code: "invalid_cursor")
+        }
+        let hits: [(record: MessageRecord, key: String)]
+        switch self.database.dialect {
+        case .sqlite:
+            hits = try await self.searchSQLite(words: words, userID: userID, chatID: chatID, after: cursor, limit: limit + 1)
+        case .postgres:
+            let query = words.map { $0.isPrefix ? "\($0.text):*" : $0.text }.joined(separator: " & ")
+            hits = try await self.searchPostgres(query: query, userID: userID, chatID: chatID, after: cursor, limit: limit + 1, window: window)
+        }
+        let page = hits.prefix(limit)
+        return (page.map(\.record), hits.count > limit ? page.last.map { SearchCursor(k: $0.key) } : nil)
+    }
+
+    /// Quoted words, each with `*` when a prefix, all required. FTS5 reads an exact word's row ids backwards from the end,
+    /// and the index's rowid order is the messages' insertion order, so the newest hits come first without sorting every
+    /// match. (A prefix is slower on a huge index: FTS5 merges the row ids of every word starting with it first.)
+    private func searchSQLite(
+        words: [SearchWord],
         userID: String,
         chatID: String?,
         after cursor: SearchCursor?,
         limit: Int
-    ) async throws -> (records: [MessageRecord], next: SearchCursor?) {
-        precondition(!words.isEmpty && words.allSatisfy { $0.allSatisfy { $0.isLetter || $0.isNumber } }, "search words are letters and digits")
-        let dialect = self.database.dialect
+    ) async throws -> [(record: MessageRecord, key: String)] {
+        let match = words.map { $0.isPrefix ? "\"\($0.text)\"*" : "\"\($0.text)\"" }.joined(separator: " ")
+        var statement = SQLQueryString(
+            """
+            SELECT \(MessageRecord.columns), s.rowid AS search_key FROM message_search s JOIN messages m ON m.rowid = s.rowid
+            JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID) \(MessageRecord.joins)
+            WHERE message_search MATCH \(bind: match) AND m.kind <> 'deleted'
+            """
+        )
+        if let chatID { statement = SQLQueryString("\(statement) AND m.chat_id = \(bind: chatID)") }
+        if let cursor, let rowid = Int64(cursor.k) { statement = SQLQueryString("\(statement) AND s.rowid < \(bind: rowid)") }
+        statement = SQLQueryString("\(statement) ORDER BY s.rowid DESC LIMIT \(bind: limit)")
         return try await self.database.read { sql in
-            let rows: [any SQLRow]
-            switch dialect {
-            case .sqlite:
-                // Quoted words with `*`: each a prefix, all required. The index's rowid order is the messages' insertion
-                // order, so the newest hits come first without sorting every match.
-                let match = words.map { "\"\($0)\"*" }.joined(separator: " ")
-                var statement = SQLQueryString(
-                    """
-                    SELECT \(MessageRecord.columns), s.rowid AS search_key FROM message_search s JOIN messages m ON m.rowid = s.rowid
-                    JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID) \(MessageRecord.joins)
-                    WHERE message_search MATCH \(bind: match) AND m.kind <> 'deleted'
-                    """
-                )
-                if let chatID { statement = SQLQueryString("\(statement) AND m.chat_id = \(bind: chatID)") }
-                if let cursor, let rowid = Int64(cursor.k) { statement = SQLQueryString("\(statement) AND s.rowid < \(bind: rowid)") }
-                rows = try await sql.raw(SQLQueryString("\(statement) ORDER BY s.rowid DESC LIMIT \(bind: limit + 1)")).all()
-            case .postgres:
-                let query = words.map { "\($0):*" }.joined(separator: " & ")
-                var statement = SQLQueryString(
-                    """
-                    SELECT \(MessageRecord.columns), m.id AS search_key FROM messages m
-                    JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID) \(MessageRecord.joins)
-                    WHERE m.search @@ to_tsquery('simple', \(bind: query)) AND m.kind <> 'deleted'
-                    """
-                )
-                if let chatID { statement = SQLQueryString("\(statement) AND m.chat_id = \(bind: chatID)") }
-                if let cursor { statement = SQLQueryString("\(statement) AND m.id < \(bind: cursor.k)") }
-                rows = try await sql.raw(SQLQueryString("\(statement) ORDER BY m.id DESC LIMIT \(bind: limit + 1)")).all()
+            try await sql.raw(statement).all().map { row in
+                (try MessageRecord(row: row), String(try row.decode(column: "search_key", as: Int64.self)))
             }
-            var records: [MessageRecord] = []
-            var keys: [String] = []
-            for row in rows.prefix(limit) {
-                records.append(try MessageRecord(row: row))
-                keys.append(
-                    dialect == .sqlite
-                        ? String(try row.decode(column: "search_key", as: Int64.self)) : try row.decode(column: "search_key", as: String.self)
-                )
+        }
+    }
+
+    /// PostgreSQL's planner cannot tell a rare word from a common one (a word outside its statistics counts as in 0.5% of
+    /// rows), so one plan is slow for one of them: walking the newest messages backwards finds a common word at once and a
+    /// rare one after a million rows; the GIN index finds a rare word at once and a common one as a million rows to sort.
+    /// So the search takes both, in turn: first the newest `window` messages in order (a common word fills the page
+    /// there), then, only if the page is not full, the GIN index's hits among the older ones, sorted (a word that is not
+    /// common in the newest messages has few hits, or few recent ones). One chat is read by seq (dense, so its newest
+    /// `window` messages are a seq range); all chats by id.
+    private func searchPostgres(
+        query: String,
+        userID: String,
+        chatID: String?,
+        after cursor: SearchCursor?,
+        limit: Int,
+        window: Int
+    ) async throws -> [(record: MessageRecord, key: String)] {
+        try await self.database.read { sql in
+            let key: SQLQueryString = chatID == nil ? "m.id" : "m.seq"
+            var scope = SQLQueryString(
+                """
+                JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID)
+                WHERE m.search @@ to_tsquery('simple', \(bind: query)) AND m.kind <> 'deleted'
+                """
+            )
+            // The newest message (all chats: the `window`-th newest) the window does not hold, if any.
+            let boundary: SQLQueryString?
+            if let chatID {
+                scope = SQLQueryString("\(scope) AND m.chat_id = \(bind: chatID)")
+                let below: Int64
+                if let cursor, let seq = Int64(cursor.k) {
+                    below = seq
+                } else {
+                    let row = try await sql.raw("SELECT last_seq FROM chats WHERE id = \(bind: chatID)").first()
+                    below = (try row?.decode(column: "last_seq", as: Int64.self) ?? 0) + 1
+                }
+                scope = SQLQueryString("\(scope) AND m.seq < \(bind: below)")
+                boundary = below - 1 - Int64(window) > 0 ? SQLQueryString("\(bind: below - 1 - Int64(window))") : nil
+            } else {
+                if let cursor { scope = SQLQueryString("\(scope) AND m.id < \(bind: cursor.k)") }
+                let older = cursor.map { SQLQueryString("WHERE id < \(bind: $0.k)") } ?? ""
+                let row = try await sql.raw("SELECT id FROM messages \(older) ORDER BY id DESC OFFSET \(bind: window) LIMIT 1").first()
+                boundary = try row.map { SQLQueryString("\(bind: try $0.decode(column: "id", as: String.self))") }
             }
-            return (records, rows.count > limit ? keys.last.map { SearchCursor(k: $0) } : nil)
+            func hits(_ statement: SQLQueryString) async throws -> [(record: MessageRecord, key: String)] {
+                try await sql.raw(statement).all().map { row in
+                    let key =
+                        chatID == nil
+                        ? try row.decode(column: "search_key", as: String.self) : String(try row.decode(column: "search_key", as: Int64.self))
+                    return (try MessageRecord(row: row), key)
+                }
+            }
+            let recent = boundary.map { SQLQueryString("AND \(key) > \($0)") } ?? ""
+            var found = try await hits(
+                """
+                SELECT \(MessageRecord.columns), \(key) AS search_key FROM messages m \(MessageRecord.joins) \(scope) \(recent)
+                ORDER BY \(key) DESC LIMIT \(bind: limit)
+                """
+            )
+            guard let boundary, found.count < limit else { return found }
+            // MATERIALIZED keeps the planner from turning this back into the backward walk: the hits come from the index.
+            found += try await hits(
+                """
+                WITH hits AS MATERIALIZED (SELECT m.id, \(key) AS search_key FROM messages m \(scope) AND \(key) <= \(boundary))
+                SELECT \(MessageRecord.columns), \(key) AS search_key FROM messages m \(MessageRecord.joins)
+                WHERE m.id IN (SELECT id FROM hits ORDER BY search_key DESC LIMIT \(bind: limit - found.count))
+                ORDER BY \(key) DESC
+                """
+            )
+            return found
         }
     }
 }

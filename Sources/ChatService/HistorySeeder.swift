@@ -57,6 +57,7 @@ public struct HistorySeeder: Sendable {
             index += Int64(size)
             progress(lastSeq)
         }
+        try await self.store.settleAfterBulkLoad()
         return lastSeq
     }
 }

@@ -43,22 +43,25 @@ enum MessageText {
     static let maxSearchWords = 10
     static let maxWordLength = 64
 
-    /// The words of a search query: runs of letters and digits, lower-cased, at most ``maxSearchWords``.
-    static func searchWords(in query: String) -> [String] {
-        var words: [String] = []
+    /// The words of a search query: runs of letters and digits, lower-cased, at most ``maxSearchWords``; a word followed by
+    /// `*` is a prefix.
+    static func searchWords(in query: String) -> [SearchWord] {
+        var words: [SearchWord] = []
+        let utf16 = query.utf16
         for run in Self.wordRuns(in: query) where words.count < Self.maxSearchWords {
-            guard let word = String(query.utf16[run.range])?.lowercased().prefix(Self.maxWordLength) else { continue }
-            if !words.contains(String(word)) { words.append(String(word)) }
+            guard let text = String(utf16[run.range])?.lowercased().prefix(Self.maxWordLength) else { continue }
+            let word = SearchWord(text: String(text), isPrefix: run.range.upperBound < utf16.endIndex && utf16[run.range.upperBound] == 0x2A)
+            if !words.contains(word) { words.append(word) }
         }
         return words
     }
 
-    /// The ranges of `text` (UTF-16 offsets) holding a word that starts with one of `words` (lower-case), in order.
-    static func highlights(of words: [String], in text: String) -> [(start: Int, end: Int)] {
+    /// The ranges of `text` (UTF-16 offsets) holding one of `words` (or a word starting with a prefix among them), in order.
+    static func highlights(of words: [SearchWord], in text: String) -> [(start: Int, end: Int)] {
         var ranges: [(start: Int, end: Int)] = []
         for run in Self.wordRuns(in: text) {
             guard let word = String(text.utf16[run.range])?.lowercased() else { continue }
-            if words.contains(where: { word.hasPrefix($0) }) { ranges.append((run.start, run.end)) }
+            if words.contains(where: { $0.isPrefix ? word.hasPrefix($0.text) : word == $0.text }) { ranges.append((run.start, run.end)) }
         }
         return ranges
     }
@@ -89,4 +92,10 @@ enum MessageText {
         close(at: text.endIndex)
         return runs
     }
+}
+
+/// A word of a search: matched whole, or as the start of words when the query wrote it with `*` after it (`deploy*`).
+struct SearchWord: Equatable, Sendable {
+    var text: String
+    var isPrefix: Bool
 }

@@ -279,4 +279,71 @@ struct HistorySeederTests {
             }
         }
     }
+
+    @Test(
+        "search pages the same whether hits are among the newest messages or only in the index, in one chat or all",
+        arguments: DatabaseKind.allCases
+    )
+    func searchAcrossTheRecentWindowAndTheIndex(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chats = [
+                try await store.group(named: "a", creator: users[0], members: users, now: 1),
+                try await store.group(named: "b", creator: users[0], members: users, now: 1),
+                try await store.group(named: "c", creator: users[1], members: [users[1]], now: 1),
+            ]
+            // Every message says "common"; "rare" is in a few old ones; "pear" in chat c, which users[0] is not in.
+            var texts: [(chat: String, id: String, text: String)] = []
+            for index in 0..<60 {
+                let chat = chats[index % 3]
+                let text = "common \(index)" + ([3, 4, 7, 19, 22, 40].contains(index) ? " rare" : "") + (index % 3 == 2 ? " pear" : "")
+                guard
+                    case .created(let record) = try await store.append(
+                        chatID: chat,
+                        senderID: chat == chats[2] ? users[1] : users[index % 2],
+                        text: text,
+                        file: nil,
+                        clientMessageID: nil,
+                        now: Int64(index)
+                    )
+                else { throw TestSetupError("not created") }
+                texts.append((chat, record.id, text))
+            }
+            // Newest first: in the order of storing, except across chats on PostgreSQL, by id (time-ordered, to the ms).
+            let newestFirst = { (chat: String?) in
+                kind == .postgres && chat == nil ? texts.sorted { $0.id > $1.id } : texts.reversed()
+            }
+            func everyPage(_ word: SearchWord, in chat: String?, limit: Int, window: Int) async throws -> [String] {
+                var found: [String] = []
+                var cursor: ChatStore.SearchCursor?
+                repeat {
+                    let page = try await store.search(words: [word], userID: users[0], chatID: chat, after: cursor, limit: limit, window: window)
+                    #expect(page.records.count <= limit)
+                    found += page.records.map { $0.text ?? "" }
+                    cursor = page.next
+                } while cursor != nil
+                return found
+            }
+            for window in [1, 4, 10, 1_000] {
+                for chat in [nil, chats[0]] as [String?] {
+                    for word in [
+                        SearchWord(text: "common", isPrefix: false), SearchWord(text: "rare", isPrefix: false),
+                        SearchWord(text: "comm", isPrefix: true),
+                    ] {
+                        let expected = newestFirst(chat).filter {
+                            $0.chat != chats[2] && (chat == nil || $0.chat == chat)
+                                && $0.text.split(separator: " ").contains { word.isPrefix ? $0.hasPrefix(word.text) : $0 == word.text }
+                        }.map(\.text)
+                        #expect(
+                            try await everyPage(word, in: chat, limit: 3, window: window) == expected,
+                            "\(word) in \(chat ?? "all chats"), window \(window)"
+                        )
+                    }
+                    #expect(try await everyPage(SearchWord(text: "pear", isPrefix: false), in: chat, limit: 3, window: window).isEmpty)
+                    #expect(try await everyPage(SearchWord(text: "comm", isPrefix: false), in: chat, limit: 3, window: window).isEmpty)
+                }
+            }
+        }
+    }
 }

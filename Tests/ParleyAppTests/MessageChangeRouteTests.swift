@@ -299,7 +299,10 @@ import Testing
         try await app.send(alice, to: shared, "quokka to delete")
         _ = try Self.message(try await app.request(.delete, Self.url(shared, 4), as: alice))
 
-        let found = try await app.request(.get, "/api/v1/search?q=quok", as: alice).expectJSON(.ok)
+        // Whole words; a word written with `*` after it matches the words that start with it.
+        #expect(try await Self.searchTexts(app, alice, "q=quokka") == ["🎉 Quokka party tonight"])
+        #expect(try await Self.searchTexts(app, alice, "q=quok").isEmpty)
+        let found = try await app.request(.get, "/api/v1/search?q=quok*", as: alice).expectJSON(.ok)
         #expect(Set(found.keys) == ["results", "nextCursor"] || Set(found.keys) == ["results"])
         let results = try #require(found["results"] as? [[String: Any]])
         let texts = results.compactMap { ($0["message"] as? [String: Any])?["text"] as? String }
@@ -308,20 +311,33 @@ import Testing
         let highlights = try #require(results.last?["highlights"] as? [[String: Int]])
         #expect(highlights.map { [$0["start"], $0["end"]] } == [[3, 9]])
         #expect(results.first.flatMap { $0["highlights"] as? [[String: Int]] }?.map { [$0["start"], $0["end"]] } == [[0, 7]])
+        // A whole word marks only itself, not longer words that start with it.
+        try await app.send(alice, to: shared, "quokka quokkas")
+        let marked = try await app.request(.get, "/api/v1/search?q=quokka&limit=1", as: alice).expectJSON(.ok)
+        let marks = (marked["results"] as? [[String: Any]])?.first?["highlights"] as? [[String: Int]]
+        #expect(marks?.map { [$0["start"], $0["end"]] } == [[0, 6]])
 
         // Case is folded by Unicode's rules on both databases, whatever the server's locale.
         try await app.send(bob, to: private_, "Встреча в ПЯТНИЦУ, CRÈME brûlée")
-        #expect(try await Self.searchTexts(app, carol, "q=%D0%BF%D1%8F%D1%82%D0%BD%D0%B8%D1%86%20cr%C3%A8me") == ["Встреча в ПЯТНИЦУ, CRÈME brûlée"])
+        #expect(try await Self.searchTexts(app, carol, "q=%D0%BF%D1%8F%D1%82%D0%BD%D0%B8%D1%86*%20cr%C3%A8me") == ["Встреча в ПЯТНИЦУ, CRÈME brûlée"])
         // Edited text is searched as edited.
         #expect(try await Self.searchTexts(app, alice, "q=wombat") == ["wombat here"])
         #expect(try await Self.searchTexts(app, alice, "q=typo").isEmpty)
         // Every word must match; within one chat; pages with a cursor.
         #expect(try await Self.searchTexts(app, alice, "q=quokka%20party") == ["🎉 Quokka party tonight"])
         #expect(try await Self.searchTexts(app, bob, "q=quokka&chatId=\(private_)") == ["secret quokka plans"])
-        let page = try await app.request(.get, "/api/v1/search?q=quokka&limit=1", as: bob).expectJSON(.ok)
-        let cursor = try #require(page["nextCursor"] as? String)
-        let rest = try await Self.searchTexts(app, bob, "q=quokka&limit=5&cursor=\(cursor)")
-        #expect(rest == ["quokkas are great", "🎉 Quokka party tonight"])
+        // After "quokka quokkas": in all Bob's chats, and in the one with Alice.
+        for (scope, expected) in [
+            ("", ["secret quokka plans", "quokkas are great", "🎉 Quokka party tonight"]),
+            ("&chatId=\(shared)", ["quokkas are great", "🎉 Quokka party tonight"]),
+        ] {
+            let page = try await app.request(.get, "/api/v1/search?q=quok*&limit=1\(scope)", as: bob).expectJSON(.ok)
+            #expect(Self.texts(page) == ["quokka quokkas"])
+            let cursor = try #require(page["nextCursor"] as? String)
+            #expect(try await Self.searchTexts(app, bob, "q=quok*&limit=5&cursor=\(cursor)\(scope)") == expected, "\(scope)")
+        }
+        try await app.request(.get, "/api/v1/search?q=quokka&cursor=\(OpaqueCursor.encode(["k": "x"]))", as: bob)
+            .expectError(.badRequest, code: "invalid_cursor", "a cursor that is not one of a search's")
 
         try await app.request(.get, "/api/v1/search?q=quokka&chatId=\(private_)", as: alice)
             .expectError(.notFound, code: "chat_not_found", "a chat one is not in")
@@ -335,7 +351,11 @@ import Testing
     }
 
     static func searchTexts(_ app: TestApp, _ session: Session, _ query: String) async throws -> [String] {
-        let body = try await app.request(.get, "/api/v1/search?\(query)", as: session).expectJSON(.ok)
-        return (body["results"] as? [[String: Any]] ?? []).compactMap { ($0["message"] as? [String: Any])?["text"] as? String }
+        Self.texts(try await app.request(.get, "/api/v1/search?\(query)", as: session).expectJSON(.ok))
+    }
+
+    /// The texts of a page of search results.
+    static func texts(_ page: [String: Any]) -> [String] {
+        (page["results"] as? [[String: Any]] ?? []).compactMap { ($0["message"] as? [String: Any])?["text"] as? String }
     }
 }

@@ -118,7 +118,9 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
         assert lines, f"{name} printed no JSON: {result.stdout!r}"
         if name == "history":
             assert [line["scenario"] for line in lines] == ["history latest page", "history random before page",
-                                                            "history search a number", "history search a common word"]
+                                                            "history search a number", "history search a common word",
+                                                            "history search a number prefix",
+                                                            "history search a common prefix"]
         for line in lines:
             assert line["figures"] and all(isinstance(figure["value"], (int, float)) for figure in line["figures"]), line
             assert line["resources"]["loadGeneratorCPUPercent"] >= 0, line

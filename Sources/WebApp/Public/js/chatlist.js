@@ -231,7 +231,11 @@ function messageResults() {
   const current = found.query === query && found.scope === scope;
   if (found.state === "error") nodes.push(h("p.list-note.muted", found.error || "Couldn't search right now."));
   else if (!current || (found.state === "loading" && found.results.length === 0)) nodes.push(h("p.list-note.muted", "Searching…"));
-  else if (found.results.length === 0) nodes.push(h("p.list-note.muted", `No messages with “${query}”.`));
+  else if (found.results.length === 0) {
+    nodes.push(h("p.list-note.muted", `No messages with “${query}”.`));
+    // Words are matched whole: say how to match the start of one (unless the query already does).
+    if (!query.includes("*")) nodes.push(h("p.list-note.muted.search-hint", "Add * to a word to match words starting with it, as in plan*."));
+  }
   if (current) {
     for (const result of found.results) {
       const item = resultItem(result);
