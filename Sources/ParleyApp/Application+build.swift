@@ -1,6 +1,7 @@
 import ChatService
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import MailService
@@ -187,14 +188,7 @@ func assemble(
     let port = configuration.port ?? role.defaultPort
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: router,
-            configuration: .init(
-                // A keep-alive connection idle after a request is closed.
-                http1: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))),
-                ws: socketConfiguration.webSocketServerConfiguration
-            )
-        ),
+        server: httpServer(router: router, configuration: configuration, webSocket: socketConfiguration.webSocketServerConfiguration),
         configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
         onServerRunning: { channel in
             let actualPort = channel.localAddress?.port ?? port
@@ -205,4 +199,33 @@ func assemble(
         logger: logger
     )
     return ParleyProcess(application: application, database: database, services: services, socketServer: socketServer)
+}
+
+/// HTTP/1.1 with the WebSocket upgrade, as `.http1WebSocketUpgrade(webSocketRouter:configuration:)` builds it, with the
+/// request deadlines in front: a keep-alive connection idle after a request is closed by Hummingbird; one that drips its
+/// first request's headers, or any request's body, by ``RequestDeadlineHandler``.
+func httpServer(
+    router: Router<ParleyRequestContext>,
+    configuration: ParleyConfiguration,
+    webSocket: WebSocketServerConfiguration
+) -> HTTPServerBuilder {
+    let webSocketResponder = router.buildResponder()
+    let timeouts = RequestTimeouts(
+        header: .seconds(Int64(configuration.httpHeaderTimeoutSeconds)),
+        request: .seconds(Int64(configuration.httpRequestTimeoutSeconds))
+    )
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [RequestProgressHandler()],
+        idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds))
+    )
+    return HTTPServerBuilder { responder in
+        RequestDeadlineChannel(
+            base: HTTP1WebSocketUpgradeChannel(
+                responder: responder,
+                webSocketResponder: webSocketResponder,
+                configuration: .init(http1: http1, ws: webSocket)
+            ),
+            timeouts: timeouts
+        )
+    }
 }

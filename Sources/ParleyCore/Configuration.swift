@@ -106,6 +106,10 @@ public struct ParleyConfiguration: Sendable {
     public var socketHandshakesPerSecond: Double
     /// `PARLEY_HTTP_IDLE_TIMEOUT_SECONDS`: how long a keep-alive HTTP connection may stay idle after a request.
     public var httpIdleTimeoutSeconds: Int
+    /// `PARLEY_HTTP_HEADER_TIMEOUT_SECONDS`: how long a new connection may take to send its first request's head.
+    public var httpHeaderTimeoutSeconds: Int
+    /// `PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS`: how long a request may take to arrive whole, from its head to its body's end.
+    public var httpRequestTimeoutSeconds: Int
     /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
     public var jwtPreviousKeyPEM: String?
 
@@ -155,6 +159,8 @@ public struct ParleyConfiguration: Sendable {
         self.socketHandshakeBurst = 400
         self.socketHandshakesPerSecond = 100
         self.httpIdleTimeoutSeconds = 60
+        self.httpHeaderTimeoutSeconds = 20
+        self.httpRequestTimeoutSeconds = 300
         self.jwtPreviousKeyPEM = nil
     }
 
@@ -278,6 +284,8 @@ public struct ParleyConfiguration: Sendable {
         self.socketHandshakesPerSecond =
             try reader.double("PARLEY_SOCKET_HANDSHAKES_PER_SECOND", in: 0.001...1_000_000) ?? self.socketHandshakesPerSecond
         self.httpIdleTimeoutSeconds = try reader.int("PARLEY_HTTP_IDLE_TIMEOUT_SECONDS", in: 5...3600) ?? self.httpIdleTimeoutSeconds
+        self.httpHeaderTimeoutSeconds = try reader.int("PARLEY_HTTP_HEADER_TIMEOUT_SECONDS", in: 1...600) ?? self.httpHeaderTimeoutSeconds
+        self.httpRequestTimeoutSeconds = try reader.int("PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS", in: 2...3600) ?? self.httpRequestTimeoutSeconds
         self.jwtPreviousKeyPEM = reader.string("PARLEY_JWT_PREVIOUS_KEY")
     }
 

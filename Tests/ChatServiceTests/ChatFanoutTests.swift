@@ -88,6 +88,8 @@ struct RealtimeParts {
     /// Appends `count` messages from `sender` to `chat`, stored only (not published).
     func append(_ count: Int, to chat: String, from sender: String) async throws -> [MessageRecord] {
         var records: [MessageRecord] = []
+        // Sent together, as far as the sequencer's in-flight window can tell, however slowly this machine stores them.
+        let now = Timestamp.millis()
         for index in 0..<count {
             guard
                 case .created(let record) = try await self.service.store.append(
@@ -96,7 +98,7 @@ struct RealtimeParts {
                     text: "m\(index)",
                     file: nil,
                     clientMessageID: nil,
-                    now: Timestamp.millis()
+                    now: now
                 )
             else { throw TestSetupError("not created") }
             records.append(record)

@@ -73,8 +73,9 @@ import Testing
             let ann = try await app.signIn()
             let ben = try await app.signIn()
             let chatID = try await Self.chat(app, of: ann, with: ben)
-            let expiresAt = Date().addingTimeInterval(2)
-            let socket = try await PollingSocket.connect(app, token: try Self.token(of: ann, expiringIn: 2))
+            // Long enough for the three auth events below on a loaded machine (with 2 s, CI once saw the socket end first).
+            let expiresAt = Date().addingTimeInterval(5)
+            let socket = try await PollingSocket.connect(app, token: try Self.token(of: ann, expiringIn: 5))
 
             try await socket.send(#"421["auth",{"token":"\#(ben.accessToken)"}]"#)
             #expect(try await socket.receive { $0.hasPrefix("431[") }.contains(#""code":"wrong_user""#))

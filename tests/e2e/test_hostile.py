@@ -154,8 +154,7 @@ def test_a_session_flood_from_one_address_is_bounded(launcher):
 
 def test_an_idle_keep_alive_connection_is_closed(launcher):
     """[hostile] With PARLEY_HTTP_IDLE_TIMEOUT_SECONDS=5, a keep-alive connection left idle after a request is closed
-    by the server within 5 s (+3 s of slack). (A connection that never completes its first request is not covered
-    yet: hummingbird's idle timer starts with the first request; see issue 12's note.)"""
+    by the server within 5 s (+3 s of slack). (Connections that never complete a request: the next test.)"""
     import socket
 
     server = launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_HTTP_IDLE_TIMEOUT_SECONDS": "5"})
@@ -179,3 +178,116 @@ def test_an_idle_keep_alive_connection_is_closed(launcher):
         assert 4 <= waited <= 8, f"closed after {waited:.1f} s (timeout 5 s)"
     finally:
         idle.close()
+
+
+def read_until_closed(connection, limit: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection (or `limit` seconds pass), and when it closed."""
+    started = time.monotonic()
+    received = b""
+    connection.settimeout(0.2)
+    while time.monotonic() - started < limit:
+        try:
+            chunk = connection.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def drip(connection, first: bytes, piece: bytes, every: float, limit: float) -> tuple[bytes, float]:
+    """Sends `first`, then `piece` every `every` seconds, until the server closes the connection or `limit` passes."""
+    import socket
+
+    connection.sendall(first)
+    started = time.monotonic()
+    received = b""
+    connection.settimeout(every)
+    while time.monotonic() - started < limit:
+        try:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        except (TimeoutError, socket.timeout):
+            pass
+        except ConnectionResetError:
+            break
+        try:
+            connection.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            received += read_until_closed(connection, 1)[0]
+            break
+    return received, time.monotonic() - started
+
+
+def test_a_slow_client_cannot_hold_a_connection(launcher):
+    """[hostile] With PARLEY_HTTP_HEADER_TIMEOUT_SECONDS=2 and PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS=4: a connection that
+    sends nothing, or drips its first request's headers, is answered 408 and closed within 2 s (+2 s of slack); one
+    that drips a request body, within 4 s (+2 s). A WebSocket and a long poll outlive both; so do quick requests."""
+    import socket
+
+    server = launcher.parley(
+        backend="sqlite",
+        smtp=None,
+        env={"PARLEY_HTTP_HEADER_TIMEOUT_SECONDS": "2", "PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS": "4"},
+    )
+    account, other = sign_in(server), sign_in(server)
+    chat = expect_status(account.client.post("/api/v1/chats", json={"userId": other.user["id"]}), 201)["chat"]
+    socket_client = socketio.Client(reconnection=False)
+    socket_client.connect(server.base_url, auth={"token": account.access_token}, transports=["websocket"], wait_timeout=10)
+    poller = socketio.Client(reconnection=False)
+    poller.connect(server.base_url, auth={"token": account.access_token}, transports=["polling"], wait_timeout=10)
+    try:
+        cases = {
+            "silent": (b"", b"", 2),
+            "dripped headers": (b"GET /health HTTP/1.1\r\n", b"X-Drip: 1\r\n", 2),
+            "dripped body": (
+                b"POST /api/v1/chats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + account.access_token.encode()
+                + b"\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{",
+                b" ",
+                4,
+            ),
+        }
+        for name, (first, piece, timeout) in cases.items():
+            connection = socket.create_connection(("127.0.0.1", server.port))
+            try:
+                received, waited = drip(connection, first, piece, every=0.5, limit=timeout + 6)
+            finally:
+                connection.close()
+            print(f"[slow client] {name}: closed after {waited:.1f} s", flush=True)
+            assert received.startswith(b"HTTP/1.1 408"), f"{name}: {received[:200]!r}"
+            assert timeout - 0.5 <= waited <= timeout + 2, f"{name}: closed after {waited:.1f} s (timeout {timeout} s)"
+        # The sockets, connected for longer than both timeouts, still work both ways.
+        assert socket_client.connected and poller.connected
+        for client in (socket_client, poller):
+            ack = client.call("sendMessage", {"chatId": chat["id"], "text": "still here"}, timeout=5)
+            assert isinstance(ack, dict) and "message" in ack, ack
+        expect_status(account.client.get("/api/v1/chats"), 200)
+    finally:
+        socket_client.disconnect()
+        poller.disconnect()
+
+
+def test_a_connection_without_a_request_does_not_delay_shutdown(launcher):
+    """[hostile] A connection that never sends a request (the header timeout left at its default, 20 s) is closed at
+    once by a graceful shutdown: the process exits within 5 s of SIGTERM."""
+    import socket
+
+    server = launcher.parley(backend="sqlite", smtp=None)
+    expect_status(server.client.get("/health"), 200)
+    silent = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        launcher.stop(server)  # SIGTERM; fails on a non-zero exit, or on none within the harness's limit
+        waited = time.monotonic() - started
+        print(f"[shutdown] exited after {waited:.1f} s with a silent connection open", flush=True)
+        assert waited <= 5, f"shutdown took {waited:.1f} s"
+        assert not [line for line in server.log_lines() if '"level":"error"' in line], "the closed connection was logged as an error"
+    finally:
+        silent.close()
