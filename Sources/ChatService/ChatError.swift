@@ -34,6 +34,8 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
     case tooManyReactions
     /// A search without a word to look for.
     case invalidQuery(String)
+    /// Too many of one kind of action from one user (see ``UserRateLimits``): 429 with the seconds to wait.
+    case rateLimited(String, retryAfter: Int)
 
     /// The contract's answer.
     public var apiError: APIError {
@@ -65,6 +67,8 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
                     "A message has at most \(ChatStore.maxEmojiPerMessage) different emoji, and a person at most \(ChatStore.maxReactionsPerUser) reactions on it."
             )
         case .invalidQuery(let message): .badRequest(message, code: "invalid_query")
+        case .rateLimited(let what, let seconds):
+            .rateLimited("Too many \(what) at once; try again in \(max(1, seconds)) s.", retryAfter: seconds)
         }
     }
 }

@@ -8,6 +8,7 @@ extension ChatService {
     func submitChange(chatID: String, seq: Int64, userID: String, action: ChatStore.MessageChange.Action) async throws -> PendingAppend {
         guard Identifier.isValid(chatID) else { throw ChatError.chatNotFound }
         guard seq >= 1 else { throw ChatError.messageNotFound }
+        try self.limits.take(.message, userID: userID)
         return await self.writer.submit(
             .change(ChatStore.MessageChange(chatID: chatID, seq: seq, userID: userID, action: action, now: Timestamp.millis()))
         )

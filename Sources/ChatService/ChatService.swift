@@ -15,6 +15,8 @@ public struct ChatService: Sendable {
     public let writer: MessageWriter
     let directory: any UserDirectory
     let maxUploadBytes: Int
+    /// What one user may do how often (sends and changes, new groups, images; typing is counted by the socket's router).
+    let limits: UserRateLimits
 
     /// Creates the service over `database`; profiles come from `directory`.
     package init(
@@ -23,7 +25,8 @@ public struct ChatService: Sendable {
         blobs: any BlobStore,
         signer: FileURLSigner,
         bus: any ChatEventBus,
-        maxUploadBytes: Int
+        maxUploadBytes: Int,
+        limits: UserRateLimits = .unlimited
     ) {
         self.store = ChatStore(database: database)
         self.files = FileStore(database: database)
@@ -45,6 +48,7 @@ public struct ChatService: Sendable {
             }
         }
         self.maxUploadBytes = maxUploadBytes
+        self.limits = limits
     }
 
     static let maxTextLength = 4000
@@ -75,6 +79,7 @@ public struct ChatService: Sendable {
         }
         guard members.count >= 2 else { throw ChatError.invalidMembers("A group needs at least one other member.") }
         guard members.count <= Self.maxGroupMembers else { throw ChatError.invalidMembers("A group has at most \(Self.maxGroupMembers) members.") }
+        try self.limits.take(.group, userID: userID)
         let existing = try await self.directory.profiles(of: members)
         if let missing = members.first(where: { existing[$0] == nil }) { throw ChatError.memberNotFound(missing) }
         let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
@@ -150,6 +155,8 @@ public struct ChatService: Sendable {
     ) async throws -> (Message, created: Bool) {
         let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
         if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
+        try self.limits.take(.message, userID: userID)
+        if image != nil { try self.limits.take(.upload, userID: userID) }
         var file: FileRecord?
         if let image {
             guard try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
@@ -183,6 +190,7 @@ public struct ChatService: Sendable {
     ) async throws -> PendingAppend {
         let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: false, clientMessageID: clientMessageID)
         if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
+        try self.limits.take(.message, userID: userID)
         return await self.writer.submit(
             ChatStore.MessageDraft(
                 chatID: chatID,

@@ -70,6 +70,7 @@ struct ClientEventRouter: Sendable {
             self.reads.close(chatID, socketID: caller.socketID)
             ack?([Self.ok])
         case .typing(let chatID, let isTyping):
+            try self.service.limits.take(.typing, userID: caller.userID)
             try await self.typing.typing(chatID: chatID, userID: caller.userID, isTyping: isTyping)
             ack?([Self.ok])
         }

@@ -147,7 +147,8 @@ func assemble(
             blobs: try DiskBlobStore(directory: (configuration.dataDirectory as NSString).appendingPathComponent("files")),
             signer: secrets.fileSigner,
             bus: postgresBus ?? InProcessEventBus(),
-            maxUploadBytes: configuration.maxUploadBytes
+            maxUploadBytes: configuration.maxUploadBytes,
+            limits: UserRateLimits(configuration.rateLimits)
         )
         routes.chat = ChatController(service: chat, verifier: chatVerifier)
         services.append(chat.writer)

@@ -77,6 +77,9 @@ public struct ParleyConfiguration: Sendable {
     public var mailPollSeconds: Double
 
     public var maxUploadBytes: Int
+    /// `PARLEY_RATE_MESSAGES`, `PARLEY_RATE_TYPING`, `PARLEY_RATE_GROUPS`, `PARLEY_RATE_UPLOADS` (`BURST,PER_SECOND`): what
+    /// one user may do on one chat instance: sends, edits, deletions and reactions; typing events; new groups; images.
+    public var rateLimits: RateLimitSettings
 
     /// `PARLEY_INSTANCE`: this process's name among instances of its service (it starts Socket.IO session ids), or nil.
     public var instanceName: String?
@@ -145,6 +148,7 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = 5
         self.mailPollSeconds = 1
         self.maxUploadBytes = 10 * 1024 * 1024
+        self.rateLimits = RateLimitSettings()
         self.instanceName = nil
         self.trustedProxies = []
         self.eventBus = .local
@@ -218,6 +222,10 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = try reader.double("PARLEY_MAIL_RETRY_BASE_SECONDS", in: 0.05...3600) ?? self.mailRetryBaseSeconds
         self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
         self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
+        self.rateLimits.messages = try reader.rate("PARLEY_RATE_MESSAGES") ?? self.rateLimits.messages
+        self.rateLimits.typing = try reader.rate("PARLEY_RATE_TYPING") ?? self.rateLimits.typing
+        self.rateLimits.groups = try reader.rate("PARLEY_RATE_GROUPS") ?? self.rateLimits.groups
+        self.rateLimits.uploads = try reader.rate("PARLEY_RATE_UPLOADS") ?? self.rateLimits.uploads
         try self.readScaleOutSettings(&reader)
     }
 
@@ -309,6 +317,31 @@ public struct ParleyConfiguration: Sendable {
     }
 }
 
+/// A token bucket's shape: `burst` at once, then `perSecond`.
+public struct Rate: Sendable, Equatable {
+    public var burst: Int
+    public var perSecond: Double
+
+    public init(burst: Int, perSecond: Double) {
+        self.burst = burst
+        self.perSecond = perSecond
+    }
+}
+
+/// What one signed-in user may make one chat instance do (see ``ParleyConfiguration/rateLimits``).
+public struct RateLimitSettings: Sendable, Equatable {
+    /// Sends, edits, deletions and reactions: 60 at once, then 10 a second.
+    public var messages = Rate(burst: 60, perSecond: 10)
+    /// `typing` and `stopTyping`: 20 at once, then 2 a second.
+    public var typing = Rate(burst: 20, perSecond: 2)
+    /// New groups: 10 at once, then one a minute.
+    public var groups = Rate(burst: 10, perSecond: 1.0 / 60)
+    /// Images: 20 at once, then one every 2 seconds.
+    public var uploads = Rate(burst: 20, perSecond: 0.5)
+
+    public init() {}
+}
+
 /// Reads typed values from the environment; empty values count as unset.
 struct EnvironmentReader {
     let environment: [String: String]
@@ -324,6 +357,19 @@ struct EnvironmentReader {
             throw ConfigurationError(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
         }
         return value
+    }
+
+    /// A rate as `BURST,PER_SECOND`: a whole burst of at least 1, then a steady rate above 0 (`60,10`; `10,0.0167` is
+    /// one a minute).
+    func rate(_ name: String) throws -> Rate? {
+        guard let text = self.string(name) else { return nil }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2, let burst = Int(parts[0]), (1...10_000_000).contains(burst), let perSecond = Double(parts[1]),
+            perSecond > 0, perSecond <= 10_000_000
+        else {
+            throw ConfigurationError(name, "must be BURST,PER_SECOND, as in 60,10 (got \"\(text)\")")
+        }
+        return Rate(burst: burst, perSecond: perSecond)
     }
 
     func double(_ name: String, in range: ClosedRange<Double>) throws -> Double? {

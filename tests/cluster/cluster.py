@@ -366,6 +366,10 @@ class Cluster:
             "PARLEY_PRESENCE_TTL_SECONDS": "6",
             "PARLEY_EVENT_BUS": "postgres",
             "PARLEY_LOGIN_IP_LIMIT": "1000",
+            # The tests send in bursts (the per-user rates are tested in tests/e2e/test_hostile.py).
+            "PARLEY_RATE_MESSAGES": "1000000,1000000",
+            "PARLEY_RATE_TYPING": "1000000,1000000",
+            "PARLEY_RATE_GROUPS": "1000000,1000000",
             "PARLEY_VERIFY_IP_LIMIT": "1000",
         })
         if self.jwt_pem and service == "user":

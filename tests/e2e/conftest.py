@@ -148,6 +148,11 @@ class Launcher:
             "PARLEY_MAIL_RETRY_BASE_SECONDS": "1",
             "PARLEY_LOGIN_IP_LIMIT": "1000",
             "PARLEY_VERIFY_IP_LIMIT": "1000",
+            # Tests send in bursts; the per-user rates are attacked with their defaults in test_hostile.py.
+            "PARLEY_RATE_MESSAGES": "1000000,1000000",
+            "PARLEY_RATE_TYPING": "1000000,1000000",
+            "PARLEY_RATE_GROUPS": "1000000,1000000",
+            "PARLEY_RATE_UPLOADS": "1000000,1000000",
         })
         url = database_url or self.database_url(backend)
         if url:

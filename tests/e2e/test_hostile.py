@@ -291,3 +291,87 @@ def test_a_connection_without_a_request_does_not_delay_shutdown(launcher):
         assert not [line for line in server.log_lines() if '"level":"error"' in line], "the closed connection was logged as an error"
     finally:
         silent.close()
+
+
+def test_spam_sends_and_typing_storms_are_held_to_the_per_user_rates(launcher):
+    """[hostile] With PARLEY_RATE_MESSAGES=60,30 and the default typing rate (20, then 2 a second), Mallory sends and
+    toggles typing as fast as one client can for 5 s into a group of five polling members: at most 60 + 30 × 5 (+10%)
+    sends are acknowledged and stored, the rest answered `rate_limited` and not stored; the members hear at most
+    20 + 2 × 5 (+5) typing events and none of them is dropped for a full queue; a conversation beside it keeps its
+    send→delivery p99 within twice its value before, plus 25 ms."""
+    server = launcher.parley(backend="sqlite", smtp=None,
+                             env={"PARLEY_RATE_MESSAGES": "60,30", "PARLEY_RATE_TYPING": None})
+    conversation = Conversation(server)
+    mallory = sign_in(server)
+    members = [sign_in(server) for _ in range(5)]
+    group = expect_status(mallory.client.post("/api/v1/chats", json={
+        "name": "spam", "memberIds": [member.user["id"] for member in members]}), 201)["chat"]
+    heard = {"typing": 0, "messages": 0}
+    heard_lock = threading.Lock()
+    listeners = []
+    for member in members:
+        client = socketio.Client(reconnection=False)
+
+        def typing(_event, kind="typing"):
+            with heard_lock:
+                heard[kind] += 1
+
+        client.on("userTyping", typing)
+        client.on("newMessage", lambda _m: typing(None, "messages"))
+        client.connect(server.base_url, auth={"token": member.access_token}, transports=["polling"], wait_timeout=10)
+        listeners.append(client)
+    spammer = socketio.Client(reconnection=False)
+    spammer.connect(server.base_url, auth={"token": mallory.access_token}, transports=["websocket"], wait_timeout=10)
+    acks: dict[str, int] = {}
+    acks_lock = threading.Lock()
+
+    def acked(answer):
+        code = "ok" if isinstance(answer, dict) and answer.get("ok") else (answer or {}).get("error", {}).get("code", "?")
+        with acks_lock:
+            acks[code] = acks.get(code, 0) + 1
+
+    try:
+        baseline = conversation.run(3)
+        stop = threading.Event()
+
+        def spam():
+            typing_on = True
+            while not stop.is_set():
+                spammer.emit("sendMessage", {"chatId": group["id"], "text": uuid.uuid4().hex}, callback=acked)
+                spammer.emit("typing" if typing_on else "stopTyping", {"chatId": group["id"]})
+                typing_on = not typing_on
+                time.sleep(0.001)
+
+        thread = threading.Thread(target=spam, daemon=True)
+        started = time.monotonic()
+        thread.start()
+        during = conversation.run(4)  # 4 s of sends, then 1 s for the last deliveries
+        stop.set()
+        spam_seconds = time.monotonic() - started
+        thread.join(5)
+        time.sleep(2)
+        stored, after = 0, 0
+        while True:
+            page = expect_status(members[0].client.get(f"/api/v1/chats/{group['id']}/messages",
+                                                       params={"after": after, "limit": 200}), 200)
+            stored += len(page["messages"])
+            if not page["messages"] or not page["hasMore"]:
+                break
+            after = page["messages"][-1]["seq"]
+        print(f"\n[spam] {spam_seconds:.1f} s: acks {acks}, stored {stored}, heard {heard} by 5 members", flush=True)
+        allowed = (60 + 30 * spam_seconds) * 1.1
+        assert acks.get("rate_limited", 0) > 0, f"no send was refused: {acks}"
+        assert acks.get("ok", 0) <= allowed, f"{acks.get('ok')} sends acknowledged (bound {allowed:.0f})"
+        assert stored == acks.get("ok", 0), f"{stored} messages stored for {acks.get('ok')} acknowledged sends"
+        assert set(acks) <= {"ok", "rate_limited"}, acks
+        assert heard["messages"] == 5 * stored, f"members heard {heard['messages']} messages of {stored} × 5"
+        assert heard["typing"] <= 5 * (20 + 2 * spam_seconds + 5), f"{heard['typing']} typing events heard by 5 members"
+        assert all(client.connected for client in listeners), "a polling member was dropped"
+        before_p99, during_p99 = p99(baseline), p99(during)
+        print(f"[spam] conversation p99 {before_p99 * 1000:.1f} ms before, {during_p99 * 1000:.1f} ms during", flush=True)
+        assert during_p99 <= 2 * before_p99 + 0.025, f"p99 {during_p99 * 1000:.1f} ms during, {before_p99 * 1000:.1f} before"
+    finally:
+        spammer.disconnect()
+        for client in listeners:
+            client.disconnect()
+        conversation.close()

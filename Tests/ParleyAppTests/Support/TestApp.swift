@@ -49,6 +49,12 @@ struct TestApp: Sendable {
             configuration.database = location
             configuration.port = 0
             configuration.smtpURL = "smtp://127.0.0.1:\(mailbox.port)?tls=none"
+            // Tests send in bursts: no per-user rates unless a test sets them (RateLimitRouteTests does).
+            let unlimited = Rate(burst: 1_000_000, perSecond: 1_000_000)
+            configuration.rateLimits.messages = unlimited
+            configuration.rateLimits.typing = unlimited
+            configuration.rateLimits.groups = unlimited
+            configuration.rateLimits.uploads = unlimited
             configure(&configuration)
             let finalConfiguration = configuration
             var logger = Logger(label: "parley.test")
