@@ -1,7 +1,11 @@
 import Foundation
+public import Hummingbird
 
 /// Where uploaded file bytes live; the database keeps what they are.
 public protocol BlobStore: Sendable {
+    /// Bytes `range` of the blob under `key`, read as the client takes them: a download holds a chunk, not the file.
+    /// (The caller knows the blob's size from the database.)
+    func stream(key: String, range: ClosedRange<Int>, context: some RequestContext) async throws -> ResponseBody
     /// Stores `bytes` under `key`, replacing nothing: keys are fresh ids.
     func put(_ bytes: [UInt8], key: String) async throws
     /// The bytes under `key`, or nil.
@@ -58,6 +62,11 @@ public struct DiskBlobStore: BlobStore {
         guard descriptor >= 0 else { throw BlobStoreError(path: path, errno: errno) }
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else { throw BlobStoreError(path: path, errno: errno) }
+    }
+
+    public func stream(key: String, range: ClosedRange<Int>, context: some RequestContext) async throws -> ResponseBody {
+        // Non-blocking reads on NIO's thread pool, 64 KiB at a time, each written before the next is read.
+        try await FileIO().loadFile(path: self.path(for: key).path, range: range, context: context, chunkLength: 64 * 1024)
     }
 
     public func get(key: String) async throws -> [UInt8]? {

@@ -12,9 +12,13 @@ public struct ChatController: Sendable {
     let verifier: any AccessTokenVerifying
 
     /// Serves `service`, authenticating with `verifier`.
-    public init(service: ChatService, verifier: any AccessTokenVerifying) {
+    /// The downloads this instance streams at once.
+    let downloads: DownloadSlots
+
+    public init(service: ChatService, verifier: any AccessTokenVerifying, downloads: DownloadSlots = DownloadSlots(limit: 128)) {
         self.service = service
         self.verifier = verifier
+        self.downloads = downloads
     }
 
     /// Adds the routes under `/api/v1`.
@@ -199,13 +203,51 @@ public struct ChatController: Sendable {
         else {
             throw ChatError.fileNotFound
         }
-        let (record, bytes) = try await self.service.file(id)
+        let record = try await self.service.file(id)
+        let size = Int(record.size)
+        let tag = "\"\(id)\""
         var headers = HTTPFields()
         headers[.contentType] = record.contentType
         headers[.cacheControl] = "private, max-age=3600"
+        headers[.eTag] = tag
+        headers[.acceptRanges] = "bytes"
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
         headers[.contentSecurityPolicy] = "default-src 'none'; sandbox"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        // A file never changes (every upload has a fresh id): a copy the client holds is current.
+        if let tags = request.headers[.ifNoneMatch], tags == "*" || tags.split(separator: ",").contains(where: { ByteRange.sameTag($0, tag) }) {
+            return Response(status: .notModified, headers: headers)
+        }
+        guard size > 0 else { return Response(status: .ok, headers: headers, body: .init()) }
+        var range = 0...(size - 1)
+        var status = HTTPResponse.Status.ok
+        // One range, as video players and resumed downloads ask (several, or a malformed one: the whole file).
+        if let header = request.headers[.range], request.headers[.ifRange].map({ ByteRange.sameTag(Substring($0), tag) }) ?? true {
+            switch ByteRange(header, size: size) {
+            case .whole:
+                break
+            case .part(let part):
+                (status, range) = (.partialContent, part)
+                headers[.contentRange] = "bytes \(part.lowerBound)-\(part.upperBound)/\(size)"
+            case .unsatisfiable:
+                throw APIError(
+                    .rangeNotSatisfiable,
+                    code: "range_not_satisfiable",
+                    message: "The file has \(size) bytes.",
+                    headers: [.contentRange: "bytes */\(size)"]
+                )
+            }
+        }
+        let slot = try self.downloads.take()
+        let body = try await self.service.blobs.stream(key: id, range: range, context: context)
+        return Response(
+            status: status,
+            headers: headers,
+            body: ResponseBody(contentLength: range.count) { writer in
+                // Given back once written or failed; a body never written gives it back when it is dropped.
+                defer { slot.release() }
+                try await body.write(writer)
+            }
+        )
     }
 
     static func seqParameter(_ raw: String?, name: String) throws -> Int64? {

@@ -279,9 +279,9 @@ public struct ChatService: Sendable {
         return record
     }
 
-    /// The stored facts and bytes of file `id`; the caller has checked the link's signature, which is the permission.
-    func file(_ id: String) async throws -> (FileRecord, bytes: [UInt8]) {
-        guard let record = try await self.files.file(id), let bytes = try await self.blobs.get(key: id) else { throw ChatError.fileNotFound }
-        return (record, bytes)
+    /// The stored facts of file `id`; the caller has checked the link's signature, which is the permission.
+    func file(_ id: String) async throws -> FileRecord {
+        guard let record = try await self.files.file(id) else { throw ChatError.fileNotFound }
+        return record
     }
 }

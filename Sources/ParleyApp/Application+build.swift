@@ -150,7 +150,7 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes,
             limits: UserRateLimits(configuration.rateLimits)
         )
-        routes.chat = ChatController(service: chat, verifier: chatVerifier)
+        routes.chat = ChatController(service: chat, verifier: chatVerifier, downloads: DownloadSlots(limit: configuration.maxDownloads))
         services.append(chat.writer)
         let realtime = ChatRealtime(
             service: chat,

@@ -80,6 +80,8 @@ public struct ParleyConfiguration: Sendable {
     /// `PARLEY_RATE_MESSAGES`, `PARLEY_RATE_TYPING`, `PARLEY_RATE_GROUPS`, `PARLEY_RATE_UPLOADS` (`BURST,PER_SECOND`): what
     /// one user may do on one chat instance: sends, edits, deletions and reactions; typing events; new groups; images.
     public var rateLimits: RateLimitSettings
+    /// `PARLEY_MAX_DOWNLOADS`: files one instance streams at once (more: 503 `too_many_downloads`).
+    public var maxDownloads: Int
 
     /// `PARLEY_INSTANCE`: this process's name among instances of its service (it starts Socket.IO session ids), or nil.
     public var instanceName: String?
@@ -149,6 +151,7 @@ public struct ParleyConfiguration: Sendable {
         self.mailPollSeconds = 1
         self.maxUploadBytes = 10 * 1024 * 1024
         self.rateLimits = RateLimitSettings()
+        self.maxDownloads = 128
         self.instanceName = nil
         self.trustedProxies = []
         self.eventBus = .local
@@ -222,6 +225,7 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = try reader.double("PARLEY_MAIL_RETRY_BASE_SECONDS", in: 0.05...3600) ?? self.mailRetryBaseSeconds
         self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
         self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
+        self.maxDownloads = try reader.int("PARLEY_MAX_DOWNLOADS", in: 1...100_000) ?? self.maxDownloads
         self.rateLimits.messages = try reader.rate("PARLEY_RATE_MESSAGES") ?? self.rateLimits.messages
         self.rateLimits.typing = try reader.rate("PARLEY_RATE_TYPING") ?? self.rateLimits.typing
         self.rateLimits.groups = try reader.rate("PARLEY_RATE_GROUPS") ?? self.rateLimits.groups

@@ -48,7 +48,8 @@ struct ChatServiceTests {
                 let (image, _) = try await chats.send(chatID: chat.id, userID: users[1], text: nil, image: Self.png, clientMessageID: nil)
                 #expect(image.kind == "image" && image.image?.contentType == "image/png" && image.seq == 2)
                 let fileID = try #require(image.image?.url.split(separator: "/").last?.split(separator: "?").first.map(String.init))
-                #expect(try await chats.file(fileID).bytes == Self.png)
+                #expect(try await chats.file(fileID).size == Int64(Self.png.count))
+                #expect(try await chats.blobs.get(key: fileID) == Self.png)
                 await #expect(throws: ChatError.chatNotFound) {
                     try await chats.send(chatID: chat.id, userID: users[2], text: "intruder", image: nil, clientMessageID: nil)
                 }

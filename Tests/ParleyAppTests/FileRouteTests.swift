@@ -20,6 +20,7 @@ import Testing
             try await Self.forgedFileURLsAre404(app)
             try await Self.aFileURLWorksWithATokenTooAndKeepsItsType(app)
             try await Self.aPNGTooLargeForItsHeaderIsRefusedBeforeItIsStored(app)
+            try await Self.aFileIsServedInRangesAndRevalidatedByItsTag(app)
         }
     }
 
@@ -232,5 +233,59 @@ import Testing
         #expect(served.status == .ok && served.bytes == Images.gif3x2)
         #expect(served.headers[.contentType]?.split(separator: ";").first.map { String($0) } == "image/gif")
         #expect(served.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+    }
+
+    /// `Range` (one range: 206 with `Content-Range`; past the end: 416 with `bytes */size`; several or malformed: the
+    /// whole file), `If-Range`, and `If-None-Match` against the file's tag (a file never changes).
+    static func aFileIsServedInRangesAndRevalidatedByItsTag(_ app: TestApp) async throws {
+        let (alice, _, chatID) = try await MessageRouteTests.pair(app)
+        let data = Images.png(width: 40, height: 30)
+        let message = try Self.image(of: try await app.upload(alice, to: chatID, data))
+        let url = try #require((message["image"] as? [String: Any])?["url"] as? String)
+        let id = try Self.parts(of: url).id
+        let size = data.count
+
+        let whole = try await Self.fetch(app, url)
+        #expect(whole.status == .ok && whole.bytes == data)
+        #expect(whole.headers[.acceptRanges] == "bytes" && whole.headers[.eTag] == "\"\(id)\"")
+        #expect(whole.headers[.contentLength] == String(size))
+
+        func ranged(_ range: String, ifRange: String? = nil) async throws -> TestResponse {
+            var headers: HTTPFields = [.range: range]
+            if let ifRange { headers[.ifRange] = ifRange }
+            let response = try await app.request(.get, url, headers: headers)
+            response.expectRequestID()
+            return response
+        }
+        let cases: [(header: String, bytes: ClosedRange<Int>)] = [
+            ("bytes=0-9", 0...9), ("bytes=10-", 10...(size - 1)), ("bytes=-5", (size - 5)...(size - 1)),
+            ("bytes=5-100000", 5...(size - 1)), ("bytes=-100000", 0...(size - 1)), ("bytes=\(size - 1)-\(size - 1)", (size - 1)...(size - 1)),
+        ]
+        for (header, bytes) in cases {
+            let part = try await ranged(header)
+            #expect(part.status == .partialContent, "\(header): \(part.status)")
+            #expect(part.bytes == Array(data[bytes]), "\(header)")
+            #expect(part.headers[.contentRange] == "bytes \(bytes.lowerBound)-\(bytes.upperBound)/\(size)", "\(header)")
+            #expect(part.headers[.contentLength] == String(bytes.count), "\(header)")
+        }
+        for header in ["bytes=\(size)-", "bytes=-0", "bytes=999999999-"] {
+            let refused = try await ranged(header)
+            try refused.expectError(.rangeNotSatisfiable, code: "range_not_satisfiable")
+            #expect(refused.headers[.contentRange] == "bytes */\(size)", "\(header)")
+        }
+        for header in ["bytes=0-1,4-5", "bytes=9-2", "bytes=a-b", "items=0-1", "bytes=--1", "bytes=99999999999999999999-"] {
+            let full = try await ranged(header)
+            #expect(full.status == .ok && full.bytes == data, "\(header): \(full.status)")
+        }
+        // If-Range: the range only if the client's copy is this file.
+        #expect(try await ranged("bytes=0-9", ifRange: "\"\(id)\"").status == .partialContent)
+        let other = try await ranged("bytes=0-9", ifRange: "\"something-else\"")
+        #expect(other.status == .ok && other.bytes == data)
+        // If-None-Match: the client's copy is current.
+        for tags in ["\"\(id)\"", "W/\"\(id)\"", "\"x\", \"\(id)\"", "*"] {
+            let cached = try await app.request(.get, url, headers: [.ifNoneMatch: tags])
+            #expect(cached.status == .notModified && cached.bytes.isEmpty, "\(tags): \(cached.status)")
+        }
+        #expect(try await app.request(.get, url, headers: [.ifNoneMatch: "\"x\""]).status == .ok)
     }
 }

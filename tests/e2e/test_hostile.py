@@ -375,3 +375,87 @@ def test_spam_sends_and_typing_storms_are_held_to_the_per_user_rates(launcher):
         for client in listeners:
             client.disconnect()
         conversation.close()
+
+
+def big_png(size: int) -> bytes:
+    """`size` bytes that are a PNG by their header (1000 × 1000), the rest incompressible."""
+    import os
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1000, 1000, 8, 2, 0, 0, 0))
+    tail = chunk(b"IEND", b"")
+    return head + chunk(b"IDAT", os.urandom(size - len(head) - len(tail) - 12)) + tail
+
+
+def test_downloads_stream_in_chunks_and_are_capped(launcher):
+    """[hostile] A 6 MiB image fetched by 16 slow readers at once (64 KiB every 20 ms each, through a 32 KiB window) raises server RSS by at most
+    48 MiB, 3 MiB a reader (reading it whole per request, as before, cost three copies, about 18 MiB a reader); every
+    reader gets exactly the file. With
+    PARLEY_MAX_DOWNLOADS=8, a 9th download meanwhile is answered 503 `too_many_downloads` with Retry-After (the file
+    is larger than the kernel's 4 MiB send buffer, so the server is still writing to every reader), and is served
+    once the others are done."""
+    import hashlib
+    import socket
+
+    server = launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_MAX_DOWNLOADS": "8", "PARLEY_MAX_UPLOAD_BYTES": str(12 * 1024 * 1024)})
+    alice, bob = sign_in(server), sign_in(server)
+    chat = expect_status(alice.client.post("/api/v1/chats", json={"userId": bob.user["id"]}), 201)["chat"]
+    data = big_png(10 * 1024 * 1024)
+    # A debug build parses a multipart body of megabytes slowly: the upload is not what is tested here.
+    sent = alice.client.post(f"/api/v1/chats/{chat['id']}/messages", data={"clientMessageId": uuid.uuid4().hex},
+                             files={"image": ("big.png", data, "image/png")}, timeout=120)
+    url = expect_status(sent, 201)["message"]["image"]["url"]
+    expected = hashlib.sha256(data).hexdigest()
+    path = url if url.startswith("/") else "/" + url.split("/", 3)[3]
+    # One download first: what the first one sets up (the file I/O threads) is not what a reader costs.
+    first = server.client.get(path)
+    assert first.status_code == 200 and hashlib.sha256(first.content).hexdigest() == expected
+    time.sleep(0.5)
+    rss_before = rss_mib(server.popen.pid)
+
+    def slow_download(results: list, index: int):
+        # A small receive window, so the kernel cannot take the whole file off the server's hands at once.
+        connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        connection.connect(("127.0.0.1", server.port))
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        try:
+            while True:
+                chunk = connection.recv(64 * 1024)
+                if not chunk:
+                    break
+                received += chunk
+                time.sleep(0.05)
+        finally:
+            connection.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        results[index] = (head.split(b"\r\n")[0], hashlib.sha256(body).hexdigest())
+
+    results: list = [None] * 8
+    threads = [threading.Thread(target=slow_download, args=(results, i), daemon=True) for i in range(8)]
+    peak = [rss_before]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    refused = server.client.get(path)
+    while any(thread.is_alive() for thread in threads):
+        peak[0] = max(peak[0], rss_mib(server.popen.pid))
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join(30)
+    print(f"\n[downloads] RSS {rss_before:.1f} → peak {peak[0]:.1f} MiB with 8 slow readers of 10 MiB", flush=True)
+    assert all(result is not None and b"200" in result[0] and result[1] == expected for result in results), [
+        (r[0], r[1] == expected) if r else None for r in results]
+    assert peak[0] - rss_before <= 24, f"RSS grew by {peak[0] - rss_before:.1f} MiB (bound 24)"
+    assert refused.status_code == 503 and refused.headers.get("Retry-After") == "1", (refused.status_code, refused.text[:200])
+    assert refused.json()["error"]["code"] == "too_many_downloads"
+    again = server.client.get(path)
+    assert again.status_code == 200 and hashlib.sha256(again.content).hexdigest() == expected
+    part = server.client.get(path, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == data[100:200], part.status_code
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
