@@ -172,6 +172,8 @@ def test_presence_spans_instances_and_expires_with_a_dead_one(cluster):
     alice_id = {"userId": alice["user"]["id"]}
     watcher = Socket(chat2, bob)
     try:
+        # The server tells a socket who is online once it has recorded it: from then on it hears userOnline.
+        poll(lambda: len(watcher.named("getOnlineUser")) == 1, 10, "the watcher's getOnlineUser")
         first = Socket(chat1, alice)
         poll(lambda: watcher.named("userOnline") == [alice_id], 10, "userOnline from another instance")
         # A second socket on the other instance, then the first one goes: still online everywhere.
