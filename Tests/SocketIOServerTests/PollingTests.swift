@@ -271,6 +271,9 @@ import Testing
             let started = ContinuousClock.now
             #expect(await server.handler.calls.wait { $0.disconnectReasons == ["ping timeout"] })
             #expect(started.duration(to: .now) < .seconds(2))
+            // The handler hears of the close just before the session leaves the table (a GET between the two is
+            // answered with the close packet).
+            #expect(await StockClientTests.eventually { server.server.sessionCount == 0 })
             #expect(try await polling.get(sid).status == .badRequest)
         }
     }
