@@ -66,6 +66,17 @@ enum MessageText {
         return ranges
     }
 
+    /// Whether `text` holds every one of `words`, by the rule of ``highlights(of:in:)`` (the rule of the search indexes).
+    static func matches(_ words: [SearchWord], in text: String) -> Bool {
+        var missing = words
+        for run in Self.wordRuns(in: text) {
+            guard let word = String(text.utf16[run.range])?.lowercased() else { continue }
+            missing.removeAll { $0.isPrefix ? word.hasPrefix($0.text) : word == $0.text }
+            if missing.isEmpty { return true }
+        }
+        return missing.isEmpty
+    }
+
     /// The runs of letters, digits and combining marks in `text`, with their UTF-16 offsets.
     private static func wordRuns(in text: String) -> [(range: Range<String.UTF16View.Index>, start: Int, end: Int)] {
         var runs: [(range: Range<String.UTF16View.Index>, start: Int, end: Int)] = []

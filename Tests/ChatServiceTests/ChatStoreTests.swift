@@ -329,7 +329,7 @@ struct HistorySeederTests {
                 for chat in [nil, chats[0]] as [String?] {
                     for word in [
                         SearchWord(text: "common", isPrefix: false), SearchWord(text: "rare", isPrefix: false),
-                        SearchWord(text: "comm", isPrefix: true),
+                        SearchWord(text: "comm", isPrefix: true), SearchWord(text: "ra", isPrefix: true),
                     ] {
                         let expected = newestFirst(chat).filter {
                             $0.chat != chats[2] && (chat == nil || $0.chat == chat)
