@@ -17,7 +17,7 @@ extension ChatStore {
     /// ``searchSQLite(words:userID:chatID:after:limit:window:)``), whose window is smaller (its texts are matched here).
     static let searchWindow = 10_000
     /// At most this many texts are matched here (SQLite, a search with a prefix): a few milliseconds' work.
-    static let textMatchWindow = 2_000
+    static let textMatchWindow = 500
 
     /// Messages that `userID` can see (chats they are a member of, or the one `chatID`) whose text has every one of
     /// `words`, newest first, after `cursor`; deleted messages never. Also the next page's cursor.
