@@ -1,5 +1,6 @@
-import Foundation
+public import Foundation
 public import Hummingbird
+import NIOPosix
 
 /// Where uploaded file bytes live; the database keeps what they are.
 public protocol BlobStore: Sendable {
@@ -12,6 +13,9 @@ public protocol BlobStore: Sendable {
     func get(key: String) async throws -> [UInt8]?
     /// Erases the bytes under `key`; nothing there is not an error.
     func delete(key: String) async throws
+    /// Calls `body` with the keys of the blobs written before `cutoff`, some at a time, in no order (the sweep asks the
+    /// database which of them no file names). Half-written leftovers from before `cutoff` are erased on the way.
+    func keys(writtenBefore cutoff: Date, _ body: ([String]) async throws -> Void) async throws
 }
 
 /// Files under a folder (by default `<data dir>/files`), written to a temporary name, flushed to disk and renamed, so a reader
@@ -77,6 +81,40 @@ public struct DiskBlobStore: BlobStore {
     public func delete(key: String) async throws {
         let path = self.path(for: key).path
         guard unlink(path) == 0 || errno == ENOENT else { throw BlobStoreError(path: path, errno: errno) }
+    }
+}
+
+extension DiskBlobStore {
+    public func keys(writtenBefore cutoff: Date, _ body: ([String]) async throws -> Void) async throws {
+        // Directory walks block: they run on NIO's thread pool, one first-level folder (1/256 of the keys) at a time.
+        let folders = try await NIOThreadPool.singleton.runIfActive { try Self.folders(in: self.root) }
+        for folder in folders {
+            let keys = try await NIOThreadPool.singleton.runIfActive { try Self.keys(under: folder, writtenBefore: cutoff) }
+            if !keys.isEmpty { try await body(keys) }
+        }
+    }
+
+    private static func folders(in directory: URL) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.isDirectoryKey]).filter {
+            try $0.resourceValues(forKeys: [.isDirectoryKey]).isDirectory == true
+        }
+    }
+
+    private static func keys(under folder: URL, writtenBefore cutoff: Date) throws -> [String] {
+        var keys: [String] = []
+        for shard in try Self.folders(in: folder) {
+            for file in try FileManager.default.contentsOfDirectory(at: shard, includingPropertiesForKeys: [.contentModificationDateKey]) {
+                guard let written = try file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate, written < cutoff
+                else { continue }
+                if file.pathExtension == "partial" {
+                    // A write that never finished (the process died before its rename).
+                    unlink(file.path)
+                } else {
+                    keys.append(file.lastPathComponent)
+                }
+            }
+        }
+        return keys
     }
 }
 

@@ -17,6 +17,8 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
     case invalidClientMessageID
     case invalidSeq
     case imageTooLarge(maxBytes: Int)
+    /// The upload would take the owner past their storage quota.
+    case storageQuotaExceeded(quotaBytes: Int, usedBytes: Int64)
     case unsupportedImage
     /// No such file, or its signed link is not valid (never told apart).
     case fileNotFound
@@ -51,6 +53,12 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
         case .invalidClientMessageID: .badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
         case .invalidSeq: .badRequest("`seq` must not be negative.", code: "invalid_seq")
         case .imageTooLarge(let maxBytes): APIError(.contentTooLarge, code: "file_too_large", message: "An image is at most \(maxBytes) bytes.")
+        case .storageQuotaExceeded(let quota, let used):
+            APIError(
+                .contentTooLarge,
+                code: "storage_quota_exceeded",
+                message: "Your files take \(used) of your \(quota) bytes; this one does not fit. Deleting messages frees their files."
+            )
         case .unsupportedImage:
             APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Only JPEG, PNG, GIF and WebP images can be sent.")
         case .fileNotFound: .notFound("There is no such file, or its link has expired.", code: "file_not_found")

@@ -15,6 +15,8 @@ public struct ChatService: Sendable {
     public let writer: MessageWriter
     let directory: any UserDirectory
     let maxUploadBytes: Int
+    /// What one user's files may take in all; 0: no quota.
+    let storageQuotaBytes: Int
     /// What one user may do how often (sends and changes, new groups, images; typing is counted by the socket's router).
     let limits: UserRateLimits
 
@@ -26,6 +28,7 @@ public struct ChatService: Sendable {
         signer: FileURLSigner,
         bus: any ChatEventBus,
         maxUploadBytes: Int,
+        storageQuotaBytes: Int = 0,
         limits: UserRateLimits = .unlimited
     ) {
         self.store = ChatStore(database: database)
@@ -48,6 +51,7 @@ public struct ChatService: Sendable {
             }
         }
         self.maxUploadBytes = maxUploadBytes
+        self.storageQuotaBytes = storageQuotaBytes
         self.limits = limits
     }
 
@@ -272,10 +276,23 @@ public struct ChatService: Sendable {
     func storeImage(_ bytes: [UInt8], owner: String) async throws -> FileRecord {
         guard bytes.count <= self.maxUploadBytes else { throw ChatError.imageTooLarge(maxBytes: self.maxUploadBytes) }
         guard let info = ImageInspector.inspect(bytes) else { throw ChatError.unsupportedImage }
+        if self.storageQuotaBytes > 0 {
+            // Checked before the bytes are stored; uploads running at once may each pass, by at most one file each.
+            let used = try await self.files.usage(of: owner)
+            guard used + Int64(bytes.count) <= Int64(self.storageQuotaBytes) else {
+                throw ChatError.storageQuotaExceeded(quotaBytes: self.storageQuotaBytes, usedBytes: used)
+            }
+        }
         let id = Identifier.make()
         try await self.blobs.put(bytes, key: id)
         let record = FileRecord(id: id, contentType: info.contentType, size: Int64(bytes.count), width: info.width, height: info.height)
-        try await self.files.insert(record, ownerID: owner, now: Timestamp.millis())
+        do {
+            try await self.files.insert(record, ownerID: owner, now: Timestamp.millis())
+        } catch {
+            // Bytes without a row would wait for the sweep; erase them now.
+            try? await self.blobs.delete(key: id)
+            throw error
+        }
         return record
     }
 

@@ -148,10 +148,12 @@ func assemble(
             signer: secrets.fileSigner,
             bus: postgresBus ?? InProcessEventBus(),
             maxUploadBytes: configuration.maxUploadBytes,
+            storageQuotaBytes: configuration.storageQuotaBytes,
             limits: UserRateLimits(configuration.rateLimits)
         )
         routes.chat = ChatController(service: chat, verifier: chatVerifier, downloads: DownloadSlots(limit: configuration.maxDownloads))
         services.append(chat.writer)
+        services.append(chat.fileSweeper(configuration: configuration, logger: Logger(label: "parley.files")))
         let realtime = ChatRealtime(
             service: chat,
             verifier: chatVerifier,

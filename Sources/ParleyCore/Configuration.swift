@@ -82,6 +82,14 @@ public struct ParleyConfiguration: Sendable {
     public var rateLimits: RateLimitSettings
     /// `PARLEY_MAX_DOWNLOADS`: files one instance streams at once (more: 503 `too_many_downloads`).
     public var maxDownloads: Int
+    /// `PARLEY_STORAGE_QUOTA_BYTES`: what one user's files may take in all (0: no quota); an upload beyond it is 413
+    /// `storage_quota_exceeded`. Deleting messages frees their files' bytes.
+    public var storageQuotaBytes: Int
+    /// `PARLEY_FILE_SWEEP_SECONDS`: how often a chat instance collects unclaimed uploads and bytes without a file row.
+    public var fileSweepSeconds: Double
+    /// `PARLEY_UNCLAIMED_FILE_SECONDS`: how old an upload that no message carries and no one has as avatar must be before
+    /// the sweep collects it.
+    public var unclaimedFileSeconds: Int
 
     /// `PARLEY_INSTANCE`: this process's name among instances of its service (it starts Socket.IO session ids), or nil.
     public var instanceName: String?
@@ -152,6 +160,9 @@ public struct ParleyConfiguration: Sendable {
         self.maxUploadBytes = 10 * 1024 * 1024
         self.rateLimits = RateLimitSettings()
         self.maxDownloads = 128
+        self.storageQuotaBytes = 1 << 30
+        self.fileSweepSeconds = 3600
+        self.unclaimedFileSeconds = 3600
         self.instanceName = nil
         self.trustedProxies = []
         self.eventBus = .local
@@ -226,6 +237,9 @@ public struct ParleyConfiguration: Sendable {
         self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
         self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
         self.maxDownloads = try reader.int("PARLEY_MAX_DOWNLOADS", in: 1...100_000) ?? self.maxDownloads
+        self.storageQuotaBytes = try reader.int("PARLEY_STORAGE_QUOTA_BYTES", in: 0...(1 << 50)) ?? self.storageQuotaBytes
+        self.fileSweepSeconds = try reader.double("PARLEY_FILE_SWEEP_SECONDS", in: 0.1...86400) ?? self.fileSweepSeconds
+        self.unclaimedFileSeconds = try reader.int("PARLEY_UNCLAIMED_FILE_SECONDS", in: 0...(30 * 86400)) ?? self.unclaimedFileSeconds
         self.rateLimits.messages = try reader.rate("PARLEY_RATE_MESSAGES") ?? self.rateLimits.messages
         self.rateLimits.typing = try reader.rate("PARLEY_RATE_TYPING") ?? self.rateLimits.typing
         self.rateLimits.groups = try reader.rate("PARLEY_RATE_GROUPS") ?? self.rateLimits.groups

@@ -57,9 +57,58 @@ public struct FileStore: Sendable {
         }
     }
 
-    /// Whether `userID` uploaded file `id`, inside the caller's transaction `sql`.
-    public static func isOwned(_ id: String, by userID: String, in sql: any SQLDatabase) async throws -> Bool {
-        try await sql.raw("SELECT 1 AS one FROM files WHERE id = \(bind: id) AND owner_id = \(bind: userID)").first() != nil
+    /// Makes file `id` the avatar of `userID`, inside the caller's transaction `sql`; false when `userID` did not upload
+    /// it (or it is gone). An avatar is never collected as an unclaimed upload.
+    public static func claimAsAvatar(_ id: String, by userID: String, now: Int64, in sql: any SQLDatabase) async throws -> Bool {
+        // One statement: the sweep's DELETE and this UPDATE lock the same row, so a file is either kept or gone.
+        try await sql.raw(
+            "UPDATE files SET avatar_since = \(bind: now) WHERE id = \(bind: id) AND owner_id = \(bind: userID) RETURNING id"
+        ).first() != nil
+    }
+
+    /// File `id` is no longer an avatar (its owner chose another, or none), inside the caller's transaction `sql`: the
+    /// next sweep collects it, unless a message carries it.
+    public static func releaseAvatar(_ id: String, in sql: any SQLDatabase) async throws {
+        try await sql.raw("UPDATE files SET avatar_since = NULL WHERE id = \(bind: id)").run()
+    }
+
+    /// The bytes `ownerID` stores: every file they uploaded that is still there (deleted messages' files are gone).
+    public func usage(of ownerID: String) async throws -> Int64 {
+        try await self.database.read { sql in
+            try await sql.raw("SELECT CAST(coalesce(sum(size), 0) AS BIGINT) AS used FROM files WHERE owner_id = \(bind: ownerID)").first()?.decode(
+                column: "used",
+                as: Int64.self
+            ) ?? 0
+        }
+    }
+
+    /// Forgets at most `limit` uploads that no message carries and no one has as avatar, uploaded before `cutoff`
+    /// (milliseconds); returns their ids, whose bytes the caller erases.
+    public func forgetUnclaimed(before cutoff: Int64, limit: Int) async throws -> [String] {
+        try await self.database.transaction { sql in
+            // The conditions are repeated outside the subquery: PostgreSQL checks them again on a row another
+            // transaction has just changed (a message carrying it, an avatar), and then leaves that row alone.
+            try await sql.raw(
+                """
+                DELETE FROM files WHERE chat_id IS NULL AND avatar_since IS NULL AND id IN (
+                    SELECT id FROM files WHERE chat_id IS NULL AND avatar_since IS NULL AND created_at < \(bind: cutoff)
+                    ORDER BY created_at LIMIT \(bind: limit)
+                ) RETURNING id
+                """
+            ).all().map { try $0.decode(column: "id", as: String.self) }
+        }
+    }
+
+    /// Those of `ids` that have a row.
+    public func existing(_ ids: [String]) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return try await self.database.read { sql in
+            Set(
+                try await sql.raw("SELECT id FROM files WHERE id IN (\(SQLList(ids.map { SQLBind($0) })))").all().map {
+                    try $0.decode(column: "id", as: String.self)
+                }
+            )
+        }
     }
 
     /// Ties file `id` to the chat it was sent in, inside the caller's transaction `sql` (the message's).

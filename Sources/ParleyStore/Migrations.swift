@@ -295,5 +295,18 @@ public enum Schema {
                 "CREATE INDEX messages_search ON messages USING GIN (search)",
             ]
         ),
+        Migration(
+            version: 7,
+            name: "files: avatars marked, usage per owner, unclaimed uploads found by age",
+            statements: [
+                // Since when the file has been its owner's avatar; NULL when it is not (any more).
+                "ALTER TABLE files ADD COLUMN avatar_since BIGINT",
+                "UPDATE files SET avatar_since = created_at WHERE id IN (SELECT avatar_file_id FROM users WHERE avatar_file_id IS NOT NULL)",
+                // What an owner stores, summed for the storage quota.
+                "CREATE INDEX files_owner ON files (owner_id, size)",
+                // Uploads no message carries and no one has as avatar, oldest first: the sweep collects them.
+                "CREATE INDEX files_unclaimed ON files (created_at) WHERE chat_id IS NULL AND avatar_since IS NULL",
+            ]
+        ),
     ]
 }

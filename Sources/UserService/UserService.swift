@@ -213,7 +213,7 @@ public struct UserService: Sendable {
     }
 
     /// A change of avatar: removed, or set to a file the user uploaded.
-    enum AvatarChange: Sendable {
+    enum AvatarChange: Sendable, Equatable {
         case remove
         case set(fileID: String)
     }
@@ -224,16 +224,21 @@ public struct UserService: Sendable {
         let now = Timestamp.millis()
         let user = try await self.database.transaction { sql -> UserRecord? in
             if let name { try await UserStore.updateName(id: userID, name: name, now: now, in: sql) }
+            // The avatar replaced is released: the next sweep of unclaimed uploads erases it.
+            let previous = avatar == nil ? nil : try await UserStore.find(id: userID, in: sql)?.avatarFileID
             switch avatar {
             case .remove:
                 try await UserStore.updateAvatar(id: userID, fileID: nil, now: now, in: sql)
             case .set(let fileID):
                 // Only an image one uploaded oneself can become one's avatar.
-                guard Identifier.isValid(fileID), try await FileStore.isOwned(fileID, by: userID, in: sql) else { throw UserError.avatarNotFound }
+                guard Identifier.isValid(fileID), try await FileStore.claimAsAvatar(fileID, by: userID, now: now, in: sql) else {
+                    throw UserError.avatarNotFound
+                }
                 try await UserStore.updateAvatar(id: userID, fileID: fileID, now: now, in: sql)
             case nil:
                 break
             }
+            if let previous, avatar != .set(fileID: previous) { try await FileStore.releaseAvatar(previous, in: sql) }
             return try await UserStore.find(id: userID, in: sql)
         }
         guard let user else { throw UserError.accountGone }

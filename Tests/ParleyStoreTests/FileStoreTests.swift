@@ -16,14 +16,58 @@ struct FileStoreTests {
             try await store.insert(file, ownerID: owner, now: 1)
             #expect(try await store.file(file.id) == file)
             #expect(try await store.file(Identifier.make()) == nil)
-            let owned = try await database.transaction { sql in
-                [try await FileStore.isOwned(file.id, by: owner, in: sql), try await FileStore.isOwned(file.id, by: Identifier.make(), in: sql)]
+            let claimed = try await database.transaction { sql in
+                [
+                    try await FileStore.claimAsAvatar(file.id, by: Identifier.make(), now: 2, in: sql),
+                    try await FileStore.claimAsAvatar(file.id, by: owner, now: 2, in: sql),
+                    try await FileStore.claimAsAvatar(Identifier.make(), by: owner, now: 2, in: sql),
+                ]
             }
-            #expect(owned == [true, false])
+            #expect(claimed == [false, true, false])
             #expect(try await store.chat(ofFile: file.id) == nil)
             let chatID = Identifier.make()
             try await database.transaction { sql in try await FileStore.attach(file.id, toChat: chatID, in: sql) }
             #expect(try await store.chat(ofFile: file.id) == chatID)
+        }
+    }
+
+    @Test(
+        "usage sums an owner's files; the sweep forgets old uploads no message carries and no one has as avatar",
+        arguments: DatabaseKind.allCases
+    )
+    func usageAndUnclaimedUploads(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = FileStore(database: database)
+            let (ann, ben) = (Identifier.make(), Identifier.make())
+            func upload(_ owner: String, size: Int64, at time: Int64) async throws -> String {
+                let file = FileRecord(id: Identifier.make(), contentType: "image/png", size: size, width: 1, height: 1)
+                try await store.insert(file, ownerID: owner, now: time)
+                return file.id
+            }
+            let neverSent = try await upload(ann, size: 100, at: 10)
+            let sent = try await upload(ann, size: 200, at: 10)
+            let avatar = try await upload(ann, size: 400, at: 10)
+            let formerAvatar = try await upload(ann, size: 800, at: 10)
+            let recent = try await upload(ann, size: 1600, at: 1_000)
+            let bens = try await upload(ben, size: 3200, at: 10)
+            #expect(try await store.usage(of: ann) == 3100)
+            #expect(try await store.usage(of: ben) == 3200)
+            #expect(try await store.usage(of: Identifier.make()) == 0)
+            try await database.transaction { sql in
+                try await FileStore.attach(sent, toChat: Identifier.make(), in: sql)
+                #expect(try await FileStore.claimAsAvatar(avatar, by: ann, now: 20, in: sql))
+                #expect(try await FileStore.claimAsAvatar(formerAvatar, by: ann, now: 20, in: sql))
+                try await FileStore.releaseAvatar(formerAvatar, in: sql)
+            }
+            // Two at a time, oldest first; the recent upload stays until it is old enough.
+            var forgotten = try await store.forgetUnclaimed(before: 500, limit: 2)
+            #expect(forgotten.count == 2)
+            forgotten += try await store.forgetUnclaimed(before: 500, limit: 2)
+            #expect(Set(forgotten) == [neverSent, formerAvatar, bens])
+            #expect(try await store.forgetUnclaimed(before: 500, limit: 2).isEmpty)
+            #expect(try await store.existing([neverSent, sent, avatar, formerAvatar, recent, bens]) == [sent, avatar, recent])
+            #expect(try await store.usage(of: ann) == 2200)
+            #expect(try await store.forgetUnclaimed(before: 2_000, limit: 10) == [recent])
         }
     }
 
