@@ -13,8 +13,12 @@ public final class TestSMTPServer: @unchecked Sendable {
     public let outFile: URL
     private let process: Process
 
-    /// Starts the server with extra flags (`--auth`, `--tls-cert`, …) and waits for its READY line.
-    public init(_ flags: [String] = []) throws {
+    /// Starts the server with extra flags (`--auth`, `--tls-cert`, …) and waits for its READY line, off the pool.
+    public static func start(_ flags: [String] = []) async throws -> TestSMTPServer {
+        try await offThePool { try TestSMTPServer(flags) }
+    }
+
+    private init(_ flags: [String]) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtpd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.outFile = directory.appendingPathComponent("out.jsonl")
@@ -80,8 +84,11 @@ public enum TestCertificate {
     /// The private key's path.
     public static func key() throws -> String { try self.directory.get().appendingPathComponent("key.pem").path }
 
-    /// smtpd.py flags that serve this certificate.
-    public static func serverFlags() throws -> [String] { ["--tls-cert", try self.certificate(), "--tls-key", try self.key()] }
+    /// smtpd.py flags that serve this certificate (made off the pool the first time: openssl takes a while).
+    public static func serverFlags() async throws -> [String] {
+        _ = try await offThePool { try self.directory.get() }
+        return ["--tls-cert", try self.certificate(), "--tls-key", try self.key()]
+    }
 }
 
 /// A socket that accepts connections (through the kernel backlog) but never says a word.
@@ -89,8 +96,12 @@ public final class SilentServer: @unchecked Sendable {
     public let port: Int
     private let process: Process
 
-    /// Starts listening on a free port.
-    public init() throws {
+    /// Starts listening on a free port, off the pool.
+    public static func start() async throws -> SilentServer {
+        try await offThePool { try SilentServer() }
+    }
+
+    private init() throws {
         let program = """
             import signal, socket
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
@@ -115,17 +126,26 @@ public final class SilentServer: @unchecked Sendable {
 }
 
 extension Process {
-    /// Ends a fixture process: SIGTERM, then SIGKILL if it is still there after five seconds, so a test never hangs here.
+    /// Ends a fixture process: SIGTERM now, then SIGKILL if it is still there after five seconds. The wait is on a thread
+    /// of its own, so neither the test nor the pool it runs on waits for it.
     public func stop() {
         guard self.isRunning else { return }
         self.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while self.isRunning, Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        if self.isRunning {
-            kill(self.processIdentifier, SIGKILL)
-        }
-        self.waitUntilExit()
+        let process = UncheckedProcess(process: self)
+        Thread {
+            let deadline = Date().addingTimeInterval(5)
+            while process.process.isRunning, Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            if process.process.isRunning {
+                kill(process.process.processIdentifier, SIGKILL)
+            }
+            process.process.waitUntilExit()
+        }.start()
     }
+}
+
+/// A process handed to the thread that reaps it, which is then its only user.
+private struct UncheckedProcess: @unchecked Sendable {
+    let process: Process
 }

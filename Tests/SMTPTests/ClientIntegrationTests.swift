@@ -41,13 +41,13 @@ struct ClientIntegrationTests {
     }
 
     /// Checks that exactly one message arrived and that Python reads the same subject and bodies back.
-    func expectDelivered(_ message: MailMessage, to server: TestSMTPServer) throws {
+    func expectDelivered(_ message: MailMessage, to server: TestSMTPServer) async throws {
         let deliveries = try server.deliveries()
         try #require(deliveries.count == 1)
         let delivery = deliveries[0]
         #expect(delivery.mailFrom == "no-reply@parley.test")
         #expect(delivery.rcptTos == ["ada@example.com"])
-        let parsed = try ParsedMail.parse(Array(delivery.data.utf8))
+        let parsed = try await ParsedMail.parse(Array(delivery.data.utf8))
         #expect(parsed.defects == [])
         #expect(parsed.subject == message.subject)
         #expect(parsed.messageID == message.messageID)
@@ -57,16 +57,16 @@ struct ClientIntegrationTests {
 
     @Test("plain SMTP delivers the message intact")
     func plain() async throws {
-        let server = try TestSMTPServer()
+        let server = try await TestSMTPServer.start()
         defer { server.stop() }
         let message = self.message()
         try await SMTPClient(configuration: self.configuration(port: server.port)).send(message)
-        try self.expectDelivered(message, to: server)
+        try await self.expectDelivered(message, to: server)
     }
 
     @Test("STARTTLS with AUTH PLAIN, verifying the certificate against its CA file and host name")
     func startTLSWithAuth() async throws {
-        let server = try TestSMTPServer(["--auth", "parley:s3cret:pw"] + TestCertificate.serverFlags())
+        let server = try await TestSMTPServer.start(["--auth", "parley:s3cret:pw"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = self.configuration(
             port: server.port,
@@ -77,12 +77,12 @@ struct ClientIntegrationTests {
         )
         let message = self.message()
         try await SMTPClient(configuration: configuration).send(message)
-        try self.expectDelivered(message, to: server)
+        try await self.expectDelivered(message, to: server)
     }
 
     @Test("implicit TLS with AUTH, verifying an IP address against the certificate")
     func implicitTLSWithAuth() async throws {
-        let server = try TestSMTPServer(["--auth", "parley:s3cret:pw", "--implicit-tls"] + TestCertificate.serverFlags())
+        let server = try await TestSMTPServer.start(["--auth", "parley:s3cret:pw", "--implicit-tls"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = self.configuration(
             port: server.port,
@@ -92,22 +92,22 @@ struct ClientIntegrationTests {
         )
         let message = self.message(subject: "Plain ASCII subject")
         try await SMTPClient(configuration: configuration).send(message)
-        try self.expectDelivered(message, to: server)
+        try await self.expectDelivered(message, to: server)
     }
 
     @Test("a URL configuration with verify=none reaches an implicit TLS server")
     func implicitTLSFromURL() async throws {
-        let server = try TestSMTPServer(["--auth", "parley:s3cret:pw", "--implicit-tls"] + TestCertificate.serverFlags())
+        let server = try await TestSMTPServer.start(["--auth", "parley:s3cret:pw", "--implicit-tls"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = try SMTPConfiguration(url: "smtps://parley:s3cret%3Apw@127.0.0.1:\(server.port)?verify=none")
         let message = self.message()
         try await SMTPClient(configuration: configuration).send(message)
-        try self.expectDelivered(message, to: server)
+        try await self.expectDelivered(message, to: server)
     }
 
     @Test("a 451 to DATA is a transient rejection carrying the server's text, and the retry succeeds")
     func transientFailure() async throws {
-        let server = try TestSMTPServer(["--fail-first", "1"])
+        let server = try await TestSMTPServer.start(["--fail-first", "1"])
         defer { server.stop() }
         let client = try SMTPClient(configuration: self.configuration(port: server.port))
         let message = self.message()
@@ -116,12 +116,12 @@ struct ClientIntegrationTests {
         #expect(error?.reply == SMTPReply(code: 451, "4.3.0 try again later"))
         #expect(error?.description.contains("451 4.3.0 try again later") == true)
         try await client.send(message)
-        try self.expectDelivered(message, to: server)
+        try await self.expectDelivered(message, to: server)
     }
 
     @Test("a wrong password is a permanent rejection")
     func wrongPassword() async throws {
-        let server = try TestSMTPServer(["--auth", "parley:other"] + TestCertificate.serverFlags())
+        let server = try await TestSMTPServer.start(["--auth", "parley:other"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = self.configuration(port: server.port, security: .startTLS, credentials: true)
         let error = await #expect(throws: SMTPError.self) { try await SMTPClient(configuration: configuration).send(self.message()) }
@@ -132,7 +132,7 @@ struct ClientIntegrationTests {
 
     @Test("STARTTLS configured against a server without it fails before any credentials are sent")
     func startTLSNotOffered() async throws {
-        let server = try TestSMTPServer()
+        let server = try await TestSMTPServer.start()
         defer { server.stop() }
         let configuration = self.configuration(port: server.port, security: .startTLS, credentials: true)
         let error = await #expect(throws: SMTPError.self) { try await SMTPClient(configuration: configuration).send(self.message()) }
@@ -144,7 +144,7 @@ struct ClientIntegrationTests {
 
     @Test("full verification refuses a self-signed certificate")
     func untrustedCertificate() async throws {
-        let server = try TestSMTPServer(["--implicit-tls"] + TestCertificate.serverFlags())
+        let server = try await TestSMTPServer.start(["--implicit-tls"] + TestCertificate.serverFlags())
         defer { server.stop() }
         let configuration = self.configuration(port: server.port, host: "localhost", security: .implicitTLS, verification: .full)
         let error = await #expect(throws: SMTPError.self) { try await SMTPClient(configuration: configuration).send(self.message()) }
@@ -170,7 +170,7 @@ struct ClientIntegrationTests {
 
     @Test("a server that never answers times out, transiently")
     func silentServer() async throws {
-        let silent = try SilentServer()
+        let silent = try await SilentServer.start()
         defer { silent.stop() }
         var configuration = self.configuration(port: silent.port)
         configuration.commandTimeout = .milliseconds(300)

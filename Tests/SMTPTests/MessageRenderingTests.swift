@@ -196,13 +196,13 @@ struct MessageRenderingTests {
     }
 
     @Test("Python's email parser reads the message back without defects")
-    func pythonParsesIt() throws {
+    func pythonParsesIt() async throws {
         let subject = "Grüße, Ada! Dein Code 🔐 für Parley — gültig für fünf Minuten, also beeil dich bitte"
         let text = "Hallo Ada,\n\ndein Code ist 123456. Ünïcödé = fine.\n.a line with a leading dot\n" + String(repeating: "long ", count: 40)
         let html = "<p>Hallo <b>Ada</b>,</p><p>dein Code ist <code>123456</code>. Grüße! 🎉</p>"
         var message = self.message(subject: subject, text: text, html: html)
         message.from = try MailAddress(parsing: "Parley Bot Ünïcode <no-reply@parley.test>")
-        let parsed = try ParsedMail.parse(message.rendered())
+        let parsed = try await ParsedMail.parse(message.rendered())
         #expect(parsed.defects == [])
         #expect(parsed.subject == subject)
         #expect(parsed.from == "Parley Bot Ünïcode <no-reply@parley.test>")

@@ -28,7 +28,7 @@ struct ScriptedDialogueTests {
 
     @Test("AUTH LOGIN over the wire, with multi-line replies and bare LF line ends")
     func authLoginOverTheWire() async throws {
-        let server = try ScriptedServer(
+        let server = try await ScriptedServer.start(
             greeting: "220-mail.test\n220 ESMTP ready\r\n",
             steps: [
                 .init(reply: "250-mail.test\r\n250-SIZE 1000000\n250 AUTH LOGIN\r\n"),
@@ -44,7 +44,7 @@ struct ScriptedDialogueTests {
         )
         defer { server.stop() }
         try await SMTPClient(configuration: self.configuration(port: server.port, credentials: true)).send(self.message)
-        let lines = try server.receivedLines()
+        let lines = try await server.receivedLines()
         let size = self.message.rendered().count
         #expect(
             lines == [
@@ -57,7 +57,7 @@ struct ScriptedDialogueTests {
 
     @Test("data injected behind the STARTTLS 220 is refused before TLS starts")
     func startTLSInjection() async throws {
-        let server = try ScriptedServer(
+        let server = try await ScriptedServer.start(
             greeting: "220 mail.test\r\n",
             steps: [
                 .init(reply: "250-mail.test\r\n250 STARTTLS\r\n"),
@@ -75,7 +75,7 @@ struct ScriptedDialogueTests {
 
     @Test("a rejected recipient ends with QUIT and a permanent error naming RCPT TO")
     func rejectedRecipient() async throws {
-        let server = try ScriptedServer(
+        let server = try await ScriptedServer.start(
             greeting: "220 mail.test\r\n",
             steps: [
                 .init(reply: "250 mail.test\r\n"),
@@ -90,12 +90,12 @@ struct ScriptedDialogueTests {
         }
         #expect(error?.isTransient == false)
         #expect(error?.description == "the SMTP server rejected RCPT TO: 550 5.1.1 <ada@example.com>: Recipient address rejected")
-        #expect(try server.receivedLines().last == "QUIT\r\n")
+        #expect(try await server.receivedLines().last == "QUIT\r\n")
     }
 
     @Test("a connection closed after the message was accepted still counts as delivered")
     func closedAfterAcceptance() async throws {
-        let server = try ScriptedServer(
+        let server = try await ScriptedServer.start(
             greeting: "220 mail.test\r\n",
             steps: [
                 .init(reply: "250 mail.test\r\n"),

@@ -30,7 +30,7 @@ struct TestApp: Sendable {
 
     /// One SMTP server for every test of the process (each test signs in its own addresses); it stops when the
     /// test process ends.
-    static let mailbox = Result { try TestSMTPServer() }
+    static let mailbox = Task { try await TestSMTPServer.start() }
 
     /// Builds the application for `role` on a fresh database of `kind`, with `configure` applied to its settings,
     /// runs `test` against it, and tears everything down.
@@ -40,7 +40,7 @@ struct TestApp: Sendable {
         configure: @Sendable (inout ParleyConfiguration) -> Void = { _ in },
         _ test: @Sendable (TestApp) async throws -> T
     ) async throws -> T {
-        let mailbox = try Self.mailbox.get()
+        let mailbox = try await Self.mailbox.value
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-app-\(Identifier.make())")
         defer { try? FileManager.default.removeItem(at: dataDirectory) }
         return try await TestDatabases.withLocation(kind) { location in

@@ -33,8 +33,8 @@ struct ParsedMail: Decodable {
         """
 
     /// Parses raw message bytes with Python.
-    static func parse(_ raw: [UInt8]) throws -> ParsedMail {
-        let output = try Python.run(program: self.program, input: Data(raw))
+    static func parse(_ raw: [UInt8]) async throws -> ParsedMail {
+        let output = try await offThePool { try Python.run(program: self.program, input: Data(raw)) }
         return try JSONDecoder().decode(ParsedMail.self, from: output)
     }
 }

@@ -6,7 +6,7 @@ import ParleyTestSupport
 /// It lets a test send what smtpd.py never would: bare LF line ends, injected data after STARTTLS, AUTH LOGIN only.
 final class ScriptedServer: @unchecked Sendable {
     /// One step: the reply to send after reading one client line (or, for `afterContent`, the whole DATA content).
-    struct Step: Encodable {
+    struct Step: Encodable, Sendable {
         var reply: String
         var afterContent = false
     }
@@ -40,8 +40,12 @@ final class ScriptedServer: @unchecked Sendable {
         print(json.dumps(received), flush=True)
         """
 
-    /// Starts the server with a greeting and the replies to give, in order.
-    init(greeting: String, steps: [Step]) throws {
+    /// Starts the server with a greeting and the replies to give, in order, off the pool.
+    static func start(greeting: String, steps: [Step]) async throws -> ScriptedServer {
+        try await offThePool { try ScriptedServer(greeting: greeting, steps: steps) }
+    }
+
+    private init(greeting: String, steps: [Step]) throws {
         let script = String(decoding: try JSONEncoder().encode([AnyEncodable(greeting), AnyEncodable(steps)]), as: UTF8.self)
         let (process, stdout) = try Python.start(["-c", Self.program, script])
         self.process = process
@@ -55,9 +59,12 @@ final class ScriptedServer: @unchecked Sendable {
     }
 
     /// The lines the client sent, once it has closed the connection.
-    func receivedLines() throws -> [String] {
-        let output = self.stdout.fileHandleForReading.readDataToEndOfFile()
-        self.process.waitUntilExit()
+    func receivedLines() async throws -> [String] {
+        let output = try await offThePool {
+            let output = self.stdout.fileHandleForReading.readDataToEndOfFile()
+            self.process.waitUntilExit()
+            return output
+        }
         return try JSONDecoder().decode([String].self, from: output)
     }
 
