@@ -122,7 +122,8 @@ extension ChatStore {
     /// stores nothing) if any statement fails.
     func write(_ writes: [Write]) async throws -> [WriteOutcome] {
         guard !writes.isEmpty else { return [] }
-        return try await self.database.transaction { sql in
+        // Ahead of other writers' waiting transactions: a flood of sign-ins does not queue in front of a conversation.
+        return try await self.database.transaction(priority: true) { sql in
             var batch = Batch(writes: writes)
             try await batch.readMembership(in: sql)
             try await batch.readStoredClientIDs(in: sql)

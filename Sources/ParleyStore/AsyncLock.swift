@@ -1,23 +1,45 @@
 import Synchronization
 
-/// A first-come, first-served lock for async code: one holder at a time, waiters resumed in order.
+/// A lock for async code: one holder at a time, waiters resumed in order, those that ask for priority before the rest.
 final class AsyncLock: Sendable {
-    private struct State {
-        var locked = false
+    private struct Queue {
         var waiters: [CheckedContinuation<Void, Never>] = []
         var head = 0
+
+        mutating func append(_ waiter: CheckedContinuation<Void, Never>) { self.waiters.append(waiter) }
+
+        mutating func next() -> CheckedContinuation<Void, Never>? {
+            guard self.head < self.waiters.count else {
+                self.waiters.removeAll(keepingCapacity: true)
+                self.head = 0
+                return nil
+            }
+            self.head += 1
+            return self.waiters[self.head - 1]
+        }
+    }
+
+    private struct State {
+        var locked = false
+        var first = Queue()
+        var rest = Queue()
     }
 
     private let state = Mutex(State())
 
-    /// Runs `body` while holding the lock.
-    func withLock<T>(_ body: () async throws -> T) async rethrows -> T {
-        await self.acquire()
+    /// How many wait for the lock (for tests).
+    var waiting: Int {
+        self.state.withLock { ($0.first.waiters.count - $0.first.head) + ($0.rest.waiters.count - $0.rest.head) }
+    }
+
+    /// Runs `body` while holding the lock; with `priority`, ahead of every waiter that did not ask for it.
+    func withLock<T>(priority: Bool = false, _ body: () async throws -> T) async rethrows -> T {
+        await self.acquire(priority: priority)
         defer { self.release() }
         return try await body()
     }
 
-    private func acquire() async {
+    private func acquire(priority: Bool) async {
         let acquired = self.state.withLock { state -> Bool in
             if state.locked { return false }
             state.locked = true
@@ -31,7 +53,7 @@ final class AsyncLock: Sendable {
                     state.locked = true
                     return true
                 }
-                state.waiters.append(continuation)
+                if priority { state.first.append(continuation) } else { state.rest.append(continuation) }
                 return false
             }
             if handedOver { continuation.resume() }
@@ -40,16 +62,12 @@ final class AsyncLock: Sendable {
 
     private func release() {
         let next = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.head < state.waiters.count else {
+            // The lock stays held while a waiter is resumed: ownership passes straight to it.
+            guard let next = state.first.next() ?? state.rest.next() else {
                 state.locked = false
-                state.waiters.removeAll(keepingCapacity: true)
-                state.head = 0
                 return nil
             }
-            let continuation = state.waiters[state.head]
-            state.head += 1
-            // The lock stays held: ownership passes straight to the next waiter.
-            return continuation
+            return next
         }
         next?.resume()
     }

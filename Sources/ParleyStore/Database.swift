@@ -87,10 +87,15 @@ public final class Database: Service, Sendable {
     }
 
     /// Runs `body` in one transaction: all of it is committed, or none of it when `body` throws.
-    public func transaction<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+    ///
+    /// On SQLite, write transactions take turns on the one writer connection, in order of arrival, except that those
+    /// with `priority` (the message writer's batches) go ahead of every other waiting one: a flood of other writes
+    /// (`/login` requests, each with its fsync) then delays a batch by at most the one transaction under way. PostgreSQL
+    /// runs transactions side by side and ignores it.
+    public func transaction<T: Sendable>(priority: Bool = false, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         switch self.backend {
         case .sqlite(let backend):
-            return try await backend.withWriter { writer in
+            return try await backend.withWriter(priority: priority) { writer in
                 // IMMEDIATE takes the write lock up front, so two processes on one file wait for each other instead of failing.
                 try await writer.raw("BEGIN IMMEDIATE").run()
                 do {
@@ -193,8 +198,8 @@ final class SQLiteBackend: Sendable {
         return self.readers[index % self.readers.count].sql(queryLogLevel: nil)
     }
 
-    func withWriter<T>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
-        try await self.writeLock.withLock {
+    func withWriter<T>(priority: Bool = false, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await self.writeLock.withLock(priority: priority) {
             try await body(self.writer.sql(queryLogLevel: nil))
         }
     }
