@@ -79,8 +79,10 @@ public struct SocketIOConfiguration: Sendable {
     /// - WebSocket auto-ping is off: Engine.IO's own heartbeat already detects dead peers on both transports, and it is
     ///   the one the clients watch (they close on a missing Engine.IO ping, never on WebSocket control frames), so a
     ///   second timer per socket would only cost wakeups.
+    /// - Text messages are checked to be UTF-8, as RFC 6455 §8.1 requires: one that is not closes the connection (1007)
+    ///   instead of being read with replacement characters.
     public var webSocketServerConfiguration: WebSocketServerConfiguration {
-        WebSocketServerConfiguration(maxFrameSize: self.maxPayload, autoPing: .disabled)
+        WebSocketServerConfiguration(maxFrameSize: self.maxPayload, autoPing: .disabled, validateUTF8: true)
     }
 
     /// A new Engine.IO session id, naming this instance when a prefix is set.

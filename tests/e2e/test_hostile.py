@@ -535,3 +535,143 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
     part = server.client.get(path, headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.content == data[100:200], part.status_code
     assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+
+
+class RawPolling:
+    """An Engine.IO polling session spoken by hand, so a test can send what no client library would."""
+
+    def __init__(self, server, token: str):
+        self.server = server
+        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        status, body = self.request("GET", "/socket.io/?EIO=4&transport=polling")
+        assert status == 200 and body.startswith(b"0"), (status, body[:200])
+        import json
+
+        self.sid = json.loads(body[1:])["sid"]
+        assert self.post(f'40{{"token":"{token}"}}'.encode()) == (200, b"ok")
+        status, body = self.get()
+        assert status == 200 and body.startswith(b'40{"sid"'), (status, body[:200])
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        self.connection.request(method, path, body=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def get(self) -> tuple[int, bytes]:
+        return self.request("GET", f"/socket.io/?EIO=4&transport=polling&sid={self.sid}")
+
+    def post(self, body: bytes) -> tuple[int, bytes]:
+        return self.request("POST", f"/socket.io/?EIO=4&transport=polling&sid={self.sid}", body)
+
+    def is_closed(self) -> bool:
+        """Whether the server has ended the session: a poll is answered with the close packet or `Session ID unknown`."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            status, body = self.get()
+            if status == 400 or body == b"1" or body.endswith(b"\x1e1"):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+class RawWebSocket:
+    """An Engine.IO WebSocket spoken by hand."""
+
+    def __init__(self, server, token: str):
+        import websocket
+
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket", timeout=10)
+        assert self.ws.recv().startswith("0")
+        self.ws.send(f'40{{"token":"{token}"}}')
+        assert self.ws.recv().startswith('40{"sid"')
+
+    def is_closed(self) -> bool:
+        """Whether the server closes the connection within 5 s (whatever it sends first)."""
+        import websocket
+
+        self.ws.settimeout(5)
+        try:
+            while True:
+                frame = self.ws.recv_frame()
+                if frame is None or frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return True
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return True
+        except websocket.WebSocketTimeoutException:
+            return False
+        finally:
+            self.ws.close()
+
+
+# Packets no client library sends: each one, on either transport, ends that session and only that one.
+MALFORMED_PACKETS: dict[str, bytes] = {
+    "unterminated JSON": b'42["sendMessage",{"chatId":',
+    "JSON nested 100,000 deep": b"42" + b"[" * 100_000,
+    "binary attachment": b'451-["sendMessage",{"_placeholder":true,"num":0}]',
+    "unknown Socket.IO packet type": b"49",
+    "unknown Engine.IO packet type": b"9",
+    "event that is not an array": b'42{"sendMessage":1}',
+    "text that is not UTF-8": b'42["sendMessage",{"text":"\xff\xfe"}]',
+}
+
+
+def test_malformed_and_oversized_packets_end_only_their_session_on_both_transports(launcher):
+    """[hostile] Over long-polling and over WebSocket, each of MALFORMED_PACKETS, and a payload of maxPayload + 1
+    bytes (1,000,001: a POST is answered 413 before its body is read, a WebSocket frame closes the connection, and so
+    do small fragments adding up to more), ends the session that sent it within 5 s; 20 rounds of all of them raise
+    server RSS by at most 50 MiB; a bystander's socket stays connected and its sends are acknowledged throughout; the
+    process logs no error."""
+    import websocket
+
+    server = launcher.parley(backend="sqlite", smtp=None)
+    attacker, bystander, friend = sign_in(server), sign_in(server), sign_in(server)
+    chat = expect_status(bystander.client.post("/api/v1/chats", json={"userId": friend.user["id"]}), 201)["chat"]
+    watcher = socketio.Client(reconnection=False)
+    watcher.connect(server.base_url, auth={"token": bystander.access_token}, transports=["websocket"], wait_timeout=10)
+    oversized = b'42["sendMessage",{"text":"' + b"x" * 1_000_000 + b'"}]'
+    try:
+        rss_before = rss_mib(server.popen.pid)
+        peak = rss_before
+        for round_index in range(20):
+            outcomes: dict[str, bool] = {}
+            for name, packet in MALFORMED_PACKETS.items():
+                polling = RawPolling(server, attacker.access_token)
+                status, _ = polling.post(packet)
+                outcomes[f"polling: {name} ({status})"] = polling.is_closed()
+                ws = RawWebSocket(server, attacker.access_token)
+                if name == "text that is not UTF-8":
+                    ws.ws.send(packet, opcode=websocket.ABNF.OPCODE_TEXT)
+                else:
+                    ws.ws.send(packet.decode())
+                outcomes[f"websocket: {name}"] = ws.is_closed()
+            polling = RawPolling(server, attacker.access_token)
+            status, _ = polling.post(oversized)
+            outcomes[f"polling: oversized ({status})"] = status == 413 and polling.is_closed()
+            ws = RawWebSocket(server, attacker.access_token)
+            ws.ws.send(oversized.decode())
+            outcomes["websocket: oversized frame"] = ws.is_closed()
+            ws = RawWebSocket(server, attacker.access_token)
+            piece = b"x" * 65_536
+            ws.ws.send_frame(websocket.ABNF.create_frame(b'42["sendMessage",{"text":"' + piece, websocket.ABNF.OPCODE_TEXT, fin=0))
+            try:
+                for _ in range(16):
+                    ws.ws.send_frame(websocket.ABNF.create_frame(piece, websocket.ABNF.OPCODE_CONT, fin=0))
+            except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+                pass  # closed before the sender finished: what is tested
+            outcomes["websocket: fragments adding up to more"] = ws.is_closed()
+            ws = RawWebSocket(server, attacker.access_token)
+            ws.ws.send_binary(b"\x04\x00\x01")
+            outcomes["websocket: a binary frame"] = ws.is_closed()
+            if round_index == 0:
+                print("\n[malformed] " + "; ".join(f"{k}: {'closed' if v else 'OPEN'}" for k, v in outcomes.items()), flush=True)
+            assert all(outcomes.values()), [k for k, v in outcomes.items() if not v]
+            ack = watcher.call("sendMessage", {"chatId": chat["id"], "text": f"round {round_index}"}, timeout=5)
+            assert isinstance(ack, dict) and ack.get("ok"), ack
+            peak = max(peak, rss_mib(server.popen.pid))
+        print(f"[malformed] RSS {rss_before:.1f} → peak {peak:.1f} MiB over 20 rounds", flush=True)
+        assert peak - rss_before <= 50, f"RSS grew by {peak - rss_before:.1f} MiB (bound: 50)"
+        assert watcher.connected
+        errors = [line for line in server.log_lines() if '"level":"error"' in line or '"level":"critical"' in line]
+        assert not errors, errors[:5]
+    finally:
+        watcher.disconnect()
