@@ -29,16 +29,17 @@ final class RecordedEmits: EventRecipients {
     }
 }
 
-/// The realtime parts over a chat service on `database`, with a recording bus.
+/// The realtime parts over a chat service on `database`, with a recording bus: wired by ``ChatRealtime`` itself, as the
+/// application wires them, with the fan-out recording what it queues instead of writing to sockets.
 struct RealtimeParts {
     let service: ChatService
     let bus: RecordingBus
-    let tasks = BackgroundTasks()
-    let presence: PresenceTracker
-    let reads: ReadOnDelivery
-    let fanout: ChatFanout
-    let router: ClientEventRouter
+    let realtime: ChatRealtime
     let emits = RecordedEmits()
+
+    var fanout: ChatFanout { self.realtime.fanout }
+    var router: ClientEventRouter { self.realtime.router }
+    var reads: ReadOnDelivery { self.realtime.reads }
 
     init(database: Database) async throws {
         let signer = try await FileURLSigner.load(database: database, baseURL: "")
@@ -54,35 +55,11 @@ struct RealtimeParts {
             bus: bus,
             maxUploadBytes: 1024
         )
-        let logger = Logger(label: "test.realtime")
         self.service = service
         self.bus = bus
-        self.presence = PresenceTracker(
-            registry: LocalPresence(),
-            bus: bus,
-            grace: .seconds(2),
-            clock: ContinuousClock(),
-            tasks: self.tasks,
-            logger: logger
-        )
-        self.reads = ReadOnDelivery(service: service, logger: logger)
-        self.fanout = ChatFanout(
-            service: service,
-            sequencer: MessageSequencer(store: service.store, logger: logger),
-            presence: self.presence,
-            reads: self.reads,
-            logger: logger
-        )
-        let typing = TypingRelay(membership: service.membership, bus: bus, lifetime: .seconds(5), clock: ContinuousClock(), tasks: self.tasks)
         // These tests drive events of admitted sockets; token renewal is tested through the application (ParleyAppTests).
-        let authority = SocketAuthority(
-            verifier: NoTokens(),
-            endedSessions: EndedSessions(database: service.store.database),
-            settings: RealtimeSettings(),
-            logger: logger
-        )
-        self.router = ClientEventRouter(service: service, typing: typing, reads: self.reads, authority: authority, tasks: self.tasks, logger: logger)
-        self.fanout.attach(to: self.emits)
+        self.realtime = ChatRealtime(service: service, verifier: NoTokens(), logger: Logger(label: "test.realtime"))
+        self.realtime.fanout.attach(to: self.emits)
     }
 
     /// Appends `count` messages from `sender` to `chat`, stored only (not published).
