@@ -183,7 +183,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyStoreTests",
-            dependencies: ["ParleyCore", "ParleyStore", "ParleyTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: [
+                "ParleyCore", "ParleyStore", "ParleyTestSupport", .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

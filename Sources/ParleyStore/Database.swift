@@ -141,7 +141,18 @@ public final class Database: Service, Sendable {
     public func run() async throws {
         switch self.backend {
         case .sqlite(let backend):
-            try? await gracefulShutdown()
+            // Checkpoints the WAL here, beside the writer, rather than in whichever commit passes the threshold.
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: SQLiteBackend.checkpointInterval)
+                    guard !Task.isCancelled else { break }
+                    do {
+                        try await backend.checkpoint()
+                    } catch {
+                        self.logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
             await backend.close()
         case .postgres(let client):
             // Cancelling the pool's run closes its connections.
@@ -159,17 +170,37 @@ public final class Database: Service, Sendable {
     }
 }
 
-/// One writer connection behind a lock, and a few reader connections: SQLite in WAL mode lets readers run beside the writer.
+/// One writer connection behind a lock, a few reader connections (SQLite in WAL mode lets readers run beside the
+/// writer), and one that checkpoints the WAL.
+///
+/// Checkpoints: SQLite's default copies the WAL back into the database inside the commit that takes it past 1,000
+/// pages, while that commit holds the write lock, so every few hundred small transactions one of them (perhaps a batch
+/// of messages) waits for pages to be copied and the database file synced: under a `/login` flood that showed as
+/// 60–250 ms stalls of a conversation. Here a passive checkpoint runs every ``checkpointInterval`` on its own
+/// connection, beside the writer (it takes no write lock, and leaves alone what a reader still uses); the automatic one
+/// stays only as a bound on the WAL's size, at ``autoCheckpointPages``, should the passive ones fall behind or not run.
 final class SQLiteBackend: Sendable {
     private let writer: SQLiteConnection
     private let readers: [SQLiteConnection]
+    private let checkpointer: SQLiteConnection
     private let writeLock = AsyncLock()
     private let nextReader = Atomic<Int>(0)
     private let closed = Atomic<Bool>(false)
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
+    /// How often the WAL is checkpointed beside the writer.
+    static let checkpointInterval = Duration.milliseconds(500)
+    /// The WAL size (4 KiB pages) at which a commit checkpoints after all: 40 MiB.
+    static let autoCheckpointPages = 10_000
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], checkpointer: SQLiteConnection) {
         self.writer = writer
         self.readers = readers
+        self.checkpointer = checkpointer
+    }
+
+    /// Copies what it can of the WAL into the database file without waiting for a lock (`PASSIVE`).
+    func checkpoint() async throws {
+        _ = try await self.checkpointer.sql(queryLogLevel: nil).raw("PRAGMA wal_checkpoint(PASSIVE)").all()
     }
 
     static func open(path: String, synchronous: String, logger: Logger) async throws -> SQLiteBackend {
@@ -188,9 +219,13 @@ final class SQLiteBackend: Sendable {
         }
         let writer = try await connect()
         try await writer.sql(queryLogLevel: nil).raw("PRAGMA journal_mode = WAL").run()
+        try await writer.sql(queryLogLevel: nil).raw(SQLQueryString("PRAGMA wal_autocheckpoint = \(unsafeRaw: String(Self.autoCheckpointPages))"))
+            .run()
         var readers: [SQLiteConnection] = []
         for _ in 0..<2 { readers.append(try await connect()) }
-        return SQLiteBackend(writer: writer, readers: readers)
+        let checkpointer = try await connect()
+        try await checkpointer.sql(queryLogLevel: nil).raw("PRAGMA wal_autocheckpoint = 0").run()
+        return SQLiteBackend(writer: writer, readers: readers, checkpointer: checkpointer)
     }
 
     func reader() -> any SQLDatabase {
@@ -207,7 +242,7 @@ final class SQLiteBackend: Sendable {
     /// Closes the connections, once however often it is called.
     func close() async {
         guard !self.closed.exchange(true, ordering: .relaxed) else { return }
-        for connection in [self.writer] + self.readers {
+        for connection in [self.writer, self.checkpointer] + self.readers {
             try? await connection.close()
         }
     }

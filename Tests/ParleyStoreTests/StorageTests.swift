@@ -2,6 +2,7 @@ import Foundation
 import ParleyCore
 import ParleyTestSupport
 import SQLKit
+import ServiceLifecycle
 import Testing
 
 @testable import ParleyStore
@@ -205,6 +206,58 @@ struct StorageTests {
             }
             #expect(claimed.count == 200)
             #expect(Set(claimed).count == 200)
+        }
+    }
+}
+
+/// SQLite's WAL is checkpointed beside the writer, not inside a commit (issue 12: a `/login` flood's commits took turns
+/// checkpointing, and a batch of messages behind one waited 60–250 ms).
+@Suite struct SQLiteCheckpointTests {
+    /// 8 MB in one transaction: 2,000 pages, twice SQLite's default threshold for checkpointing in the commit.
+    static func writeEightMegabytes(_ database: Database) async throws {
+        try await database.transaction { sql in
+            try await sql.raw("CREATE TABLE IF NOT EXISTS ballast (bytes BLOB)").run()
+            try await sql.raw(
+                """
+                INSERT INTO ballast (bytes) SELECT randomblob(4000) FROM
+                (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) SELECT i FROM n)
+                """
+            ).run()
+        }
+    }
+
+    static func size(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    @Test func commitsLeaveTheWALAloneAndTheServiceCheckpointsIt() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-checkpoint-\(Identifier.make())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("test.sqlite").path
+        let database = try await Database.open(.sqlite(path: path), logger: TestDatabases.logger)
+        let before = try Self.size(path)
+        do {
+            try await Self.writeEightMegabytes(database)
+        } catch {
+            await database.close()
+            throw error
+        }
+        // The commit did not copy the pages into the database file: they wait in the WAL.
+        #expect(try Self.size(path) < before + 1_000_000, "the commit checkpointed")
+        #expect(try Self.size(path + "-wal") > 8_000_000)
+        // The database's service copies them within a few of its rounds, while nothing else writes.
+        let services = ServiceGroup(configuration: .init(services: [database], logger: TestDatabases.logger))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while (try? Self.size(path)) ?? 0 < before + 8_000_000, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try Self.size(path) >= before + 8_000_000, "the service did not checkpoint")
+            // A graceful shutdown, as the process has: the service closes the connections.
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
         }
     }
 }
