@@ -7,23 +7,46 @@ public enum Timestamp {
         Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 
-    /// `2026-11-25T19:09:24.123Z` for a millisecond timestamp.
+    /// `2026-11-25T19:09:24.123Z` for a millisecond timestamp (years 0–9999).
+    ///
+    /// Written digit by digit: every message's JSON and every log line carries one, and `String(format:)` took a
+    /// quarter of the log handler's time in a profile of `/login`.
     public static func iso8601(millis: Int64) -> String {
         let seconds = Int(millis.floorDivided(by: 1000))
         let milliseconds = Int(millis - Int64(seconds) * 1000)
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            Int(parts.tm_year) + 1900,
-            Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday),
-            Int(parts.tm_hour),
-            Int(parts.tm_min),
-            Int(parts.tm_sec),
-            milliseconds
-        )
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var index = 0
+            func digits(_ value: Int, _ count: Int) {
+                var value = value
+                for offset in stride(from: count - 1, through: 0, by: -1) {
+                    buffer[index + offset] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                index += count
+            }
+            func character(_ byte: Unicode.Scalar) {
+                buffer[index] = UInt8(ascii: byte)
+                index += 1
+            }
+            digits(min(max(Int(parts.tm_year) + 1900, 0), 9999), 4)
+            character("-")
+            digits(Int(parts.tm_mon) + 1, 2)
+            character("-")
+            digits(Int(parts.tm_mday), 2)
+            character("T")
+            digits(Int(parts.tm_hour), 2)
+            character(":")
+            digits(Int(parts.tm_min), 2)
+            character(":")
+            digits(Int(parts.tm_sec), 2)
+            character(".")
+            digits(milliseconds, 3)
+            character("Z")
+            return index
+        }
     }
 }
 
