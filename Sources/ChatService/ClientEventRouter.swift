@@ -1,6 +1,7 @@
 import Logging
 import ParleyCore
 import SocketIOProtocol
+import SocketIOServer
 
 /// Carries out decoded client events and answers each one's ack: `{"ok":true,…}`, or the contract's error body.
 struct ClientEventRouter: Sendable {

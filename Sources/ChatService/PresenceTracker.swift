@@ -1,4 +1,5 @@
 import Logging
+import SocketIOServer
 import Synchronization
 
 /// Counts this instance's sockets per user and announces comings and goings on the bus: a user is online from their first

@@ -1,4 +1,5 @@
 import ParleyCore
+import SocketIOServer
 import Synchronization
 
 /// Relays `typing` / `stopTyping` to a chat's other members, and ends a typing that is not renewed within its lifetime.

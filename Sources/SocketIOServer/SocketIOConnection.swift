@@ -32,13 +32,16 @@ final class SocketIOConnection: Sendable {
     private let registry: SocketRegistry
     /// The session's place among unauthenticated ones, given back when its first socket is admitted.
     private let pending: PendingSession
+    /// The server's: where `disconnected` calls run when they cannot run in the task that ended the socket.
+    private let tasks: BackgroundTasks
     private let state = Mutex(State())
 
-    init(session: EngineSession, handler: any SocketIOHandler, registry: SocketRegistry, pending: PendingSession) {
+    init(session: EngineSession, handler: any SocketIOHandler, registry: SocketRegistry, pending: PendingSession, tasks: BackgroundTasks) {
         self.session = session
         self.handler = handler
         self.registry = registry
         self.pending = pending
+        self.tasks = tasks
     }
 
     var logger: Logger { self.session.logger }
@@ -218,9 +221,9 @@ final class SocketIOConnection: Sendable {
         self.logger.debug("socket disconnected", metadata: ["sio.socket": .string(ended.socket.id), "sio.reason": .string(reason.rawValue)])
         guard ended.deliverNow else { return }
         let handler = self.handler
-        // Detached: a close can happen inside any task (another user's emit that overflows this queue, a heartbeat),
-        // and the handler must not run with that task's task-locals.
-        Task.detached { await handler.disconnected(ended.socket, reason: reason.rawValue) }
+        // In the server's task group: a close can happen inside any task (another user's emit that overflows this
+        // queue, a heartbeat), and the handler must not run in that task, with its task-locals.
+        self.tasks.add { await handler.disconnected(ended.socket, reason: reason.rawValue) }
     }
 
     /// Counts a handler call for the connected socket; nil when no socket is connected.

@@ -1,10 +1,15 @@
 public import ServiceLifecycle
 
 extension SocketIOServer: Service {
-    /// Waits for graceful shutdown, then closes every session: long-polls are answered and WebSockets closed, so the
-    /// HTTP server (stopped after this in the service group) has no request left waiting.
+    /// Runs the handler's `disconnected` calls until graceful shutdown, then closes every session (long-polls are
+    /// answered and WebSockets closed, so the HTTP server, stopped after this in the service group, has no request left
+    /// waiting) and returns once the handler has heard of every socket that ended.
     public func run() async throws {
-        try? await gracefulShutdown()
-        self.shutdown()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.tasks.run() }
+            try? await gracefulShutdown()
+            self.shutdown()
+            self.tasks.finish()
+        }
     }
 }

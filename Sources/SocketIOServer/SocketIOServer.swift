@@ -11,6 +11,9 @@ public final class SocketIOServer: Sendable {
     let logger: Logger
     let registry = SocketRegistry()
     let limits: SessionLimits
+    /// The handler's `disconnected` calls, run by ``run()``: a close can happen inside any task (another user's emit
+    /// that overflows a queue, a heartbeat), and the call must neither run in that task nor outlive the server.
+    let tasks = BackgroundTasks()
 
     /// Creates a server; add its routes to a router with ``addRoutes(to:path:)``.
     public init(configuration: SocketIOConfiguration, handler: any SocketIOHandler, logger: Logger) {
@@ -64,7 +67,13 @@ public final class SocketIOServer: Sendable {
             configuration: self.configuration,
             logger: self.logger
         )
-        let connection = SocketIOConnection(session: session, handler: self.handler, registry: self.registry, pending: pending)
+        let connection = SocketIOConnection(
+            session: session,
+            handler: self.handler,
+            registry: self.registry,
+            pending: pending,
+            tasks: self.tasks
+        )
         self.registry.add(connection)
         let registry = self.registry
         session.start(

@@ -1,4 +1,5 @@
 import Logging
+import SocketIOServer
 import Testing
 
 @testable import ChatService

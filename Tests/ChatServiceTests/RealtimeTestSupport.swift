@@ -1,5 +1,6 @@
 import Foundation
 import ParleyTestSupport
+import SocketIOServer
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import ParleyStore
 import ParleyTestSupport
+import SocketIOServer
 import Testing
 
 @testable import ChatService

@@ -49,25 +49,39 @@ import Testing
         }
     }
 
-    static func server(_ handler: some SocketIOHandler) -> SocketIOServer {
-        SocketIOServer(configuration: TestServer.fast, handler: handler, logger: Logger(label: "SocketLifecycleTests"))
+    /// Runs `body` with a server for `handler` whose `disconnected` calls run (as its `run()` runs them in the
+    /// application), until `body` returns and the calls it caused have been made.
+    static func withServer(_ handler: some SocketIOHandler, _ body: (SocketIOServer) async throws -> Void) async throws {
+        let server = SocketIOServer(configuration: TestServer.fast, handler: handler, logger: Logger(label: "SocketLifecycleTests"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await server.tasks.run() }
+            do {
+                try await body(server)
+            } catch {
+                server.tasks.finish()
+                throw error
+            }
+            server.tasks.finish()
+            try await group.waitForAll()
+        }
     }
 
     static let handshake = SocketIOHandshake(headers: [:], query: [:], remoteAddress: nil)
 
     @Test func disconnectedWaitsForConnectedToReturn() async throws {
         let handler = GatedHandler()
-        let server = Self.server(handler)
-        let connection = try server.openSession(transport: .polling, handshake: Self.handshake).get()
-        async let connecting: Void = connection.receive(.message("0"))
-        #expect(await handler.calls.wait { $0 == ["connected"] })
-        connection.session.close(.transportClose)
-        // The socket leaves the rooms at once, but the handler hears of it only after `connected` returns.
-        #expect(server.socketCount == 0)
-        #expect(handler.calls.events == ["connected"])
-        handler.open()
-        await connecting
-        #expect(await handler.calls.wait { $0 == ["connected", "connected returns", "disconnected transport close"] })
+        try await Self.withServer(handler) { server in
+            let connection = try server.openSession(transport: .polling, handshake: Self.handshake).get()
+            async let connecting: Void = connection.receive(.message("0"))
+            #expect(await handler.calls.wait { $0 == ["connected"] })
+            connection.session.close(.transportClose)
+            // The socket leaves the rooms at once, but the handler hears of it only after `connected` returns.
+            #expect(server.socketCount == 0)
+            #expect(handler.calls.events == ["connected"])
+            handler.open()
+            await connecting
+            #expect(await handler.calls.wait { $0 == ["connected", "connected returns", "disconnected transport close"] })
+        }
     }
 
     @Test func aSessionClosedDuringAuthenticationNeverConnects() async throws {
@@ -83,35 +97,37 @@ import Testing
             func disconnected(_ socket: SocketIOSocket, reason: String) async { self.calls.append("disconnected") }
         }
         let handler = SlowHandler()
-        let server = Self.server(handler)
-        let connection = try server.openSession(transport: .polling, handshake: Self.handshake).get()
-        handler.session.withLock { $0 = connection.session }
-        await connection.receive(.message("0"))
-        #expect(handler.calls.events.isEmpty)
-        #expect(server.socketCount == 0)
-        #expect(server.sessionCount == 0)
+        try await Self.withServer(handler) { server in
+            let connection = try server.openSession(transport: .polling, handshake: Self.handshake).get()
+            handler.session.withLock { $0 = connection.session }
+            await connection.receive(.message("0"))
+            #expect(handler.calls.events.isEmpty)
+            #expect(server.socketCount == 0)
+            #expect(server.sessionCount == 0)
+        }
     }
 
     @Test func aFinishedSessionIsReleased() async throws {
         let handler = GatedHandler()
         handler.open()
-        let server = Self.server(handler)
-        weak var released: EngineSession?
-        do {
-            let connection = try server.openSession(transport: .webSocket, handshake: Self.handshake).get()
-            released = connection.session
-            await connection.receive(.message("0"))
-            #expect(server.socketCount == 1)
-            connection.session.close(.transportClose)
+        try await Self.withServer(handler) { server in
+            weak var released: EngineSession?
+            do {
+                let connection = try server.openSession(transport: .webSocket, handshake: Self.handshake).get()
+                released = connection.session
+                await connection.receive(.message("0"))
+                #expect(server.socketCount == 1)
+                connection.session.close(.transportClose)
+            }
+            #expect(await handler.calls.wait { $0.contains("disconnected transport close") })
+            #expect(server.sessionCount == 0)
+            #expect(server.socketCount == 0)
+            // The heartbeat task held the session until its cancellation ran; nothing else may keep it.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while released != nil && ContinuousClock.now < deadline {
+                await Task.yield()
+            }
+            #expect(released == nil)
         }
-        #expect(await handler.calls.wait { $0.contains("disconnected transport close") })
-        #expect(server.sessionCount == 0)
-        #expect(server.socketCount == 0)
-        // The heartbeat task held the session until its cancellation ran; nothing else may keep it.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while released != nil && ContinuousClock.now < deadline {
-            await Task.yield()
-        }
-        #expect(released == nil)
     }
 }

@@ -259,8 +259,9 @@ def test_a_login_flood_from_many_addresses_does_not_slow_the_conversation(launch
               f"conversation p99 {before_p99 * 1000:.1f} ms before, {during_p99 * 1000:.1f} ms during "
               f"({len(during)} messages); CPU: server {server_cpu:.0%}, load generator and conversation "
               f"{client_cpu:.0%} of a core", flush=True)
-        # A debug server on two cores beside its load generator answers 430-500 a second: what it can take is the flood.
-        assert answered >= 0.8 * rate * seconds, f"only {answered} requests in {elapsed:.1f} s: the flood did not flood"
+        # 500 a second are offered. A debug server on two cores beside its load generator answers 350-500 of them at
+        # 120% of a core: saturated, a harder test for the conversation than the release build's 500 at 80%.
+        assert answered >= 0.6 * rate * seconds, f"only {answered} requests in {elapsed:.1f} s: the flood did not flood"
         assert set(statuses) <= {202, 429}, f"answers other than 202 and 429: {statuses}"
         assert len(during) >= 100, f"only {len(during)} messages arrived during the flood"
         assert during_p99 <= 2 * before_p99 + 0.010, (

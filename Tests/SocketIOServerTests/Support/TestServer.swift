@@ -59,6 +59,7 @@ struct TestServer: Sendable {
                 configuration: .init(ws: self.configuration.webSocketServerConfiguration)
             ),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            services: [self.server],
             logger: logger
         )
     }
