@@ -53,6 +53,8 @@ struct MessageSequencerTests {
             let (store, records) = try await self.chat(with: 3, in: database, now: old)
             let users = Array(Set(records.map(\.senderID)))
             var recent: [MessageRecord] = []
+            // A millisecond apart, however slowly this machine stores them: within the in-flight window of each other.
+            let now = Timestamp.millis()
             for index in 0..<2 {
                 guard
                     case .created(let record) = try await store.append(
@@ -61,7 +63,7 @@ struct MessageSequencerTests {
                         text: "new\(index)",
                         file: nil,
                         clientMessageID: nil,
-                        now: Timestamp.millis()
+                        now: now + Int64(index)
                     )
                 else { throw TestSetupError("not created") }
                 recent.append(record)
