@@ -31,10 +31,17 @@ public final class Wakeup: Sendable {
             state.generation += 1
             return state.generation
         }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            self.wake(generation: generation)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForRing(generation: generation) }
+            // The first to end (the timeout, a ring, or cancellation) ends the other.
+            await group.next()
+            group.cancelAll()
         }
+    }
+
+    /// Returns on a ring of this wait's generation, or when cancelled.
+    private func waitForRing(generation: Int) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let resumeNow = self.state.withLock { state -> Bool in
@@ -50,7 +57,6 @@ public final class Wakeup: Sendable {
         } onCancel: {
             self.wake(generation: generation)
         }
-        timer.cancel()
     }
 
     private func wake(generation: Int) {

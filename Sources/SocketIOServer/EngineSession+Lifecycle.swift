@@ -3,18 +3,21 @@ import NIOCore
 import SocketIOProtocol
 import Synchronization
 
-extension EngineSession {
-    /// Connects the session to its Socket.IO layer and starts the heartbeat.
+extension EngineSession: SessionClock.Owner {
+    /// Connects the session to its Socket.IO layer and starts the heartbeat: the first ping is due after `pingInterval`,
+    /// and a session that admits no socket within `connectTimeout` is closed (checked then, when it comes first).
     func start(hooks: Hooks) {
-        // Detached: the session outlives the request that opened it, and must not carry that request's task-locals.
-        let heartbeat = Task.detached { await self.runHeartbeat() }
-        let stillOpen = self.state.withLock { state -> Bool in
-            guard state.phase == .open else { return false }
+        let now = ContinuousClock.now
+        let scheduled = self.state.withLock { state -> Scheduled? in
+            guard state.phase == .open else { return nil }
             state.hooks = hooks
-            state.tasks.append(heartbeat)
-            return true
+            if self.configuration.connectTimeout < self.configuration.pingInterval {
+                state.firstPing = now + self.configuration.pingInterval
+                return state.setDeadline(.connect, at: now + self.configuration.connectTimeout)
+            }
+            return state.setDeadline(.ping, at: now + self.configuration.pingInterval)
         }
-        if !stillOpen { heartbeat.cancel() }
+        self.schedule(scheduled)
     }
 
     /// Stops taking packets. With `flush`, what is queued still goes out (plus a close packet on polling) until
@@ -26,8 +29,6 @@ extension EngineSession {
         let hooks = self.state.withLock { state -> Hooks?? in
             guard state.phase == .open else { return .none }
             let hooks = state.hooks
-            state.pongWaiter?.resume(returning: false)
-            state.pongWaiter = nil
             guard flush else {
                 finished = state.finish()
                 return .some(hooks)
@@ -69,26 +70,12 @@ extension EngineSession {
 
     /// Gives a draining session `pingTimeout` to deliver its last packets, then finishes it.
     private func startDrainDeadline() {
-        let deadline = self.configuration.pingTimeout
-        let timer = Task.detached {
-            try? await Task.sleep(for: deadline)
-            guard !Task.isCancelled else { return }
-            self.finishNow()
-        }
-        let replaced = self.state.withLock { state -> [Task<Void, Never>]? in
-            guard state.phase == .draining else { return nil }
-            // The heartbeat is over; the timer takes its place among the tasks finish() cancels.
-            defer { state.tasks = [timer] }
-            return state.tasks
-        }
-        guard let replaced else {
-            timer.cancel()
-            return
-        }
-        // Cancelled outside the lock: a cancellation handler (the heartbeat's pong wait) takes it.
-        for task in replaced {
-            task.cancel()
-        }
+        let deadline = ContinuousClock.now + self.configuration.pingTimeout
+        self.schedule(
+            self.state.withLock { state in
+                state.phase == .draining ? state.setDeadline(.drain, at: deadline) : nil
+            }
+        )
     }
 
     /// Finishes the session whatever its phase: nothing more is sent.
@@ -160,97 +147,97 @@ extension EngineSession {
         }
     }
 
-    // MARK: Heartbeat
+    // MARK: Heartbeat and deadlines
 
-    /// A pong arrived from the client.
-    func receivedPong() {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            state.pongReceived = true
-            defer { state.pongWaiter = nil }
-            return state.pongWaiter
-        }
-        waiter?.resume(returning: true)
+    /// Puts the deadline the state just set on the clock (after the session's lock is released).
+    private func schedule(_ deadline: Scheduled?) {
+        guard let deadline else { return }
+        self.clock.schedule(self, token: deadline.token, at: deadline.instant)
     }
 
-    /// Pings every `pingInterval` (measured from the last pong, as the reference server does) and closes the session
-    /// when a pong is `pingTimeout` late, or when no socket has connected for `connectTimeout`.
-    func runHeartbeat() async {
-        // A new session has `connectTimeout` to admit a socket; when that ends before the first ping, it is checked then.
-        var wait = self.configuration.pingInterval
-        if self.configuration.connectTimeout < wait {
-            do {
-                try await Task.sleep(for: self.configuration.connectTimeout)
-            } catch {
-                return
+    /// A pong arrived from the client: the next ping is due `pingInterval` from now (as the reference server measures
+    /// it), unless the session has been without a socket for `connectTimeout`.
+    func receivedPong() {
+        let now = ContinuousClock.now
+        var unattached = false
+        let scheduled = self.state.withLock { state -> Scheduled? in
+            guard state.phase == .open, state.deadline?.kind == .pong else { return nil }
+            if let since = state.unattachedSince, since.duration(to: now) >= self.configuration.connectTimeout {
+                unattached = true
+                return nil
             }
-            if self.closeIfUnattached() { return }
-            wait -= self.configuration.connectTimeout
+            return state.setDeadline(.ping, at: now + self.configuration.pingInterval)
         }
-        while true {
-            do {
-                try await Task.sleep(for: wait)
-            } catch {
-                return
+        if unattached { self.close(.connectTimeout) }
+        self.schedule(scheduled)
+    }
+
+    /// Whether `token` is the session's live deadline.
+    func isCurrent(token: UInt64) -> Bool {
+        self.state.withLock { $0.deadline?.token == token }
+    }
+
+    /// The clock's call when a deadline passes: pings, closes a session whose pong is `pingTimeout` late or that has
+    /// been without a socket for `connectTimeout`, or finishes a draining one. A stale deadline does nothing.
+    func deadlinePassed(token: UInt64) {
+        enum Action {
+            case none
+            case ping(Scheduled)
+            case schedule(Scheduled)
+            case close(DisconnectReason)
+            case finish(Finished)
+        }
+        let now = ContinuousClock.now
+        let action = self.state.withLock { state -> Action in
+            guard let deadline = state.deadline, deadline.token == token else { return .none }
+            state.deadline = nil
+            switch (deadline.kind, state.phase) {
+            case (.connect, .open):
+                if let since = state.unattachedSince, since.duration(to: now) >= self.configuration.connectTimeout {
+                    return .close(.connectTimeout)
+                }
+                return .schedule(state.setDeadline(.ping, at: max(state.firstPing ?? now, now)))
+            case (.ping, .open):
+                return .ping(state.setDeadline(.pong, at: now + self.configuration.pingTimeout))
+            case (.pong, .open):
+                return .close(.pingTimeout)
+            case (.drain, .draining):
+                return .finish(state.finish())
+            default:
+                return .none
             }
-            wait = self.configuration.pingInterval
-            let sent = self.state.withLock { state -> Bool in
-                guard state.phase == .open else { return false }
-                state.pongReceived = false
-                return true
-            }
-            guard sent else { return }
+        }
+        switch action {
+        case .none:
+            break
+        case .ping(let pongDeadline):
+            // The pong deadline is set before the ping leaves, so a fast pong finds it.
+            self.schedule(pongDeadline)
             self.logger.trace("ping")
             self.enqueue(EngineText.ping)
-            let answered = await self.waitForPong(timeout: self.configuration.pingTimeout)
-            guard !Task.isCancelled else { return }
-            guard answered else {
-                self.close(.pingTimeout)
-                return
-            }
-            if self.closeIfUnattached() { return }
+        case .schedule(let deadline):
+            self.schedule(deadline)
+        case .close(let reason):
+            self.close(reason)
+        case .finish(let finished):
+            finished.run()
         }
     }
+}
 
-    /// Closes the session when it has been without a socket for `connectTimeout`; returns whether it did.
-    private func closeIfUnattached() -> Bool {
-        let unattached = self.state.withLock { $0.unattachedSince }
-        guard let unattached, unattached.duration(to: .now) >= self.configuration.connectTimeout else { return false }
-        self.close(.connectTimeout)
-        return true
+extension EngineSession {
+    /// A deadline to put on the clock once the session's lock is released.
+    struct Scheduled {
+        let token: UInt64
+        let instant: ContinuousClock.Instant
     }
+}
 
-    /// Whether a pong arrives within `timeout`.
-    private func waitForPong(timeout: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.pong() }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let answered = await group.next() ?? false
-            group.cancelAll()
-            return answered
-        }
-    }
-
-    /// Returns true when the pong for the last ping arrives, false when cancelled or closed first.
-    private func pong() async -> Bool {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let immediate = self.state.withLock { state -> Bool? in
-                    if state.pongReceived { return true }
-                    if state.phase != .open || Task.isCancelled { return false }
-                    state.pongWaiter = continuation
-                    return nil
-                }
-                if let immediate { continuation.resume(returning: immediate) }
-            }
-        } onCancel: {
-            let waiter = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
-                defer { state.pongWaiter = nil }
-                return state.pongWaiter
-            }
-            waiter?.resume(returning: false)
-        }
+extension EngineSession.State {
+    /// Makes `kind` at `instant` the session's one deadline (the one before it goes stale), returning what to schedule.
+    mutating func setDeadline(_ kind: EngineSession.Deadline, at instant: ContinuousClock.Instant) -> EngineSession.Scheduled {
+        let token = self.nextID()
+        self.deadline = (kind, token)
+        return EngineSession.Scheduled(token: token, instant: instant)
     }
 }

@@ -61,12 +61,13 @@ final class EngineSession: Sendable {
         var pollWaiter: Waiter<PollResult>?
         var socketWaiter: Waiter<[ByteBuffer]?>?
         var finishWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        var pongWaiter: CheckedContinuation<Bool, Never>?
-        var pongReceived = true
+        /// The one deadline the session waits for on the server's ``SessionClock``; an earlier one is stale.
+        var deadline: (kind: Deadline, token: UInt64)?
+        /// When the first ping is due, for a session whose connect timeout comes before it.
+        var firstPing: ContinuousClock.Instant?
         /// Since when no socket has been connected; nil while one is.
         var unattachedSince: ContinuousClock.Instant? = .now
         var hooks: Hooks?
-        var tasks: [Task<Void, Never>] = []
         var lastID: UInt64 = 0
 
         mutating func nextID() -> UInt64 {
@@ -79,6 +80,18 @@ final class EngineSession: Sendable {
     /// ("Too many packets in payload") and drop the session; the rest simply goes out with the next GET.
     static let pollingBatchLimit = 16
 
+    /// What a session's deadline on the ``SessionClock`` is for.
+    enum Deadline: Sendable, Equatable {
+        /// A new session's connect timeout, when it comes before the first ping.
+        case connect
+        /// The next ping.
+        case ping
+        /// The pong for the last ping is late.
+        case pong
+        /// A draining session's last packets had their time.
+        case drain
+    }
+
     /// The Engine.IO session id.
     let sid: String
     /// What the session's first request carried.
@@ -86,9 +99,19 @@ final class EngineSession: Sendable {
     let configuration: SocketIOConfiguration
     let logger: Logger
     let state: Mutex<State>
+    /// The server's clock, which runs the session's heartbeat and deadlines.
+    let clock: SessionClock
 
-    init(sid: String, transport: Transport, handshake: SocketIOHandshake, configuration: SocketIOConfiguration, logger: Logger) {
+    init(
+        sid: String,
+        transport: Transport,
+        handshake: SocketIOHandshake,
+        configuration: SocketIOConfiguration,
+        clock: SessionClock,
+        logger: Logger
+    ) {
         self.sid = sid
+        self.clock = clock
         self.handshake = handshake
         self.configuration = configuration
         var logger = logger
@@ -269,16 +292,13 @@ extension EngineSession.State {
         var finished = EngineSession.Finished()
         finished.pollWaiter = self.pollWaiter?.continuation
         finished.socketWaiter = self.socketWaiter?.continuation
-        finished.pongWaiter = self.pongWaiter
         finished.finishWaiters = Array(self.finishWaiters.values)
         finished.hooks = self.hooks
-        finished.tasks = self.tasks
         self.pollWaiter = nil
         self.socketWaiter = nil
-        self.pongWaiter = nil
+        self.deadline = nil
         self.finishWaiters = [:]
         self.hooks = nil
-        self.tasks = []
         return finished
     }
 }
@@ -288,20 +308,14 @@ extension EngineSession {
     struct Finished {
         var pollWaiter: CheckedContinuation<PollResult, Never>?
         var socketWaiter: CheckedContinuation<[ByteBuffer]?, Never>?
-        var pongWaiter: CheckedContinuation<Bool, Never>?
         var finishWaiters: [CheckedContinuation<Void, Never>] = []
         var hooks: Hooks?
-        var tasks: [Task<Void, Never>] = []
 
         func run() {
             self.pollWaiter?.resume(returning: .closed)
             self.socketWaiter?.resume(returning: nil)
-            self.pongWaiter?.resume(returning: false)
             for waiter in self.finishWaiters {
                 waiter.resume()
-            }
-            for task in self.tasks {
-                task.cancel()
             }
             self.hooks?.finished()
         }

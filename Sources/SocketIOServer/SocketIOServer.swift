@@ -14,6 +14,8 @@ public final class SocketIOServer: Sendable {
     /// The handler's `disconnected` calls, run by ``run()``: a close can happen inside any task (another user's emit
     /// that overflows a queue, a heartbeat), and the call must neither run in that task nor outlive the server.
     let tasks = BackgroundTasks()
+    /// Every session's heartbeat and deadlines, run by ``run()``.
+    let clock = SessionClock()
 
     /// Creates a server; add its routes to a router with ``addRoutes(to:path:)``.
     public init(configuration: SocketIOConfiguration, handler: any SocketIOHandler, logger: Logger) {
@@ -65,6 +67,7 @@ public final class SocketIOServer: Sendable {
             transport: transport,
             handshake: handshake,
             configuration: self.configuration,
+            clock: self.clock,
             logger: self.logger
         )
         let connection = SocketIOConnection(

@@ -11,6 +11,8 @@ import Testing
     /// A session and the reasons its hooks heard.
     struct Fixture {
         let session: EngineSession
+        /// The server's clock, which a test of the heartbeat runs with ``withClock(_:)``.
+        let clock = SessionClock()
         let closes = EventLog<String>()
         let finishes = EventLog<Void>()
 
@@ -20,11 +22,21 @@ import Testing
                 transport: transport,
                 handshake: SocketIOHandshake(headers: [:], query: [:], remoteAddress: nil),
                 configuration: configuration,
+                clock: self.clock,
                 logger: .init(label: "EngineSessionTests")
             )
             let closes = self.closes
             let finishes = self.finishes
             self.session.start(hooks: .init(closed: { closes.append($0.rawValue) }, finished: { finishes.append(()) }))
+        }
+
+        /// Runs `body` while the clock runs the session's deadlines, as the server's `run()` does.
+        func withClock(_ body: () async -> Void) async {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.clock.run() }
+                await body()
+                self.clock.finish()
+            }
         }
 
         /// Returns once a consumer is suspended in the session (the state says so), yielding meanwhile.
@@ -133,10 +145,12 @@ import Testing
 
     @Test func anUndeliveredFlushFinishesAtTheDrainDeadline() async {
         let fixture = Fixture(transport: .webSocket)
-        fixture.session.enqueue(ByteBuffer(string: "41"))
-        fixture.session.close(.serverNamespaceDisconnect, flush: true)
-        await fixture.session.waitUntilFinished()
-        #expect(fixture.finishes.events.count == 1)
+        await fixture.withClock {
+            fixture.session.enqueue(ByteBuffer(string: "41"))
+            fixture.session.close(.serverNamespaceDisconnect, flush: true)
+            await fixture.session.waitUntilFinished()
+            #expect(fixture.finishes.events.count == 1)
+        }
     }
 
     @Test func aForcedCloseWakesTheWriter() async {
@@ -150,28 +164,34 @@ import Testing
 
     @Test func theHeartbeatPingsAndClosesWhenNoPongComes() async {
         let fixture = Fixture(configuration: SocketIOConfiguration(pingInterval: .milliseconds(50), pingTimeout: .milliseconds(50)))
-        #expect(await fixture.session.poll() == .packets([EngineText.ping]))
-        #expect(await fixture.closes.wait(timeout: .seconds(2)) { $0 == ["ping timeout"] })
-        #expect(!fixture.session.isOpen)
+        await fixture.withClock {
+            #expect(await fixture.session.poll() == .packets([EngineText.ping]))
+            #expect(await fixture.closes.wait(timeout: .seconds(2)) { $0 == ["ping timeout"] })
+            #expect(!fixture.session.isOpen)
+        }
     }
 
     @Test func pongsKeepTheSessionOpen() async {
         // The pong deadline is generous: a busy machine may take a while between the poll and the pong.
         let fixture = Fixture(configuration: SocketIOConfiguration(pingInterval: .milliseconds(50), pingTimeout: .seconds(2)))
-        for _ in 0..<5 {
-            #expect(await fixture.session.poll() == .packets([EngineText.ping]))
-            fixture.session.receivedPong()
+        await fixture.withClock {
+            for _ in 0..<5 {
+                #expect(await fixture.session.poll() == .packets([EngineText.ping]))
+                fixture.session.receivedPong()
+            }
+            #expect(fixture.session.isOpen)
+            fixture.session.close(.transportClose)
         }
-        #expect(fixture.session.isOpen)
-        fixture.session.close(.transportClose)
     }
 
     @Test func aSessionWithoutASocketClosesAfterTheConnectTimeout() async {
         let configuration = SocketIOConfiguration(pingInterval: .milliseconds(30), pingTimeout: .milliseconds(100), connectTimeout: .milliseconds(50))
         let fixture = Fixture(configuration: configuration)
-        while case .packets = await fixture.session.poll() {
-            fixture.session.receivedPong()
+        await fixture.withClock {
+            while case .packets = await fixture.session.poll() {
+                fixture.session.receivedPong()
+            }
+            #expect(fixture.closes.events == ["connect timeout"])
         }
-        #expect(fixture.closes.events == ["connect timeout"])
     }
 }

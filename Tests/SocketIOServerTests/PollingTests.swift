@@ -298,8 +298,8 @@ import Testing
         }
     }
 
-    /// Closing a session while its heartbeat waits for a pong cancels that wait outside the session's lock (the wait's
-    /// cancellation handler takes the lock: cancelling under it crashed the process).
+    /// Closing a session while its heartbeat waits for a pong (when that wait was a task of its own, cancelling it under
+    /// the session's lock crashed the process: its cancellation handler took the lock).
     @Test func theServerCanDisconnectASocketWhileAPingAwaitsItsPong() async throws {
         let server = TestServer(configuration: .init(pingInterval: .milliseconds(20), pingTimeout: .seconds(5), maxPayload: 100_000))
         try await self.withPolling(server) { polling, server in
@@ -318,7 +318,7 @@ import Testing
                         }
                         #expect(packets.count == 2 && packets.contains("2") && packets.contains { $0.hasPrefix(#"40{"sid":""#) })
                         let session = try #require(server.server.registry.connection(sid: sid)?.session)
-                        await server.waitFor { session.state.withLock { $0.pongWaiter != nil } }
+                        await server.waitFor { session.state.withLock { $0.deadline?.kind == .pong } }
                         _ = try await polling.post(sid, #"42["bye"]"#)
                         #expect(try await polling.get(sid).body == "41\u{1E}1")
                     }

@@ -54,13 +54,16 @@ import Testing
     static func withServer(_ handler: some SocketIOHandler, _ body: (SocketIOServer) async throws -> Void) async throws {
         let server = SocketIOServer(configuration: TestServer.fast, handler: handler, logger: Logger(label: "SocketLifecycleTests"))
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await server.clock.run() }
             group.addTask { await server.tasks.run() }
             do {
                 try await body(server)
             } catch {
+                server.clock.finish()
                 server.tasks.finish()
                 throw error
             }
+            server.clock.finish()
             server.tasks.finish()
             try await group.waitForAll()
         }
