@@ -141,6 +141,7 @@ extension ChatStore {
                 if let fileID = record.fileID { try await FileStore.attach(fileID, toChat: record.chatID, in: sql) }
             }
             try await Self.insertMentions(of: batch.created, in: sql)
+            try await Self.notePendingMail(for: batch.created, in: sql)
             for (record, erasedFile) in batch.changed {
                 try await Self.update(record, in: sql)
                 if let erasedFile { try await FileStore.forget(erasedFile, in: sql) }

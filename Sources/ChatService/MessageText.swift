@@ -24,6 +24,24 @@ enum MessageText {
         return found
     }
 
+    /// `text` with each `<@USER_ID>` written as `name(id)` (for mail and other plain-text views).
+    static func replacingMentions(in text: String, with name: (String) -> String) -> String {
+        var output = ""
+        var rest = Substring(text)
+        while let open = rest.range(of: "<@") {
+            output += rest[..<open.lowerBound]
+            let after = rest[open.upperBound...]
+            if let close = after.firstIndex(of: ">"), Identifier.isValid(String(after[..<close])) {
+                output += name(String(after[..<close]))
+                rest = after[after.index(after: close)...]
+            } else {
+                output += "<@"
+                rest = after
+            }
+        }
+        return output + rest
+    }
+
     /// Whether `text` is exactly one emoji: one grapheme, shown as an emoji (by default, or asked for with VS16 or a keycap),
     /// made only of emoji, their modifiers, joiners and tags.
     static func isSingleEmoji(_ text: String) -> Bool {

@@ -29,15 +29,29 @@ public struct MailDeliveryService: Service {
     let settings: Settings
     let wakeup: Wakeup
     let worker: String
+    let revise: Revision?
     let logger: Logger
 
-    /// A worker named `worker` (unique per process) that sends through `transport`.
-    public init(outbox: MailOutbox, transport: any MailTransport, settings: Settings, wakeup: Wakeup, worker: String, logger: Logger) {
+    /// Brings a job up to date just before it is sent: the job to send (its payload revised), or nil when it is no longer
+    /// needed (dropped, not sent).
+    public typealias Revision = @Sendable (MailJob) async throws -> MailJob?
+
+    /// A worker named `worker` (unique per process) that sends through `transport`, each job first passed to `revise`.
+    public init(
+        outbox: MailOutbox,
+        transport: any MailTransport,
+        settings: Settings,
+        wakeup: Wakeup,
+        worker: String,
+        revise: Revision? = nil,
+        logger: Logger
+    ) {
         self.outbox = outbox
         self.transport = transport
         self.settings = settings
         self.wakeup = wakeup
         self.worker = worker
+        self.revise = revise
         self.logger = logger
     }
 
@@ -105,6 +119,15 @@ public struct MailDeliveryService: Service {
         logger[metadataKey: "attempt"] = .stringConvertible(job.attempts)
         if let requestID = job.requestID { logger[metadataKey: "requestId"] = .string(requestID) }
         do {
+            var job = job
+            if let revise = self.revise {
+                guard let revised = try await revise(job) else {
+                    try await self.outbox.markDropped(job, worker: self.worker, now: Timestamp.millis())
+                    logger.info("mail no longer needed", metadata: ["template": .string(job.template)])
+                    return
+                }
+                job = revised
+            }
             let mail = try MailTemplates.render(template: job.template, recipient: job.recipient, payload: job.payload)
             try await self.transport.deliver(mail, logger: logger)
             try await self.outbox.markSent(job, worker: self.worker, now: Timestamp.millis())

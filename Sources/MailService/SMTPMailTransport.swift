@@ -29,7 +29,14 @@ public struct SMTPMailTransport: MailTransport {
         } catch {
             throw MailDeliveryError(isTransient: false, description: "bad recipient address: \(error)")
         }
-        let message = MailMessage(from: self.from, to: [recipient], subject: mail.subject, textBody: mail.text, htmlBody: mail.html)
+        var message = MailMessage(from: self.from, to: [recipient], subject: mail.subject, textBody: mail.text, htmlBody: mail.html)
+        if let unsubscribe = mail.unsubscribeURL {
+            // RFC 8058: a mail client may offer the one-click POST to the link.
+            message.extraHeaders = [
+                MailHeader(name: "List-Unsubscribe", value: "<\(unsubscribe)>"),
+                MailHeader(name: "List-Unsubscribe-Post", value: "List-Unsubscribe=One-Click"),
+            ]
+        }
         do {
             try await self.client.send(message)
         } catch {

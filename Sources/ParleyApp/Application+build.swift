@@ -41,7 +41,7 @@ public func buildApplication(role: ServiceRole, configuration: ParleyConfigurati
     let transport: (any MailTransport)? =
         role.runsMailService
         ? try configuration.smtpURL.map { try SMTPMailTransport(url: $0, from: configuration.mailFrom) } ?? LogMailTransport() : nil
-    let secrets = try await ProcessSecrets.prepare(configuration: configuration, signingKeys: keys, logger: logger)
+    let secrets = try await ProcessSecrets.prepare(role: role, configuration: configuration, signingKeys: keys, logger: logger)
     let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
     do {
         return try await assemble(
@@ -65,15 +65,23 @@ struct ProcessSecrets: Sendable {
     var signingKey: SigningKey?
     /// Signs file URLs with the secret every service and instance shares.
     var fileSigner: FileURLSigner
+    /// Signs the unsubscribe links of missed-message mail, with another shared secret.
+    var unsubscribeLinks: UnsubscribeLinks
 
     /// Applies the migrations the database lacks, then reads (or creates, the first time) the secrets.
-    static func prepare(configuration: ParleyConfiguration, signingKeys: ConfiguredSigningKeys?, logger: Logger) async throws -> ProcessSecrets {
+    static func prepare(
+        role: ServiceRole,
+        configuration: ParleyConfiguration,
+        signingKeys: ConfiguredSigningKeys?,
+        logger: Logger
+    ) async throws -> ProcessSecrets {
         let database = try await Database.open(configuration.database, sqliteSynchronous: configuration.sqliteSynchronous, logger: logger)
         return try await database.closing {
             try await Migrator.migrate(database, logger: logger)
             return ProcessSecrets(
                 signingKey: try await signingKeys?.load(database: database, dataDirectory: configuration.dataDirectory),
-                fileSigner: try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? "")
+                fileSigner: try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? ""),
+                unsubscribeLinks: try await UnsubscribeLinks.load(database: database, baseURL: configuration.appURL(role: role))
             )
         }
     }
@@ -112,7 +120,7 @@ func assemble(
         userService = service
         let userVerifier = await tokens.verifier()
         verifier = userVerifier
-        routes.users = UserController(service: service, verifier: userVerifier)
+        routes.users = UserController(service: service, verifier: userVerifier, unsubscribeLinks: secrets.unsubscribeLinks)
     }
 
     var socketServer: SocketIOServer?
@@ -154,6 +162,22 @@ func assemble(
         routes.chat = ChatController(service: chat, verifier: chatVerifier, downloads: DownloadSlots(limit: configuration.maxDownloads))
         services.append(chat.writer)
         services.append(chat.fileSweeper(configuration: configuration, logger: Logger(label: "parley.files")))
+        services.append(
+            MissedMessageMailer(
+                database: database,
+                directory: directory,
+                presence: presence,
+                recipient: { userID, sql in try await UserService.mailRecipient(of: userID, in: sql) },
+                links: secrets.unsubscribeLinks,
+                settings: .init(
+                    after: .milliseconds(Int(configuration.notifyAfterSeconds * 1000)),
+                    interval: .milliseconds(Int(configuration.notifyIntervalSeconds * 1000)),
+                    appURL: configuration.appURL(role: role)
+                ),
+                mailQueued: mailQueued,
+                logger: Logger(label: "parley.missed-mail")
+            )
+        )
         let realtime = ChatRealtime(
             service: chat,
             verifier: chatVerifier,
@@ -182,6 +206,7 @@ func assemble(
                 settings: .init(configuration: configuration),
                 wakeup: mailQueued,
                 worker: worker,
+                revise: { job in try await MissedMessageMailer.revise(job, database: database) },
                 logger: Logger(label: "parley.mail")
             )
         )
@@ -230,5 +255,12 @@ func httpServer(
             ),
             timeouts: timeouts
         )
+    }
+}
+
+extension ParleyConfiguration {
+    /// Where people open the web app: the public URL, or the listener's address when none is set.
+    func appURL(role: ServiceRole) -> String {
+        self.publicURL ?? "http://\(self.host):\(self.port ?? role.defaultPort)"
     }
 }

@@ -87,6 +87,11 @@ public struct ParleyConfiguration: Sendable {
     public var storageQuotaBytes: Int
     /// `PARLEY_FILE_SWEEP_SECONDS`: how often a chat instance collects unclaimed uploads and bytes without a file row.
     public var fileSweepSeconds: Double
+    /// `PARLEY_NOTIFY_AFTER_SECONDS`: how old an unread direct message or mention must be, with no socket of its recipient
+    /// connected, to be mailed.
+    public var notifyAfterSeconds: Double
+    /// `PARLEY_NOTIFY_INTERVAL_SECONDS`: the least time between two missed-message mails to one person.
+    public var notifyIntervalSeconds: Double
     /// `PARLEY_UNCLAIMED_FILE_SECONDS`: how old an upload that no message carries and no one has as avatar must be before
     /// the sweep collects it.
     public var unclaimedFileSeconds: Int
@@ -162,6 +167,8 @@ public struct ParleyConfiguration: Sendable {
         self.maxDownloads = 128
         self.storageQuotaBytes = 1 << 30
         self.fileSweepSeconds = 3600
+        self.notifyAfterSeconds = 900
+        self.notifyIntervalSeconds = 3600
         self.unclaimedFileSeconds = 3600
         self.instanceName = nil
         self.trustedProxies = []
@@ -240,6 +247,8 @@ public struct ParleyConfiguration: Sendable {
         self.storageQuotaBytes = try reader.int("PARLEY_STORAGE_QUOTA_BYTES", in: 0...(1 << 50)) ?? self.storageQuotaBytes
         self.fileSweepSeconds = try reader.double("PARLEY_FILE_SWEEP_SECONDS", in: 0.1...86400) ?? self.fileSweepSeconds
         self.unclaimedFileSeconds = try reader.int("PARLEY_UNCLAIMED_FILE_SECONDS", in: 0...(30 * 86400)) ?? self.unclaimedFileSeconds
+        self.notifyAfterSeconds = try reader.double("PARLEY_NOTIFY_AFTER_SECONDS", in: 0.1...(7 * 86400)) ?? self.notifyAfterSeconds
+        self.notifyIntervalSeconds = try reader.double("PARLEY_NOTIFY_INTERVAL_SECONDS", in: 0...(7 * 86400)) ?? self.notifyIntervalSeconds
         self.rateLimits.messages = try reader.rate("PARLEY_RATE_MESSAGES") ?? self.rateLimits.messages
         self.rateLimits.typing = try reader.rate("PARLEY_RATE_TYPING") ?? self.rateLimits.typing
         self.rateLimits.groups = try reader.rate("PARLEY_RATE_GROUPS") ?? self.rateLimits.groups

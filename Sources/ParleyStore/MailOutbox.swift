@@ -98,6 +98,19 @@ public struct MailOutbox: Sendable {
         }
     }
 
+    /// Records that the job was not sent because it was no longer needed (a missed-message mail whose messages were all
+    /// read meanwhile), and forgets its values.
+    public func markDropped(_ job: MailJob, worker: String, now: Int64) async throws {
+        try await self.database.transaction { sql in
+            try await sql.raw(
+                """
+                UPDATE mail_outbox SET status = 'dropped', sent_at = \(bind: now), payload = '{}', locked_by = NULL, locked_until = NULL
+                WHERE id = \(bind: job.id) AND locked_by = \(bind: worker)
+                """
+            ).run()
+        }
+    }
+
     /// Schedules another attempt at `retryAt`, or gives up for good when `retryAt` is nil; keeps the error either way.
     public func markFailed(_ job: MailJob, worker: String, error: String, retryAt: Int64?, now: Int64) async throws {
         try await self.database.transaction { sql in

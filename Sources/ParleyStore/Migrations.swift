@@ -308,5 +308,24 @@ public enum Schema {
                 "CREATE INDEX files_unclaimed ON files (created_at) WHERE chat_id IS NULL AND avatar_since IS NULL",
             ]
         ),
+        Migration(
+            version: 10,
+            name: "missed-message mail: the per-user setting, and what each user is owed and was last mailed",
+            statements: [
+                "ALTER TABLE users ADD COLUMN email_notifications BOOLEAN NOT NULL DEFAULT TRUE",
+                // One row per user who has been sent a direct message or a mention: since when something is waiting to be
+                // mailed (NULL: nothing), and when the last mail went.
+                """
+                CREATE TABLE missed_mail (
+                    user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+                    pending_since BIGINT,
+                    last_sent_at BIGINT
+                )
+                """,
+                // Per member, the last seq a missed-message mail dealt with: a message is mailed once at most.
+                "ALTER TABLE chat_members ADD COLUMN mailed_seq BIGINT NOT NULL DEFAULT 0",
+                "CREATE INDEX missed_mail_pending ON missed_mail (pending_since) WHERE pending_since IS NOT NULL",
+            ]
+        ),
     ]
 }

@@ -15,6 +15,9 @@ extension MailMessage {
         text += HeaderEncoding.field("To", atoms: HeaderEncoding.mailboxList(self.to))
         text += HeaderEncoding.field("Subject", atoms: HeaderEncoding.unstructured(self.subject))
         text += HeaderEncoding.field("Message-ID", atoms: [self.messageID])
+        for header in self.extraHeaders where header.isWellFormed {
+            text += HeaderEncoding.field(header.name, atoms: header.value.split(separator: " ").map(String.init))
+        }
         text += "MIME-Version: 1.0\r\n"
         guard let htmlBody = self.htmlBody else {
             return text + Self.part(contentType: "text/plain", body: self.textBody)

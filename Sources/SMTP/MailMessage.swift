@@ -20,6 +20,9 @@ public struct MailMessage: Hashable, Sendable {
     public var date: Date
     /// The Message-ID header with its angle brackets, e.g. `<3f2a…@localhost>`.
     public var messageID: String
+    /// More header fields, after the standard ones: printable ASCII names and values (`List-Unsubscribe` and the like);
+    /// a field with anything else (a CR or LF above all) is left out rather than let it start a header of its own.
+    public var extraHeaders: [MailHeader] = []
 
     /// Creates a message; without a `messageID` a random one in the sender's domain is made.
     public init(
@@ -40,6 +43,13 @@ public struct MailMessage: Hashable, Sendable {
         self.messageID = messageID ?? Self.makeMessageID(domain: from.domain)
     }
 
+    /// Adds a header field (see ``extraHeaders``).
+    public func adding(_ headers: [MailHeader]) -> MailMessage {
+        var message = self
+        message.extraHeaders += headers
+        return message
+    }
+
     /// The envelope that delivers this message to exactly its To recipients.
     public var envelope: SMTPEnvelope {
         SMTPEnvelope(sender: self.from.address, recipients: self.to.map(\.address))
@@ -58,5 +68,23 @@ public struct MailMessage: Hashable, Sendable {
             let hex = String(value, radix: 16)
             return String(repeating: "0", count: 16 - hex.count) + hex
         }.joined()
+    }
+}
+
+/// A header field of a mail beyond the standard ones.
+public struct MailHeader: Hashable, Sendable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    /// Whether the field can be written as it is: a name of printable ASCII without a colon, a value of printable ASCII
+    /// and spaces (no CR, LF or other control character).
+    var isWellFormed: Bool {
+        !self.name.isEmpty && self.name.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }
+            && self.value.utf8.allSatisfy { $0 >= 32 && $0 < 127 }
     }
 }

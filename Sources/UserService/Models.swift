@@ -7,6 +7,8 @@ public struct User: ResponseEncodable, Codable, Sendable, Equatable {
     public var email: String
     public var name: String
     public var avatarUrl: String?
+    /// Whether missed-message mail is on (it is unless turned off).
+    public var emailNotifications: Bool
     public var createdAt: String
 }
 
@@ -39,12 +41,15 @@ struct SessionResponse: ResponseEncodable {
 struct UpdateProfileRequest: Decodable {
     var name: String?
     var avatarFileId: String??
+    var emailNotifications: Bool?
 
-    enum CodingKeys: String, CodingKey { case name, avatarFileId }
+    enum CodingKeys: String, CodingKey { case name, avatarFileId, emailNotifications }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.name = try container.decodeIfPresent(String.self, forKey: .name)
+        // A setting is true or false: null is refused, not taken for "leave it".
+        self.emailNotifications = container.contains(.emailNotifications) ? try container.decode(Bool.self, forKey: .emailNotifications) : nil
         // Absent leaves the avatar alone; null removes it.
         if container.contains(.avatarFileId) {
             self.avatarFileId = .some(try container.decodeNil(forKey: .avatarFileId) ? nil : try container.decode(String.self, forKey: .avatarFileId))

@@ -2,16 +2,20 @@ import Foundation
 public import Hummingbird
 import Logging
 public import ParleyCore
+public import ParleyStore
 
 /// The user service's HTTP routes: each parses its request, asks the service, and shapes the answer.
 public struct UserController: Sendable {
     let service: UserService
     let verifier: any AccessTokenVerifying
+    /// Checks the links of missed-message mail; without them the unsubscribe route refuses every link.
+    let unsubscribeLinks: UnsubscribeLinks?
 
     /// Serves `service`, authenticating with `verifier`.
-    public init(service: UserService, verifier: any AccessTokenVerifying) {
+    public init(service: UserService, verifier: any AccessTokenVerifying, unsubscribeLinks: UnsubscribeLinks? = nil) {
         self.service = service
         self.verifier = verifier
+        self.unsubscribeLinks = unsubscribeLinks
     }
 
     /// Adds the routes under `/api/v1` and the JWKS.
@@ -28,6 +32,8 @@ public struct UserController: Sendable {
         api.post("verify", use: self.verify)
         api.post("token/refresh", use: self.refresh)
         api.post("logout", use: self.logout)
+        api.get("unsubscribe", use: self.unsubscribePage)
+        api.post("unsubscribe", use: self.unsubscribe)
         let authenticated = api.group().add(middleware: AuthenticationMiddleware(verifier: self.verifier))
         authenticated.get("me", use: self.me)
         authenticated.patch("me", use: self.updateMe)
@@ -81,7 +87,7 @@ public struct UserController: Sendable {
             case .some(.some(let fileID)): .set(fileID: fileID)
             case .none: nil
             }
-        return try await self.service.updateProfile(of: userID, name: body.name, avatar: avatar)
+        return try await self.service.updateProfile(of: userID, name: body.name, avatar: avatar, emailNotifications: body.emailNotifications)
     }
 
     @Sendable func searchUsers(request: Request, context: ParleyRequestContext) async throws -> UserPage {
@@ -105,5 +111,60 @@ public struct UserController: Sendable {
 
     @Sendable func user(request: Request, context: ParleyRequestContext) async throws -> PublicUser {
         try await self.service.publicProfile(of: try context.parameters.require("id"))
+    }
+
+    /// `GET /api/v1/unsubscribe?user=&sig=`: a page with one button, so that a mail scanner following the link turns
+    /// nothing off. `POST` (the button, or a mail client's RFC 8058 one-click POST) turns missed-message mail off.
+    @Sendable func unsubscribePage(request: Request, context: ParleyRequestContext) async throws -> Response {
+        let userID = try self.unsubscribingUser(request)
+        let action = "unsubscribe?user=\(userID)&sig=\(request.uri.queryParameters.get("sig") ?? "")"
+        return Self.page(
+            title: "Stop missed-message mail",
+            body: """
+                <p>Parley mails you when you miss direct messages or mentions. Stop these mails?</p>
+                <form method="post" action="\(action)"><button type="submit">Stop these mails</button></form>
+                <p>You can turn them on again in your profile.</p>
+                """
+        )
+    }
+
+    @Sendable func unsubscribe(request: Request, context: ParleyRequestContext) async throws -> Response {
+        let userID = try self.unsubscribingUser(request)
+        guard try await self.service.unsubscribe(userID) else { throw UserError.userNotFound }
+        context.logger.info("missed-message mail turned off by its link", metadata: ["userId": .string(userID)])
+        return Self.page(
+            title: "Missed-message mail is off",
+            body: "<p>Parley will not mail you about missed messages any more. You can turn this on again in your profile.</p>"
+        )
+    }
+
+    /// The user an unsubscribe link names, when its signature is ours.
+    func unsubscribingUser(_ request: Request) throws -> String {
+        guard let links = self.unsubscribeLinks else { throw UserError.userNotFound }
+        guard let userID = request.uri.queryParameters.get("user"), Identifier.isValid(userID),
+            let signature = request.uri.queryParameters.get("sig"), signature.utf8.count <= 100,
+            links.verify(userID: String(userID), signature: String(signature))
+        else {
+            throw APIError(.forbidden, code: "invalid_link", message: "This unsubscribe link is not valid.")
+        }
+        return String(userID)
+    }
+
+    /// A small HTML page; nothing user-written is in it but a checked id.
+    static func page(title: String, body: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+        headers[.cacheControl] = "no-store"
+        let html = """
+            <!doctype html>
+            <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(title)</title></head>
+            <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem; color: #1f2328;">
+            <h1 style="font-size: 1.4rem;">\(title)</h1>
+            \(body)
+            </body></html>
+            """
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 }

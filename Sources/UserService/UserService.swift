@@ -1,7 +1,7 @@
 import Foundation
 public import ParleyCore
 public import ParleyStore
-import SQLKit
+public import SQLKit
 
 /// The user service: email one-time-code login, tokens, profiles, JWKS. Refusals are thrown as ``UserError`` and
 /// ``LoginError``.
@@ -219,11 +219,14 @@ public struct UserService: Sendable {
     }
 
     /// Renames the user and changes their avatar, in one transaction; returns the profile as it now is.
-    func updateProfile(of userID: String, name rawName: String?, avatar: AvatarChange?) async throws -> User {
+    func updateProfile(of userID: String, name rawName: String?, avatar: AvatarChange?, emailNotifications: Bool? = nil) async throws -> User {
         let name = try rawName.map(DisplayName.validate)
         let now = Timestamp.millis()
         let user = try await self.database.transaction { sql -> UserRecord? in
             if let name { try await UserStore.updateName(id: userID, name: name, now: now, in: sql) }
+            if let emailNotifications {
+                try await UserStore.updateEmailNotifications(id: userID, enabled: emailNotifications, now: now, in: sql)
+            }
             // The avatar replaced is released: the next sweep of unclaimed uploads erases it.
             let previous = avatar == nil ? nil : try await UserStore.find(id: userID, in: sql)?.avatarFileID
             switch avatar {
@@ -243,6 +246,21 @@ public struct UserService: Sendable {
         }
         guard let user else { throw UserError.accountGone }
         return user.user(signer: self.signer)
+    }
+
+    /// Turns `userID`'s missed-message mail off (their unsubscribe link); false when there is no such user.
+    func unsubscribe(_ userID: String) async throws -> Bool {
+        try await self.database.transaction { sql in
+            guard try await UserStore.find(id: userID, in: sql) != nil else { return false }
+            try await UserStore.updateEmailNotifications(id: userID, enabled: false, now: Timestamp.millis(), in: sql)
+            return true
+        }
+    }
+
+    /// The address of `userID` and whether they take missed-message mail, read in the caller's transaction (the chat
+    /// service's mailer, which owns no user table).
+    public static func mailRecipient(of userID: String, in sql: any SQLDatabase) async throws -> (email: String, enabled: Bool)? {
+        try await UserStore.find(id: userID, in: sql).map { ($0.email, $0.emailNotifications) }
     }
 
     /// What anyone may see of those of `ids` that exist: the look-up other services show members with.

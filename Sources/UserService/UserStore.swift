@@ -9,6 +9,7 @@ struct UserRecord: Sendable {
     var email: String
     var name: String
     var avatarFileID: String?
+    var emailNotifications: Bool
     var createdAt: Int64
 
     func user(signer: FileURLSigner) -> User {
@@ -17,6 +18,7 @@ struct UserRecord: Sendable {
             email: self.email,
             name: self.name,
             avatarUrl: self.avatarFileID.map { signer.url(forFile: $0) },
+            emailNotifications: self.emailNotifications,
             createdAt: Timestamp.iso8601(millis: self.createdAt)
         )
     }
@@ -30,6 +32,7 @@ struct UserRecord: Sendable {
         self.email = try row.decode(column: "email", as: String.self)
         self.name = try row.decode(column: "name", as: String.self)
         self.avatarFileID = try row.decode(column: "avatar_file_id", as: String?.self)
+        self.emailNotifications = try row.decode(column: "email_notifications", as: Bool.self)
         self.createdAt = try row.decode(column: "created_at", as: Int64.self)
     }
 }
@@ -39,7 +42,7 @@ struct UserRecord: Sendable {
 struct UserStore: Sendable {
     let database: Database
 
-    static let columns: SQLQueryString = "id, email, name, avatar_file_id, created_at"
+    static let columns: SQLQueryString = "id, email, name, avatar_file_id, email_notifications, created_at"
 
     /// The user with `id`.
     func find(id: String) async throws -> UserRecord? {
@@ -108,6 +111,10 @@ struct UserStore: Sendable {
     }
 
     /// Sets or (with nil) removes the avatar of user `id`.
+    static func updateEmailNotifications(id: String, enabled: Bool, now: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("UPDATE users SET email_notifications = \(bind: enabled), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
+    }
+
     static func updateAvatar(id: String, fileID: String?, now: Int64, in sql: any SQLDatabase) async throws {
         try await sql.raw("UPDATE users SET avatar_file_id = \(bind: fileID), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
     }

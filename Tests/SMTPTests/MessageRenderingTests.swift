@@ -43,6 +43,23 @@ struct MessageRenderingTests {
         #expect(self.header("Content-Type", in: text) == "multipart/alternative; boundary=\"=_b\"")
     }
 
+    @Test("extra header fields follow the standard ones; one with a line break or a bad name is left out")
+    func extraHeaders() {
+        let url = "https://chat.example.com/api/v1/unsubscribe?user=u_0123456789abcdef&sig=" + String(repeating: "A", count: 43)
+        let text = self.message().adding([
+            MailHeader(name: "List-Unsubscribe", value: "<\(url)>"),
+            MailHeader(name: "List-Unsubscribe-Post", value: "List-Unsubscribe=One-Click"),
+            MailHeader(name: "X-Injected", value: "a\r\nBcc: victim@example.com"),
+            MailHeader(name: "Bad: Name", value: "x"),
+        ]).renderedText(boundary: "=_b")
+        #expect(self.header("List-Unsubscribe", in: text) == "<\(url)>")
+        #expect(self.header("List-Unsubscribe-Post", in: text) == "List-Unsubscribe=One-Click")
+        #expect(!text.contains("Bcc:") && !text.contains("X-Injected") && !text.contains("Bad: Name"))
+        for line in self.lines(of: text) {
+            #expect(line.utf8.count <= 998)
+        }
+    }
+
     @Test("the whole message renders byte for byte")
     func exactRendering() {
         let text = self.message(text: "Hi Ada,\nyour code is 123456.", html: "<p>Hi</p>").renderedText(boundary: "=_b")

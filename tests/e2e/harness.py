@@ -173,9 +173,11 @@ def assert_error(response: requests.Response, status: int | Iterable[int], code:
 
 
 def assert_user(user: Any, email_address: str | None = None) -> None:
-    """A `User`: {id, email, name, avatarUrl?, createdAt}."""
+    """A `User`: {id, email, name, avatarUrl?, emailNotifications, createdAt}."""
     assert isinstance(user, dict), user
-    assert {"id", "email", "name", "createdAt"} <= set(user) <= {"id", "email", "name", "avatarUrl", "createdAt"}, user
+    required = {"id", "email", "name", "emailNotifications", "createdAt"}
+    assert required <= set(user) <= required | {"avatarUrl"}, user
+    assert isinstance(user["emailNotifications"], bool), user
     assert isinstance(user["id"], str) and user["id"], user
     assert isinstance(user["name"], str) and user["name"], user
     assert isinstance(user["createdAt"], str) and TIMESTAMP.fullmatch(user["createdAt"]), user

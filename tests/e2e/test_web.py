@@ -831,3 +831,32 @@ def test_the_socket_renews_its_token_in_band_and_never_drops(launcher, browsers)
                                      json={"text": "still live", "clientMessageId": tag}), 201)
     alice.wait(lambda: any(c["id"] == chat["id"] and c["preview"] == "still live" for c in alice.chat_items()),
                "the new chat and its message, live")
+
+
+def test_missed_message_mail_is_turned_off_and_on_in_one_click(web_server, browsers):
+    alice = browsers("alice")
+    sign_in_ui(alice, web_server, name=f"Alice {uuid.uuid4().hex[:6]}")
+    client = api_for(web_server, alice)
+    assert expect_status(client.get("/api/v1/me"), 200)["emailNotifications"] is True
+    alice.find("#me-button").click()
+    alice.wait_visible("#profile-dialog")
+    box = alice.wait_visible("#profile-email-notifications")
+    assert box.is_selected()
+    alice.screenshot("12-profile-mail-setting")
+    # One click saves it: no Save button needed, the server has it at once.
+    box.click()
+    alice.wait(lambda: expect_status(client.get("/api/v1/me"), 200)["emailNotifications"] is False, "the setting off on the server")
+    alice.wait(lambda: not box.is_selected() and box.is_enabled(), "the box unticked and usable")
+    alice.find("#profile-dialog .dialog-close").click()
+    alice.wait_hidden("#profile-dialog")
+    # Opened again (after a reload too), the dialog shows what the server holds.
+    alice.driver.refresh()
+    alice.wait_visible("#app")
+    alice.find("#me-button").click()
+    alice.wait_visible("#profile-dialog")
+    box = alice.wait_visible("#profile-email-notifications")
+    assert not box.is_selected()
+    box.click()
+    alice.wait(lambda: expect_status(client.get("/api/v1/me"), 200)["emailNotifications"] is True, "the setting on again")
+    errors = [entry for entry in alice.collect_console() if entry.get("level") == "SEVERE"]
+    assert not errors, f"console errors: {errors}"

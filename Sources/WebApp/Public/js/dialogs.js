@@ -29,6 +29,7 @@ export function initDialogs() {
   $("#logout-button").addEventListener("click", signOut);
   $("#profile-photo-input").addEventListener("change", choosePhoto);
   $("#profile-photo-remove").addEventListener("click", removePhoto);
+  $("#profile-email-notifications").addEventListener("change", saveEmailNotifications);
   $("#group-form").addEventListener("submit", createGroup);
   $("#group-search").addEventListener("input", debounce(searchMembers, 250));
   $("#group-search").addEventListener("keydown", (event) => {
@@ -68,6 +69,7 @@ function openProfile() {
   renderProfilePhoto();
   $("#profile-email").textContent = me.email || "";
   $("#profile-name").value = me.name;
+  $("#profile-email-notifications").checked = me.emailNotifications !== false;
   if (!photoBusy) setError("#profile-error", "");
   $("#profile-dialog").showModal();
   $("#profile-name").select();
@@ -214,6 +216,25 @@ async function saveProfile(event) {
     setError("#profile-error", error.message || "Couldn't save your name.");
   } finally {
     button.disabled = false;
+  }
+}
+
+// Missed-message mail: saved as soon as the box changes (one click turns it off), put back if that fails.
+async function saveEmailNotifications(event) {
+  const box = event.target;
+  const wanted = box.checked;
+  box.disabled = true;
+  setError("#profile-error", "");
+  try {
+    const user = await api("PATCH", "/me", { body: { emailNotifications: wanted } });
+    store.setMe(user);
+    box.checked = user.emailNotifications !== false;
+    toast(wanted ? "You'll get mail about messages you miss." : "No more mail about missed messages.");
+  } catch (error) {
+    box.checked = !wanted;
+    setError("#profile-error", error.message || "Couldn't save that setting.");
+  } finally {
+    box.disabled = false;
   }
 }
 
