@@ -321,7 +321,11 @@ struct MultipartForm {
         }
         parser.onPartComplete = {
             if let name {
-                if isFile { form.files[name] = File(bytes: current, filename: filename) } else { form.fields[name] = String(decoding: current, as: UTF8.self) }
+                if isFile {
+                    form.files[name] = File(bytes: current, filename: filename)
+                } else {
+                    form.fields[name] = String(decoding: current, as: UTF8.self)
+                }
             }
             name = nil
             isFile = false

@@ -58,6 +58,7 @@ enum FileName {
     /// RFC 8187 `value-chars`: attr-chars as they are, every other UTF-8 byte as `%XX`.
     static func percentEncoded(_ name: String) -> String {
         let attrChars = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~".utf8)
-        return name.utf8.map { attrChars.contains($0) ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined()
+        let hex = Array("0123456789ABCDEF")
+        return name.utf8.map { attrChars.contains($0) ? String(UnicodeScalar($0)) : "%\(hex[Int($0 >> 4)])\(hex[Int($0 & 0xF)])" }.joined()
     }
 }

@@ -30,7 +30,11 @@ extension MultipartForm {
                 if index < characters.endIndex, characters[index] == "\"" {
                     index += 1
                     while index < characters.endIndex, characters[index] != "\"" {
-                        if characters[index] == "\\", index + 1 < characters.endIndex { index += 1 }
+                        // `\"` and `\\` (as curl and urllib3 write them); any other backslash is itself (a Windows path).
+                        if characters[index] == "\\", index + 1 < characters.endIndex, characters[index + 1] == "\"" || characters[index + 1] == "\\"
+                        {
+                            index += 1
+                        }
                         value.append(characters[index])
                         index += 1
                     }

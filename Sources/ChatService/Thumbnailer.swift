@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// Makes the small previews of images with libvips's `vipsthumbnail`, run as a separate process: a decoder's crash or
@@ -77,16 +77,21 @@ public struct Thumbnailer: Sendable {
         } catch {
             return nil
         }
-        let done = Atomic<Bool>(false)
+        let done = Finished()
         let pid = process.processIdentifier
         DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(Self.timeout.components.seconds))) {
-            if !done.load(ordering: .acquiring) { kill(pid, SIGKILL) }
+            if !done.flag.load(ordering: .acquiring) { kill(pid, SIGKILL) }
         }
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        done.store(true, ordering: .releasing)
+        done.flag.store(true, ordering: .releasing)
         guard process.terminationReason == .exit, process.terminationStatus == 0, !output.isEmpty else { return nil }
         return [UInt8](output)
+    }
+
+    /// Whether a run has ended (its process waited for: its pid may no longer be signalled).
+    private final class Finished: Sendable {
+        let flag = Atomic<Bool>(false)
     }
 
     /// A count of turns: ``take()`` waits for a free one.

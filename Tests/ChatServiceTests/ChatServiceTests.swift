@@ -45,7 +45,13 @@ struct ChatServiceTests {
                 let (first, new) = try await chats.send(chatID: chat.id, userID: users[0], text: "hi", upload: nil, clientMessageID: "c1")
                 let (again, newAgain) = try await chats.send(chatID: chat.id, userID: users[0], text: "hi", upload: nil, clientMessageID: "c1")
                 #expect(new && !newAgain && again == first && first.seq == 1)
-                let (image, _) = try await chats.send(chatID: chat.id, userID: users[1], text: nil, upload: Upload(bytes: Self.png, kind: .image), clientMessageID: nil)
+                let (image, _) = try await chats.send(
+                    chatID: chat.id,
+                    userID: users[1],
+                    text: nil,
+                    upload: Upload(bytes: Self.png, kind: .image),
+                    clientMessageID: nil
+                )
                 #expect(image.kind == "image" && image.image?.contentType == "image/png" && image.seq == 2)
                 let fileID = try #require(image.image?.url.split(separator: "/").last?.split(separator: "?").first.map(String.init))
                 #expect(try await chats.file(fileID).size == Int64(Self.png.count))

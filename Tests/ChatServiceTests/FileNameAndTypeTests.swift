@@ -49,6 +49,7 @@ struct FileNameAndTypeTests {
     @Test("a part's file name: quoted with escapes and semicolons, or RFC 8187's filename*")
     func multipartFilename() {
         #expect(MultipartForm.filename(in: #"form-data; name="file"; filename="a;b \"c\".txt""#) == #"a;b "c".txt"#)
+        #expect(MultipartForm.filename(in: #"form-data; name="file"; filename="C:\dir\x.txt""#) == #"C:\dir\x.txt"#)
         #expect(MultipartForm.filename(in: "form-data; name=\"file\"; filename=\"x.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt") == "été.txt")
         #expect(MultipartForm.filename(in: #"form-data; name="text""#) == nil)
         #expect(MultipartForm.parameters(in: #"form-data; name="image"; filename="""#)["filename"] == "")

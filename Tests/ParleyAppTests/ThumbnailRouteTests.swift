@@ -54,7 +54,8 @@ import Testing
     @Test(arguments: DatabaseKind.allCases)
     func aFileCountsAgainstTheQuotaAndIsErasedWithItsMessage(_ kind: DatabaseKind) async throws {
         let pdf = AnyFileRouteTests.pdf
-        try await TestApp.run(kind, configure: { $0.storageQuotaBytes = 2 * pdf.count }) { app in
+        let roomForTwo: @Sendable (inout ParleyConfiguration) -> Void = { $0.storageQuotaBytes = 2 * pdf.count }
+        try await TestApp.run(kind, configure: roomForTwo) { app in
             let (alice, _, chatID) = try await MessageRouteTests.pair(app)
             let first = try AnyFileRouteTests.file(of: try await app.uploadFile(alice, to: chatID, pdf, filename: "one.pdf"))
             _ = try AnyFileRouteTests.file(of: try await app.uploadFile(alice, to: chatID, pdf, filename: "two.pdf"))

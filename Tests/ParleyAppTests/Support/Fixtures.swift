@@ -377,7 +377,9 @@ enum Shapes {
             #expect(imageKeys.isSuperset(of: ["url", "contentType", "size"]), sourceLocation: sourceLocation)
             #expect(imageKeys.isSubset(of: ["url", "thumbnailUrl", "contentType", "size", "width", "height"]), sourceLocation: sourceLocation)
             #expect((image["url"] as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation)
-            if let thumbnail = image["thumbnailUrl"] { #expect((thumbnail as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation) }
+            if let thumbnail = image["thumbnailUrl"] {
+                #expect((thumbnail as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation)
+            }
             #expect((image["size"] as? Int ?? 0) > 0, sourceLocation: sourceLocation)
             #expect(message["file"] == nil, sourceLocation: sourceLocation)
         case "file":
