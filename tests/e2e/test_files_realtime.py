@@ -74,7 +74,7 @@ def test_a_file_message_reaches_every_socket_and_downloads_as_an_attachment(serv
     assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
 
     # Deleting it erases the bytes; everyone hears the tombstone.
-    deleted = expect_status(ann.client.delete(f"{API}/chats/{chat}/messages/{sent['seq']}"), 200)["message"]
+    deleted = expect_status(ann.client.request("DELETE", f"{API}/chats/{chat}/messages/{sent['seq']}"), 200)["message"]
     assert deleted["kind"] == "deleted" and "file" not in deleted
     ben_tab.wait_for("messageUpdated", lambda m: m.get("id") == sent["id"] and m.get("kind") == "deleted")
     assert requests.get(absolute(server, sent["file"]["url"]), timeout=10).status_code == 404
@@ -98,6 +98,6 @@ def test_an_image_gets_a_webp_thumbnail_and_both_go_with_their_message(server, t
     assert width == 320 and height in (106, 107), (width, height)
     assert blobs_holding(server, picture) and blobs_holding(server, thumbnail.content)
 
-    expect_status(ann.client.delete(f"{API}/chats/{chat}/messages/{sent['seq']}"), 200)
+    expect_status(ann.client.request("DELETE", f"{API}/chats/{chat}/messages/{sent['seq']}"), 200)
     assert requests.get(absolute(server, heard["image"]["thumbnailUrl"]), timeout=10).status_code == 404
     assert not blobs_holding(server, picture) and not blobs_holding(server, thumbnail.content)
