@@ -1,4 +1,5 @@
-/// What a file of any kind is, told from its first bytes; the uploader's claim is never used.
+/// What a file of any kind is, told from its first bytes; the uploader's claim is never used. Every type it can answer is
+/// listed in docs/openapi.yaml (`GET /api/v1/files/{id}`): add one there too.
 enum FileType {
     /// Signatures at the start of a file and the type they mean (the common kinds people send).
     static let signatures: [(bytes: [UInt8], contentType: String)] = [
