@@ -51,6 +51,25 @@ import Testing
         }
     }
 
+    /// An image uploaded and never used (`POST /files`, no avatar, no message) is collected with its thumbnail: both
+    /// rows and both blobs.
+    @Test(arguments: DatabaseKind.allCases)
+    func theSweepCollectsAnUnusedImageWithItsThumbnail(_ kind: DatabaseKind) async throws {
+        try #require(Self.hasVips, "install libvips-tools (scripts/test does): the server makes thumbnails with vipsthumbnail")
+        try await TestApp.run(kind, configure: FileQuotaAndSweepTests.sweepingOften) { app in
+            let ann = try await app.signIn()
+            let before = try FileQuotaAndSweepTests.storedBlobs(app).count
+            var form = MultipartBody()
+            form.file("image", filename: "big.png", contentType: "image/png", Images.decodablePNG(width: 700, height: 400))
+
+            let upload = try FileQuotaAndSweepTests.file(of: try await app.request(.post, "/api/v1/files", as: ann, form: form))
+
+            #expect(try FileQuotaAndSweepTests.storedBlobs(app).count == before + 2, "the image and its thumbnail")
+            #expect(await FileQuotaAndSweepTests.eventually { try await FileRouteTests.fetch(app, upload.url).status == .notFound })
+            #expect(await FileQuotaAndSweepTests.eventually { try FileQuotaAndSweepTests.storedBlobs(app).count == before }, "both blobs")
+        }
+    }
+
     @Test(arguments: DatabaseKind.allCases)
     func aFileCountsAgainstTheQuotaAndIsErasedWithItsMessage(_ kind: DatabaseKind) async throws {
         let pdf = AnyFileRouteTests.pdf
