@@ -68,7 +68,7 @@ public struct ChatController: Sendable {
             throw APIError.badRequest("Send the image in a file field named `image`.", code: "invalid_multipart")
         }
         try self.service.limits.take(.upload, userID: userID)
-        let record = try await self.service.store(Upload(bytes: image.bytes, kind: .image, name: image.filename), owner: userID)
+        let record = try await self.service.store(Upload(bytes: image.bytes, field: .image, name: image.filename), owner: userID)
         return .init(status: .created, response: FileEnvelope(file: UploadedFile(file: record, signer: self.service.signer)))
     }
 
@@ -170,8 +170,8 @@ public struct ChatController: Sendable {
             text = form.fields["text"]
             clientMessageID = form.fields["clientMessageId"]
             switch (form.files["image"], form.files["file"]) {
-            case (let image?, nil): upload = Upload(bytes: image.bytes, kind: .image, name: image.filename)
-            case (nil, let file?): upload = Upload(bytes: file.bytes, kind: .file, name: file.filename)
+            case (let image?, nil): upload = Upload(bytes: image.bytes, field: .image, name: image.filename)
+            case (nil, let file?): upload = Upload(bytes: file.bytes, field: .file, name: file.filename)
             case (nil, nil): upload = nil
             case (_?, _?): throw APIError.badRequest("Send an `image` or a `file`, not both.", code: "invalid_multipart")
             }

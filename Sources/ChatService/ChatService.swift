@@ -10,7 +10,7 @@ struct Upload: Sendable {
     }
 
     var bytes: [UInt8]
-    var kind: Field
+    var field: Field
     var name: String?
 }
 
@@ -177,7 +177,7 @@ public struct ChatService: Sendable {
         clientMessageID: String?,
         replyToSeq: Int64? = nil
     ) async throws -> (Message, created: Bool) {
-        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: upload != nil, clientMessageID: clientMessageID)
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasAttachment: upload != nil, clientMessageID: clientMessageID)
         if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
         try self.limits.take(.message, userID: userID)
         if upload != nil { try self.limits.take(.upload, userID: userID) }
@@ -212,7 +212,7 @@ public struct ChatService: Sendable {
         clientMessageID: String?,
         replyToSeq: Int64? = nil
     ) async throws -> PendingAppend {
-        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: false, clientMessageID: clientMessageID)
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasAttachment: false, clientMessageID: clientMessageID)
         if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
         try self.limits.take(.message, userID: userID)
         return await self.writer.submit(
@@ -250,9 +250,9 @@ public struct ChatService: Sendable {
     }
 
     /// The checks every send passes before anything is stored; returns the text to store.
-    static func validateSend(chatID: String, text: String?, hasImage: Bool, clientMessageID: String?) throws -> String? {
+    static func validateSend(chatID: String, text: String?, hasAttachment: Bool, clientMessageID: String?) throws -> String? {
         guard Identifier.isValid(chatID) else { throw ChatError.chatNotFound }
-        let text = try Self.validateText(text, hasImage: hasImage)
+        let text = try Self.validateText(text, hasAttachment: hasAttachment)
         if let clientMessageID {
             guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ChatError.invalidClientMessageID
@@ -274,9 +274,9 @@ public struct ChatService: Sendable {
     /// The answer to a chat that does not exist or that the caller is not in (never 403: existence does not leak).
     static let chatNotFound = ChatError.chatNotFound
 
-    static func validateText(_ text: String?, hasImage: Bool) throws -> String? {
+    static func validateText(_ text: String?, hasAttachment: Bool) throws -> String? {
         guard let text, !text.isEmpty else {
-            if hasImage { return nil }
+            if hasAttachment { return nil }
             throw ChatError.invalidText("A message needs text or an image.")
         }
         // Characters as people count them, and bytes, since one character may carry any number of combining marks.
@@ -286,25 +286,20 @@ public struct ChatService: Sendable {
         guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" && $0 != "\r" }) else {
             throw ChatError.invalidText("A message must not contain control characters.")
         }
-        guard !text.allSatisfy(\.isWhitespace) || hasImage else {
+        guard !text.allSatisfy(\.isWhitespace) || hasAttachment else {
             throw ChatError.invalidText("A message needs more than white space.")
         }
         return text.allSatisfy(\.isWhitespace) ? nil : text
     }
 
-    /// Stores an image `owner` uploaded, outside any chat until a message carries it (an avatar).
-    func storeImage(_ bytes: [UInt8], owner: String) async throws -> FileRecord {
-        try await self.store(Upload(bytes: bytes, kind: .image, name: nil), owner: owner)
-    }
-
     /// Stores what `owner` uploaded, outside any chat until a message carries it: an image is checked by its bytes and
     /// dimensions and gets a thumbnail; any other file is typed by its bytes and named as its uploader named it,
-    /// sanitised. Both count against the owner's storage quota.
+    /// sanitised. Both count against the owner's storage quota (a thumbnail's few kilobytes too, once stored).
     func store(_ upload: Upload, owner: String) async throws -> FileRecord {
         let bytes = upload.bytes
         var record: FileRecord
         var thumbnail: (bytes: [UInt8], info: ImageInfo)?
-        switch upload.kind {
+        switch upload.field {
         case .image:
             guard bytes.count <= self.maxUploadBytes else { throw ChatError.imageTooLarge(maxBytes: self.maxUploadBytes) }
             guard let info = ImageInspector.inspect(bytes), info.width != nil, info.height != nil else { throw ChatError.unsupportedImage }

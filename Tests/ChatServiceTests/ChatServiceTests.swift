@@ -49,7 +49,7 @@ struct ChatServiceTests {
                     chatID: chat.id,
                     userID: users[1],
                     text: nil,
-                    upload: Upload(bytes: Self.png, kind: .image),
+                    upload: Upload(bytes: Self.png, field: .image),
                     clientMessageID: nil
                 )
                 #expect(image.kind == "image" && image.image?.contentType == "image/png" && image.seq == 2)
@@ -92,9 +92,9 @@ struct ChatServiceTests {
                 try await chats.submitText(chatID: chat, userID: users[0], text: "x", clientMessageID: "")
             }
             await #expect(throws: ChatError.imageTooLarge(maxBytes: 1000)) {
-                try await chats.storeImage(Self.png + [UInt8](repeating: 0, count: 1000), owner: users[0])
+                try await chats.store(Upload(bytes: Self.png + [UInt8](repeating: 0, count: 1000), field: .image), owner: users[0])
             }
-            await #expect(throws: ChatError.unsupportedImage) { try await chats.storeImage([1, 2, 3], owner: users[0]) }
+            await #expect(throws: ChatError.unsupportedImage) { try await chats.store(Upload(bytes: [1, 2, 3], field: .image), owner: users[0]) }
             await #expect(throws: ChatError.fileNotFound) { try await chats.file(Identifier.make()) }
         }
     }
