@@ -2,24 +2,27 @@ public import Foundation
 import Synchronization
 
 /// Makes the small previews of images with libvips's `vipsthumbnail`, run as a separate process: a decoder's crash or
-/// runaway loop on a hostile image ends that process, never the server, and is killed after ``timeout``. At most
+/// runaway loop on a hostile image ends that process, never the server, and is killed after ``timeout`` (15 s). At most
 /// ``concurrency`` run at once, each waited for on a thread of its own, never on the shared pool. Without
 /// `vipsthumbnail` on the `PATH` (libvips is not installed) there are no thumbnails, and images show as they are.
 public struct Thumbnailer: Sendable {
     /// A thumbnail's long side, in pixels.
     static let maxSide = 320
-    /// What a thumbnail takes at most to make.
-    static let timeout: Duration = .seconds(15)
+    /// What a thumbnail takes at most to make, by default.
+    public static let defaultTimeout: Duration = .seconds(15)
     /// Thumbnails made at once by one instance; more wait their turn.
     static let concurrency = 2
 
     /// The `vipsthumbnail` executable, or nil: no thumbnails.
     let executable: URL?
+    /// Beyond it the child is killed, and the image has no thumbnail.
+    let timeout: Duration
     private let turns: Turns
 
     /// Uses `executable`; nil makes no thumbnails.
-    public init(executable: URL?) {
+    public init(executable: URL?, timeout: Duration = Thumbnailer.defaultTimeout) {
         self.executable = executable
+        self.timeout = timeout
         self.turns = Turns(count: Self.concurrency)
     }
 
@@ -42,7 +45,7 @@ public struct Thumbnailer: Sendable {
         await self.turns.take()
         defer { self.turns.give() }
         let output: [UInt8]? = await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: Self.run(executable, input: image)) }
+            let thread = Thread { continuation.resume(returning: Self.run(executable, input: image, timeout: self.timeout)) }
             thread.name = "parley-thumbnail"
             thread.start()
         }
@@ -53,7 +56,7 @@ public struct Thumbnailer: Sendable {
     }
 
     /// Runs `vipsthumbnail` on `input` (blocking: on a thread of its own) and returns what it wrote, or nil.
-    private static func run(_ executable: URL, input: [UInt8]) -> [UInt8]? {
+    private static func run(_ executable: URL, input: [UInt8], timeout: Duration) -> [UInt8]? {
         // The input is an unlinked temporary file given as stdin: nothing is left behind, and no pipe can break on a
         // decoder that stops reading early.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("parley-thumbnail-\(UUID().uuidString)").path
@@ -79,7 +82,8 @@ public struct Thumbnailer: Sendable {
         }
         let done = Finished()
         let pid = process.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(Self.timeout.components.seconds))) {
+        let millis = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(millis)) {
             if !done.flag.load(ordering: .acquiring) { kill(pid, SIGKILL) }
         }
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
