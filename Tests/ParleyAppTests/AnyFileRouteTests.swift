@@ -56,6 +56,7 @@ import Testing
             ("archive.zip", Self.zip, "text/html", "application/zip"),
             ("notes.txt", Self.text, "image/png", "text/plain; charset=utf-8"),
             ("blob.bin", [0, 1, 2, 3, 0xFE, 0xFF, 7, 8], "image/jpeg", "application/octet-stream"),
+            ("empty.txt", [], "text/plain", "application/octet-stream"),
         ]
         for (index, item) in cases.enumerated() {
             let file = try Self.file(of: try await app.uploadFile(alice, to: chatID, item.bytes, filename: item.name, contentType: item.claimed))
