@@ -67,7 +67,8 @@ public struct ChatController: Sendable {
         guard let image = form.files["image"] else {
             throw APIError.badRequest("Send the image in a file field named `image`.", code: "invalid_multipart")
         }
-        let record = try await self.service.storeImage(image, owner: userID)
+        try self.service.limits.take(.upload, userID: userID)
+        let record = try await self.service.store(Upload(bytes: image.bytes, field: .image, name: image.filename), owner: userID)
         return .init(status: .created, response: FileEnvelope(file: UploadedFile(file: record, signer: self.service.signer)))
     }
 
@@ -163,14 +164,21 @@ public struct ChatController: Sendable {
         let text: String?
         let clientMessageID: String?
         var replyToSeq: Int64?
-        var image: [UInt8]?
+        var upload: Upload?
         if contentType.lowercased().hasPrefix("multipart/form-data") {
-            let form = try await MultipartForm.read(request, limit: self.service.maxUploadBytes + 64 * 1024)
+            let form = try await MultipartForm.read(request, limit: max(self.service.maxUploadBytes, self.service.maxFileBytes) + 64 * 1024)
             text = form.fields["text"]
             clientMessageID = form.fields["clientMessageId"]
-            image = form.files["image"]
+            switch (form.files["image"], form.files["file"]) {
+            case (let image?, nil): upload = Upload(bytes: image.bytes, field: .image, name: image.filename)
+            case (nil, let file?): upload = Upload(bytes: file.bytes, field: .file, name: file.filename)
+            case (nil, nil): upload = nil
+            case (_?, _?): throw APIError.badRequest("Send an `image` or a `file`, not both.", code: "invalid_multipart")
+            }
             replyToSeq = try Self.seqParameter(form.fields["replyToSeq"], name: "replyToSeq")
-            guard image != nil || text != nil else { throw APIError.badRequest("Send a `text` field or an `image` file.", code: "invalid_text") }
+            guard upload != nil || text != nil else {
+                throw APIError.badRequest("Send a `text` field, an `image` or a `file`.", code: "invalid_text")
+            }
         } else {
             let body = try await request.decodeJSON(as: SendMessageRequest.self, context: context)
             text = body.text
@@ -181,7 +189,7 @@ public struct ChatController: Sendable {
             chatID: chatID,
             userID: userID,
             text: text,
-            image: image,
+            upload: upload,
             clientMessageID: clientMessageID,
             replyToSeq: replyToSeq
         )
@@ -212,7 +220,14 @@ public struct ChatController: Sendable {
         headers[.eTag] = tag
         headers[.acceptRanges] = "bytes"
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
-        headers[.contentSecurityPolicy] = "default-src 'none'; sandbox"
+        // Opened on its own (not as an <img>), a file runs nothing and loads nothing.
+        headers[.contentSecurityPolicy] = "sandbox; default-src 'none'"
+        // Anything but an image (checked by its bytes) is downloaded, never shown by the browser, under its uploader's name.
+        if !record.isInline {
+            headers[.contentDisposition] = FileName.contentDisposition("attachment", name: record.name ?? "file")
+        } else if let name = record.name {
+            headers[.contentDisposition] = FileName.contentDisposition("inline", name: name)
+        }
         // A file never changes (every upload has a fresh id): a copy the client holds is current.
         if let tags = request.headers[.ifNoneMatch], tags == "*" || tags.split(separator: ",").contains(where: { ByteRange.sameTag($0, tag) }) {
             return Response(status: .notModified, headers: headers)
@@ -267,8 +282,14 @@ struct ChatCursor: Codable {
 
 /// A multipart/form-data body read whole (up to a limit): text fields and file parts.
 struct MultipartForm {
+    /// A file part: its bytes and the file name it was sent with.
+    struct File {
+        var bytes: [UInt8]
+        var filename: String?
+    }
+
     var fields: [String: String] = [:]
-    var files: [String: [UInt8]] = [:]
+    var files: [String: File] = [:]
 
     static func read(_ request: Request, limit: Int) async throws -> MultipartForm {
         guard let contentType = request.headers[.contentType], let boundary = Self.boundary(in: contentType) else {
@@ -286,22 +307,29 @@ struct MultipartForm {
         var form = MultipartForm()
         var name: String?
         var isFile = false
+        var filename: String?
         var current: [UInt8] = []
         let parser = MultipartParser(boundary: boundary)
         parser.onHeader = { field, value in
             guard field.lowercased() == "content-disposition" else { return }
-            name = Self.parameter("name", in: value)
-            isFile = Self.parameter("filename", in: value) != nil
+            name = Self.parameters(in: value)["name"]
+            filename = Self.filename(in: value)
+            isFile = filename != nil
         }
         parser.onBody = { buffer in
             current += buffer.readBytes(length: buffer.readableBytes) ?? []
         }
         parser.onPartComplete = {
             if let name {
-                if isFile { form.files[name] = current } else { form.fields[name] = String(decoding: current, as: UTF8.self) }
+                if isFile {
+                    form.files[name] = File(bytes: current, filename: filename)
+                } else {
+                    form.fields[name] = String(decoding: current, as: UTF8.self)
+                }
             }
             name = nil
             isFile = false
+            filename = nil
             current = []
         }
         do {

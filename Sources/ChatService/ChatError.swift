@@ -17,6 +17,10 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
     case invalidClientMessageID
     case invalidSeq
     case imageTooLarge(maxBytes: Int)
+    /// A file (not an image) over `PARLEY_MAX_FILE_BYTES`.
+    case fileTooLarge(maxBytes: Int)
+    /// An image whose header declares more pixels than may be decoded (a decompression bomb, or just too big).
+    case imageDimensionsTooLarge(maxPixels: Int, maxSide: Int)
     /// The upload would take the owner past their storage quota.
     case storageQuotaExceeded(quotaBytes: Int, usedBytes: Int64)
     case unsupportedImage
@@ -53,6 +57,13 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
         case .invalidClientMessageID: .badRequest("`clientMessageId` is 1–100 printable ASCII characters.", code: "invalid_client_message_id")
         case .invalidSeq: .badRequest("`seq` must not be negative.", code: "invalid_seq")
         case .imageTooLarge(let maxBytes): APIError(.contentTooLarge, code: "file_too_large", message: "An image is at most \(maxBytes) bytes.")
+        case .fileTooLarge(let maxBytes): APIError(.contentTooLarge, code: "file_too_large", message: "A file is at most \(maxBytes) bytes.")
+        case .imageDimensionsTooLarge(let maxPixels, let maxSide):
+            APIError(
+                .contentTooLarge,
+                code: "image_too_large",
+                message: "An image is at most \(maxSide) pixels on either side and \(maxPixels) pixels in all."
+            )
         case .storageQuotaExceeded(let quota, let used):
             APIError(
                 .contentTooLarge,

@@ -28,12 +28,14 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     static let columns: SQLQueryString = """
         m.id, m.chat_id, m.seq, m.sender_id, m.kind, m.text, m.file_id, m.client_message_id, m.created_at,
         m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions,
-        f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height,
+        f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height, f.kind AS f_kind, f.name AS f_name,
+        t.id AS t_id,
         r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text
         """
-    /// The message's file and the message it answers.
+    /// The message's file, its thumbnail, and the message it answers.
     static let joins: SQLQueryString = """
-        LEFT JOIN files f ON f.id = m.file_id LEFT JOIN messages r ON r.chat_id = m.chat_id AND r.seq = m.reply_to_seq
+        LEFT JOIN files f ON f.id = m.file_id LEFT JOIN files t ON t.parent_id = m.file_id
+        LEFT JOIN messages r ON r.chat_id = m.chat_id AND r.seq = m.reply_to_seq
         """
 
     init(
@@ -87,7 +89,10 @@ package struct MessageRecord: Sendable, Equatable, Codable {
                 contentType: contentType,
                 size: try row.decode(column: "f_size", as: Int64.self),
                 width: try row.decode(column: "f_width", as: Int?.self),
-                height: try row.decode(column: "f_height", as: Int?.self)
+                height: try row.decode(column: "f_height", as: Int?.self),
+                kind: FileRecord.Kind(rawValue: try row.decode(column: "f_kind", as: String.self)) ?? .file,
+                name: try row.decode(column: "f_name", as: String?.self),
+                thumbnailID: try row.decode(column: "t_id", as: String?.self)
             )
         }
         self.version = try row.decode(column: "version", as: Int64.self)
@@ -106,7 +111,7 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.mentions = (try row.decode(column: "mentions", as: String?.self) ?? "").split(separator: " ").map(String.init)
     }
 
-    /// The client's view, with a signed image URL.
+    /// The client's view, with signed file URLs.
     func message(signer: FileURLSigner) -> Message {
         Message(
             id: self.id,
@@ -115,7 +120,8 @@ package struct MessageRecord: Sendable, Equatable, Codable {
             senderId: self.senderID,
             kind: self.kind,
             text: self.text,
-            image: self.file.map { MessageImage(file: $0, signer: signer) },
+            image: self.file.flatMap { $0.isInline ? MessageImage(file: $0, signer: signer) : nil },
+            file: self.file.flatMap { $0.isInline ? nil : MessageFile(file: $0, signer: signer) },
             clientMessageId: self.clientMessageID,
             createdAt: Timestamp.iso8601(millis: self.createdAt),
             version: self.version,
@@ -155,9 +161,26 @@ extension ReplyPreview {
 }
 
 extension MessageImage {
+    /// The client's view of `file`, with signed URLs. An image that fits a thumbnail's bounds is its own thumbnail; one
+    /// the server could not make a thumbnail of (no libvips) has none.
+    init(file: FileRecord, signer: FileURLSigner) {
+        let url = signer.url(forFile: file.id)
+        let fits = (file.width ?? .max) <= Thumbnailer.maxSide && (file.height ?? .max) <= Thumbnailer.maxSide
+        self.init(
+            url: url,
+            thumbnailUrl: file.thumbnailID.map { signer.url(forFile: $0) } ?? (fits ? url : nil),
+            contentType: file.contentType,
+            size: Int(file.size),
+            width: file.width,
+            height: file.height
+        )
+    }
+}
+
+extension MessageFile {
     /// The client's view of `file`, with a signed URL.
     init(file: FileRecord, signer: FileURLSigner) {
-        self.init(url: signer.url(forFile: file.id), contentType: file.contentType, size: Int(file.size), width: file.width, height: file.height)
+        self.init(url: signer.url(forFile: file.id), name: file.name ?? "file", contentType: file.contentType, size: Int(file.size))
     }
 }
 

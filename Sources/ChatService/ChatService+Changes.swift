@@ -16,7 +16,7 @@ extension ChatService {
 
     /// The action of an edit to `text`, validated as a send's text is.
     static func editAction(text rawText: String?) throws -> ChatStore.MessageChange.Action {
-        guard let text = try Self.validateText(rawText, hasImage: false) else { throw ChatError.invalidText("A message needs text.") }
+        guard let text = try Self.validateText(rawText, hasAttachment: false) else { throw ChatError.invalidText("A message needs text.") }
         return .edit(text: text, mentionCandidates: MessageText.mentionCandidates(in: text))
     }
 

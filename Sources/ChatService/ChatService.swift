@@ -2,6 +2,18 @@ import Foundation
 import ParleyCore
 package import ParleyStore
 
+/// An upload as its sender sent it: the bytes, which multipart field they came in, and the file name they gave.
+struct Upload: Sendable {
+    /// The multipart field: `image` (checked to be one) or `file` (anything).
+    enum Field: Sendable {
+        case image, file
+    }
+
+    var bytes: [UInt8]
+    var field: Field
+    var name: String?
+}
+
 /// The chat service: chats, messages, read state, files; every change is published on the event bus. Refusals are
 /// thrown as ``ChatError``.
 public struct ChatService: Sendable {
@@ -14,7 +26,11 @@ public struct ChatService: Sendable {
     /// Stores every send; a `Service` the process runs (see ``MessageWriter``).
     public let writer: MessageWriter
     let directory: any UserDirectory
+    /// The largest image, and the largest file of any other kind.
     let maxUploadBytes: Int
+    let maxFileBytes: Int
+    /// Makes images' previews (none without libvips).
+    public let thumbnailer: Thumbnailer
     /// What one user's files may take in all; 0: no quota.
     let storageQuotaBytes: Int
     /// What one user may do how often (sends and changes, new groups, images; typing is counted by the socket's router).
@@ -28,8 +44,10 @@ public struct ChatService: Sendable {
         signer: FileURLSigner,
         bus: any ChatEventBus,
         maxUploadBytes: Int,
+        maxFileBytes: Int = 25 * 1024 * 1024,
         storageQuotaBytes: Int = 0,
-        limits: UserRateLimits = .unlimited
+        limits: UserRateLimits = .unlimited,
+        thumbnailer: Thumbnailer = .onPath()
     ) {
         self.store = ChatStore(database: database)
         self.files = FileStore(database: database)
@@ -42,15 +60,17 @@ public struct ChatService: Sendable {
             switch outcome {
             case .created(let record):
                 bus.publish(.newMessage(record))
-            case .changed(let record, let erasedFile):
+            case .changed(let record, let erasedFiles):
                 bus.publish(.messageUpdated(record))
                 // Erased once the deletion is committed: a rollback never loses the bytes of a message still there.
-                if let erasedFile { try? await blobs.delete(key: erasedFile) }
+                for key in erasedFiles { try? await blobs.delete(key: key) }
             case .duplicate, .unchanged, .notMember, .refused:
                 break
             }
         }
         self.maxUploadBytes = maxUploadBytes
+        self.maxFileBytes = maxFileBytes
+        self.thumbnailer = thumbnailer
         self.storageQuotaBytes = storageQuotaBytes
         self.limits = limits
     }
@@ -153,22 +173,22 @@ public struct ChatService: Sendable {
         chatID: String,
         userID: String,
         text rawText: String?,
-        image: [UInt8]?,
+        upload: Upload?,
         clientMessageID: String?,
         replyToSeq: Int64? = nil
     ) async throws -> (Message, created: Bool) {
-        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: image != nil, clientMessageID: clientMessageID)
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasAttachment: upload != nil, clientMessageID: clientMessageID)
         if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
         try self.limits.take(.message, userID: userID)
-        if image != nil { try self.limits.take(.upload, userID: userID) }
+        if upload != nil { try self.limits.take(.upload, userID: userID) }
         var file: FileRecord?
-        if let image {
+        if let upload {
             guard try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
             // A retried upload answers the stored message before the bytes are stored a second time.
             if let clientMessageID, let stored = try await self.store.message(in: chatID, sentBy: userID, clientMessageID: clientMessageID) {
                 return (stored.message(signer: self.signer), false)
             }
-            file = try await self.storeImage(image, owner: userID)
+            file = try await self.store(upload, owner: userID)
         }
         let draft = ChatStore.MessageDraft(
             chatID: chatID,
@@ -192,7 +212,7 @@ public struct ChatService: Sendable {
         clientMessageID: String?,
         replyToSeq: Int64? = nil
     ) async throws -> PendingAppend {
-        let text = try Self.validateSend(chatID: chatID, text: rawText, hasImage: false, clientMessageID: clientMessageID)
+        let text = try Self.validateSend(chatID: chatID, text: rawText, hasAttachment: false, clientMessageID: clientMessageID)
         if let replyToSeq, replyToSeq < 0 { throw ChatError.invalidSeq }
         try self.limits.take(.message, userID: userID)
         return await self.writer.submit(
@@ -230,9 +250,9 @@ public struct ChatService: Sendable {
     }
 
     /// The checks every send passes before anything is stored; returns the text to store.
-    static func validateSend(chatID: String, text: String?, hasImage: Bool, clientMessageID: String?) throws -> String? {
+    static func validateSend(chatID: String, text: String?, hasAttachment: Bool, clientMessageID: String?) throws -> String? {
         guard Identifier.isValid(chatID) else { throw ChatError.chatNotFound }
-        let text = try Self.validateText(text, hasImage: hasImage)
+        let text = try Self.validateText(text, hasAttachment: hasAttachment)
         if let clientMessageID {
             guard (1...100).contains(clientMessageID.utf8.count), clientMessageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ChatError.invalidClientMessageID
@@ -254,9 +274,9 @@ public struct ChatService: Sendable {
     /// The answer to a chat that does not exist or that the caller is not in (never 403: existence does not leak).
     static let chatNotFound = ChatError.chatNotFound
 
-    static func validateText(_ text: String?, hasImage: Bool) throws -> String? {
+    static func validateText(_ text: String?, hasAttachment: Bool) throws -> String? {
         guard let text, !text.isEmpty else {
-            if hasImage { return nil }
+            if hasAttachment { return nil }
             throw ChatError.invalidText("A message needs text or an image.")
         }
         // Characters as people count them, and bytes, since one character may carry any number of combining marks.
@@ -266,34 +286,84 @@ public struct ChatService: Sendable {
         guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" && $0 != "\r" }) else {
             throw ChatError.invalidText("A message must not contain control characters.")
         }
-        guard !text.allSatisfy(\.isWhitespace) || hasImage else {
+        guard !text.allSatisfy(\.isWhitespace) || hasAttachment else {
             throw ChatError.invalidText("A message needs more than white space.")
         }
         return text.allSatisfy(\.isWhitespace) ? nil : text
     }
 
-    /// Stores an image `owner` uploaded, outside any chat until a message carries it.
-    func storeImage(_ bytes: [UInt8], owner: String) async throws -> FileRecord {
-        guard bytes.count <= self.maxUploadBytes else { throw ChatError.imageTooLarge(maxBytes: self.maxUploadBytes) }
-        guard let info = ImageInspector.inspect(bytes) else { throw ChatError.unsupportedImage }
-        if self.storageQuotaBytes > 0 {
-            // Checked before the bytes are stored; uploads running at once may each pass, by at most one file each.
-            let used = try await self.files.usage(of: owner)
-            guard used + Int64(bytes.count) <= Int64(self.storageQuotaBytes) else {
-                throw ChatError.storageQuotaExceeded(quotaBytes: self.storageQuotaBytes, usedBytes: used)
+    /// Stores what `owner` uploaded, outside any chat until a message carries it: an image is checked by its bytes and
+    /// dimensions and gets a thumbnail; any other file is typed by its bytes and named as its uploader named it,
+    /// sanitised. Both count against the owner's storage quota (a thumbnail's few kilobytes too, once stored).
+    func store(_ upload: Upload, owner: String) async throws -> FileRecord {
+        let bytes = upload.bytes
+        var record: FileRecord
+        var thumbnail: (bytes: [UInt8], info: ImageInfo)?
+        switch upload.field {
+        case .image:
+            guard bytes.count <= self.maxUploadBytes else { throw ChatError.imageTooLarge(maxBytes: self.maxUploadBytes) }
+            guard let info = ImageInspector.inspect(bytes), info.width != nil, info.height != nil else { throw ChatError.unsupportedImage }
+            // Before anything decodes it: a few kilobytes may declare gigabytes of pixels.
+            guard ImageInspector.isDecodable(info, bytes: bytes) else {
+                throw ChatError.imageDimensionsTooLarge(maxPixels: ImageInspector.maxPixels, maxSide: ImageInspector.maxSide)
             }
+            try await self.checkQuota(adding: bytes.count, owner: owner)
+            record = FileRecord(
+                id: Identifier.make(),
+                contentType: info.contentType,
+                size: Int64(bytes.count),
+                width: info.width,
+                height: info.height,
+                name: upload.name.map { FileName.sanitized($0, fallback: "image") }
+            )
+            if max(info.width ?? 0, info.height ?? 0) > Thumbnailer.maxSide {
+                thumbnail = await self.thumbnailer.thumbnail(of: bytes)
+            }
+        case .file:
+            guard bytes.count <= self.maxFileBytes else { throw ChatError.fileTooLarge(maxBytes: self.maxFileBytes) }
+            try await self.checkQuota(adding: bytes.count, owner: owner)
+            record = FileRecord(
+                id: Identifier.make(),
+                contentType: FileType.detect(bytes),
+                size: Int64(bytes.count),
+                width: nil,
+                height: nil,
+                kind: .file,
+                name: FileName.sanitized(upload.name)
+            )
         }
-        let id = Identifier.make()
-        try await self.blobs.put(bytes, key: id)
-        let record = FileRecord(id: id, contentType: info.contentType, size: Int64(bytes.count), width: info.width, height: info.height)
+        let preview = thumbnail.map {
+            FileRecord(
+                id: Identifier.make(),
+                contentType: $0.info.contentType,
+                size: Int64($0.bytes.count),
+                width: $0.info.width,
+                height: $0.info.height,
+                kind: .thumbnail
+            )
+        }
+        record.thumbnailID = preview?.id
+        try await self.blobs.put(bytes, key: record.id)
         do {
-            try await self.files.insert(record, ownerID: owner, now: Timestamp.millis())
+            if let preview, let thumbnail { try await self.blobs.put(thumbnail.bytes, key: preview.id) }
+            try await self.files.insert(record, thumbnail: preview, ownerID: owner, now: Timestamp.millis())
         } catch {
             // Bytes without a row would wait for the sweep; erase them now.
-            try? await self.blobs.delete(key: id)
+            try? await self.blobs.delete(key: record.id)
+            if let preview { try? await self.blobs.delete(key: preview.id) }
             throw error
         }
         return record
+    }
+
+    /// Refuses an upload of `size` bytes that would take `owner` past the storage quota.
+    private func checkQuota(adding size: Int, owner: String) async throws {
+        guard self.storageQuotaBytes > 0 else { return }
+        // Checked before the bytes are stored; uploads running at once may each pass, by at most one file each.
+        let used = try await self.files.usage(of: owner)
+        guard used + Int64(size) <= Int64(self.storageQuotaBytes) else {
+            throw ChatError.storageQuotaExceeded(quotaBytes: self.storageQuotaBytes, usedBytes: used)
+        }
     }
 
     /// The stored facts of file `id`; the caller has checked the link's signature, which is the permission.

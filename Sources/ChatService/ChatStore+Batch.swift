@@ -65,8 +65,9 @@ extension ChatStore {
         case created(MessageRecord)
         /// A send whose clientMessageId the sender used before: the stored message.
         case duplicate(MessageRecord)
-        /// A change, with the chat's next version; `erasedFile` is the file whose bytes are to be erased after the commit.
-        case changed(MessageRecord, erasedFile: String?)
+        /// A change, with the chat's next version; `erasedFiles` are the files (a deleted message's file and its
+        /// thumbnail) whose bytes are to be erased after the commit.
+        case changed(MessageRecord, erasedFiles: [String])
         /// A change that changed nothing (the same text, a reaction already there, a second delete): the message as it is.
         case unchanged(MessageRecord)
         /// The writer is not a member of the chat (or there is no such chat).
@@ -142,9 +143,10 @@ extension ChatStore {
             }
             try await Self.insertMentions(of: batch.created, in: sql)
             try await Self.notePendingMail(for: batch.created, in: sql)
-            for (record, erasedFile) in batch.changed {
+            for (record, erasedFiles) in batch.changed {
                 try await Self.update(record, in: sql)
-                if let erasedFile { try await FileStore.forget(erasedFile, in: sql) }
+                // The thumbnail's row goes with its image's.
+                if let erasedFile = erasedFiles.first { try await FileStore.forget(erasedFile, in: sql) }
             }
             try await batch.giveBackUnused(firsts: firsts, in: sql)
             try await Self.moveSendersReadPointers(past: batch.created, in: sql)
@@ -294,7 +296,7 @@ private struct Batch {
     /// The stored messages the changes and replies name, as they stand while the batch goes.
     var targets: [MessageKey: MessageRecord] = [:]
     var created: [MessageRecord] = []
-    var changed: [(MessageRecord, erasedFile: String?)] = []
+    var changed: [(MessageRecord, erasedFiles: [String])] = []
     /// Seqs and versions used per chat.
     var usedSeqs: [String: Int64] = [:]
     var usedVersions: [String: Int64] = [:]
@@ -461,7 +463,7 @@ private struct Batch {
             chatID: draft.chatID,
             seq: seq,
             senderID: draft.senderID,
-            kind: draft.file == nil ? "text" : "image",
+            kind: draft.file.map { $0.kind == .file ? "file" : "image" } ?? "text",
             text: draft.text,
             fileID: draft.file?.id,
             clientMessageID: draft.clientMessageID,
@@ -481,7 +483,7 @@ private struct Batch {
     private mutating func change(_ change: ChatStore.MessageChange, first: (seq: Int64, version: Int64)) -> ChatStore.WriteOutcome {
         let key = MessageKey(chatID: change.chatID, seq: change.seq)
         guard var record = self.targets[key] else { return .refused(.messageNotFound) }
-        var erasedFile: String?
+        var erasedFiles: [String] = []
         switch change.action {
         case .edit(let text, let candidates):
             guard record.senderID == change.userID else { return .refused(.notYourMessage) }
@@ -494,7 +496,7 @@ private struct Batch {
         case .delete:
             guard record.senderID == change.userID else { return .refused(.notYourMessage) }
             guard record.kind != "deleted" else { return .unchanged(record) }
-            erasedFile = record.fileID
+            erasedFiles = [record.fileID, record.file?.thumbnailID].compactMap { $0 }
             record.kind = "deleted"
             record.text = nil
             record.fileID = nil
@@ -528,11 +530,11 @@ private struct Batch {
         record.changedAt = change.now
         self.targets[key] = record
         if let index = self.changed.firstIndex(where: { $0.0.id == record.id }) {
-            self.changed[index] = (record, self.changed[index].erasedFile ?? erasedFile)
+            self.changed[index] = (record, self.changed[index].erasedFiles.isEmpty ? erasedFiles : self.changed[index].erasedFiles)
         } else {
-            self.changed.append((record, erasedFile))
+            self.changed.append((record, erasedFiles))
         }
-        return .changed(record, erasedFile: erasedFile)
+        return .changed(record, erasedFiles: erasedFiles)
     }
 
     /// The mentioned ids that are members of the chat, once each, in the text's order.

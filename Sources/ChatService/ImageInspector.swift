@@ -6,6 +6,63 @@ struct ImageInfo: Equatable, Sendable {
 }
 
 enum ImageInspector {
+    /// The largest image accepted, in pixels and on either side: a bigger one is refused before anything decodes it (a
+    /// few kilobytes of PNG can declare 50,000 × 50,000 pixels, 7.5 GB once decoded). 40 megapixels is more than any
+    /// phone camera takes; 16,384 is WebP's own bound, and a long panorama's.
+    static let maxPixels = 40_000_000
+    static let maxSide = 16_384
+
+    /// Whether an image of `info`'s dimensions may be decoded (to make its thumbnail, or in a browser). Frames of a GIF
+    /// larger than its screen count too.
+    static func isDecodable(_ info: ImageInfo, bytes: [UInt8]) -> Bool {
+        guard let width = info.width, let height = info.height, width > 0, height > 0 else { return false }
+        var sides = (width, height)
+        if info.contentType == "image/gif" {
+            guard let frames = Self.gifFrameBounds(bytes) else { return false }
+            sides = (max(width, frames.0), max(height, frames.1))
+        }
+        return sides.0 <= Self.maxSide && sides.1 <= Self.maxSide && sides.0 * sides.1 <= Self.maxPixels
+    }
+
+    /// The widest and highest frame of a GIF (its image descriptors), or nil when its blocks do not hold together.
+    static func gifFrameBounds(_ bytes: [UInt8]) -> (Int, Int)? {
+        guard bytes.count >= 13 else { return nil }
+        var index = 13
+        if bytes[10] & 0x80 != 0 { index += 3 << (Int(bytes[10] & 0x07) + 1) }
+        var bounds = (0, 0)
+        func skipSubBlocks() -> Bool {
+            while index < bytes.count {
+                let length = Int(bytes[index])
+                index += 1 + length
+                if length == 0 { return true }
+            }
+            return false
+        }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x21:
+                index += 2
+                guard skipSubBlocks() else { return bounds }
+            case 0x2C:
+                guard index + 10 <= bytes.count else { return bounds }
+                let width = Int(bytes[index + 5]) | Int(bytes[index + 6]) << 8
+                let height = Int(bytes[index + 7]) | Int(bytes[index + 8]) << 8
+                bounds = (max(bounds.0, width), max(bounds.1, height))
+                let packed = bytes[index + 9]
+                index += 10
+                if packed & 0x80 != 0 { index += 3 << (Int(packed & 0x07) + 1) }
+                index += 1  // the LZW minimum code size
+                guard skipSubBlocks() else { return bounds }
+            case 0x3B:
+                return bounds
+            default:
+                // Not a block a GIF has: a decoder stops here too.
+                return bounds
+            }
+        }
+        return bounds
+    }
+
     /// JPEG, PNG, GIF or WebP with dimensions when the header carries them; nil for anything else (SVG, HTML, …).
     static func inspect(_ bytes: [UInt8]) -> ImageInfo? {
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {

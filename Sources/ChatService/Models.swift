@@ -4,10 +4,22 @@ public import ParleyCore
 /// An image attached to a message.
 public struct MessageImage: Codable, Sendable, Equatable {
     public var url: String
+    /// A preview at most ``Thumbnailer/maxSide`` pixels on its long side; absent when the server could not make one.
+    public var thumbnailUrl: String?
     public var contentType: String
     public var size: Int
     public var width: Int?
     public var height: Int?
+}
+
+/// A file of any other kind attached to a message: always downloaded, never shown in place.
+public struct MessageFile: Codable, Sendable, Equatable {
+    public var url: String
+    /// The uploader's name for it, sanitised.
+    public var name: String
+    /// Told from its bytes where they say (`application/octet-stream` otherwise), never from the uploader's claim.
+    public var contentType: String
+    public var size: Int
 }
 
 /// A message as clients see it.
@@ -19,6 +31,7 @@ public struct Message: Codable, Sendable, Equatable, ResponseEncodable {
     public var kind: String
     public var text: String?
     public var image: MessageImage?
+    public var file: MessageFile?
     public var clientMessageId: String?
     public var createdAt: String
     /// The chat's change version at this message's latest change.

@@ -156,9 +156,13 @@ func assemble(
             signer: secrets.fileSigner,
             bus: postgresBus ?? InProcessEventBus(),
             maxUploadBytes: configuration.maxUploadBytes,
+            maxFileBytes: configuration.maxFileBytes,
             storageQuotaBytes: configuration.storageQuotaBytes,
             limits: UserRateLimits(configuration.rateLimits)
         )
+        if !chat.thumbnailer.isAvailable {
+            Logger(label: "parley.files").notice("vipsthumbnail (libvips-tools) not found on PATH: images get no thumbnails")
+        }
         routes.chat = ChatController(service: chat, verifier: chatVerifier, downloads: DownloadSlots(limit: configuration.maxDownloads))
         services.append(chat.writer)
         services.append(chat.fileSweeper(configuration: configuration, logger: Logger(label: "parley.files")))

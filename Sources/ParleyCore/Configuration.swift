@@ -76,7 +76,10 @@ public struct ParleyConfiguration: Sendable {
     public var mailRetryBaseSeconds: Double
     public var mailPollSeconds: Double
 
+    /// `PARLEY_MAX_UPLOAD_BYTES`: the largest image.
     public var maxUploadBytes: Int
+    /// `PARLEY_MAX_FILE_BYTES`: the largest file of any other kind (sent in a message's `file` field).
+    public var maxFileBytes: Int
     /// `PARLEY_RATE_MESSAGES`, `PARLEY_RATE_TYPING`, `PARLEY_RATE_GROUPS`, `PARLEY_RATE_UPLOADS` (`BURST,PER_SECOND`): what
     /// one user may do on one chat instance: sends, edits, deletions and reactions; typing events; new groups; images.
     public var rateLimits: RateLimitSettings
@@ -163,6 +166,7 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = 5
         self.mailPollSeconds = 1
         self.maxUploadBytes = 10 * 1024 * 1024
+        self.maxFileBytes = 25 * 1024 * 1024
         self.rateLimits = RateLimitSettings()
         self.maxDownloads = 128
         self.storageQuotaBytes = 1 << 30
@@ -243,6 +247,7 @@ public struct ParleyConfiguration: Sendable {
         self.mailRetryBaseSeconds = try reader.double("PARLEY_MAIL_RETRY_BASE_SECONDS", in: 0.05...3600) ?? self.mailRetryBaseSeconds
         self.mailPollSeconds = try reader.double("PARLEY_MAIL_POLL_SECONDS", in: 0.05...60) ?? self.mailPollSeconds
         self.maxUploadBytes = try reader.int("PARLEY_MAX_UPLOAD_BYTES", in: 1024...(1 << 30)) ?? self.maxUploadBytes
+        self.maxFileBytes = try reader.int("PARLEY_MAX_FILE_BYTES", in: 1024...(1 << 30)) ?? self.maxFileBytes
         self.maxDownloads = try reader.int("PARLEY_MAX_DOWNLOADS", in: 1...100_000) ?? self.maxDownloads
         self.storageQuotaBytes = try reader.int("PARLEY_STORAGE_QUOTA_BYTES", in: 0...(1 << 50)) ?? self.storageQuotaBytes
         self.fileSweepSeconds = try reader.double("PARLEY_FILE_SWEEP_SECONDS", in: 0.1...86400) ?? self.fileSweepSeconds

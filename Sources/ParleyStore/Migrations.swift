@@ -309,6 +309,19 @@ public enum Schema {
             ]
         ),
         Migration(
+            version: 9,
+            name: "files of any kind: their kind and sanitised name, image thumbnails tied to their image",
+            statements: [
+                // `image` (shown inline), `file` (any other kind, served as an attachment), `thumbnail` (an image's preview).
+                "ALTER TABLE files ADD COLUMN kind TEXT NOT NULL DEFAULT 'image'",
+                // The uploader's file name, sanitised; NULL when the upload had none.
+                "ALTER TABLE files ADD COLUMN name TEXT",
+                // A thumbnail's image: it is attached, swept and erased with it.
+                "ALTER TABLE files ADD COLUMN parent_id TEXT",
+                "CREATE INDEX files_parent ON files (parent_id) WHERE parent_id IS NOT NULL",
+            ]
+        ),
+        Migration(
             version: 10,
             name: "missed-message mail: the per-user setting, and what each user is owed and was last mailed",
             statements: [

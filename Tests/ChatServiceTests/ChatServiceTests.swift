@@ -42,16 +42,22 @@ struct ChatServiceTests {
             try await withRunning(chats.writer) {
                 let (chat, created) = try await chats.openDirect(userID: users[0], with: users[1])
                 #expect(created)
-                let (first, new) = try await chats.send(chatID: chat.id, userID: users[0], text: "hi", image: nil, clientMessageID: "c1")
-                let (again, newAgain) = try await chats.send(chatID: chat.id, userID: users[0], text: "hi", image: nil, clientMessageID: "c1")
+                let (first, new) = try await chats.send(chatID: chat.id, userID: users[0], text: "hi", upload: nil, clientMessageID: "c1")
+                let (again, newAgain) = try await chats.send(chatID: chat.id, userID: users[0], text: "hi", upload: nil, clientMessageID: "c1")
                 #expect(new && !newAgain && again == first && first.seq == 1)
-                let (image, _) = try await chats.send(chatID: chat.id, userID: users[1], text: nil, image: Self.png, clientMessageID: nil)
+                let (image, _) = try await chats.send(
+                    chatID: chat.id,
+                    userID: users[1],
+                    text: nil,
+                    upload: Upload(bytes: Self.png, field: .image),
+                    clientMessageID: nil
+                )
                 #expect(image.kind == "image" && image.image?.contentType == "image/png" && image.seq == 2)
                 let fileID = try #require(image.image?.url.split(separator: "/").last?.split(separator: "?").first.map(String.init))
                 #expect(try await chats.file(fileID).size == Int64(Self.png.count))
                 #expect(try await chats.blobs.get(key: fileID) == Self.png)
                 await #expect(throws: ChatError.chatNotFound) {
-                    try await chats.send(chatID: chat.id, userID: users[2], text: "intruder", image: nil, clientMessageID: nil)
+                    try await chats.send(chatID: chat.id, userID: users[2], text: "intruder", upload: nil, clientMessageID: nil)
                 }
                 await #expect(throws: ChatError.chatNotFound) {
                     try await chats.messages(in: chat.id, for: users[2], before: nil, after: nil, limit: 10)
@@ -86,9 +92,9 @@ struct ChatServiceTests {
                 try await chats.submitText(chatID: chat, userID: users[0], text: "x", clientMessageID: "")
             }
             await #expect(throws: ChatError.imageTooLarge(maxBytes: 1000)) {
-                try await chats.storeImage(Self.png + [UInt8](repeating: 0, count: 1000), owner: users[0])
+                try await chats.store(Upload(bytes: Self.png + [UInt8](repeating: 0, count: 1000), field: .image), owner: users[0])
             }
-            await #expect(throws: ChatError.unsupportedImage) { try await chats.storeImage([1, 2, 3], owner: users[0]) }
+            await #expect(throws: ChatError.unsupportedImage) { try await chats.store(Upload(bytes: [1, 2, 3], field: .image), owner: users[0]) }
             await #expect(throws: ChatError.fileNotFound) { try await chats.file(Identifier.make()) }
         }
     }

@@ -64,6 +64,12 @@ struct RateLimitRouteTests {
             }
             #expect(try await upload().status == .created)
             try Self.expectRateLimited(try await upload(), atMost: 60, "a second image")
+            // A file of any other kind takes from the same allowance, and so does an avatar.
+            let file = try await app.uploadFile(ben, to: chatID, Array("minutes".utf8), filename: "minutes.txt")
+            try Self.expectRateLimited(file, atMost: 60, "a file after an image")
+            var avatar = MultipartBody()
+            avatar.file("image", filename: "me.png", contentType: "image/png", Images.png(width: 3, height: 2))
+            try Self.expectRateLimited(try await app.request(.post, "/api/v1/files", as: ben, form: avatar), atMost: 60, "an avatar after an image")
         }
     }
 

@@ -44,7 +44,8 @@ def test_health_jwks_web_app_and_metrics_through_nginx(healthy_cluster):
 
 def test_uploads_and_signed_files_from_any_chat_instance(healthy_cluster):
     """[cluster] An image sent through nginx (to one chat instance) downloads through nginx from every instance,
-    round-robin; a body beyond client_max_body_size is refused by nginx with 413."""
+    round-robin, and so do its thumbnail and a file of any kind (as an attachment); a body beyond
+    client_max_body_size (26m: the 25 MiB file limit and the multipart envelope) is refused by nginx with 413."""
     cluster = healthy_cluster
     alice, bob = cluster.sign_in(), cluster.sign_in()
     chat = create_chat(alice, user=bob)["id"]
@@ -61,7 +62,21 @@ def test_uploads_and_signed_files_from_any_chat_instance(healthy_cluster):
         direct = requests.get(absolute.replace(cluster.url, cluster.instances[name].base_url), timeout=10)
         assert direct.status_code == 200, f"{name} cannot serve a file another instance stored: {direct.status_code}"
 
-    too_big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (12 * 1024 * 1024)
+    # A wide image gets a WebP thumbnail, and a file is an attachment, whichever instance stored them.
+    wide = expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages", data={"clientMessageId": uuid.uuid4().hex},
+                                           files={"image": ("wide.png", make_png(800, 200), "image/png")}), 201)["message"]
+    pdf = b"%PDF-1.4\n" + uuid.uuid4().hex.encode() + b"\n%%EOF\n"
+    document = expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages", data={"clientMessageId": uuid.uuid4().hex},
+                                               files={"file": ("notes.pdf", pdf, "application/pdf")}), 201)["message"]
+    for name in cluster.names("chat"):
+        base = cluster.instances[name].base_url
+        thumbnail = requests.get(base + wide["image"]["thumbnailUrl"].replace(cluster.url, ""), timeout=10)
+        assert thumbnail.status_code == 200 and thumbnail.headers["Content-Type"] == "image/webp", (name, thumbnail.status_code)
+        file = requests.get(base + document["file"]["url"].replace(cluster.url, ""), timeout=10)
+        assert file.status_code == 200 and file.content == pdf, (name, file.status_code)
+        assert file.headers["Content-Disposition"].startswith('attachment; filename="notes.pdf"'), file.headers
+
+    too_big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (27 * 1024 * 1024)
     response = requests.post(f"{cluster.url}/api/v1/chats/{chat}/messages",
                              headers={"Authorization": f"Bearer {alice.access_token}"},
                              data={"clientMessageId": uuid.uuid4().hex},

@@ -194,7 +194,7 @@ def assert_public_user(user: Any) -> None:
 
 
 MESSAGE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions"}
-MESSAGE_OPTIONAL_KEYS = {"text", "image", "clientMessageId", "editedAt", "replyTo"}
+MESSAGE_OPTIONAL_KEYS = {"text", "image", "file", "clientMessageId", "editedAt", "replyTo"}
 # What a deleted message keeps (issue 13): the rest is erased.
 TOMBSTONE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions", "clientMessageId"}
 CHAT_KEYS = {"id", "kind", "members", "unreadCount", "mentionCount", "readState", "updatedAt", "version"}
@@ -210,7 +210,7 @@ def assert_message(message: Any) -> None:
     assert isinstance(message["chatId"], str) and isinstance(message["senderId"], str), message
     assert isinstance(message["seq"], int) and not isinstance(message["seq"], bool) and message["seq"] >= 1, message
     assert isinstance(message["version"], int) and not isinstance(message["version"], bool) and message["version"] >= 1, message
-    assert message["kind"] in {"text", "image", "deleted"}, message
+    assert message["kind"] in {"text", "image", "file", "deleted"}, message
     assert isinstance(message["createdAt"], str) and TIMESTAMP.fullmatch(message["createdAt"]), message
     assert message.get("clientMessageId") is None or isinstance(message["clientMessageId"], str), message
     if message["kind"] == "deleted":
@@ -219,11 +219,17 @@ def assert_message(message: Any) -> None:
         return
     if message["kind"] == "text":
         assert isinstance(message.get("text"), str) and message["text"], message
-        assert message.get("image") is None, message
+        assert message.get("image") is None and message.get("file") is None, message
+    elif message["kind"] == "file":
+        file = message.get("file")
+        assert isinstance(file, dict) and set(file) == {"url", "name", "contentType", "size"}, message
+        assert isinstance(file["url"], str) and "/api/v1/files/" in file["url"], file
+        assert isinstance(file["name"], str) and file["name"] and isinstance(file["contentType"], str), file
+        assert isinstance(file["size"], int) and file["size"] >= 0 and message.get("image") is None, file
     else:
         image = message.get("image")
         assert isinstance(image, dict), message
-        assert {"url", "contentType", "size"} <= set(image) <= {"url", "contentType", "size", "width", "height"}, image
+        assert {"url", "contentType", "size"} <= set(image) <= {"url", "thumbnailUrl", "contentType", "size", "width", "height"}, image
         assert isinstance(image["url"], str) and "/api/v1/files/" in image["url"], image
         assert isinstance(image["size"], int) and image["size"] > 0, image
     if message.get("editedAt") is not None:

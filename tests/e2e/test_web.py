@@ -515,8 +515,9 @@ def test_two_people_chat_live(web_server, browsers, tmp_path):
     alice.wait_hidden("#attachment")
     sent = alice.wait_row("Look at this", lambda row: row["seq"] is not None and row["image"], "the stored image message", timeout=30)
     assert sent["status"] in ("sent", "seen")
-    got = bob.wait_row("Look at this", lambda row: row["image"] and row["image"]["complete"] and row["image"]["width"] == 360,
-                       "the image on Bob's side")
+    # Bob's timeline shows the server's thumbnail (320 px on the long side), not the 360 px original.
+    got = bob.wait_row("Look at this", lambda row: row["image"] and row["image"]["complete"] and row["image"]["width"] == 320,
+                       "the image's thumbnail on Bob's side")
     assert "/api/v1/files/" in got["image"]["src"], got
     alice.wait(lambda: next((c for c in alice.chat_items() if c["id"] == chat_id and c["preview"] == "You: 📷 Look at this"), None),
                "the photo preview in Alice's list")

@@ -231,6 +231,22 @@ extension TestApp {
         try await self.request(.post, "\(api)/chats/\(chatID)/read", as: session, json: #"{"seq":\#(seq)}"#)
     }
 
+    /// Uploads a file of any kind into a chat as a multipart message (the `file` field).
+    func uploadFile(
+        _ session: Session,
+        to chatID: String,
+        _ data: [UInt8],
+        filename: String,
+        contentType: String = "application/octet-stream",
+        text: String? = nil
+    ) async throws -> TestResponse {
+        var form = MultipartBody()
+        form.field("clientMessageId", UUID().uuidString.lowercased())
+        if let text { form.field("text", text) }
+        form.file("file", filename: filename, contentType: contentType, data)
+        return try await self.request(.post, "\(api)/chats/\(chatID)/messages", as: session, form: form)
+    }
+
     /// Uploads an image into a chat as a multipart message.
     func upload(
         _ session: Session,
@@ -338,7 +354,7 @@ enum Shapes {
         let keys = Set(message.keys)
         #expect(keys.isSuperset(of: required), "\(message)", sourceLocation: sourceLocation)
         #expect(
-            keys.isSubset(of: required.union(["text", "image", "clientMessageId", "editedAt", "replyTo"])),
+            keys.isSubset(of: required.union(["text", "image", "file", "clientMessageId", "editedAt", "replyTo"])),
             "\(message)",
             sourceLocation: sourceLocation
         )
@@ -364,9 +380,20 @@ enum Shapes {
             let image = try #require(message["image"] as? [String: Any], sourceLocation: sourceLocation)
             let imageKeys = Set(image.keys)
             #expect(imageKeys.isSuperset(of: ["url", "contentType", "size"]), sourceLocation: sourceLocation)
-            #expect(imageKeys.isSubset(of: ["url", "contentType", "size", "width", "height"]), sourceLocation: sourceLocation)
+            #expect(imageKeys.isSubset(of: ["url", "thumbnailUrl", "contentType", "size", "width", "height"]), sourceLocation: sourceLocation)
             #expect((image["url"] as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation)
+            if let thumbnail = image["thumbnailUrl"] {
+                #expect((thumbnail as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation)
+            }
             #expect((image["size"] as? Int ?? 0) > 0, sourceLocation: sourceLocation)
+            #expect(message["file"] == nil, sourceLocation: sourceLocation)
+        case "file":
+            let file = try #require(message["file"] as? [String: Any], sourceLocation: sourceLocation)
+            #expect(Set(file.keys) == ["url", "name", "contentType", "size"], "\(file)", sourceLocation: sourceLocation)
+            #expect((file["url"] as? String)?.contains("/api/v1/files/") == true, sourceLocation: sourceLocation)
+            #expect((file["name"] as? String)?.isEmpty == false && file["contentType"] is String, sourceLocation: sourceLocation)
+            #expect(Self.isInteger(file["size"]), sourceLocation: sourceLocation)
+            #expect(message["image"] == nil, sourceLocation: sourceLocation)
         case "deleted":
             // A tombstone: nothing of what was said is left.
             #expect(keys.isSubset(of: required.union(["clientMessageId"])), "\(message)", sourceLocation: sourceLocation)

@@ -63,16 +63,16 @@ enum Images {
         return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Self.chunk("IHDR", header) + Self.chunk("IEND", [])
     }
 
-    private static func chunk(_ kind: String, _ data: [UInt8]) -> [UInt8] {
+    static func chunk(_ kind: String, _ data: [UInt8]) -> [UInt8] {
         let typed = Array(kind.utf8) + data
         return Self.bigEndian(UInt32(data.count)) + typed + Self.bigEndian(Self.crc32(typed))
     }
 
-    private static func bigEndian(_ value: UInt32) -> [UInt8] {
+    static func bigEndian(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
     }
 
-    private static func crc32(_ bytes: [UInt8]) -> UInt32 {
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         for byte in bytes {
             crc ^= UInt32(byte)
@@ -81,7 +81,7 @@ enum Images {
         return ~crc
     }
 
-    private static func adler32(_ bytes: [UInt8]) -> UInt32 {
+    static func adler32(_ bytes: [UInt8]) -> UInt32 {
         var a: UInt32 = 1
         var b: UInt32 = 0
         for byte in bytes {
@@ -89,5 +89,48 @@ enum Images {
             b = (b + a) % 65521
         }
         return b << 16 | a
+    }
+}
+
+extension Images {
+    /// A real PNG of `width` × `height` RGB pixels that a decoder (libvips) can read: the rows in as many stored deflate
+    /// blocks as they need (one block holds at most 65,535 bytes).
+    static func decodablePNG(width: Int, height: Int) -> [UInt8] {
+        var rows: [UInt8] = []
+        rows.reserveCapacity(height * (1 + 3 * width))
+        for y in 0..<height {
+            rows.append(0)
+            for x in 0..<width { rows += [UInt8(x % 256), UInt8(y % 256), 128] }
+        }
+        var zlib: [UInt8] = [0x78, 0x01]
+        var start = 0
+        repeat {
+            let end = min(start + 65_535, rows.count)
+            let length = UInt16(end - start)
+            zlib += [end == rows.count ? 1 : 0, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8(~length >> 8)]
+            zlib += rows[start..<end]
+            start = end
+        } while start < rows.count
+        zlib += Self.bigEndian(Self.adler32(rows))
+        let header = Self.bigEndian(UInt32(width)) + Self.bigEndian(UInt32(height)) + [8, 2, 0, 0, 0]
+        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Self.chunk("IHDR", header) + Self.chunk("IDAT", zlib) + Self.chunk("IEND", [])
+    }
+
+    /// The width and height a WebP's header declares (simple lossy, lossless or extended), or nil if it is none.
+    static func webpSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+        guard bytes.count >= 30, bytes.starts(with: Array("RIFF".utf8)), Array(bytes[8..<12]) == Array("WEBP".utf8) else { return nil }
+        switch String(decoding: bytes[12..<16], as: UTF8.self) {
+        case "VP8 ":
+            return ((Int(bytes[26]) | Int(bytes[27]) << 8) & 0x3FFF, (Int(bytes[28]) | Int(bytes[29]) << 8) & 0x3FFF)
+        case "VP8L":
+            let (b1, b2, b3, b4) = (Int(bytes[21]), Int(bytes[22]), Int(bytes[23]), Int(bytes[24]))
+            return (1 + (b1 | (b2 & 0x3F) << 8), 1 + ((b2 >> 6) | b3 << 2 | (b4 & 0x0F) << 10))
+        case "VP8X":
+            return (
+                1 + (Int(bytes[24]) | Int(bytes[25]) << 8 | Int(bytes[26]) << 16), 1 + (Int(bytes[27]) | Int(bytes[28]) << 8 | Int(bytes[29]) << 16)
+            )
+        default:
+            return nil
+        }
     }
 }

@@ -101,19 +101,20 @@ function asApiError(error) {
 }
 
 /**
- * Sends a message with an image as multipart/form-data (fields text, clientMessageId, replyToSeq?, file image), reporting upload
- * progress as a fraction 0…1. Resolves with {message}. `handle.abort()` cancels.
+ * Sends a message with an image or any other file as multipart/form-data (fields text, clientMessageId, replyToSeq?,
+ * and the file as `image`, or as `file` when `asFile`), reporting upload progress as a fraction 0…1. Resolves with
+ * {message}. `handle.abort()` cancels.
  */
-export function uploadMessage(chatId, { text, clientMessageId, file, replyToSeq }, onProgress, handle = {}) {
+export function uploadMessage(chatId, { text, clientMessageId, file, replyToSeq, asFile }, onProgress, handle = {}) {
   return uploadForm(`/chats/${encodeURIComponent(chatId)}/messages`, () => {
     const form = new FormData();
     if (text) form.append("text", text);
     form.append("clientMessageId", clientMessageId);
     if (Number.isInteger(replyToSeq)) form.append("replyToSeq", String(replyToSeq));
-    form.append("image", file, file.name || "image");
+    form.append(asFile ? "file" : "image", file, file.name || (asFile ? "file" : "image"));
     return form;
   }, onProgress, handle, {
-    413: "That image is too large to send.",
+    413: asFile ? "That file is too large to send." : "That image is too large to send.",
     415: "That file is not an image Parley can send (JPEG, PNG, GIF or WebP).",
   });
 }

@@ -13,6 +13,8 @@ import { MentionCompleter } from "./mentions.js";
 const GROUP_GAP_MS = 5 * 60_000;
 const BOTTOM_SLACK_PX = 80;
 const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
+/** The server's default PARLEY_MAX_FILE_BYTES; a server set lower answers 413, shown on the message. */
+const MAX_FILE_BYTES = 25 * 1024 * 1024;
 const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 
 let chatId = null;
@@ -42,7 +44,7 @@ export function initChatView() {
   wired = true;
   for (const id of ["chat-pane", "empty-conversation", "chat-title", "chat-subtitle", "chat-header-avatar", "messages-scroller",
     "messages", "history-status", "jump-button", "jump-count", "typing-line", "composer", "message-input", "send-button",
-    "file-input", "attachment", "attachment-preview", "attachment-name", "attachment-size", "attachment-remove",
+    "file-input", "attachment", "attachment-preview", "attachment-file-icon", "attachment-name", "attachment-size", "attachment-remove",
     "composer-error", "back-button", "attach-button", "image-dialog", "image-dialog-img", "reply-preview",
     "reply-preview-name", "reply-preview-text", "reply-cancel", "chat-search-button", "delete-dialog", "delete-preview",
     "delete-confirm", "composer-row", "history-after"]) {
@@ -141,7 +143,8 @@ export function initChatView() {
     else stopTypingNow();
   });
   el.messageInput.addEventListener("paste", (event) => {
-    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    const files = [...(event.clipboardData?.files || [])];
+    const file = files.find((f) => f.type.startsWith("image/")) || files[0];
     if (file) {
       event.preventDefault();
       chooseFile(file);
@@ -547,7 +550,8 @@ function row(chat, item, { startsGroup, endsGroup, mine }) {
   const source = item.message || item.pending;
   const message = item.message;
   const deleted = Boolean(message && message.kind === "deleted");
-  const isImage = message ? message.kind === "image" : Boolean(item.pending.file);
+  const isImage = message ? message.kind === "image" : Boolean(item.pending.file && !item.pending.asFile);
+  const isFile = message ? message.kind === "file" : Boolean(item.pending.file && item.pending.asFile);
   const showName = !mine && chat && chat.kind === "group" && startsGroup;
   const showAvatar = !mine && chat && chat.kind === "group";
   // The sender's name and picture are part of the row: a re-read chat list with a new name or photo rebuilds it.
@@ -556,7 +560,7 @@ function row(chat, item, { startsGroup, endsGroup, mine }) {
   // Mentions, quotes and reactions show members' names: a rename rebuilds the rows that have them.
   const names = source.replyTo || (message && ((message.mentions || []).length || (message.reactions || []).length))
     ? shownMembersKey : "";
-  const sig = [startsGroup, endsGroup, showName, isImage, source.text || "", who, message ? message.kind : "pending",
+  const sig = [startsGroup, endsGroup, showName, isImage, isFile, source.text || "", who, message ? message.kind : "pending",
     message ? message.version : "", message ? message.editedAt || "" : "", JSON.stringify(source.replyTo || null),
     JSON.stringify(message ? message.reactions || [] : []), names].join("|");
   let cached = rows.get(key);
@@ -568,7 +572,7 @@ function row(chat, item, { startsGroup, endsGroup, mine }) {
     if (previous && previous.row.contains(document.activeElement) && document.activeElement.dataset.focus) {
       refocus = { key, focus: document.activeElement.dataset.focus };
     }
-    cached = buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, deleted, reuse: previous });
+    cached = buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, isFile, deleted, reuse: previous });
     cached.sig = sig;
     cached.row.dataset.key = key;
     rows.set(key, cached);
@@ -617,6 +621,7 @@ function quoteText(chat, quoted) {
   const accepted = chat ? chat.members.map((m) => m.id) : [];
   const text = textWithNames({ text: quoted.text, mentions: accepted }, (id) => nameOf(chat, id)).replace(/\s+/gu, " ").trim();
   if (quoted.kind === "image") return text ? `📷 ${text}` : "📷 Photo";
+  if (quoted.kind === "file") return `📎 ${text || (quoted.file && quoted.file.name) || "File"}`;
   return text;
 }
 
@@ -635,7 +640,7 @@ function replyQuote(chat, replyTo, { interactive }) {
   return quote;
 }
 
-function buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, deleted, reuse }) {
+function buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvatar, isImage, isFile, deleted, reuse }) {
   const source = item.message || item.pending;
   const message = item.message;
   const parts = {};
@@ -662,6 +667,11 @@ function buildRow(chat, item, { startsGroup, endsGroup, mine, showName, showAvat
       parts.figure = figure;
       parts.progress = figure.querySelector(".upload-progress");
       bubble.append(figure);
+    }
+    if (isFile) {
+      const chip = fileChip(item);
+      parts.progress = chip.querySelector(".upload-progress");
+      bubble.append(chip);
     }
     if (source.text) {
       // A pending text already has its mentions as `<@id>`: show the members' names, as the stored one will.
@@ -927,7 +937,8 @@ function imageFigure(item) {
   const message = item.message;
   const pending = item.pending;
   const image = message ? message.image : null;
-  const src = pending ? pending.previewUrl : message.localPreviewUrl || (image && image.url);
+  // The timeline shows the server's small preview; the full image opens on click.
+  const src = pending ? pending.previewUrl : message.localPreviewUrl || (image && (image.thumbnailUrl || image.url));
   const width = (image && image.width) || (pending && pending.width) || null;
   const height = (image && image.height) || (pending && pending.height) || null;
   const img = h("img.message-image", { alt: "Photo", decoding: "async" });
@@ -947,7 +958,8 @@ function imageFigure(item) {
   const button = h("button.image-button", { type: "button", "aria-label": "Open the photo" }, img);
   button.addEventListener("click", () => {
     if (!img.currentSrc && !img.src) return;
-    el.imageDialogImg.src = img.src;
+    const full = item.message && item.message.image ? item.message.image.url : img.src;
+    el.imageDialogImg.src = /^(\/|blob:|https?:)/u.test(full) ? full : img.src;
     el.imageDialog.showModal();
   });
   const progress = h("div.upload-progress", { hidden: true }, h("div.upload-bar"));
@@ -956,6 +968,47 @@ function imageFigure(item) {
   progress.setAttribute("aria-valuemin", "0");
   progress.setAttribute("aria-valuemax", "100");
   return h("div.image-figure", button, progress);
+}
+
+/** A file's type as a person names it, from its content type and, failing that, its name's extension. */
+function fileKind(contentType, name) {
+  const type = (contentType || "").split(";")[0].trim();
+  const extension = (name || "").includes(".") ? name.split(".").pop().toLowerCase() : "";
+  if (type === "application/pdf") return { label: "PDF", glyph: "📕" };
+  if (type.startsWith("image/")) return { label: "Image", glyph: "🖼️" };
+  if (type.startsWith("audio/")) return { label: "Audio", glyph: "🎵" };
+  if (type.startsWith("video/")) return { label: "Video", glyph: "🎬" };
+  if (["application/zip", "application/gzip", "application/x-7z-compressed", "application/vnd.rar", "application/x-xz",
+    "application/x-bzip2"].includes(type)) {
+    if (["docx", "xlsx", "pptx", "odt", "ods", "odp"].includes(extension)) return { label: "Document", glyph: "📄" };
+    return { label: "Archive", glyph: "🗜️" };
+  }
+  if (type.startsWith("text/")) return { label: "Text", glyph: "📄" };
+  return { label: extension && extension.length <= 5 ? extension.toUpperCase() : "File", glyph: "📎" };
+}
+
+/** A file message's chip: type icon, name, size and type, and a download link (the server sends it as an attachment). */
+function fileChip(item) {
+  const message = item.message;
+  const pending = item.pending;
+  const file = message ? message.file || {} : { name: pending.file.name || "file", size: pending.file.size, contentType: pending.file.type };
+  const kind = fileKind(file.contentType, file.name);
+  const name = h("span.file-name", { dir: "auto", title: file.name }, file.name || "file");
+  const meta = h("span.file-meta.muted", `${formatSize(file.size || 0)} · ${kind.label}`);
+  const glyph = h("span.file-icon", { "aria-hidden": "true" }, kind.glyph);
+  const info = h("span.file-info", name, meta);
+  const progress = h("div.upload-progress", { hidden: true }, h("div.upload-bar"));
+  progress.setAttribute("role", "progressbar");
+  progress.setAttribute("aria-label", "Upload progress");
+  progress.setAttribute("aria-valuemin", "0");
+  progress.setAttribute("aria-valuemax", "100");
+  if (message && file.url && /^(\/|https?:)/u.test(file.url)) {
+    const link = h("a.file-chip", { href: file.url, download: file.name || "", rel: "noopener", title: `Download ${file.name}` },
+      glyph, info, h("span.file-download", { "aria-hidden": "true" }, "⬇"));
+    link.setAttribute("aria-label", `Download ${file.name}, ${formatSize(file.size || 0)}, ${kind.label}`);
+    return h("div.file-figure", link, progress);
+  }
+  return h("div.file-figure", h("div.file-chip", glyph, info), progress);
 }
 
 const IMAGE_MAX_WIDTH = 320;
@@ -1138,7 +1191,10 @@ function submit() {
   if (entry.hasMoreAfter) store.loadLatest(chatId).catch(() => {});
   const encoded = text ? composerMentions.encode(text) : text;
   const replyTo = replies.get(chatId) || null;
-  if (attachment) {
+  if (attachment && attachment.asFile) {
+    store.send(chatId, encoded, attachment.file, null, replyTo, { asFile: true });
+    clearAttachment();
+  } else if (attachment) {
     store.send(chatId, encoded, attachment.file, { width: attachment.width, height: attachment.height }, replyTo);
     clearAttachment();
   } else {
@@ -1155,28 +1211,32 @@ function submit() {
 
 async function chooseFile(file) {
   hideComposerError();
-  if (!IMAGE_TYPES.includes(file.type)) {
-    showComposerError("Only images can be sent: JPEG, PNG, GIF or WebP.");
-    return;
-  }
-  if (file.size > MAX_IMAGE_BYTES) {
-    showComposerError(`That image is ${formatSize(file.size)}; the limit is 10 MB.`);
+  // JPEG, PNG, GIF and WebP within the image limit go as images (shown in place); anything else as a file (a chip).
+  const dimensions = IMAGE_TYPES.includes(file.type) && file.size <= MAX_IMAGE_BYTES ? await imageDimensions(file) : null;
+  if (!dimensions) {
+    if (file.size > MAX_FILE_BYTES) {
+      showComposerError(`That file is ${formatSize(file.size)}; the limit is ${formatSize(MAX_FILE_BYTES)}.`);
+      return;
+    }
+    clearAttachment();
+    attachment = { file, url: null, asFile: true };
+    el.attachmentPreview.hidden = true;
+    el.attachmentFileIcon.textContent = fileKind(file.type, file.name).glyph;
+    el.attachmentFileIcon.hidden = false;
+    el.attachmentName.textContent = file.name || "file";
+    el.attachmentSize.textContent = `${formatSize(file.size)} · ${fileKind(file.type, file.name).label}`;
+    el.attachment.hidden = false;
+    el.messageInput.placeholder = "Add a caption (optional)";
+    updateSendButton();
+    el.messageInput.focus({ preventScroll: true });
+    if (stick) scrollToBottom();
     return;
   }
   clearAttachment();
   const url = URL.createObjectURL(file);
-  const dimensions = await new Promise((resolve) => {
-    const probe = new Image();
-    probe.onload = () => resolve({ width: probe.naturalWidth, height: probe.naturalHeight });
-    probe.onerror = () => resolve(null);
-    probe.src = url;
-  });
-  if (!dimensions) {
-    URL.revokeObjectURL(url);
-    showComposerError("That file could not be read as an image.");
-    return;
-  }
   attachment = { file, url, ...dimensions };
+  el.attachmentPreview.hidden = false;
+  el.attachmentFileIcon.hidden = true;
   el.attachmentPreview.src = url;
   el.attachmentName.textContent = file.name || "Pasted image";
   el.attachmentSize.textContent = `${formatSize(file.size)} · ${dimensions.width}×${dimensions.height}`;
@@ -1187,8 +1247,19 @@ async function chooseFile(file) {
   if (stick) scrollToBottom();
 }
 
+/** The width and height of an image file, or null when the browser cannot read it as one. */
+function imageDimensions(file) {
+  const url = URL.createObjectURL(file);
+  return new Promise((resolve) => {
+    const probe = new Image();
+    probe.onload = () => resolve({ width: probe.naturalWidth, height: probe.naturalHeight });
+    probe.onerror = () => resolve(null);
+    probe.src = url;
+  }).finally(() => URL.revokeObjectURL(url));
+}
+
 function clearAttachment() {
-  if (attachment) URL.revokeObjectURL(attachment.url);
+  if (attachment && attachment.url) URL.revokeObjectURL(attachment.url);
   attachment = null;
   el.attachment.hidden = true;
   el.attachmentPreview.removeAttribute("src");

@@ -122,5 +122,6 @@ export function messagePreview(message, nameOf = () => "someone") {
   if (message.kind === "deleted") return "Message deleted";
   const text = textWithNames(message, nameOf).replace(/\s+/gu, " ").trim();
   if (message.kind === "image") return text ? `📷 ${text}` : "📷 Photo";
+  if (message.kind === "file") return `📎 ${text || (message.file && message.file.name) || "File"}`;
   return text;
 }

@@ -863,7 +863,7 @@ export function outboxFor(chatId) {
  * Queues a message; `file` is an image File (then `text` is an optional caption); `replyTo` is the message it answers
  * (its preview shows on the pending row).
  */
-export function send(chatId, text, file = null, dimensions = null, replyTo = null) {
+export function send(chatId, text, file = null, dimensions = null, replyTo = null, { asFile = false } = {}) {
   const entry = {
     clientMessageId: uuid(),
     chatId,
@@ -871,7 +871,9 @@ export function send(chatId, text, file = null, dimensions = null, replyTo = nul
     replyToSeq: replyTo ? replyTo.seq : null,
     replyTo: replyTo ? replyPreviewOf(replyTo) : null,
     file,
-    previewUrl: file ? URL.createObjectURL(file) : null,
+    // A file of any other kind is sent in the `file` field and shown as a chip; only images get a local preview.
+    asFile: Boolean(file && asFile),
+    previewUrl: file && !asFile ? URL.createObjectURL(file) : null,
     width: dimensions ? dimensions.width : null,
     height: dimensions ? dimensions.height : null,
     createdAt: new Date().toISOString(),
