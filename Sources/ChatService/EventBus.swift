@@ -10,8 +10,11 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     /// A member's read pointer moved.
     case messagesSeen(chatID: String, userID: String, seq: Int64)
     case typing(chatID: String, userID: String, isTyping: Bool)
-    /// A chat was created: its summary as every member sees it at creation (it names the members).
+    /// A chat was created or a group changed: its summary (it names the members, whom every instance's membership cache
+    /// takes from it).
     case chatUpdated(ChatSummary)
+    /// People removed from a group or who left it: their sockets hear `chatRemoved`, and nothing more of the chat.
+    case chatRemoved(chatID: String, userIDs: [String])
     /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows
     /// them: they stay in the process (not encoded), and every other instance reads them itself.
     case presence(userID: String, online: Bool, contacts: [String]? = nil)
@@ -26,6 +29,7 @@ package enum ChatEvent: Sendable, Equatable, Codable {
         case messagesSeen = "s"
         case typing = "t"
         case chatUpdated = "c"
+        case chatRemoved = "r"
         case presence = "p"
         case messagesMissed = "x"
     }
@@ -48,6 +52,10 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     }
     enum ChatUpdatedCodingKeys: String, CodingKey {
         case _0 = "s"
+    }
+    enum ChatRemovedCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case userIDs = "u"
     }
     enum PresenceCodingKeys: String, CodingKey {
         case userID = "u"
@@ -94,8 +102,10 @@ package final class InProcessEventBus: ChatEventBus {
     }
 }
 
-/// Chat memberships in memory, one cache per process: they never change after a chat is created, so once read they stay
-/// true. The service remembers the chats it creates; the fan-out and the realtime checks read through it.
+/// Chat memberships in memory, one cache per process. The service remembers the chats it creates and changes; every
+/// change of a group's members reaches every instance as `chatUpdated` (and `chatRemoved`), whose fan-out replaces the
+/// chat's entry: a removed member stops hearing the chat on every instance once the bus has carried the change. The
+/// fan-out and the realtime checks read through it; sends check membership in the database.
 final class MembershipCache: Sendable {
     private let members = Mutex<[String: [String]]>([:])
     let store: ChatStore
@@ -112,8 +122,16 @@ final class MembershipCache: Sendable {
         return ids
     }
 
-    /// Records the members of a chat just created (or announced by another instance).
+    /// Records the members of a chat just created or changed (or announced by another instance).
     func remember(_ chatID: String, members: [String]) {
         self.members.withLock { $0[chatID] = members }
+    }
+
+    /// Forgets `userIDs` as members of `chatID`, if the chat is known here.
+    func forget(_ userIDs: [String], in chatID: String) {
+        self.members.withLock { cache in
+            guard let known = cache[chatID] else { return }
+            cache[chatID] = known.filter { !userIDs.contains($0) }
+        }
     }
 }
