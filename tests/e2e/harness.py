@@ -125,6 +125,12 @@ class Client:
     def patch(self, path: str, **kwargs):
         return self.request("PATCH", path, **kwargs)
 
+    def put(self, path: str, **kwargs):
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
 
 def json_body(response: requests.Response) -> Any:
     content_type = response.headers.get("Content-Type", "")
