@@ -36,6 +36,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 ROUTE_SOURCES = {
     "Sources/UserService/UserController.swift": {"router": "", "api": API, "authenticated": API},
     "Sources/ChatService/ChatController.swift": {"router": "", "api": API, "authenticated": API},
+    "Sources/ChatService/ChatController+Groups.swift": {"routes": API},
     "Sources/ParleyApp/Operations.swift": {"router": ""},
 }
 
