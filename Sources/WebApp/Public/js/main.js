@@ -9,6 +9,7 @@ import { startRealtime, stopRealtime, retryNow, nextRetryIn } from "./realtime.j
 import { initChatList, clearSearch } from "./chatlist.js";
 import { initChatView, openChat, closeChat, resetChatView, currentChatId } from "./chatview.js";
 import { initDialogs, closeDialogs, renderMeButton } from "./dialogs.js";
+import { initChatDetails } from "./chatdetails.js";
 
 let running = false;
 let bannerTimer = null;
@@ -40,6 +41,7 @@ function startApp(user) {
   wasConnected = false;
   store.reset(user);
   initDialogs();
+  initChatDetails();
   initChatList();
   initChatView();
   renderMeButton();

@@ -73,10 +73,14 @@ export function startRealtime() {
   });
   socket.on("chatUpdated", (summary) => {
     if (summary && summary.id) {
-      store.mergeChat(summary);
+      store.mergeChat(summary, { keepCounts: true });
       store.publish("chats");
       store.publish("readState", summary.id);
     }
+  });
+  // Removed from a group, or left it (on this device or another): the chat goes from the list.
+  socket.on("chatRemoved", (payload) => {
+    if (payload && payload.chatId) store.forgetChat(payload.chatId);
   });
   // A socket lasts as long as its access token: each refreshed token renews it in-band, so it never drops. The server
   // ends a socket whose token expired anyway (the tab slept), or whose login session ended elsewhere (signed out on
