@@ -82,6 +82,8 @@ final class ChatFanout: Sendable {
             for member in members where online.contains(member) {
                 recipients.emit(Self.presenceEvent(member, online: true), toUsers: members.filter { $0 != member })
             }
+        case .chatBlocked(let chatID, let blocked):
+            self.service.membership.setBlocked(chatID, blocked)
         case .chatRemoved(let chatID, let userIDs):
             self.service.membership.forget(userIDs, in: chatID)
             recipients.emit(EncodedEvent(name: "chatRemoved", encodedArguments: [#"{"chatId":"# + JSONText.quote(chatID) + "}"]), toUsers: userIDs)

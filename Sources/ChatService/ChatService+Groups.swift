@@ -112,13 +112,17 @@ extension ChatService {
     func block(_ otherID: String, by userID: String) async throws {
         guard Identifier.isValid(otherID), try await self.directory.profiles(of: [otherID])[otherID] != nil else { throw ChatError.userNotFound }
         guard otherID != userID else { throw ChatError.cannotBlockSelf }
-        try await self.store.block(otherID, by: userID, now: Timestamp.millis())
+        if let chatID = try await self.store.block(otherID, by: userID, now: Timestamp.millis()) {
+            self.bus.publish(.chatBlocked(chatID: chatID, blocked: true))
+        }
     }
 
     /// `userID` no longer blocks `otherID` (not blocking them is no error).
     func unblock(_ otherID: String, by userID: String) async throws {
         guard Identifier.isValid(otherID) else { throw ChatError.userNotFound }
-        try await self.store.unblock(otherID, by: userID)
+        if let (chatID, blocked) = try await self.store.unblock(otherID, by: userID) {
+            self.bus.publish(.chatBlocked(chatID: chatID, blocked: blocked))
+        }
     }
 
     /// The people `userID` blocks, the latest first.

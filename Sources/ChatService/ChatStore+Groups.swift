@@ -147,18 +147,22 @@ extension ChatStore {
         }
     }
 
-    /// `blockerID` no longer blocks `blockedID`; their direct chat opens again unless the other blocks them too.
-    func unblock(_ blockedID: String, by blockerID: String) async throws {
+    /// `blockerID` no longer blocks `blockedID`; their direct chat opens again unless the other blocks them too. Returns
+    /// that chat's id and whether it is still blocked, if they have one.
+    @discardableResult
+    func unblock(_ blockedID: String, by blockerID: String) async throws -> (chatID: String, blocked: Bool)? {
         try await self.database.transaction { sql in
             try await sql.raw("DELETE FROM blocks WHERE blocker_id = \(bind: blockerID) AND blocked_id = \(bind: blockedID)").run()
-            try await sql.raw(
+            let row = try await sql.raw(
                 """
                 UPDATE chats SET blocked = CASE WHEN EXISTS (
                     SELECT 1 FROM blocks WHERE blocker_id = \(bind: blockedID) AND blocked_id = \(bind: blockerID)
                 ) THEN 1 ELSE 0 END
-                WHERE direct_key = \(bind: Self.directKey(blockerID, blockedID))
+                WHERE direct_key = \(bind: Self.directKey(blockerID, blockedID)) RETURNING id, blocked
                 """
-            ).run()
+            ).first()
+            guard let row else { return nil }
+            return (try row.decode(column: "id", as: String.self), try row.decode(column: "blocked", as: Int.self) != 0)
         }
     }
 

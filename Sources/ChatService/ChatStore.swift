@@ -72,6 +72,17 @@ struct ChatStore: Sendable {
         }
     }
 
+    /// The ids of a chat's members, and whether it is a direct chat in which one side blocks the other: one query.
+    func membership(of chatID: String) async throws -> (members: [String], blocked: Bool) {
+        try await self.database.read { sql in
+            let rows = try await sql.raw(
+                "SELECT m.user_id, c.blocked FROM chat_members m JOIN chats c ON c.id = m.chat_id WHERE m.chat_id = \(bind: chatID)"
+            ).all()
+            let blocked = try rows.first?.decode(column: "blocked", as: Int.self) ?? 0
+            return (try rows.map { try $0.decode(column: "user_id", as: String.self) }, blocked != 0)
+        }
+    }
+
     /// The chats of `userID`, newest activity first, after the keyset (updatedAt, id).
     func chats(of userID: String, after cursor: (updatedAt: Int64, id: String)?, limit: Int) async throws -> [ChatRecord] {
         try await self.database.read { sql in

@@ -15,6 +15,8 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     case chatUpdated(ChatSummary)
     /// People removed from a group or who left it: their sockets hear `chatRemoved`, and nothing more of the chat.
     case chatRemoved(chatID: String, userIDs: [String])
+    /// A direct chat in which one side now blocks the other (or no longer does): its typing is no longer relayed.
+    case chatBlocked(chatID: String, blocked: Bool)
     /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows
     /// them: they stay in the process (not encoded), and every other instance reads them itself.
     case presence(userID: String, online: Bool, contacts: [String]? = nil)
@@ -30,6 +32,7 @@ package enum ChatEvent: Sendable, Equatable, Codable {
         case typing = "t"
         case chatUpdated = "c"
         case chatRemoved = "r"
+        case chatBlocked = "b"
         case presence = "p"
         case messagesMissed = "x"
     }
@@ -56,6 +59,10 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     enum ChatRemovedCodingKeys: String, CodingKey {
         case chatID = "c"
         case userIDs = "u"
+    }
+    enum ChatBlockedCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case blocked = "on"
     }
     enum PresenceCodingKeys: String, CodingKey {
         case userID = "u"
@@ -108,6 +115,8 @@ package final class InProcessEventBus: ChatEventBus {
 /// fan-out and the realtime checks read through it; sends check membership in the database.
 final class MembershipCache: Sendable {
     private let members = Mutex<[String: [String]]>([:])
+    /// The direct chats known here in which one side blocks the other (read with the members, kept by `chatBlocked`).
+    private let blocked = Mutex<Set<String>>([])
     let store: ChatStore
 
     init(store: ChatStore) {
@@ -117,9 +126,22 @@ final class MembershipCache: Sendable {
     /// The members of `chatID`, from memory after the first look-up.
     func members(of chatID: String) async throws -> [String] {
         if let cached = self.members.withLock({ $0[chatID] }) { return cached }
-        let ids = try await self.store.memberIDs(of: chatID)
+        let (ids, blocked) = try await self.store.membership(of: chatID)
+        if blocked { self.setBlocked(chatID, true) }
         if !ids.isEmpty { self.members.withLock { $0[chatID] = ids } }
         return ids
+    }
+
+    /// Whether `chatID` is a direct chat in which one side blocks the other, as far as this process knows (after
+    /// ``members(of:)`` read it).
+    func isBlocked(_ chatID: String) -> Bool {
+        self.blocked.withLock { $0.contains(chatID) }
+    }
+
+    func setBlocked(_ chatID: String, _ blocked: Bool) {
+        self.blocked.withLock { set in
+            if blocked { set.insert(chatID) } else { set.remove(chatID) }
+        }
     }
 
     /// Records the members of a chat just created or changed (or announced by another instance).

@@ -209,6 +209,7 @@ struct ChatEventWireTests {
         let events: [ChatEvent] = [
             .newMessage(self.record), .messagesSeen(chatID: "c1", userID: "u1", seq: 9), .typing(chatID: "c1", userID: "u1", isTyping: false),
             .chatUpdated(summary), .presence(userID: "u1", online: true), .chatRemoved(chatID: "c1", userIDs: ["u2", "u3"]),
+            .chatBlocked(chatID: "c1", blocked: true),
             .newMessage(self.systemRecord),
         ]
         for event in events {

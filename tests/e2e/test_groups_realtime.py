@@ -116,10 +116,15 @@ def test_a_blocked_person_cannot_reach_the_blocker_over_a_socket(server, tabs, t
     expect_status(ann.client.put(f"{API}/blocks/{eve.id}"), 204)
     answer = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "hello?", "clientMessageId": uuid.uuid4().hex})
     refused(answer, "user_unreachable", "a blocked person's send")
+    eve_tab.client.emit("typing", {"chatId": chat_id})
     time.sleep(SETTLE_SECONDS)
     assert ann_tab.of_chat(chat_id) == []
+    with ann_tab.lock:
+        assert not any(event == "userTyping" for event, _ in ann_tab.seen), "a blocked person's typing reached the blocker"
     # Unblocked, the same socket reaches her again.
     expect_status(ann.client.delete(f"{API}/blocks/{eve.id}"), 204)
     sent = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "hello again", "clientMessageId": uuid.uuid4().hex})
     assert sent.get("ok") is True, sent
     ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "hello again")
+    eve_tab.client.emit("typing", {"chatId": chat_id})
+    ann_tab.wait_for("userTyping", lambda p: p == {"chatId": chat_id, "userId": eve.id})
