@@ -82,6 +82,8 @@ extension ChatService {
     /// instance (`chatUpdated`, before the system messages, so that people added hear them and people removed do not),
     /// the people removed (`chatRemoved`), and the system messages in seq order.
     func changeGroup(_ chatID: String, by userID: String, plan: (GroupState) throws -> GroupChange) async throws {
+        // A change is a message in the timeline: it counts against the sender's message rate.
+        try self.limits.take(.message, userID: userID)
         var removed: [String] = []
         let records = try await self.store.changeGroup(chatID, by: userID, now: Timestamp.millis()) { state in
             let change = try plan(state)

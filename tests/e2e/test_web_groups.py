@@ -20,6 +20,7 @@ from test_web import (  # noqa: F401  (browsers and web_server are fixtures)
     web_server,
 )
 from test_web_messages import chat_item, named_api_user, no_console_errors
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 
 
 def system_lines(browser: Browser) -> list[str]:
@@ -47,9 +48,23 @@ def member_roles(browser: Browser) -> dict:
         return roles;""")
 
 
-def member_button(browser: Browser, user_id: str, action: str):
-    return browser.wait(lambda: next(iter(browser.all(f'#members-list .member-item[data-user-id="{user_id}"] [data-action="{action}"]')), None),
-                        f"the {action} button of {user_id}")
+def click(browser: Browser, css: str, what: str, text: str | None = None) -> None:
+    """Clicks the first element at `css` (containing `text`), again if a re-render replaced it meanwhile: the panel is
+    rebuilt whenever the group changes."""
+    def attempt():
+        try:
+            for element in browser.all(css):
+                if text is None or text in element.text:
+                    element.click()
+                    return True
+        except StaleElementReferenceException:
+            return None
+        return None
+    browser.wait(attempt, what)
+
+
+def member_button(browser: Browser, user_id: str, action: str) -> None:
+    click(browser, f'#members-list .member-item[data-user-id="{user_id}"] [data-action="{action}"]', f"the {action} button of {user_id}")
 
 
 def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, browsers):
@@ -78,7 +93,7 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
     name = ann.find("#group-settings-name")
     name.clear()
     name.send_keys(f"Launch crew {tag}")
-    ann.find("#group-settings-save").click()
+    click(ann, "#group-settings-save", "the rename button")
     wait_line(ann, f"You renamed the group to “Launch crew {tag}”")
     wait_line(ben, f"Ann {tag} renamed the group to “Launch crew {tag}”")
     ben.wait(lambda: ben.text("#chat-title") == f"Launch crew {tag}", "the new name in Ben's header")
@@ -86,12 +101,10 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
     # Add Cat from the search; make Ben an admin.
     search = ann.find("#group-add-search")
     search.send_keys(f"Cat {tag}")
-    add = ann.wait(lambda: next((option.find_element("css selector", '[data-action="add"]') for option in ann.all("#group-add-results .person-option")
-                                 if f"Cat {tag}" in option.text), None), "Cat in the add search")
-    add.click()
+    click(ann, f'#group-add-results .person-option[data-user-id="{cat.user["id"]}"] [data-action="add"]', "Cat in the add search")
     wait_line(ann, f"You added Cat {tag}")
     wait_line(ben, f"Ann {tag} added Cat {tag}")
-    member_button(ann, ben_id, "admin").click()
+    member_button(ann, ben_id, "admin")
     wait_line(ben, f"Ann {tag} made you an admin")
     ann.wait(lambda: member_roles(ann).get(ben_id) == "admin", "Ben's admin badge")
     # Every member's name shows beside their picture, however many buttons their row has.
@@ -102,7 +115,7 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
     ann.screenshot("40-group-settings")
 
     # Remove Cat: she is gone from the panel; Cat's list no longer has the group.
-    member_button(ann, cat.user["id"], "remove").click()
+    member_button(ann, cat.user["id"], "remove")
     wait_line(ben, f"Ann {tag} removed Cat {tag}")
     ann.wait(lambda: cat.user["id"] not in member_roles(ann), "Cat gone from the members")
     assert all(chat["id"] != group["id"] for chat in expect_status(cat.client.get("/api/v1/chats"), 200)["chats"])
@@ -117,7 +130,7 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
 
     # Ben leaves from his panel: the group leaves his list and his screen; Ann sees the line.
     open_details(ben)
-    ben.find("#group-leave").click()
+    click(ben, "#group-leave", "the leave button")
     ben.wait(lambda: chat_item(ben, group["id"]) is None, "the group gone from Ben's list")
     ben.wait(lambda: ben.js("return window.location.hash") in ("", "#/"), "Ben back at the list")
     wait_line(ann, f"Ben {tag} left")
@@ -128,14 +141,18 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
     open_details(ann)
     ann.wait(lambda: ann.js("return document.getElementById('block-button') && document.getElementById('block-button').dataset.blocked") == "false",
              "the block button")
-    ann.find("#block-button").click()
+    click(ann, "#block-button", "the block button")
     ann.wait(lambda: ann.find("#block-button").get_attribute("data-blocked") == "true", "the unblock button")
     assert ann.text("#block-button") == f"Unblock Ben {tag}"
     ann.screenshot("42-blocked-profile")
+    # Her composer says why she cannot write there, instead of failing each send.
+    composer = ann.js("const box = document.getElementById('message-input'); return {disabled: box.disabled, hint: box.placeholder};")
+    assert composer == {"disabled": True, "hint": f"You block Ben {tag}. Unblock them (tap their name above) to write."}, composer
     blocked = api_for(web_server, ben).post(f"/api/v1/chats/{direct['id']}/messages", json={"text": "hey", "clientMessageId": tag})
     assert blocked.status_code == 403 and blocked.json()["error"]["code"] == "user_unreachable", blocked.text
     assert [user["id"] for user in expect_status(api_for(web_server, ann).get("/api/v1/blocks"), 200)["users"]] == [ben_id]
-    ann.find("#block-button").click()
+    click(ann, "#block-button", "the block button")
     ann.wait(lambda: ann.find("#block-button").get_attribute("data-blocked") == "false", "the block button again")
+    assert ann.js("return document.getElementById('message-input').disabled") is False
     expect_status(api_for(web_server, ben).post(f"/api/v1/chats/{direct['id']}/messages", json={"text": "hey", "clientMessageId": tag}), 201)
     no_console_errors(ann, ben)

@@ -22,7 +22,6 @@ export function initChatDetails() {
   };
   store.subscribe("chats", rerender);
   store.subscribe("blocks", rerender);
-  store.subscribe("presence", rerender);
   store.subscribe("removed", (id) => {
     if (id === chatId) dialog.close();
   });
@@ -69,8 +68,19 @@ function render() {
     $("#members-dialog").close();
     return;
   }
+  // A re-render (someone else changed the group) keeps what is being typed, and where.
+  const focused = document.activeElement;
+  const typing = focused && ["group-settings-name", "group-add-search"].includes(focused.id)
+    ? { id: focused.id, value: focused.value, start: focused.selectionStart, end: focused.selectionEnd }
+    : null;
   if (chat.kind === "group") renderGroup(chat);
   else renderPerson(chat);
+  const again = typing && document.getElementById(typing.id);
+  if (again) {
+    again.value = typing.value;
+    again.focus();
+    again.setSelectionRange(typing.start, typing.end);
+  }
 }
 
 const ROLE_LABELS = { owner: "Owner", admin: "Admin" };

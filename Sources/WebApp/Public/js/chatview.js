@@ -90,6 +90,7 @@ export function initChatView() {
     }
   });
   store.subscribe("presence", () => { if (chatId) renderHeader(); });
+  store.subscribe("blocks", () => { if (chatId) renderBlockedComposer(); });
   store.subscribe("connection", () => { if (chatId) renderHeader(); });
   store.subscribe("typing", (id) => { if (id === chatId) { renderHeader(); renderTyping(); } });
 
@@ -223,6 +224,7 @@ export function openChat(id) {
   autoGrow();
   updateSendButton();
   renderHeader();
+  renderBlockedComposer();
   renderTyping();
   renderReply();
   render("initial");
@@ -1118,6 +1120,18 @@ function autoGrow() {
   const input = el.messageInput;
   input.style.height = "auto";
   input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+}
+
+/** A direct chat with someone one blocks takes nothing new: the composer says so instead of failing each send. */
+function renderBlockedComposer() {
+  const chat = store.state.chats.get(chatId);
+  const other = store.otherMember(chat);
+  const blocked = Boolean(other && store.state.blocked && store.state.blocked.has(other.id));
+  el.messageInput.disabled = blocked;
+  el.messageInput.placeholder = blocked ? `You block ${other.name}. Unblock them (tap their name above) to write.` : "Write a message";
+  el.composer.classList.toggle("blocked", blocked);
+  if (blocked) el.sendButton.disabled = true;
+  else updateSendButton();
 }
 
 function updateSendButton() {

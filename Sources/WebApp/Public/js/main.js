@@ -51,6 +51,7 @@ function startApp(user) {
   store.publish("me");
 
   store.loadChats().catch(() => {}).finally(route);
+  store.loadBlocks().catch(() => {});
   // The stored user may be stale (renamed in another tab or device); a refused session ends itself in api().
   api("GET", "/me").then((fresh) => {
     updateUser(fresh);
