@@ -14,6 +14,8 @@ from harness import expect_status
 from test_web import (  # noqa: F401  (browsers and web_server are fixtures)
     Browser,
     api_for,
+    avatar_state,
+    png_bytes,
     browsers,
     pytestmark,
     sign_in_ui,
@@ -67,7 +69,7 @@ def member_button(browser: Browser, user_id: str, action: str) -> None:
     click(browser, f'#members-list .member-item[data-user-id="{user_id}"] [data-action="{action}"]', f"the {action} button of {user_id}")
 
 
-def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, browsers):
+def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, browsers, tmp_path):
     tag = uuid.uuid4().hex[:6]
     ann, ben = browsers("ann"), browsers("ben")
     sign_in_ui(ann, web_server, name=f"Ann {tag}")
@@ -97,6 +99,16 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
     wait_line(ann, f"You renamed the group to “Launch crew {tag}”")
     wait_line(ben, f"Ann {tag} renamed the group to “Launch crew {tag}”")
     ben.wait(lambda: ben.text("#chat-title") == f"Launch crew {tag}", "the new name in Ben's header")
+
+    # A photo: uploaded from the panel, it shows in both headers.
+    picture = tmp_path / f"group-{tag}.png"
+    picture.write_bytes(png_bytes(64, 64))
+    ann.find("#group-photo-input").send_keys(str(picture))
+    wait_line(ben, f"Ann {tag} changed the group photo")
+    for browser in (ann, ben):
+        browser.wait(lambda b=browser: (avatar_state(b, "#chat-header-avatar .avatar") or {}).get("loaded")
+                     and "/api/v1/files/" in avatar_state(b, "#chat-header-avatar .avatar")["src"], "the group photo in the header")
+    ann.wait_visible("#group-photo-remove")
 
     # Add Cat from the search; make Ben an admin.
     search = ann.find("#group-add-search")
