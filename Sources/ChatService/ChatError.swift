@@ -48,8 +48,9 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
     case notAMember(String)
     /// Not `owner`, `admin` or `member`.
     case invalidRole
-    /// Someone who may not be added (no chat shared with the caller, or a block either way: never told apart); named.
-    case notReachable(String)
+    /// Someone who may not be added (no chat shared with the caller, or a block either way: never told apart), named
+    /// as the caller would see them.
+    case notReachable(name: String)
     /// A direct chat with someone one blocks or who blocks one (never told apart).
     case userUnreachable
     /// Blocking oneself.
@@ -100,11 +101,11 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
             APIError(.conflict, code: "owner_must_hand_over", message: "The owner stays owner until they hand ownership to another member.")
         case .notAMember(let id): .notFound("\(id) is not a member of this group.", code: "member_not_found")
         case .invalidRole: .badRequest("`role` is \"owner\", \"admin\" or \"member\".", code: "invalid_role")
-        case .notReachable(let id):
+        case .notReachable(let name):
             APIError(
                 .forbidden,
                 code: "user_unreachable",
-                message: "You can add only people you already share a chat with; \(id) is not one of them."
+                message: "You can add only people you already share a chat with; “\(name)” is not one of them."
             )
         case .userUnreachable: APIError(.forbidden, code: "user_unreachable", message: "This person cannot be reached.")
         case .cannotBlockSelf: .badRequest("You cannot block yourself.", code: "invalid_user")

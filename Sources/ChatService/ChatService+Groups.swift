@@ -40,7 +40,7 @@ extension ChatService {
         let existing = try await self.directory.profiles(of: userIDs)
         if let missing = userIDs.first(where: { existing[$0] == nil }) { throw ChatError.memberNotFound(missing) }
         let current = Set(try await self.store.memberIDs(of: chatID))
-        try await self.requireReachable(userIDs.filter { !current.contains($0) && $0 != userID }, from: userID)
+        try await self.requireReachable(userIDs.filter { !current.contains($0) && $0 != userID }, from: userID, profiles: existing)
         try await self.changeGroup(chatID, by: userID) { try GroupRules.add(userIDs, to: $0, by: userID, maxMembers: Self.maxGroupMembers) }
         return try await self.summary(of: chatID, for: userID)
     }
@@ -73,9 +73,11 @@ extension ChatService {
 
     /// Refuses the first of `candidates` the caller may not put into a group: people who share no chat with them, or
     /// with a block either way (the answer does not tell which).
-    func requireReachable(_ candidates: [String], from userID: String) async throws {
+    func requireReachable(_ candidates: [String], from userID: String, profiles: [String: PublicUser]) async throws {
         let reachable = try await self.store.reachable(from: userID, among: candidates)
-        if let stranger = candidates.first(where: { !reachable.contains($0) }) { throw ChatError.notReachable(stranger) }
+        if let stranger = candidates.first(where: { !reachable.contains($0) }) {
+            throw ChatError.notReachable(name: profiles[stranger]?.name ?? stranger)
+        }
     }
 
     /// Carries out a change `plan` decides under the group's lock, then tells everyone: the members' caches on every

@@ -90,7 +90,7 @@ public struct ChatService: Sendable {
         try self.limits.take(.group, userID: userID)
         let existing = try await self.directory.profiles(of: members)
         if let missing = members.first(where: { existing[$0] == nil }) { throw ChatError.memberNotFound(missing) }
-        try await self.requireReachable(Array(members.dropFirst()), from: userID)
+        try await self.requireReachable(Array(members.dropFirst()), from: userID, profiles: existing)
         let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
         self.membership.remember(id, members: members)
         let summary = try await self.summary(of: id, for: userID)
