@@ -40,6 +40,7 @@ public struct ChatController: Sendable {
         authenticated.get("chats/:id/changes", use: self.changes)
         authenticated.post("chats/:id/read", use: self.read)
         authenticated.get("search", use: self.search)
+        self.addGroupRoutes(to: authenticated)
     }
 
     @Sendable func createChat(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<ChatEnvelope> {

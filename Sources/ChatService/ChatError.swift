@@ -40,6 +40,25 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
     case tooManyReactions
     /// A search without a word to look for.
     case invalidQuery(String)
+    /// A group route on a direct chat: it has no name, photo, roles or members to change.
+    case notAGroup
+    /// Only the group's owner and admins may do this.
+    case notGroupAdmin
+    /// Only the group's owner may do this (hand ownership over, change or remove an admin, remove the owner).
+    case notGroupOwner
+    /// The owner cannot step down or be demoted without handing ownership to someone else.
+    case ownerMustHandOver
+    /// The user named is not a member of the group.
+    case notAMember(String)
+    /// Not `owner`, `admin` or `member`.
+    case invalidRole
+    /// Someone who may not be added (no chat shared with the caller, or a block either way: never told apart), named
+    /// as the caller would see them.
+    case notReachable(name: String)
+    /// A direct chat with someone one blocks or who blocks one (never told apart).
+    case userUnreachable
+    /// Blocking oneself.
+    case cannotBlockSelf
     /// Too many of one kind of action from one user (see ``UserRateLimits``): 429 with the seconds to wait.
     case rateLimited(String, retryAfter: Int)
 
@@ -86,6 +105,21 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
                     "A message has at most \(ChatStore.maxEmojiPerMessage) different emoji, and a person at most \(ChatStore.maxReactionsPerUser) reactions on it."
             )
         case .invalidQuery(let message): .badRequest(message, code: "invalid_query")
+        case .notAGroup: APIError(.forbidden, code: "not_a_group", message: "A direct chat has no name, photo, roles or members to change.")
+        case .notGroupAdmin: APIError(.forbidden, code: "not_group_admin", message: "Only the group's owner and admins can do this.")
+        case .notGroupOwner: APIError(.forbidden, code: "not_group_owner", message: "Only the group's owner can do this.")
+        case .ownerMustHandOver:
+            APIError(.conflict, code: "owner_must_hand_over", message: "The owner stays owner until they hand ownership to another member.")
+        case .notAMember(let id): .notFound("\(id) is not a member of this group.", code: "member_not_found")
+        case .invalidRole: .badRequest("`role` is \"owner\", \"admin\" or \"member\".", code: "invalid_role")
+        case .notReachable(let name):
+            APIError(
+                .forbidden,
+                code: "user_unreachable",
+                message: "You can add only people you already share a chat with; “\(name)” is not one of them."
+            )
+        case .userUnreachable: APIError(.forbidden, code: "user_unreachable", message: "This person cannot be reached.")
+        case .cannotBlockSelf: .badRequest("You cannot block yourself.", code: "invalid_user")
         case .rateLimited(let what, let seconds):
             .rateLimited("Too many \(what) at once; try again in \(max(1, seconds)) s.", retryAfter: seconds)
         }

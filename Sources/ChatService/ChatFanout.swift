@@ -82,6 +82,11 @@ final class ChatFanout: Sendable {
             for member in members where online.contains(member) {
                 recipients.emit(Self.presenceEvent(member, online: true), toUsers: members.filter { $0 != member })
             }
+        case .chatBlocked(let chatID, let blocked):
+            self.service.membership.setBlocked(chatID, blocked)
+        case .chatRemoved(let chatID, let userIDs):
+            self.service.membership.forget(userIDs, in: chatID)
+            recipients.emit(EncodedEvent(name: "chatRemoved", encodedArguments: [#"{"chatId":"# + JSONText.quote(chatID) + "}"]), toUsers: userIDs)
         case .presence(let userID, let online, let known):
             let contacts: [String]
             if let known { contacts = known } else { contacts = (try? await self.service.store.contacts(of: userID)) ?? [] }

@@ -24,10 +24,12 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     var replyTo: ReplyPreview?
     var reactions: [Reaction]
     var mentions: [String]
+    /// What a system message tells (kind `system`).
+    var system: SystemEvent?
 
     static let columns: SQLQueryString = """
         m.id, m.chat_id, m.seq, m.sender_id, m.kind, m.text, m.file_id, m.client_message_id, m.created_at,
-        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions,
+        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions, m.system,
         f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height, f.kind AS f_kind, f.name AS f_name,
         t.id AS t_id,
         r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text
@@ -52,7 +54,8 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         version: Int64 = 0,
         replyToSeq: Int64? = nil,
         replyTo: ReplyPreview? = nil,
-        mentions: [String] = []
+        mentions: [String] = [],
+        system: SystemEvent? = nil
     ) {
         self.id = id
         self.chatID = chatID
@@ -71,6 +74,7 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.replyTo = replyTo
         self.reactions = []
         self.mentions = mentions
+        self.system = system
     }
 
     init(row: any SQLRow) throws {
@@ -109,6 +113,7 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         }
         self.reactions = try Self.reactions(from: try row.decode(column: "reactions", as: String?.self))
         self.mentions = (try row.decode(column: "mentions", as: String?.self) ?? "").split(separator: " ").map(String.init)
+        self.system = try (try row.decode(column: "system", as: String?.self)).map { try JSONDecoder().decode(SystemEvent.self, from: Data($0.utf8)) }
     }
 
     /// The client's view, with signed file URLs.
@@ -128,7 +133,8 @@ package struct MessageRecord: Sendable, Equatable, Codable {
             editedAt: self.editedAt.map { Timestamp.iso8601(millis: $0) },
             replyTo: self.replyTo,
             reactions: self.reactions,
-            mentions: self.mentions
+            mentions: self.mentions,
+            system: self.system
         )
     }
 
@@ -145,6 +151,10 @@ package struct MessageRecord: Sendable, Equatable, Codable {
 
     var reactionsColumn: String? {
         self.reactions.isEmpty ? nil : ParleyJSON.text(self.reactions)
+    }
+
+    var systemColumn: String? {
+        self.system.map { ParleyJSON.text($0) }
     }
 
     var mentionsColumn: String? {
@@ -203,25 +213,28 @@ struct ChatRecord: Sendable {
     var id: String
     var kind: String
     var name: String?
+    var avatarFileID: String?
     var lastSeq: Int64
     var updatedAt: Int64
     var version: Int64
 
-    static let columns: SQLQueryString = "c.id, c.kind, c.name, c.last_seq, c.updated_at, c.version"
+    static let columns: SQLQueryString = "c.id, c.kind, c.name, c.avatar_file_id, c.last_seq, c.updated_at, c.version"
 
     init(row: any SQLRow) throws {
         self.id = try row.decode(column: "id", as: String.self)
         self.kind = try row.decode(column: "kind", as: String.self)
         self.name = try row.decode(column: "name", as: String?.self)
+        self.avatarFileID = try row.decode(column: "avatar_file_id", as: String?.self)
         self.lastSeq = try row.decode(column: "last_seq", as: Int64.self)
         self.updatedAt = try row.decode(column: "updated_at", as: Int64.self)
         self.version = try row.decode(column: "version", as: Int64.self)
     }
 }
 
-/// A member of a chat and their read pointer.
+/// A member of a chat, their read pointer and their role.
 struct MemberRecord: Sendable {
     var chatID: String
     var userID: String
     var lastReadSeq: Int64
+    var role: GroupRole = .member
 }

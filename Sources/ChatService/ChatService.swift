@@ -83,6 +83,11 @@ public struct ChatService: Sendable {
         guard Identifier.isValid(otherID) else { throw ChatError.userNotFound }
         guard otherID != userID else { throw ChatError.invalidMembers("A chat with yourself is not possible.") }
         guard try await self.directory.profiles(of: [otherID])[otherID] != nil else { throw ChatError.userNotFound }
+        // A block either way: the chat they had stays (nothing new goes into it), a new one is not opened.
+        if try await self.store.isBlocked(between: userID, and: otherID) {
+            guard let id = try await self.store.directChat(between: userID, and: otherID) else { throw ChatError.userUnreachable }
+            return (try await self.summary(of: id, for: userID), false)
+        }
         let (id, created) = try await self.store.direct(between: userID, and: otherID, now: Timestamp.millis())
         let members = [userID, otherID]
         self.membership.remember(id, members: members)
@@ -94,8 +99,7 @@ public struct ChatService: Sendable {
 
     /// Creates a group chat named `name` with `memberIDs` and the caller.
     func createGroup(userID: String, name rawName: String, memberIDs: [String]) async throws -> ChatSummary {
-        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count), name.utf8.count <= 400, !NameText.hasHiddenCharacters(name) else { throw ChatError.invalidGroupName }
+        let name = try Self.validateGroupName(rawName)
         var members = [userID]
         for id in memberIDs where !members.contains(id) {
             guard Identifier.isValid(id) else { throw ChatError.memberNotFound(String(id.prefix(40))) }
@@ -106,6 +110,7 @@ public struct ChatService: Sendable {
         try self.limits.take(.group, userID: userID)
         let existing = try await self.directory.profiles(of: members)
         if let missing = members.first(where: { existing[$0] == nil }) { throw ChatError.memberNotFound(missing) }
+        try await self.requireReachable(Array(members.dropFirst()), from: userID, profiles: existing)
         let id = try await self.store.group(named: name, creator: userID, members: members, now: Timestamp.millis())
         self.membership.remember(id, members: members)
         let summary = try await self.summary(of: id, for: userID)
@@ -157,7 +162,11 @@ public struct ChatService: Sendable {
                 id: record.id,
                 kind: record.kind,
                 name: record.name,
-                members: chatMembers.map { profiles[$0.userID] ?? PublicUser(id: $0.userID, name: "", avatarUrl: nil) },
+                avatarUrl: record.avatarFileID.map { self.signer.url(forFile: $0) },
+                members: chatMembers.map { member in
+                    let profile = profiles[member.userID]
+                    return ChatMember(id: member.userID, name: profile?.name ?? "", avatarUrl: profile?.avatarUrl, role: member.role.rawValue)
+                },
                 lastMessage: last[record.id].map { $0.message(signer: self.signer) },
                 unreadCount: max(0, record.lastSeq - myRead),
                 readState: chatMembers.map { ReadState(userId: $0.userID, lastReadSeq: $0.lastReadSeq) },

@@ -50,6 +50,11 @@ extension ChatStore {
             }
         }
 
+        /// Whether it erases a message (the one write a blocked direct chat still takes).
+        var isDeletion: Bool {
+            if case .change(let change) = self { change.action == .delete } else { false }
+        }
+
         /// Who asked for it.
         var userID: String {
             switch self {
@@ -134,6 +139,9 @@ extension ChatStore {
             // The chats' rows are locked from here on (PostgreSQL) or this is the one writer (SQLite): the messages read
             // next cannot change under this transaction, and the seqs and versions taken are this transaction's alone.
             let firsts = try await Self.takeSeqs(batch.newPerChat, versions: batch.versionsPerChat, now: batch.latest, in: sql)
+            // PostgreSQL: a group change (another instance's too) commits under the same row locks, so membership is read
+            // again now that they are held: a member removed while this batch waited for them no longer writes.
+            if self.database.dialect == .postgres { try await batch.readMembership(in: sql, again: true) }
             try await batch.readTargets(in: sql)
             batch.apply(firsts: firsts)
 
@@ -223,6 +231,7 @@ extension ChatStore {
         let withClientID = records.contains { $0.clientMessageID != nil }
         let withReply = records.contains { $0.replyToSeq != nil }
         let withMentions = records.contains { !$0.mentions.isEmpty }
+        let withSystem = records.contains { $0.system != nil }
         let rows = records.map { record in
             var row = SQLQueryString("(\(bind: record.id), \(bind: record.chatID), \(bind: record.seq), \(bind: record.senderID)")
             row = SQLQueryString("\(row), \(bind: record.kind), \(bind: record.text)")
@@ -230,11 +239,13 @@ extension ChatStore {
             if withClientID { row = SQLQueryString("\(row), \(bind: record.clientMessageID)") }
             if withReply { row = SQLQueryString("\(row), \(bind: record.replyToSeq)") }
             if withMentions { row = SQLQueryString("\(row), \(bind: record.mentionsColumn)") }
+            if withSystem { row = SQLQueryString("\(row), \(bind: record.systemColumn)") }
             return SQLQueryString("\(row), \(bind: record.createdAt), \(bind: record.version), \(bind: record.changedAt))")
         }
         let columns =
             "id, chat_id, seq, sender_id, kind, text" + (withFile ? ", file_id" : "") + (withClientID ? ", client_message_id" : "")
-            + (withReply ? ", reply_to_seq" : "") + (withMentions ? ", mentions" : "") + ", created_at, version, changed_at"
+            + (withReply ? ", reply_to_seq" : "") + (withMentions ? ", mentions" : "") + (withSystem ? ", system" : "")
+            + ", created_at, version, changed_at"
         try await sql.raw("INSERT INTO messages (\(unsafeRaw: columns)) VALUES \(SQLList(rows))").run()
     }
 
@@ -285,6 +296,8 @@ private struct Batch {
     let writes: [ChatStore.Write]
     /// Who of the writers and the mentioned people is a member of which chat.
     var members = Set<PairKey>()
+    /// The direct chats of the batch in which one side blocks the other: nothing new is written into them.
+    var blockedChats = Set<String>()
     var storedByClientID: [ClientKey: MessageRecord] = [:]
     /// Each write's outcome once known; nil while it is still to be carried out.
     var outcomes: [ChatStore.WriteOutcome?]
@@ -322,7 +335,11 @@ private struct Batch {
         self.outcomes.map { $0 ?? .notMember }
     }
 
-    mutating func readMembership(in sql: any SQLDatabase) async throws {
+    mutating func readMembership(in sql: any SQLDatabase, again: Bool = false) async throws {
+        if again {
+            self.members = []
+            self.blockedChats = []
+        }
         let chatIDs = Array(Set(self.writes.map(\.chatID))).sorted()
         var people = Set(self.writes.map(\.userID))
         for write in self.writes {
@@ -332,12 +349,15 @@ private struct Batch {
             }
         }
         let rows = try await sql.raw(
-            "SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (\(binds: chatIDs)) AND user_id IN (\(binds: Array(people)))"
+            """
+            SELECT m.chat_id, m.user_id, c.blocked FROM chat_members m JOIN chats c ON c.id = m.chat_id
+            WHERE m.chat_id IN (\(binds: chatIDs)) AND m.user_id IN (\(binds: Array(people)))
+            """
         ).all()
         for row in rows {
-            self.members.insert(
-                PairKey(chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self))
-            )
+            let chatID = try row.decode(column: "chat_id", as: String.self)
+            self.members.insert(PairKey(chatID: chatID, userID: try row.decode(column: "user_id", as: String.self)))
+            if try row.decode(column: "blocked", as: Int.self) != 0 { self.blockedChats.insert(chatID) }
         }
     }
 
@@ -374,6 +394,11 @@ private struct Batch {
         for (index, write) in self.writes.enumerated() {
             guard self.members.contains(PairKey(chatID: write.chatID, userID: write.userID)) else {
                 self.outcomes[index] = .notMember
+                continue
+            }
+            // Between two people one of whom blocks the other, only taking back what one wrote is left.
+            if self.blockedChats.contains(write.chatID), !write.isDeletion {
+                self.outcomes[index] = .refused(.userUnreachable)
                 continue
             }
             if case .send(let draft) = write {
@@ -430,9 +455,14 @@ private struct Batch {
                 }
                 continue
             }
-            // A chat deleted under the batch has no row to move: its writers are no longer members.
-            guard let first = firsts[write.chatID] else {
+            // A chat deleted under the batch has no row to move: its writers are no longer members. Membership and
+            // blocks are checked again too (read anew under the chats' locks on PostgreSQL).
+            guard let first = firsts[write.chatID], self.members.contains(PairKey(chatID: write.chatID, userID: write.userID)) else {
                 self.outcomes[index] = .notMember
+                continue
+            }
+            if self.blockedChats.contains(write.chatID), !write.isDeletion {
+                self.outcomes[index] = .refused(.userUnreachable)
                 continue
             }
             switch write {
@@ -495,6 +525,8 @@ private struct Batch {
             record.editedAt = change.now
         case .delete:
             guard record.senderID == change.userID else { return .refused(.notYourMessage) }
+            // The timeline's account of a group's changes stays.
+            guard record.kind != "system" else { return .refused(.notEditable) }
             guard record.kind != "deleted" else { return .unchanged(record) }
             erasedFiles = [record.fileID, record.file?.thumbnailID].compactMap { $0 }
             record.kind = "deleted"

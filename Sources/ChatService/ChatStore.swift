@@ -9,7 +9,7 @@ struct ChatStore: Sendable {
 
     /// The direct chat between two users: found, or created with both as members. `created` tells which.
     func direct(between userID: String, and otherID: String, now: Int64) async throws -> (id: String, created: Bool) {
-        let key = userID < otherID ? "\(userID):\(otherID)" : "\(otherID):\(userID)"
+        let key = Self.directKey(userID, otherID)
         return try await self.database.transaction { sql in
             if let row = try await sql.raw("SELECT id FROM chats WHERE direct_key = \(bind: key)").first() {
                 return (try row.decode(column: "id", as: String.self), false)
@@ -18,8 +18,11 @@ struct ChatStore: Sendable {
             // Both people may open the chat at the same moment: the second insert waits for the first and yields to it.
             let inserted = try await sql.raw(
                 """
-                INSERT INTO chats (id, kind, direct_key, created_by, last_seq, created_at, updated_at)
-                VALUES (\(bind: id), 'direct', \(bind: key), \(bind: userID), 0, \(bind: now), \(bind: now))
+                INSERT INTO chats (id, kind, direct_key, created_by, last_seq, created_at, updated_at, blocked)
+                VALUES (\(bind: id), 'direct', \(bind: key), \(bind: userID), 0, \(bind: now), \(bind: now), CASE WHEN EXISTS (
+                    SELECT 1 FROM blocks WHERE (blocker_id = \(bind: userID) AND blocked_id = \(bind: otherID))
+                                            OR (blocker_id = \(bind: otherID) AND blocked_id = \(bind: userID))
+                ) THEN 1 ELSE 0 END)
                 ON CONFLICT (direct_key) DO NOTHING RETURNING id
                 """
             ).first()
@@ -48,8 +51,12 @@ struct ChatStore: Sendable {
                 """
             ).run()
             for member in members {
+                let role = member == creator ? GroupRole.owner : .member
                 try await sql.raw(
-                    "INSERT INTO chat_members (chat_id, user_id, last_read_seq, joined_at) VALUES (\(bind: id), \(bind: member), 0, \(bind: now))"
+                    """
+                    INSERT INTO chat_members (chat_id, user_id, last_read_seq, joined_at, role)
+                    VALUES (\(bind: id), \(bind: member), 0, \(bind: now), \(bind: role.rawValue))
+                    """
                 ).run()
             }
         }
@@ -62,6 +69,17 @@ struct ChatStore: Sendable {
             try await sql.raw("SELECT user_id FROM chat_members WHERE chat_id = \(bind: chatID)").all().map {
                 try $0.decode(column: "user_id", as: String.self)
             }
+        }
+    }
+
+    /// The ids of a chat's members, and whether it is a direct chat in which one side blocks the other: one query.
+    func membership(of chatID: String) async throws -> (members: [String], blocked: Bool) {
+        try await self.database.read { sql in
+            let rows = try await sql.raw(
+                "SELECT m.user_id, c.blocked FROM chat_members m JOIN chats c ON c.id = m.chat_id WHERE m.chat_id = \(bind: chatID)"
+            ).all()
+            let blocked = try rows.first?.decode(column: "blocked", as: Int.self) ?? 0
+            return (try rows.map { try $0.decode(column: "user_id", as: String.self) }, blocked != 0)
         }
     }
 
@@ -79,6 +97,23 @@ struct ChatStore: Sendable {
             return try await sql.raw(SQLQueryString("\(statement) ORDER BY c.updated_at DESC, c.id DESC LIMIT \(bind: limit)")).all().map(
                 ChatRecord.init(row:)
             )
+        }
+    }
+
+    /// The direct chat of two people, if they have one.
+    func directChat(between userID: String, and otherID: String) async throws -> String? {
+        try await self.database.read { sql in
+            try await sql.raw("SELECT id FROM chats WHERE direct_key = \(bind: Self.directKey(userID, otherID))").first()?.decode(
+                column: "id",
+                as: String.self
+            )
+        }
+    }
+
+    /// One chat, whoever is in it.
+    func chat(_ chatID: String) async throws -> ChatRecord? {
+        try await self.database.read { sql in
+            try await sql.raw("SELECT \(ChatRecord.columns) FROM chats c WHERE c.id = \(bind: chatID)").first().map(ChatRecord.init(row:))
         }
     }
 
@@ -100,14 +135,15 @@ struct ChatStore: Sendable {
         return try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT chat_id, user_id, last_read_seq FROM chat_members
+                SELECT chat_id, user_id, last_read_seq, role FROM chat_members
                 WHERE chat_id IN (\(binds: chatIDs)) ORDER BY chat_id, joined_at, user_id
                 """
             ).all().map { row in
                 MemberRecord(
                     chatID: try row.decode(column: "chat_id", as: String.self),
                     userID: try row.decode(column: "user_id", as: String.self),
-                    lastReadSeq: try row.decode(column: "last_read_seq", as: Int64.self)
+                    lastReadSeq: try row.decode(column: "last_read_seq", as: Int64.self),
+                    role: GroupRole(rawValue: try row.decode(column: "role", as: String.self)) ?? .member
                 )
             }
         }

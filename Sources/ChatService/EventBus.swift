@@ -10,8 +10,13 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     /// A member's read pointer moved.
     case messagesSeen(chatID: String, userID: String, seq: Int64)
     case typing(chatID: String, userID: String, isTyping: Bool)
-    /// A chat was created: its summary as every member sees it at creation (it names the members).
+    /// A chat was created or a group changed: its summary (it names the members, whom every instance's membership cache
+    /// takes from it).
     case chatUpdated(ChatSummary)
+    /// People removed from a group or who left it: their sockets hear `chatRemoved`, and nothing more of the chat.
+    case chatRemoved(chatID: String, userIDs: [String])
+    /// A direct chat in which one side now blocks the other (or no longer does): its typing is no longer relayed.
+    case chatBlocked(chatID: String, blocked: Bool)
     /// A user's first socket anywhere connected (`online`), or their last one went. `contacts` when the publisher knows
     /// them: they stay in the process (not encoded), and every other instance reads them itself.
     case presence(userID: String, online: Bool, contacts: [String]? = nil)
@@ -26,6 +31,8 @@ package enum ChatEvent: Sendable, Equatable, Codable {
         case messagesSeen = "s"
         case typing = "t"
         case chatUpdated = "c"
+        case chatRemoved = "r"
+        case chatBlocked = "b"
         case presence = "p"
         case messagesMissed = "x"
     }
@@ -48,6 +55,14 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     }
     enum ChatUpdatedCodingKeys: String, CodingKey {
         case _0 = "s"
+    }
+    enum ChatRemovedCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case userIDs = "u"
+    }
+    enum ChatBlockedCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case blocked = "on"
     }
     enum PresenceCodingKeys: String, CodingKey {
         case userID = "u"
@@ -94,10 +109,14 @@ package final class InProcessEventBus: ChatEventBus {
     }
 }
 
-/// Chat memberships in memory, one cache per process: they never change after a chat is created, so once read they stay
-/// true. The service remembers the chats it creates; the fan-out and the realtime checks read through it.
+/// Chat memberships in memory, one cache per process. The service remembers the chats it creates and changes; every
+/// change of a group's members reaches every instance as `chatUpdated` (and `chatRemoved`), whose fan-out replaces the
+/// chat's entry: a removed member stops hearing the chat on every instance once the bus has carried the change. The
+/// fan-out and the realtime checks read through it; sends check membership in the database.
 final class MembershipCache: Sendable {
     private let members = Mutex<[String: [String]]>([:])
+    /// The direct chats known here in which one side blocks the other (read with the members, kept by `chatBlocked`).
+    private let blocked = Mutex<Set<String>>([])
     let store: ChatStore
 
     init(store: ChatStore) {
@@ -107,13 +126,34 @@ final class MembershipCache: Sendable {
     /// The members of `chatID`, from memory after the first look-up.
     func members(of chatID: String) async throws -> [String] {
         if let cached = self.members.withLock({ $0[chatID] }) { return cached }
-        let ids = try await self.store.memberIDs(of: chatID)
+        let (ids, blocked) = try await self.store.membership(of: chatID)
+        if blocked { self.setBlocked(chatID, true) }
         if !ids.isEmpty { self.members.withLock { $0[chatID] = ids } }
         return ids
     }
 
-    /// Records the members of a chat just created (or announced by another instance).
+    /// Whether `chatID` is a direct chat in which one side blocks the other, as far as this process knows (after
+    /// ``members(of:)`` read it).
+    func isBlocked(_ chatID: String) -> Bool {
+        self.blocked.withLock { $0.contains(chatID) }
+    }
+
+    func setBlocked(_ chatID: String, _ blocked: Bool) {
+        self.blocked.withLock { set in
+            if blocked { set.insert(chatID) } else { set.remove(chatID) }
+        }
+    }
+
+    /// Records the members of a chat just created or changed (or announced by another instance).
     func remember(_ chatID: String, members: [String]) {
         self.members.withLock { $0[chatID] = members }
+    }
+
+    /// Forgets `userIDs` as members of `chatID`, if the chat is known here.
+    func forget(_ userIDs: [String], in chatID: String) {
+        self.members.withLock { cache in
+            guard let known = cache[chatID] else { return }
+            cache[chatID] = known.filter { !userIDs.contains($0) }
+        }
     }
 }

@@ -40,6 +40,31 @@ public struct Message: Codable, Sendable, Equatable, ResponseEncodable {
     public var replyTo: ReplyPreview?
     public var reactions: [Reaction]
     public var mentions: [String]
+    /// What a `system` message tells: a change to the group.
+    public var system: SystemEvent?
+}
+
+/// A change to a group, told in its timeline as a message of kind `system` ("Ann added Ben").
+public struct SystemEvent: Codable, Sendable, Equatable {
+    /// `added`, `removed`, `left`, `renamed`, `photo`, `role` or `owner`.
+    public var action: String
+    /// Who made the change (for `left`, who left; for an `owner` handed over on leaving, the owner who left).
+    public var actorId: String
+    /// Whom it concerns: the people added or removed, the member whose role changed, the new owner.
+    public var userIds: [String]?
+    /// The new name (`renamed`).
+    public var name: String?
+    /// The new role (`role`): `admin` or `member`.
+    public var role: String?
+}
+
+/// A member of a chat as the chat shows them: their public profile and their role.
+public struct ChatMember: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var avatarUrl: String?
+    /// `owner`, `admin` or `member` (everyone in a direct chat is a `member`).
+    public var role: String
 }
 
 /// What a reply shows of the message it answers, as that message is now.
@@ -70,7 +95,9 @@ public struct ChatSummary: Codable, Sendable, Equatable, ResponseEncodable {
     public var id: String
     public var kind: String
     public var name: String?
-    public var members: [PublicUser]
+    /// The group's photo, a signed URL like a file's; absent when it has none (and for direct chats).
+    public var avatarUrl: String?
+    public var members: [ChatMember]
     public var lastMessage: Message?
     public var unreadCount: Int64
     public var readState: [ReadState]
@@ -123,6 +150,39 @@ struct TextRange: ResponseEncodable, Equatable {
 struct SearchPage: ResponseEncodable {
     var results: [SearchResult]
     var nextCursor: String?
+}
+
+/// `PATCH /chats/{id}`: absent fields stay as they are; `"avatarFileId": null` removes the photo.
+struct UpdateGroupRequest: Decodable {
+    var name: String?
+    var avatarFileId: String??
+
+    enum CodingKeys: String, CodingKey { case name, avatarFileId }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decodeIfPresent(String.self, forKey: .name)
+        if container.contains(.avatarFileId) {
+            self.avatarFileId = .some(try container.decodeNil(forKey: .avatarFileId) ? nil : try container.decode(String.self, forKey: .avatarFileId))
+        } else {
+            self.avatarFileId = nil
+        }
+    }
+}
+
+/// `POST /chats/{id}/members`.
+struct AddMembersRequest: Decodable {
+    var userIds: [String]
+}
+
+/// `PUT /chats/{id}/members/{userId}/role`.
+struct RoleRequest: Decodable {
+    var role: String
+}
+
+/// `GET /blocks`.
+struct BlockList: ResponseEncodable {
+    var users: [PublicUser]
 }
 
 struct EditMessageRequest: Decodable {

@@ -24,8 +24,10 @@ final class TypingRelay: Sendable {
 
     /// `userID` started (or renewed) or stopped typing in `chatID`; ignored for chats they are not in.
     func typing(chatID: String, userID: String, isTyping: Bool) async throws {
-        // Typing into a chat one is not in is ignored before any timer is armed.
-        guard Identifier.isValid(chatID), try await self.membership.members(of: chatID).contains(userID) else { return }
+        // Typing into a chat one is not in, or a direct chat with a block either way, is ignored before any timer is armed.
+        guard Identifier.isValid(chatID), try await self.membership.members(of: chatID).contains(userID), !self.membership.isBlocked(chatID) else {
+            return
+        }
         let key = chatID + "|" + userID
         let (wasTyping, timer) = self.timers.withLock { timers -> (Bool, UInt64?) in
             let previous = timers.live.removeValue(forKey: key)

@@ -309,6 +309,34 @@ public enum Schema {
             ]
         ),
         Migration(
+            version: 8,
+            name: "groups people manage: member roles, group photos, system messages; blocks",
+            statements: [
+                // owner, admin or member; a group's creator is its owner, everyone in a direct chat a member.
+                "ALTER TABLE chat_members ADD COLUMN role TEXT NOT NULL DEFAULT 'member'",
+                """
+                UPDATE chat_members SET role = 'owner' WHERE chat_id IN (
+                    SELECT c.id FROM chats c WHERE c.kind = 'group' AND c.created_by = chat_members.user_id
+                )
+                """,
+                // A group's photo: an image its setter uploaded, held as an avatar (never swept as unclaimed).
+                "ALTER TABLE chats ADD COLUMN avatar_file_id TEXT",
+                // 1 on a direct chat while one side blocks the other: nothing new is written into it.
+                "ALTER TABLE chats ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0",
+                // What a system message ("Ann added Ben") says, as JSON in the API's shape; NULL on other messages.
+                "ALTER TABLE messages ADD COLUMN system TEXT",
+                """
+                CREATE TABLE blocks (
+                    blocker_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    blocked_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (blocker_id, blocked_id)
+                )
+                """,
+                "CREATE INDEX blocks_blocked ON blocks (blocked_id, blocker_id)",
+            ]
+        ),
+        Migration(
             version: 9,
             name: "files of any kind: their kind and sanitised name, image thumbnails tied to their image",
             statements: [

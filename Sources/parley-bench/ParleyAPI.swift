@@ -51,8 +51,10 @@ struct ParleyAPI: Sendable {
         return (id, chat["lastMessage"]?["seq"]?.intValue ?? 0)
     }
 
-    /// A new group chat of the caller and `memberIDs`.
+    /// A new group chat of the caller and `memberIDs`, to each of whom the caller first opens a direct chat (one adds
+    /// only people one already shares a chat with).
     func createGroup(token: String, name: String, memberIDs: [String]) async throws -> String {
+        for memberID in memberIDs { _ = try await self.openDirect(token: token, with: memberID) }
         let json = #"{"name":"# + JSONText.quoted(name) + #","memberIds":"# + JSONText.array(memberIDs.map(JSONText.quoted)) + "}"
         let (status, body) = try await self.call(.POST, "/api/v1/chats", token: token, json: json)
         guard status == 201, let id = body["chat"]?["id"]?.stringValue else {

@@ -177,6 +177,19 @@ struct ChatEventWireTests {
         createdAt: 1_700_000_000_000,
         file: FileRecord(id: "f1", contentType: "image/png", size: 10, width: 2, height: 3)
     )
+    let systemRecord = MessageRecord(
+        id: "0190f1e2-aaaa-7bbb-8ccc-000000000004",
+        chatID: "0190f1e2-aaaa-7bbb-8ccc-000000000002",
+        seq: 43,
+        senderID: "0190f1e2-aaaa-7bbb-8ccc-000000000003",
+        kind: "system",
+        text: nil,
+        fileID: nil,
+        clientMessageID: nil,
+        createdAt: 1_700_000_000_001,
+        file: nil,
+        system: SystemEvent(action: "added", actorId: "0190f1e2-aaaa-7bbb-8ccc-000000000003", userIds: ["u9"])
+    )
 
     @Test("every event that travels comes back equal from its encoding")
     func roundTrip() throws {
@@ -184,7 +197,8 @@ struct ChatEventWireTests {
             id: "c1",
             kind: "group",
             name: "g",
-            members: [PublicUser(id: "a", name: "A", avatarUrl: nil)],
+            avatarUrl: nil,
+            members: [ChatMember(id: "a", name: "A", role: "owner")],
             lastMessage: nil,
             unreadCount: 0,
             readState: [ReadState(userId: "a", lastReadSeq: 1)],
@@ -194,7 +208,9 @@ struct ChatEventWireTests {
         )
         let events: [ChatEvent] = [
             .newMessage(self.record), .messagesSeen(chatID: "c1", userID: "u1", seq: 9), .typing(chatID: "c1", userID: "u1", isTyping: false),
-            .chatUpdated(summary), .presence(userID: "u1", online: true),
+            .chatUpdated(summary), .presence(userID: "u1", online: true), .chatRemoved(chatID: "c1", userIDs: ["u2", "u3"]),
+            .chatBlocked(chatID: "c1", blocked: true),
+            .newMessage(self.systemRecord),
         ]
         for event in events {
             #expect(event.travels)

@@ -61,7 +61,7 @@ import Testing
         }
 
         func send(_ chatID: String, from userID: String, _ text: String) async throws -> Message {
-            try await self.chats.send(chatID: chatID, userID: userID, text: text, image: nil, clientMessageID: nil).0
+            try await self.chats.send(chatID: chatID, userID: userID, text: text, upload: nil, clientMessageID: nil).0
         }
     }
 
@@ -183,6 +183,8 @@ import Testing
     func inAGroupOnlyAMentionIsMailed(_ kind: DatabaseKind) async throws {
         try await Self.withWorld(kind, users: 3) { world in
             let (ann, bob, cat) = (world.users[0], world.users[1], world.users[2])
+            // One adds to a group only people one shares a chat with.
+            for other in [bob, cat] { _ = try await world.chats.openDirect(userID: ann, with: other) }
             let group = try await world.chats.createGroup(userID: ann, name: "Launch", memberIDs: [bob, cat])
             let plain = try await world.send(group.id, from: ann, "hello all")
             let mention = try await world.send(group.id, from: ann, "<@\(bob)> can you check?")
@@ -203,8 +205,8 @@ import Testing
             let toCat = try await world.chats.openDirect(userID: ann, with: cat).0
             let one = try await world.send(toBob.id, from: ann, "one")
             let two = try await world.send(toCat.id, from: ann, "two")
-            _ = try await world.send(toCat.id, from: ann, "three")
-            let now = Self.millis(two.createdAt) + Self.after + 1000
+            let three = try await world.send(toCat.id, from: ann, "three")
+            let now = Self.millis(three.createdAt) + Self.after
             try await world.mailer().pass(now: now)
             let jobs = try await MailOutbox(database: world.database).claim(worker: "w", limit: 10, leaseMillis: 60_000, now: now)
             let (bobsAddress, catsAddress) = (try await world.email(of: bob), try await world.email(of: cat))

@@ -44,6 +44,13 @@ import Testing
         Route(method: .post, path: "/api/v1/chats/{chat}/messages", body: .json(#"{"text":"sneaky","clientMessageId":"s"}"#)),
         Route(method: .post, path: "/api/v1/chats/{chat}/messages", body: .image),
         Route(method: .post, path: "/api/v1/chats/{chat}/read", body: .json(#"{"seq":1}"#)),
+        Route(method: .patch, path: "/api/v1/chats/{chat}", body: .json(#"{"name":"Taken over"}"#)),
+        Route(method: .post, path: "/api/v1/chats/{chat}/members", body: .json(#"{"userIds":["{user}"]}"#)),
+        Route(method: .delete, path: "/api/v1/chats/{chat}/members/{user}"),
+        Route(method: .put, path: "/api/v1/chats/{chat}/members/{user}/role", body: .json(#"{"role":"admin"}"#)),
+        Route(method: .get, path: "/api/v1/blocks"),
+        Route(method: .put, path: "/api/v1/blocks/{user}"),
+        Route(method: .delete, path: "/api/v1/blocks/{user}"),
     ]
 
     /// Two members of a direct chat with one message, and someone who is in no chat.
@@ -223,7 +230,7 @@ import Testing
         try await TestApp.run(kind) { app in
             let world = try await World.make(app)
             let cases: [(HTTPRequest.Method, String, allow: String)] = [
-                (.delete, "/api/v1/chats/\(world.chatID)", "GET"), (.put, "/api/v1/chats/\(world.chatID)/messages", "GET, POST"),
+                (.delete, "/api/v1/chats/\(world.chatID)", "GET, PATCH"), (.put, "/api/v1/chats/\(world.chatID)/messages", "GET, POST"),
                 (.patch, "/api/v1/chats", "GET, POST"), (.get, "/api/v1/chats/\(world.chatID)/read", "POST"),
             ]
             for (method, path, allow) in cases {

@@ -338,3 +338,38 @@ def test_logout_and_reuse_detection_close_that_sessions_sockets_on_every_instanc
                 socket.disconnect()
             except socketio.exceptions.SocketIOError:
                 pass
+
+
+def test_a_removed_member_stops_hearing_the_group_on_every_instance(healthy_cluster):
+    """[cluster] Bob, on chat2, is removed from a group by Alice (her request lands on any instance): he hears
+    chatRemoved, his open socket's sends are refused, and nothing more of the group reaches him, while Carol on chat2
+    and Alice on chat1 go on hearing it (issue 14: the membership caches of both instances follow the change)."""
+    cluster = healthy_cluster
+    alice, bob, carol = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    group = create_chat(alice, name="cluster removal", members=[bob, carol])
+    socket_a, events_a = connect_socket(cluster, alice.access_token, "websocket", instance="chat1")
+    socket_b, events_b = connect_socket(cluster, bob.access_token, "websocket", instance="chat2")
+    socket_c, events_c = connect_socket(cluster, carol.access_token, "polling", instance="chat2")
+    try:
+        # Bob hears the group first, on chat2, so chat2's membership cache holds it with him in it.
+        hello = ack_ok(socket_a.call("sendMessage", {"chatId": group["id"], "text": "before",
+                                                     "clientMessageId": uuid.uuid4().hex}, timeout=10), "send")
+        events_b.wait("newMessage", lambda m: m["id"] == hello["message"]["id"], what="the first message on chat2")
+        removed = alice.client.delete(f"/api/v1/chats/{group['id']}/members/{bob.id}")
+        assert removed.status_code == 204, removed.text
+        events_b.wait("chatRemoved", lambda p: p == {"chatId": group["id"]}, what="chatRemoved on chat2")
+        events_c.wait("newMessage", lambda m: m["chatId"] == group["id"] and m.get("kind") == "system",
+                      what="the removal on chat2")
+        answer = socket_b.call("sendMessage", {"chatId": group["id"], "text": "still here?",
+                                              "clientMessageId": uuid.uuid4().hex}, timeout=10)
+        assert answer.get("error", {}).get("code") == "chat_not_found", answer
+        after = ack_ok(socket_a.call("sendMessage", {"chatId": group["id"], "text": "after",
+                                                     "clientMessageId": uuid.uuid4().hex}, timeout=10), "send")
+        events_c.wait("newMessage", lambda m: m["id"] == after["message"]["id"], what="the next message on chat2")
+        time.sleep(0.5)
+        heard = [m["seq"] for m in events_b.of("newMessage") if m["chatId"] == group["id"]]
+        assert heard == [1], f"Bob heard the group after his removal: {heard}"
+    finally:
+        socket_a.disconnect()
+        socket_b.disconnect()
+        socket_c.disconnect()

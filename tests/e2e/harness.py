@@ -125,6 +125,12 @@ class Client:
     def patch(self, path: str, **kwargs):
         return self.request("PATCH", path, **kwargs)
 
+    def put(self, path: str, **kwargs):
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
 
 def json_body(response: requests.Response) -> Any:
     content_type = response.headers.get("Content-Type", "")
@@ -194,11 +200,12 @@ def assert_public_user(user: Any) -> None:
 
 
 MESSAGE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions"}
-MESSAGE_OPTIONAL_KEYS = {"text", "image", "file", "clientMessageId", "editedAt", "replyTo"}
+MESSAGE_OPTIONAL_KEYS = {"text", "image", "file", "clientMessageId", "editedAt", "replyTo", "system"}
+SYSTEM_ACTIONS = {"added", "removed", "left", "renamed", "photo", "role", "owner"}
 # What a deleted message keeps (issue 13): the rest is erased.
 TOMBSTONE_KEYS = {"id", "chatId", "seq", "senderId", "kind", "createdAt", "version", "reactions", "mentions", "clientMessageId"}
 CHAT_KEYS = {"id", "kind", "members", "unreadCount", "mentionCount", "readState", "updatedAt", "version"}
-CHAT_OPTIONAL_KEYS = {"name", "lastMessage"}
+CHAT_OPTIONAL_KEYS = {"name", "lastMessage", "avatarUrl"}
 
 
 def assert_message(message: Any) -> None:
@@ -210,14 +217,21 @@ def assert_message(message: Any) -> None:
     assert isinstance(message["chatId"], str) and isinstance(message["senderId"], str), message
     assert isinstance(message["seq"], int) and not isinstance(message["seq"], bool) and message["seq"] >= 1, message
     assert isinstance(message["version"], int) and not isinstance(message["version"], bool) and message["version"] >= 1, message
-    assert message["kind"] in {"text", "image", "file", "deleted"}, message
+    assert message["kind"] in {"text", "image", "file", "deleted", "system"}, message
     assert isinstance(message["createdAt"], str) and TIMESTAMP.fullmatch(message["createdAt"]), message
     assert message.get("clientMessageId") is None or isinstance(message["clientMessageId"], str), message
     if message["kind"] == "deleted":
         assert set(message) <= TOMBSTONE_KEYS, f"a deleted message keeps only {sorted(TOMBSTONE_KEYS)}: {message!r}"
         assert message["reactions"] == [] and message["mentions"] == [], message
         return
-    if message["kind"] == "text":
+    if message["kind"] == "system":
+        # A change to a group (issue 14): who did what, never any text.
+        system = message.get("system")
+        assert isinstance(system, dict), message
+        assert {"action", "actorId"} <= set(system) <= {"action", "actorId", "userIds", "name", "role"}, system
+        assert system["action"] in SYSTEM_ACTIONS and system["actorId"] == message["senderId"], message
+        assert message.get("text") is None and message.get("image") is None, message
+    elif message["kind"] == "text":
         assert isinstance(message.get("text"), str) and message["text"], message
         assert message.get("image") is None and message.get("file") is None, message
     elif message["kind"] == "file":
@@ -260,9 +274,16 @@ def assert_chat_summary(chat: Any) -> None:
     assert chat["kind"] in {"direct", "group"}, chat
     if chat["kind"] == "group":
         assert isinstance(chat.get("name"), str) and chat["name"], chat
-    assert isinstance(chat["members"], list) and len(chat["members"]) >= 2, chat
+    assert isinstance(chat["members"], list) and len(chat["members"]) >= (2 if chat["kind"] == "direct" else 1), chat
     for member in chat["members"]:
-        assert_public_user(member)
+        # A PublicUser and the member's role (issue 14).
+        profile = dict(member)
+        assert profile.pop("role", None) in {"owner", "admin", "member"}, member
+        assert_public_user(profile)
+        if chat["kind"] == "direct":
+            assert member["role"] == "member", chat
+    if chat["kind"] == "group":
+        assert [member["role"] for member in chat["members"]].count("owner") == 1, chat
     if chat.get("lastMessage") is not None:
         assert_message(chat["lastMessage"])
         assert chat["lastMessage"]["chatId"] == chat["id"], chat
@@ -697,6 +718,17 @@ class Account:
     @property
     def id(self) -> str:
         return self.user["id"]
+
+
+def introduce(account: Account, others: list[Any]) -> None:
+    """Opens a direct chat of `account` with each of `others` (Accounts or user ids): the people one may put into a
+    group (issue 14's consent rule: you add people you already share a chat with)."""
+    for other in others:
+        user_id = other if isinstance(other, str) else other.user["id"]
+        if user_id == account.user["id"]:
+            continue
+        response = account.client.post("/api/v1/chats", json={"userId": user_id})
+        assert response.status_code in (200, 201), f"introducing: {response.status_code} {response.text[:300]}"
 
 
 def request_code(client: Client, address: Any, retry_after: int = 60) -> requests.Response:

@@ -9,6 +9,8 @@ In `POST /api/v1/chats` two ids are sent as the partner's ($PARLEY_FUZZ_PARTNER_
 with oneself is 400 `invalid_members`, as the document says, but no schema can rule out that one id), and the
 stranger's ($PARLEY_FUZZ_STRANGER_ID), who must stay out of the caller's chats for the object-level check to mean
 something: the stranger must not be able to read any of them.
+In `PUT` and `DELETE /api/v1/blocks/{userId}` the fuzzing users' own ids (blocking oneself is 400 `invalid_user`; no
+schema can rule out that one id either) are sent as the partner's.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ STRANGER_ID = os.environ.get("PARLEY_FUZZ_STRANGER_ID")
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    if case.operation.label in ("PUT /api/v1/blocks/{userId}", "DELETE /api/v1/blocks/{userId}") and PARTNER_ID:
+        parameters = dict(case.path_parameters or {})
+        if parameters.get("userId") in (SELF_ID, STRANGER_ID):
+            parameters["userId"] = PARTNER_ID
+            case.path_parameters = parameters
+        return
     if case.operation.label != "POST /api/v1/chats" or not isinstance(case.body, dict) or not PARTNER_ID:
         return
     replaced = (SELF_ID, STRANGER_ID)

@@ -25,6 +25,7 @@ from harness import (
     assert_message,
     expect_status,
     free_port,
+    introduce,
     sign_in,
 )
 
@@ -52,6 +53,7 @@ def open_direct(account: Account, other: Account, status: int | None = None) -> 
 
 
 def create_group(account: Account, name: str, members: list[Account]) -> dict:
+    introduce(account, members)
     body = expect_status(account.client.post(f"{API}/chats", json={"name": name,
                                                                     "memberIds": [m.user["id"] for m in members]}), 201)
     assert isinstance(body, dict) and set(body) == {"chat"}, body

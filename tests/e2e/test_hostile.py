@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import socketio
 
-from harness import Account, expect_status, request_code, sign_in, verify
+from harness import Account, expect_status, introduce, request_code, sign_in, verify
 
 # Floods load the machine and measure latency: run alone, after the parallel part.
 pytestmark = pytest.mark.serial
@@ -422,6 +422,7 @@ def test_spam_sends_and_typing_storms_are_held_to_the_per_user_rates(launcher):
     conversation = Conversation(server)
     mallory = sign_in(server)
     members = [sign_in(server) for _ in range(5)]
+    introduce(mallory, members)
     group = expect_status(mallory.client.post("/api/v1/chats", json={
         "name": "spam", "memberIds": [member.user["id"] for member in members]}), 201)["chat"]
     heard = {"typing": 0, "messages": 0}

@@ -29,6 +29,7 @@ from harness import (
     expect_status,
     poll,
     record_events_in_wire_order,
+    introduce,
     sign_in,
 )
 
@@ -150,6 +151,7 @@ def new_id() -> str:
 
 
 def create_group(owner: Account, members: list[Account], name: str = "Team") -> str:
+    introduce(owner, members)
     body = expect_status(owner.client.post(f"{API}/chats", json={"name": name, "memberIds": [m.id for m in members]}), 201)
     return body["chat"]["id"]
 

@@ -36,6 +36,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 ROUTE_SOURCES = {
     "Sources/UserService/UserController.swift": {"router": "", "api": API, "authenticated": API},
     "Sources/ChatService/ChatController.swift": {"router": "", "api": API, "authenticated": API},
+    "Sources/ChatService/ChatController+Groups.swift": {"routes": API},
     "Sources/ParleyApp/Operations.swift": {"router": ""},
 }
 
@@ -391,3 +392,56 @@ def test_error_answers_match_the_document(server, spec):
                  404, "chat_not_found")
     expect_error(spec, client.get(f"{API}/files/{UNKNOWN_ID}", params={"exp": 4_000_000_000, "sig": "nope"}, token=None),
                  "/api/v1/files/{id}", 404, "file_not_found")
+
+
+def test_group_and_block_answers_match_the_document(server, spec):
+    """Every group and block route (issue 14), answered and refused, against the document: ChatUser roles, the group
+    photo, system messages in history, the consent rule's 403, the role rules' 403 and 409."""
+    check = spec.conforms
+    ann, ben, cat, stranger = (sign_in(server) for _ in range(4))
+    for other in (ben, cat):
+        check(ann.client.post(f"{API}/chats", json={"userId": other.id}), "/api/v1/chats", 201)
+    expect_error(spec, ann.client.post(f"{API}/chats", json={"name": "x", "memberIds": [stranger.id]}), "/api/v1/chats", 403,
+                 "user_unreachable")
+    group = check(ann.client.post(f"{API}/chats", json={"name": "Team", "memberIds": [ben.id]}), "/api/v1/chats", 201)["chat"]
+    one = "/api/v1/chats/{id}"
+    members = "/api/v1/chats/{id}/members"
+    member = "/api/v1/chats/{id}/members/{userId}"
+    role = "/api/v1/chats/{id}/members/{userId}/role"
+    base = f"{API}/chats/{group['id']}"
+
+    upload = ann.client.post(f"{API}/files", files={"image": ("p.png", make_png(), "image/png")})
+    file_id = check(upload, "/api/v1/files", 201)["file"]["id"]
+    with_photo = check(ann.client.patch(base, json={"name": "Team two", "avatarFileId": file_id}), one, 200)
+    assert with_photo["avatarUrl"] and with_photo["name"] == "Team two"
+    check(ann.client.patch(base, json={"avatarFileId": None}), one, 200)
+    check(ann.client.post(f"{base}/members", json={"userIds": [cat.id]}), members, 200)
+    check(ann.client.put(f"{base}/members/{ben.id}/role", json={"role": "admin"}), role, 200)
+    history = check(ann.client.get(f"{base}/messages"), "/api/v1/chats/{id}/messages", 200)["messages"]
+    assert [m["system"]["action"] for m in history] == ["renamed", "photo", "photo", "added", "role"], history
+
+    expect_error(spec, ann.client.patch(base, json={"name": ""}), one, 400, "invalid_name")
+    expect_error(spec, cat.client.patch(base, json={"name": "mine"}), one, 403, "not_group_admin")
+    expect_error(spec, stranger.client.patch(base, json={"name": "x"}), one, 404, "chat_not_found")
+    expect_error(spec, ann.client.patch(base, json={"avatarFileId": UNKNOWN_ID}), one, 404, "file_not_found")
+    expect_error(spec, ann.client.post(f"{base}/members", json={"userIds": []}), members, 400, "invalid_members")
+    expect_error(spec, ann.client.post(f"{base}/members", json={"userIds": [stranger.id]}), members, 403, "user_unreachable")
+    expect_error(spec, ann.client.post(f"{base}/members", json={"userIds": [UNKNOWN_ID]}), members, 404, "user_not_found")
+    expect_error(spec, ben.client.put(f"{base}/members/{ben.id}/role", json={"role": "owner"}), role, 403, "not_group_owner")
+    expect_error(spec, ann.client.put(f"{base}/members/{ann.id}/role", json={"role": "admin"}), role, 409, "owner_must_hand_over")
+    expect_error(spec, ann.client.put(f"{base}/members/{ben.id}/role", json={"role": "root"}), role, 400, "invalid_role")
+    expect_error(spec, ann.client.put(f"{base}/members/{UNKNOWN_ID}/role", json={"role": "admin"}), role, 404, "member_not_found")
+    expect_error(spec, ben.client.delete(f"{base}/members/{ann.id}"), member, 403, "not_group_owner")
+    direct = check(ann.client.post(f"{API}/chats", json={"userId": ben.id}), "/api/v1/chats", 200)["chat"]
+    expect_error(spec, ann.client.patch(f"{API}/chats/{direct['id']}", json={"name": "x"}), one, 403, "not_a_group")
+    check(ann.client.delete(f"{base}/members/{cat.id}"), member, 204)
+    check(ben.client.delete(f"{base}/members/{ben.id}"), member, 204)
+
+    check(ann.client.put(f"{API}/blocks/{ben.id}"), "/api/v1/blocks/{userId}", 204)
+    blocks = check(ann.client.get(f"{API}/blocks"), "/api/v1/blocks", 200)
+    assert [user["id"] for user in blocks["users"]] == [ben.id], blocks
+    expect_error(spec, ben.client.post(f"{API}/chats/{direct['id']}/messages", json={"text": "hi", "clientMessageId": "b"}),
+                 "/api/v1/chats/{id}/messages", 403, "user_unreachable")
+    expect_error(spec, ann.client.put(f"{API}/blocks/{ann.id}"), "/api/v1/blocks/{userId}", 400, "invalid_user")
+    expect_error(spec, ann.client.put(f"{API}/blocks/{UNKNOWN_ID}"), "/api/v1/blocks/{userId}", 404, "user_not_found")
+    check(ann.client.delete(f"{API}/blocks/{ben.id}"), "/api/v1/blocks/{userId}", 204)

@@ -106,6 +106,8 @@ def test_sessions_name_their_instance(cluster):
 def test_messages_sent_through_both_instances_reach_every_socket_once_in_order(cluster):
     alice, bob, carol = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
     chat1, chat2 = cluster.chats
+    for other in (bob, carol):  # one adds people one already shares a chat with (issue 14)
+        expect_status(Client(chat1.base_url, alice["accessToken"]).post("/api/v1/chats", json={"userId": other["user"]["id"]}), 201)
     group = expect_status(Client(chat1.base_url, alice["accessToken"]).post(
         "/api/v1/chats", json={"name": "everywhere", "memberIds": [bob["user"]["id"], carol["user"]["id"]]}), 201)["chat"]
     senders = [Socket(chat1, alice), Socket(chat2, bob)]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, sign_in
+from harness import REPO_ROOT, introduce, sign_in
 
 SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 HOOKS_MODULE = "schemathesis_hooks"
@@ -91,6 +91,7 @@ def fuzz_server(module_launcher):
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 60)
 def test_schemathesis_finds_no_server_error_and_no_mismatch(fuzz_server, tmp_path):
     alice, bob, carol = sign_in(fuzz_server), sign_in(fuzz_server), sign_in(fuzz_server)
+    introduce(alice, [bob])  # a partner shares a chat with alice, so she may put him into groups
     auth_path = tmp_path / "auth.json"
     auth_path.write_text(json.dumps({"auth": [
         {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {account.access_token}"}]}

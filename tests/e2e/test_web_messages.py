@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from harness import expect_status, sign_in
+from harness import expect_status, introduce, sign_in
 from test_web import (  # noqa: F401  (browsers and web_server are fixtures)
     DESKTOP,
     PHONE,
@@ -298,6 +298,8 @@ def test_mentions_complete_highlight_and_badge_the_chat(web_server, browsers):
     sign_in_ui(ben, web_server, name=f"Ben {tag}")
     carol = named_api_user(web_server, f"Carol {tag}")
     ben_id = ben.session()["user"]["id"]
+    introduce(carol, [ann.session()["user"]["id"]])
+    expect_status(api_for(web_server, ben).post("/api/v1/chats", json={"userId": ann.session()["user"]["id"]}), 201)
     group = expect_status(api_for(web_server, ann).post("/api/v1/chats", json={
         "name": f"Launch {tag}", "memberIds": [ben_id, carol.user["id"]]}), 201)["chat"]
     ben.wait(lambda: chat_item(ben, group["id"]) is not None, "the group in Ben's list")

@@ -144,7 +144,15 @@ extension TestApp {
         try #require(try await self.openDirect(session, with: other)["id"] as? String)
     }
 
-    /// Creates a group named `name` by `session` with `members`; returns the chat.
+    /// Opens a direct chat of `session` with each of `others` (if they have none): people one may add to a group.
+    @discardableResult
+    func introduce(_ session: Session, to others: [Session]) async throws -> [String] {
+        var ids: [String] = []
+        for other in others where other.userID != session.userID { ids.append(try await self.directChat(session, with: other)) }
+        return ids
+    }
+
+    /// Creates a group named `name` by `session` with `members` (introduced to them first); returns the chat.
     @discardableResult
     func createGroup(
         _ session: Session,
@@ -152,6 +160,7 @@ extension TestApp {
         members: [Session],
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> [String: Any] {
+        try await self.introduce(session, to: members)
         let json = jsonText(["name": name, "memberIds": members.map(\.userID)])
         let body = try await self.request(.post, "\(api)/chats", as: session, json: json).expectJSON(.created, sourceLocation: sourceLocation)
         #expect(Set(body.keys) == ["chat"], sourceLocation: sourceLocation)
@@ -354,7 +363,7 @@ enum Shapes {
         let keys = Set(message.keys)
         #expect(keys.isSuperset(of: required), "\(message)", sourceLocation: sourceLocation)
         #expect(
-            keys.isSubset(of: required.union(["text", "image", "file", "clientMessageId", "editedAt", "replyTo"])),
+            keys.isSubset(of: required.union(["text", "image", "file", "clientMessageId", "editedAt", "replyTo", "system"])),
             "\(message)",
             sourceLocation: sourceLocation
         )
@@ -394,6 +403,14 @@ enum Shapes {
             #expect((file["name"] as? String)?.isEmpty == false && file["contentType"] is String, sourceLocation: sourceLocation)
             #expect(Self.isInteger(file["size"]), sourceLocation: sourceLocation)
             #expect(message["image"] == nil, sourceLocation: sourceLocation)
+        case "system":
+            // A change to a group: who did what, never any text.
+            let system = try #require(message["system"] as? [String: Any], sourceLocation: sourceLocation)
+            #expect(Set(system.keys).isSubset(of: ["action", "actorId", "userIds", "name", "role"]), "\(system)", sourceLocation: sourceLocation)
+            let actions: Set = ["added", "removed", "left", "renamed", "photo", "role", "owner"]
+            #expect(actions.contains(system["action"] as? String ?? ""), "\(system)", sourceLocation: sourceLocation)
+            #expect(system["actorId"] as? String == message["senderId"] as? String, sourceLocation: sourceLocation)
+            #expect(message["text"] == nil && message["image"] == nil, sourceLocation: sourceLocation)
         case "deleted":
             // A tombstone: nothing of what was said is left.
             #expect(keys.isSubset(of: required.union(["clientMessageId"])), "\(message)", sourceLocation: sourceLocation)
@@ -410,15 +427,25 @@ enum Shapes {
     static func expectChatSummary(_ chat: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
         let required: Set = ["id", "kind", "members", "unreadCount", "readState", "updatedAt", "version", "mentionCount"]
         let keys = Set(chat.keys)
-        let allowed = required.union(["name", "lastMessage"])
+        let allowed = required.union(["name", "lastMessage", "avatarUrl"])
         #expect(keys.isSuperset(of: required) && keys.isSubset(of: allowed), "\(chat)", sourceLocation: sourceLocation)
         #expect((chat["id"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
         let kind = chat["kind"] as? String
         #expect(kind == "direct" || kind == "group", sourceLocation: sourceLocation)
         if kind == "group" { #expect((chat["name"] as? String)?.isEmpty == false, sourceLocation: sourceLocation) }
         let members = try #require(chat["members"] as? [[String: Any]], sourceLocation: sourceLocation)
-        #expect(members.count >= 2, sourceLocation: sourceLocation)
-        for member in members { Self.expectPublicUser(member, sourceLocation: sourceLocation) }
+        #expect(members.count >= (kind == "direct" ? 2 : 1), sourceLocation: sourceLocation)
+        for member in members {
+            // A PublicUser and the member's role.
+            var profile = member
+            let role = profile.removeValue(forKey: "role") as? String
+            Self.expectPublicUser(profile, sourceLocation: sourceLocation)
+            #expect(["owner", "admin", "member"].contains(role ?? ""), "\(member)", sourceLocation: sourceLocation)
+            if kind == "direct" { #expect(role == "member", sourceLocation: sourceLocation) }
+        }
+        if kind == "group" {
+            #expect(members.filter { $0["role"] as? String == "owner" }.count == 1, "one owner: \(members)", sourceLocation: sourceLocation)
+        }
         if let last = chat["lastMessage"] as? [String: Any] {
             try Self.expectMessage(last, sourceLocation: sourceLocation)
             #expect(last["chatId"] as? String == chat["id"] as? String, sourceLocation: sourceLocation)

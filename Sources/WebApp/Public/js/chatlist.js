@@ -261,7 +261,7 @@ function resultItem({ message, highlights }) {
     type: "button", dataset: { chatId: message.chatId, seq: String(message.seq), resultKey: `${message.chatId}:${message.seq}` },
     "aria-label": `${sender} in ${title}: ${message.text || ""}`,
   },
-  avatar({ id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: other?.avatarUrl, group: chat.kind === "group", size: "sm" }),
+  avatar({ id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: chat.kind === "group" ? chat.avatarUrl : other?.avatarUrl, group: chat.kind === "group", size: "sm" }),
   h("span.chat-item-body",
     h("span.chat-item-top",
       h("span.chat-item-name", title),
@@ -329,6 +329,8 @@ function chatItem(chat) {
   if (typers.length > 0) {
     const who = chat.kind === "group" ? `${store.memberName(chat, typers[0])} is typing…` : "typing…";
     preview = h("span.chat-item-preview.typing", who);
+  } else if (last && last.kind === "system") {
+    preview = h("span.chat-item-preview", h("span.preview-text", h("bdi.preview-message.system", store.systemSentence(chat, last))));
   } else if (last) {
     const mine = store.state.me && last.senderId === store.state.me.id;
     // The sender's name and the text each in a <bdi>: a bidi override in either cannot reorder what follows it.
@@ -347,7 +349,7 @@ function chatItem(chat) {
     "aria-current": active ? "page" : null,
     "aria-label": `${title}${unread ? `, ${unread} unread` : ""}${mentions ? `, ${mentions} mentioning you` : ""}`,
   },
-  avatar({ id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: other?.avatarUrl, group: chat.kind === "group", online }),
+  avatar({ id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: chat.kind === "group" ? chat.avatarUrl : other?.avatarUrl, group: chat.kind === "group", online }),
   h("span.chat-item-body",
     h("span.chat-item-top",
       h("span.chat-item-name", title),

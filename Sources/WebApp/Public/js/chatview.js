@@ -8,6 +8,7 @@ import { dayKey, formatDay, formatTime, formatFull, formatLastSeen, formatSize, 
 import * as store from "./store.js";
 import { noteTyping, stopTypingNow, syncOpenChat } from "./realtime.js";
 import { closePopover, showMenu, showEmojiPicker } from "./popover.js";
+import { openChatDetails } from "./chatdetails.js";
 import { MentionCompleter } from "./mentions.js";
 
 const GROUP_GAP_MS = 5 * 60_000;
@@ -91,6 +92,7 @@ export function initChatView() {
     }
   });
   store.subscribe("presence", () => { if (chatId) renderHeader(); });
+  store.subscribe("blocks", () => { if (chatId) renderBlockedComposer(); });
   store.subscribe("connection", () => { if (chatId) renderHeader(); });
   store.subscribe("typing", (id) => { if (id === chatId) { renderHeader(); renderTyping(); } });
 
@@ -107,7 +109,13 @@ export function initChatView() {
     else scrollToBottom(true);
   });
   el.backButton.addEventListener("click", () => { window.location.hash = "#/"; });
-  document.getElementById("chat-header-info").addEventListener("click", showMembers);
+  document.getElementById("chat-header-info").addEventListener("click", () => { if (chatId) openChatDetails(chatId); });
+  // Removed from the open group, or left it: back to the list.
+  store.subscribe("removed", (id) => {
+    if (id !== chatId) return;
+    window.location.hash = "#/";
+    closeChat();
+  });
 
   el.composer.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -219,6 +227,7 @@ export function openChat(id) {
   autoGrow();
   updateSendButton();
   renderHeader();
+  renderBlockedComposer();
   renderTyping();
   renderReply();
   render("initial");
@@ -335,7 +344,8 @@ function renderHeader() {
   const online = other ? store.state.online.has(other.id) : false;
   el.chatTitle.textContent = title;
   el.chatHeaderAvatar.replaceChildren(avatar({
-    id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: other?.avatarUrl, group: chat.kind === "group", online,
+    id: chat.kind === "group" ? chat.id : other?.id, name: title, avatarUrl: chat.kind === "group" ? chat.avatarUrl : other?.avatarUrl,
+    group: chat.kind === "group", online,
   }));
   const typers = store.typers(chat.id);
   let subtitle;
@@ -359,26 +369,6 @@ function renderHeader() {
   el.chatSubtitle.textContent = subtitle;
   el.chatSubtitle.classList.toggle("online", online && !typing);
   el.chatSubtitle.classList.toggle("typing", typing);
-}
-
-/** The chat's members with who is online: the details behind the header. */
-function showMembers() {
-  const chat = store.state.chats.get(chatId);
-  if (!chat) return;
-  const dialog = document.getElementById("members-dialog");
-  document.getElementById("members-title").textContent = chat.kind === "group" ? `${store.chatTitle(chat)} · ${chat.members.length} members` : store.chatTitle(chat);
-  const me = store.state.me ? store.state.me.id : null;
-  const members = [...chat.members].sort((a, b) => (a.id === me) - (b.id === me) || a.name.localeCompare(b.name));
-  document.getElementById("members-list").replaceChildren(...members.map((member) => {
-    const presence = member.id === me ? "online" : store.presenceOf(member.id);
-    const seen = store.state.lastSeen.get(member.id);
-    const status = member.id === me ? "you" : presence === "online" ? "online" : seen ? formatLastSeen(seen) : presence === "offline" ? "offline" : "";
-    return h("div.member-item",
-      avatar({ id: member.id, name: member.name, avatarUrl: member.avatarUrl, online: presence === "online" && member.id !== me }),
-      h("span.person-name", member.name,
-        status ? h(`span.member-status${status === "online" ? ".online" : ""}`, status) : null));
-  }));
-  dialog.showModal();
 }
 
 function typingSentence(chat, typers) {
@@ -451,7 +441,9 @@ function render(reason) {
   const facts = items.map((item) => {
     const source = item.message || item.pending;
     const date = new Date(source.createdAt);
-    return { item, sender: item.message ? item.message.senderId : me, date, day: dayKey(date) };
+    // A system message stands apart from the messages around it: it belongs to no sender's run.
+    const sender = item.message ? (item.message.kind === "system" ? "system" : item.message.senderId) : me;
+    return { item, sender, date, day: dayKey(date) };
   });
   for (let i = 0; i < facts.length; i += 1) {
     const fact = facts[i];
@@ -463,6 +455,11 @@ function render(reason) {
     if (firstUnreadSeq !== null && fact.item.message && fact.item.message.seq === firstUnreadSeq && fact.sender !== me) {
       nodes.push(unreadSeparator());
       separated = true;
+    }
+    if (fact.sender === "system") {
+      nodes.push(systemRow(chat, fact.item.message));
+      previous = fact;
+      continue;
     }
     const next = facts[i + 1];
     const startsGroup = separated || !previous || previous.sender !== fact.sender || fact.date - previous.date > GROUP_GAP_MS;
@@ -530,6 +527,20 @@ function daySeparator(date, key) {
     daySeparators.set(key, node);
   }
   return node;
+}
+
+const systemRows = new Map(); // message id -> {node, text}
+
+/** A change to a group, as a centred line of the timeline: "Ann added Ben". */
+function systemRow(chat, message) {
+  const text = store.systemSentence(chat, message);
+  let cached = systemRows.get(message.id);
+  if (!cached || cached.text !== text) {
+    const node = h("div.system-line", { role: "note", dataset: { key: `m:${message.id}`, seq: String(message.seq) } }, h("span", text));
+    cached = { node, text };
+    systemRows.set(message.id, cached);
+  }
+  return cached.node;
 }
 
 function unreadSeparator() {
@@ -1162,6 +1173,18 @@ function autoGrow() {
   const input = el.messageInput;
   input.style.height = "auto";
   input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+}
+
+/** A direct chat with someone one blocks takes nothing new: the composer says so instead of failing each send. */
+function renderBlockedComposer() {
+  const chat = store.state.chats.get(chatId);
+  const other = store.otherMember(chat);
+  const blocked = Boolean(other && store.state.blocked && store.state.blocked.has(other.id));
+  el.messageInput.disabled = blocked;
+  el.messageInput.placeholder = blocked ? `You block ${other.name}. Unblock them (tap their name above) to write.` : "Write a message";
+  el.composer.classList.toggle("blocked", blocked);
+  if (blocked) el.sendButton.disabled = true;
+  else updateSendButton();
 }
 
 function updateSendButton() {

@@ -9,6 +9,7 @@ import { startRealtime, stopRealtime, retryNow, nextRetryIn } from "./realtime.j
 import { initChatList, clearSearch } from "./chatlist.js";
 import { initChatView, openChat, closeChat, resetChatView, currentChatId } from "./chatview.js";
 import { initDialogs, closeDialogs, renderMeButton } from "./dialogs.js";
+import { initChatDetails } from "./chatdetails.js";
 
 let running = false;
 let bannerTimer = null;
@@ -40,6 +41,7 @@ function startApp(user) {
   wasConnected = false;
   store.reset(user);
   initDialogs();
+  initChatDetails();
   initChatList();
   initChatView();
   renderMeButton();
@@ -49,6 +51,7 @@ function startApp(user) {
   store.publish("me");
 
   store.loadChats().catch(() => {}).finally(route);
+  store.loadBlocks().catch(() => {});
   // The stored user may be stale (renamed in another tab or device); a refused session ends itself in api().
   api("GET", "/me").then((fresh) => {
     updateUser(fresh);

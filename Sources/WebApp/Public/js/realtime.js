@@ -5,6 +5,7 @@
 import { SocketIOClient } from "./socketio.js";
 import { accessToken, endSession, onSessionChange, refresh, SessionExpired } from "./session.js";
 import * as store from "./store.js";
+import { toast } from "./dom.js";
 
 let socket = null;
 let joined = null; // the chat this socket asked to join
@@ -73,10 +74,17 @@ export function startRealtime() {
   });
   socket.on("chatUpdated", (summary) => {
     if (summary && summary.id) {
-      store.mergeChat(summary);
+      store.mergeChat(summary, { keepCounts: true });
       store.publish("chats");
       store.publish("readState", summary.id);
     }
+  });
+  // Removed from a group, or left it (on this device or another): the chat goes from the list.
+  socket.on("chatRemoved", (payload) => {
+    const chat = payload && payload.chatId ? store.state.chats.get(payload.chatId) : null;
+    if (!chat) return; // left from this tab: already gone
+    store.forgetChat(payload.chatId);
+    toast(`You are no longer in ${store.chatTitle(chat)}.`);
   });
   // A socket lasts as long as its access token: each refreshed token renews it in-band, so it never drops. The server
   // ends a socket whose token expired anyway (the tab slept), or whose login session ended elsewhere (signed out on

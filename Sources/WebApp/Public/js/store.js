@@ -30,6 +30,10 @@ export const state = {
   typing: new Map(),
   openChatId: null,
   connection: { state: "connecting", detail: {} },
+  // Everyone seen in a chat, by id: system messages name people who may have left since.
+  people: new Map(),
+  // The people the signed-in user blocks (GET /blocks), by id; null until loaded.
+  blocked: null,
 };
 
 const subscribers = new Map();
@@ -74,6 +78,8 @@ export function reset(me) {
   state.lastSeen = new Map();
   state.typing = new Map();
   state.openChatId = null;
+  state.people = new Map();
+  state.blocked = null;
 }
 
 export function setMe(user) {
@@ -131,9 +137,17 @@ function isLater(a, b) {
 }
 
 /** Merges a ChatSummary from the server, keeping the newest lastMessage either side knows. */
-export function mergeChat(summary) {
+export function mergeChat(summary, { keepCounts = false } = {}) {
   const known = state.chats.get(summary.id);
   const chat = { ...summary, readState: [...(summary.readState || [])], members: [...(summary.members || [])] };
+  for (const member of chat.members) state.people.set(member.id, member);
+  // Someone else's view of a chat new here (one was added to it): the own view is fetched.
+  if (!known && keepCounts) setTimeout(() => fetchChat(summary.id).catch(() => {}), 0);
+  if (known && keepCounts) {
+    // A chatUpdated's counts are its actor's: this member's own stay as they were.
+    chat.unreadCount = known.unreadCount;
+    chat.mentionCount = known.mentionCount;
+  }
   if (known) {
     if (isLater(known.lastMessage, chat.lastMessage)) chat.lastMessage = known.lastMessage;
     if ((known.version || 0) > (chat.version || 0)) chat.version = known.version;
@@ -192,6 +206,96 @@ export async function createGroup(name, memberIds) {
   mergeChat(chat);
   publish("chats");
   return chat.id;
+}
+
+/** Forgets a chat one is no longer in (removed, or left): it leaves the list, and its history goes. */
+export function forgetChat(chatId) {
+  if (!state.chats.has(chatId)) return;
+  state.chats.delete(chatId);
+  state.histories.delete(chatId);
+  state.typing.delete(chatId);
+  publish("chats");
+  publish("removed", chatId);
+}
+
+/** The changes owners and admins make to a group; each answers the group as it now is. */
+export async function updateGroup(chatId, changes) {
+  const chat = await api("PATCH", `/chats/${encodeURIComponent(chatId)}`, { body: changes });
+  mergeChat(chat, { keepCounts: true });
+  publish("chats");
+  return chat;
+}
+
+export async function addMembers(chatId, userIds) {
+  const chat = await api("POST", `/chats/${encodeURIComponent(chatId)}/members`, { body: { userIds } });
+  mergeChat(chat, { keepCounts: true });
+  publish("chats");
+  return chat;
+}
+
+export async function setRole(chatId, userId, role) {
+  const chat = await api("PUT", `/chats/${encodeURIComponent(chatId)}/members/${encodeURIComponent(userId)}/role`, { body: { role } });
+  mergeChat(chat, { keepCounts: true });
+  publish("chats");
+  return chat;
+}
+
+/** Removes a member, or, for oneself, leaves the group (the chat is then forgotten here). */
+export async function removeMember(chatId, userId) {
+  await api("DELETE", `/chats/${encodeURIComponent(chatId)}/members/${encodeURIComponent(userId)}`);
+  if (state.me && userId === state.me.id) forgetChat(chatId);
+}
+
+/** The signed-in user's role in a chat. */
+export function myRole(chat) {
+  const member = chat && state.me && chat.members.find((m) => m.id === state.me.id);
+  return member ? member.role || "member" : null;
+}
+
+export async function loadBlocks() {
+  const { users } = await api("GET", "/blocks");
+  state.blocked = new Map(users.map((user) => [user.id, user]));
+  publish("blocks");
+  return state.blocked;
+}
+
+export async function setBlocked(user, blocked) {
+  await api(blocked ? "PUT" : "DELETE", `/blocks/${encodeURIComponent(user.id)}`);
+  if (!state.blocked) state.blocked = new Map();
+  if (blocked) state.blocked.set(user.id, user);
+  else state.blocked.delete(user.id);
+  publish("blocks");
+}
+
+/** A person's name for system messages: "You", a member's name, or the name they had when last seen here. */
+function personName(chat, userId, { capital }) {
+  if (state.me && userId === state.me.id) return capital ? "You" : "you";
+  const member = (chat && chat.members.find((m) => m.id === userId)) || state.people.get(userId);
+  return member ? member.name : "someone";
+}
+
+function listNames(names) {
+  if (names.length <= 1) return names[0] || "someone";
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+/** What a system message says, as a sentence: "Ann added Ben", "Cat renamed the group to “Launch”". */
+export function systemSentence(chat, message) {
+  const system = message.system || {};
+  const actor = personName(chat, system.actorId, { capital: true });
+  const people = listNames((system.userIds || []).map((id) => personName(chat, id, { capital: false })));
+  switch (system.action) {
+    case "added": return `${actor} added ${people}`;
+    case "removed": return `${actor} removed ${people}`;
+    case "left": return `${actor} left`;
+    case "renamed": return `${actor} renamed the group to “${system.name || ""}”`;
+    case "photo": return `${actor} changed the group photo`;
+    case "role":
+      if ((system.userIds || [])[0] === system.actorId) return `${actor} ${actor === "You" ? "are" : "is"} no longer an admin`;
+      return system.role === "admin" ? `${actor} made ${people} an admin` : `${actor} made ${people} a member`;
+    case "owner": return `${actor} made ${people} the owner`;
+    default: return `${actor} changed the group`;
+  }
 }
 
 export async function searchPeople(query, signal) {
