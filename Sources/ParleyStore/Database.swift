@@ -96,14 +96,18 @@ public final class Database: Service, Sendable {
         switch self.backend {
         case .sqlite(let backend):
             return try await backend.withWriter(priority: priority) { writer in
-                // IMMEDIATE takes the write lock up front, so two processes on one file wait for each other instead of failing.
-                try await writer.raw("BEGIN IMMEDIATE").run()
+                try await self.beginOnWriter(writer)
                 do {
                     let result = try await body(writer)
                     try await writer.raw("COMMIT").run()
                     return result
                 } catch {
-                    try? await writer.raw("ROLLBACK").run()
+                    do {
+                        try await writer.raw("ROLLBACK").run()
+                    } catch let rollbackError {
+                        // The transaction stays open on the one writer; the next BEGIN ends it (see beginOnWriter).
+                        self.logger.error("SQLite ROLLBACK failed", metadata: ["error": "\(rollbackError)", "cause": "\(error)"])
+                    }
                     throw error
                 }
             }
@@ -121,6 +125,27 @@ public final class Database: Service, Sendable {
                 }
             }
         }
+    }
+
+    /// Starts a write transaction on SQLite's one writer connection. IMMEDIATE takes the write lock up front, so two
+    /// processes on one file wait for each other instead of failing. Should a transaction have been left open on the
+    /// connection (its COMMIT and its ROLLBACK both failed; its caller had the error), every later write would be refused
+    /// for ever: it is rolled back, loudly, and the new one begins.
+    func beginOnWriter(_ writer: any SQLDatabase) async throws {
+        do {
+            try await writer.raw("BEGIN IMMEDIATE").run()
+        } catch let error where String(describing: error).contains("within a transaction") {
+            self.logger.error("the SQLite writer was left inside a transaction; rolling it back")
+            try await writer.raw("ROLLBACK").run()
+            try await writer.raw("BEGIN IMMEDIATE").run()
+        }
+    }
+
+    /// Runs `body` on SQLite's writer connection while holding it, outside any transaction this type starts: for tests
+    /// that leave it in a bad state on purpose. Nil on PostgreSQL.
+    func withSQLiteWriter<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T? {
+        guard case .sqlite(let backend) = self.backend else { return nil }
+        return try await backend.withWriter { try await body($0) }
     }
 
     /// Runs `body` on one PostgreSQL connection of the pool (for `LISTEN`); nil on SQLite, which has no such thing.

@@ -1,0 +1,32 @@
+import ParleyTestSupport
+import SQLKit
+import Testing
+
+@testable import ParleyStore
+
+/// SQLite has one writer connection: a transaction left open on it (its COMMIT and ROLLBACK both failed) must not refuse
+/// every later write ("cannot start a transaction within a transaction", seen once in a CI run's file sweeps).
+@Suite struct SQLiteWriterTests {
+    @Test func aTransactionLeftOpenOnTheWriterIsRolledBackByTheNextOne() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            try await database.transaction { sql in try await sql.raw("CREATE TABLE leftover (x INTEGER NOT NULL)").run() }
+            let left = try await database.withSQLiteWriter { sql in
+                try await sql.raw("BEGIN").run()
+                try await sql.raw("INSERT INTO leftover (x) VALUES (1)").run()
+                return true
+            }
+            #expect(left == true)
+            // The writer is inside a transaction now: a plain BEGIN says so.
+            await #expect(throws: (any Error).self) {
+                _ = try await database.withSQLiteWriter { sql in try await sql.raw("BEGIN").run() }
+            }
+            try await database.transaction { sql in try await sql.raw("INSERT INTO leftover (x) VALUES (2)").run() }
+            let values = try await database.read { sql in
+                try await sql.raw("SELECT x FROM leftover ORDER BY x").all().map { try $0.decode(column: "x", as: Int.self) }
+            }
+            // The abandoned write is gone (never committed), the new one is there, and writes go on.
+            #expect(values == [2])
+            try await database.transaction { sql in try await sql.raw("INSERT INTO leftover (x) VALUES (3)").run() }
+        }
+    }
+}
