@@ -101,3 +101,45 @@ enum AdminError {
         return String(describing: error).split(separator: "\n").first.map(String.init) ?? "failed"
     }
 }
+
+/// `parley backup --to DIR`: a consistent copy of the data of a running Parley.
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Back up the database (SQLite) and the stored files into a new folder, while Parley serves; prints the manifest."
+    )
+
+    @Option(help: "The folder to write (new or empty).") var to: String
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let configuration = self.options.load()
+        AdminLogging.bootstrap()
+        do {
+            let manifest = try await ParleyApp.backup(to: self.to, configuration: configuration, logger: Logger(label: "parley"))
+            print(#"{"database":"\#(manifest.database)","files":\#(manifest.files),"snapshotAt":\#(manifest.snapshotAt)}"#)
+        } catch {
+            CommonOptions.fail(AdminError.describe(error))
+        }
+    }
+}
+
+/// `parley restore --from DIR`: a backup into an empty data folder.
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a backup made by `parley backup` into an empty data folder (PostgreSQL: the files; the database with pg_restore)."
+    )
+
+    @Option(help: "The backup folder.") var from: String
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let configuration = self.options.load()
+        AdminLogging.bootstrap()
+        do {
+            let manifest = try ParleyApp.restore(from: self.from, configuration: configuration, logger: Logger(label: "parley"))
+            print(#"{"database":"\#(manifest.database)","files":\#(manifest.files),"snapshotAt":\#(manifest.snapshotAt)}"#)
+        } catch {
+            CommonOptions.fail(AdminError.describe(error))
+        }
+    }
+}

@@ -13,7 +13,7 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "A self-hostable chat server.",
         version: ParleyVersion.current,
-        subcommands: [Serve.self, Migrate.self, Users.self, SeedHistory.self],
+        subcommands: [Serve.self, Migrate.self, Users.self, SeedHistory.self, Backup.self, Restore.self],
         defaultSubcommand: Serve.self
     )
 }
