@@ -52,7 +52,8 @@ public func backup(to folder: String, configuration: ParleyConfiguration, logger
             // The files the snapshot names that were stored after the first copy.
             let snapshot = try await Database.open(.sqlite(path: path), logger: logger)
             let named = try await snapshot.closing {
-                try await snapshot.read { sql in try await sql.raw("SELECT id FROM files").all().map { try $0.decode(column: "id", as: String.self) } }
+                try await snapshot.read { sql in try await sql.raw("SELECT id FROM files").all().map { try $0.decode(column: "id", as: String.self) }
+                }
             }
             copied += try copyBlobs(from: source, to: copies, only: Set(named))
             return BackupManifest(snapshotAt: snapshotAt, database: "sqlite", schemaVersion: schemaVersion, files: copied)
@@ -116,8 +117,9 @@ func copyBlobs(from source: URL, to target: URL, only: Set<String>?) throws -> I
         do {
             try manager.copyItem(at: file, to: destination)
             copied += 1
-        } catch where !manager.fileExists(atPath: file.path) {
-            continue
+        } catch {
+            // Erased while the backup ran (its message was deleted): nothing to copy.
+            if manager.fileExists(atPath: file.path) { throw error }
         }
     }
     return copied
