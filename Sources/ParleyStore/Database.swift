@@ -103,7 +103,9 @@ public final class Database: Service, Sendable {
                     return result
                 } catch {
                     do {
-                        try await writer.raw("ROLLBACK").run()
+                        // In a task of its own: a cancelled caller (a service stopping) makes every statement of its own
+                        // task throw CancellationError, the ROLLBACK too, which left the one writer inside a transaction.
+                        try await Task { try await writer.raw("ROLLBACK").run() }.value
                     } catch let rollbackError {
                         // The transaction stays open on the one writer; the next BEGIN ends it (see beginOnWriter).
                         self.logger.error("SQLite ROLLBACK failed", metadata: ["error": "\(rollbackError)", "cause": "\(error)"])

@@ -29,4 +29,33 @@ import Testing
             try await database.transaction { sql in try await sql.raw("INSERT INTO leftover (x) VALUES (3)").run() }
         }
     }
+
+    /// A caller cancelled inside its transaction (a service told to stop) throws, and its transaction is rolled back: the
+    /// writer is left outside any transaction (a plain BEGIN works), not for the next transaction to clean up.
+    @Test func aCancelledTransactionIsRolledBack() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            try await database.transaction { sql in try await sql.raw("CREATE TABLE cancelled (x INTEGER NOT NULL)").run() }
+            let (inside, insideContinuation) = AsyncStream.makeStream(of: Void.self)
+            let writer = Task {
+                try await database.transaction { sql in
+                    try await sql.raw("INSERT INTO cancelled (x) VALUES (1)").run()
+                    insideContinuation.yield()
+                    try await Task.sleep(for: .seconds(30))
+                }
+            }
+            for await _ in inside { break }
+            writer.cancel()
+            await #expect(throws: CancellationError.self) { try await writer.value }
+            let plainBegin = try await database.withSQLiteWriter { sql in
+                try await sql.raw("BEGIN").run()
+                try await sql.raw("ROLLBACK").run()
+                return true
+            }
+            #expect(plainBegin == true)
+            let count = try await database.read { sql in
+                try await sql.raw("SELECT COUNT(*) AS n FROM cancelled").first()?.decode(column: "n", as: Int.self)
+            }
+            #expect(count == 0)
+        }
+    }
 }
