@@ -122,7 +122,9 @@ public final class Database: Service, Sendable {
                     try await sql.raw("COMMIT").run()
                     return result
                 } catch {
-                    try? await sql.raw("ROLLBACK").run()
+                    // As on SQLite, in a task of its own: a cancelled caller's ROLLBACK would throw before it ran, and the
+                    // connection would go back to the pool inside the transaction.
+                    try? await Task { try await sql.raw("ROLLBACK").run() }.value
                     throw error
                 }
             }

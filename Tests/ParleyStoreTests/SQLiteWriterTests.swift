@@ -58,4 +58,35 @@ import Testing
             #expect(count == 0)
         }
     }
+
+    /// On PostgreSQL a connection left inside a cancelled caller's transaction went back to the pool, and the next
+    /// transaction on it (a BEGIN there is only a warning) committed the cancelled caller's writes with its own.
+    @Test func aCancelledTransactionOnPostgreSQLCommitsNothingLater() async throws {
+        try await TestDatabases.with(.postgres) { database in
+            try await database.transaction { sql in
+                try await sql.raw("CREATE TABLE cancelled (x INTEGER NOT NULL)").run()
+                try await sql.raw("CREATE TABLE later (x INTEGER NOT NULL)").run()
+            }
+            let (inside, insideContinuation) = AsyncStream.makeStream(of: Void.self)
+            let writer = Task {
+                try await database.transaction { sql in
+                    try await sql.raw("INSERT INTO cancelled (x) VALUES (1)").run()
+                    insideContinuation.yield()
+                    try await Task.sleep(for: .seconds(30))
+                }
+            }
+            for await _ in inside { break }
+            writer.cancel()
+            await #expect(throws: CancellationError.self) { try await writer.value }
+            for value in 0..<10 {
+                try await database.transaction { sql in try await sql.raw("INSERT INTO later (x) VALUES (\(bind: value))").run() }
+            }
+            let counts = try await database.read { sql in
+                try await sql.raw("SELECT (SELECT COUNT(*) FROM cancelled) AS c, (SELECT COUNT(*) FROM later) AS l").first().map {
+                    (try $0.decode(column: "c", as: Int.self), try $0.decode(column: "l", as: Int.self))
+                }
+            }
+            #expect(counts?.0 == 0 && counts?.1 == 10)
+        }
+    }
 }
