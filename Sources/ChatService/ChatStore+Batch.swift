@@ -150,7 +150,7 @@ extension ChatStore {
                 if let fileID = record.fileID { try await FileStore.attach(fileID, toChat: record.chatID, in: sql) }
             }
             try await Self.insertMentions(of: batch.created, in: sql)
-            try await Self.notePendingMail(for: batch.created, in: sql)
+            try await Self.notePendingMail(for: batch.created, directChats: batch.directChats, in: sql)
             for (record, erasedFiles) in batch.changed {
                 try await Self.update(record, in: sql)
                 // The thumbnail's row goes with its image's.
@@ -298,6 +298,8 @@ private struct Batch {
     var members = Set<PairKey>()
     /// The direct chats of the batch in which one side blocks the other: nothing new is written into them.
     var blockedChats = Set<String>()
+    /// Which of the chats are direct: their messages are owed a missed-message mail.
+    var directChats = Set<String>()
     var storedByClientID: [ClientKey: MessageRecord] = [:]
     /// Each write's outcome once known; nil while it is still to be carried out.
     var outcomes: [ChatStore.WriteOutcome?]
@@ -350,7 +352,7 @@ private struct Batch {
         }
         let rows = try await sql.raw(
             """
-            SELECT m.chat_id, m.user_id, c.blocked FROM chat_members m JOIN chats c ON c.id = m.chat_id
+            SELECT m.chat_id, m.user_id, c.blocked, c.kind FROM chat_members m JOIN chats c ON c.id = m.chat_id
             WHERE m.chat_id IN (\(binds: chatIDs)) AND m.user_id IN (\(binds: Array(people)))
             """
         ).all()
@@ -358,6 +360,7 @@ private struct Batch {
             let chatID = try row.decode(column: "chat_id", as: String.self)
             self.members.insert(PairKey(chatID: chatID, userID: try row.decode(column: "user_id", as: String.self)))
             if try row.decode(column: "blocked", as: Int.self) != 0 { self.blockedChats.insert(chatID) }
+            if try row.decode(column: "kind", as: String.self) == "direct" { self.directChats.insert(chatID) }
         }
     }
 

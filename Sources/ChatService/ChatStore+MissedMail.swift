@@ -31,26 +31,32 @@ extension ChatStore {
     }
 
     /// Marks the recipients of `created` as owed a mail unless something already waits for them: the other member of a
-    /// direct chat, and whoever a message mentions. One statement per batch; a recipient already waiting costs no write.
-    static func notePendingMail(for created: [MessageRecord], in sql: any SQLDatabase) async throws {
-        guard !created.isEmpty else { return }
-        let sends = created.map { SQLQueryString("(\(bind: $0.chatID), \(bind: $0.senderID), \(bind: $0.createdAt))") }
-        let mentions = created.flatMap { record in
+    /// direct chat (those of `directChats`), and whoever a message mentions. At most one statement per batch, none for a
+    /// batch of group messages without mentions; a recipient already waiting costs no write.
+    static func notePendingMail(for created: [MessageRecord], directChats: Set<String>, in sql: any SQLDatabase) async throws {
+        let direct = created.filter { directChats.contains($0.chatID) }
+        let mentions = created.filter { !directChats.contains($0.chatID) }.flatMap { record in
             record.mentions.filter { $0 != record.senderID }.map { SQLQueryString("(\(bind: $0), \(bind: record.createdAt))") }
         }
-        var owed: SQLQueryString = """
-            SELECT cm.user_id AS user_id, v.column3 AS created_at FROM (VALUES \(SQLList(sends))) AS v
-            JOIN chats c ON c.id = v.column1 AND c.kind = 'direct'
-            JOIN chat_members cm ON cm.chat_id = v.column1 AND cm.user_id <> v.column2
-            """
-        if !mentions.isEmpty {
-            owed = "\(owed) UNION ALL SELECT column1, column2 FROM (VALUES \(SQLList(mentions))) AS w"
+        var parts: [SQLQueryString] = []
+        if !direct.isEmpty {
+            let sends = direct.map { SQLQueryString("(\(bind: $0.chatID), \(bind: $0.senderID), \(bind: $0.createdAt))") }
+            parts.append(
+                """
+                SELECT cm.user_id AS user_id, v.column3 AS created_at FROM (VALUES \(SQLList(sends))) AS v
+                JOIN chat_members cm ON cm.chat_id = v.column1 AND cm.user_id <> v.column2
+                """
+            )
         }
+        if !mentions.isEmpty {
+            parts.append("SELECT column1 AS user_id, column2 AS created_at FROM (VALUES \(SQLList(mentions))) AS w")
+        }
+        guard !parts.isEmpty else { return }
         // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
         try await sql.raw(
             """
             INSERT INTO missed_mail (user_id, pending_since)
-            SELECT r.user_id, MIN(r.created_at) FROM (\(owed)) AS r WHERE true GROUP BY r.user_id
+            SELECT r.user_id, MIN(r.created_at) FROM (\(SQLList(parts, separator: SQLRaw(" UNION ALL ")))) AS r WHERE true GROUP BY r.user_id
             ON CONFLICT (user_id) DO UPDATE SET pending_since = excluded.pending_since WHERE missed_mail.pending_since IS NULL
             """
         ).run()
