@@ -51,7 +51,7 @@ public final class MissedMessageMailer: Service {
     static let unreadRead = 200
 
     /// A mailer reading the chats of `database`.
-    public convenience init(
+    public init(
         database: Database,
         directory: any UserDirectory,
         presence: any PresenceRegistry,
@@ -61,29 +61,7 @@ public final class MissedMessageMailer: Service {
         mailQueued: Wakeup?,
         logger: Logger
     ) {
-        self.init(
-            store: ChatStore(database: database),
-            directory: directory,
-            presence: presence,
-            recipient: recipient,
-            links: links,
-            settings: settings,
-            mailQueued: mailQueued,
-            logger: logger
-        )
-    }
-
-    init(
-        store: ChatStore,
-        directory: any UserDirectory,
-        presence: any PresenceRegistry,
-        recipient: @escaping RecipientLookup,
-        links: UnsubscribeLinks,
-        settings: Settings,
-        mailQueued: Wakeup?,
-        logger: Logger
-    ) {
-        self.store = store
+        self.store = ChatStore(database: database)
         self.directory = directory
         self.presence = presence
         self.recipient = recipient

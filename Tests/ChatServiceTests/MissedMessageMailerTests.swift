@@ -23,7 +23,7 @@ import Testing
 
         func mailer(instance: String = "a") async throws -> MissedMessageMailer {
             MissedMessageMailer(
-                store: ChatStore(database: self.database),
+                database: self.database,
                 directory: FakeDirectory(ids: Set(self.users)),
                 presence: self.presence,
                 recipient: { userID, sql in

@@ -35,17 +35,7 @@ import Testing
     @Test func aCancelledTransactionIsRolledBack() async throws {
         try await TestDatabases.with(.sqlite) { database in
             try await database.transaction { sql in try await sql.raw("CREATE TABLE cancelled (x INTEGER NOT NULL)").run() }
-            let (inside, insideContinuation) = AsyncStream.makeStream(of: Void.self)
-            let writer = Task {
-                try await database.transaction { sql in
-                    try await sql.raw("INSERT INTO cancelled (x) VALUES (1)").run()
-                    insideContinuation.yield()
-                    try await Task.sleep(for: .seconds(30))
-                }
-            }
-            for await _ in inside { break }
-            writer.cancel()
-            await #expect(throws: CancellationError.self) { try await writer.value }
+            try await Self.cancelInsideATransaction(database)
             let plainBegin = try await database.withSQLiteWriter { sql in
                 try await sql.raw("BEGIN").run()
                 try await sql.raw("ROLLBACK").run()
@@ -67,17 +57,7 @@ import Testing
                 try await sql.raw("CREATE TABLE cancelled (x INTEGER NOT NULL)").run()
                 try await sql.raw("CREATE TABLE later (x INTEGER NOT NULL)").run()
             }
-            let (inside, insideContinuation) = AsyncStream.makeStream(of: Void.self)
-            let writer = Task {
-                try await database.transaction { sql in
-                    try await sql.raw("INSERT INTO cancelled (x) VALUES (1)").run()
-                    insideContinuation.yield()
-                    try await Task.sleep(for: .seconds(30))
-                }
-            }
-            for await _ in inside { break }
-            writer.cancel()
-            await #expect(throws: CancellationError.self) { try await writer.value }
+            try await Self.cancelInsideATransaction(database)
             for value in 0..<10 {
                 try await database.transaction { sql in try await sql.raw("INSERT INTO later (x) VALUES (\(bind: value))").run() }
             }
@@ -88,5 +68,20 @@ import Testing
             }
             #expect(counts?.0 == 0 && counts?.1 == 10)
         }
+    }
+
+    /// A caller that inserts a row into `cancelled` in a transaction, and is cancelled while it is still inside it.
+    static func cancelInsideATransaction(_ database: Database) async throws {
+        let (inside, insideContinuation) = AsyncStream.makeStream(of: Void.self)
+        let writer = Task {
+            try await database.transaction { sql in
+                try await sql.raw("INSERT INTO cancelled (x) VALUES (1)").run()
+                insideContinuation.yield()
+                try await Task.sleep(for: .seconds(30))
+            }
+        }
+        for await _ in inside { break }
+        writer.cancel()
+        await #expect(throws: CancellationError.self) { try await writer.value }
     }
 }
