@@ -52,15 +52,15 @@ final class ChatFanout: Sendable {
         switch event {
         case .newMessage(let record), .messageUpdated(let record):
             // An event that cannot be addressed now is made up for by the next one's fill, or by `/changes`.
-            guard let members = await self.members(of: record.chatID) else { return }
+            guard var members = await self.members(of: record.chatID) else { return }
             let isNew = if case .newMessage = event { true } else { false }
             for ready in await self.sequencer.admit(record, isNew: isNew) {
-                self.emit(ready, to: members, recipients)
+                await self.emit(ready, to: &members, recipients)
             }
         case .messagesMissed(let chatID, let first, let last):
-            guard let members = await self.members(of: chatID) else { return }
+            guard var members = await self.members(of: chatID) else { return }
             for ready in await self.sequencer.missed(chatID: chatID, from: first, through: last) {
-                self.emit(ready, to: members, recipients)
+                await self.emit(ready, to: &members, recipients)
             }
         case .messagesSeen(let chatID, let userID, let seq):
             guard let members = await self.members(of: chatID) else { return }
@@ -107,7 +107,20 @@ final class ChatFanout: Sendable {
         }
     }
 
-    func emit(_ delivery: MessageSequencer.Delivery, to members: [String], _ recipients: any EventRecipients) {
+    /// Emits `delivery` to `members`. A new system message may have changed the members, and the change's `chatUpdated`
+    /// can come after it (a fill found it in the database first, or the bus carried the two apart): its members are read
+    /// again from the database, so that a removed member never hears the removal nor anything after it.
+    func emit(_ delivery: MessageSequencer.Delivery, to members: inout [String], _ recipients: any EventRecipients) async {
+        if delivery.isNew, delivery.record.kind == "system" {
+            do {
+                members = try await self.service.membership.refresh(delivery.record.chatID)
+            } catch {
+                self.logger.warning(
+                    "cannot read a changed chat's members",
+                    metadata: ["chatId": .string(delivery.record.chatID), "error": "\(error)"]
+                )
+            }
+        }
         let message = delivery.record.message(signer: self.service.signer)
         let name = delivery.isNew ? "newMessage" : "messageUpdated"
         recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(message)]), toUsers: members)

@@ -144,6 +144,16 @@ final class MembershipCache: Sendable {
         }
     }
 
+    /// Reads the members of `chatID` from the database again and remembers them.
+    func refresh(_ chatID: String) async throws -> [String] {
+        let (ids, blocked) = try await self.store.membership(of: chatID)
+        self.setBlocked(chatID, blocked)
+        self.members.withLock { cache in
+            if ids.isEmpty { cache[chatID] = nil } else { cache[chatID] = ids }
+        }
+        return ids
+    }
+
     /// Records the members of a chat just created or changed (or announced by another instance).
     func remember(_ chatID: String, members: [String]) {
         self.members.withLock { $0[chatID] = members }

@@ -128,6 +128,32 @@ struct ChatFanoutTests {
         }
     }
 
+    @Test(
+        "a removal found by a fill before its chatUpdated arrives reaches no one removed, nor does anything after it",
+        arguments: DatabaseKind.allCases
+    )
+    func removalFoundByAFill(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(3, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            let first = try await parts.append(1, to: chat, from: users[0])
+            await parts.fanout.deliver(.newMessage(first[0]))
+            // Another instance removes users[1] and sends on: this process's cache still holds all three, and the
+            // reconciler finds the removal and the next message in the database before the bus brings `chatUpdated`.
+            let removal = try await parts.service.store.changeGroup(chat, by: users[0], now: Timestamp.millis()) {
+                try GroupRules.remove(users[1], from: $0, by: users[0])
+            }
+            let after = try await parts.append(1, to: chat, from: users[0])
+            await parts.fanout.deliver(.messagesMissed(chatID: chat, firstVersion: first[0].version + 1, lastVersion: after[0].version))
+            #expect(parts.emits.messageSeqs == [1, removal[0].seq, after[0].seq])
+            let emits = parts.emits.all
+            #expect(Set(emits[0].users) == Set(users))
+            #expect(Set(emits[1].users) == [users[0], users[2]], "the removal")
+            #expect(Set(emits[2].users) == [users[0], users[2]], "the message after it")
+        }
+    }
+
     @Test("typing goes to the other members, read state and new chats to all, with payloads as the contract says")
     func otherEvents() async throws {
         try await TestDatabases.with(.sqlite) { database in

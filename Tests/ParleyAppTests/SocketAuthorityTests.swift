@@ -46,7 +46,13 @@ import Testing
     /// The seen case: an expired token's socket may not send, hears `sessionEnded` `token_expired`, and is closed.
     @Test(arguments: DatabaseKind.allCases)
     func aSocketWhoseTokenExpiredCannotSendAndIsClosed(_ kind: DatabaseKind) async throws {
-        try await TestApp.run(kind, configure: Self.settings) { app in
+        // A grace of 4 s, not 1: the refused send below must be answered before the socket is closed, and CI once took
+        // longer than 0.9 s for it on the loaded machine (its poll found the session closed).
+        let settings: @Sendable (inout ParleyConfiguration) -> Void = { configuration in
+            Self.settings(&configuration)
+            configuration.socketTokenGraceSeconds = 4
+        }
+        try await TestApp.run(kind, configure: settings) { app in
             let ann = try await app.signIn()
             let ben = try await app.signIn()
             let chatID = try await Self.chat(app, of: ann, with: ben)
