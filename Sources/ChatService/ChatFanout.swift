@@ -24,14 +24,24 @@ final class ChatFanout: Sendable {
     let sequencer: MessageSequencer
     let presence: PresenceTracker
     let reads: ReadOnDelivery
+    /// Presence changes, gathered for a short window: one packet per socket per window, not one per change.
+    let presenceBatch: PresenceBatch
     let logger: Logger
     private let recipients = Mutex<(any EventRecipients)?>(nil)
 
-    init(service: ChatService, sequencer: MessageSequencer, presence: PresenceTracker, reads: ReadOnDelivery, logger: Logger) {
+    init(
+        service: ChatService,
+        sequencer: MessageSequencer,
+        presence: PresenceTracker,
+        reads: ReadOnDelivery,
+        presenceBatch: PresenceBatch = PresenceBatch(),
+        logger: Logger
+    ) {
         self.service = service
         self.sequencer = sequencer
         self.presence = presence
         self.reads = reads
+        self.presenceBatch = presenceBatch
         self.logger = logger
     }
 
@@ -44,6 +54,13 @@ final class ChatFanout: Sendable {
     func run(_ events: AsyncStream<ChatEvent>) async {
         for await event in events {
             await self.deliver(event)
+        }
+    }
+
+    /// Sends the gathered presence changes, a window at a time, until cancelled.
+    func runPresence() async {
+        await self.presenceBatch.run { event, users in
+            self.recipients.withLock { $0 }?.emit(event, toUsers: users)
         }
     }
 
@@ -66,6 +83,21 @@ final class ChatFanout: Sendable {
             guard let members = await self.members(of: chatID) else { return }
             let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + #","seq":\#(seq)}"#
             recipients.emit(EncodedEvent(name: "messagesSeen", encodedArguments: [payload]), toUsers: members)
+        case .readPointers(let chatID, let pointers, let senders):
+            guard let members = await self.members(of: chatID).map(Set.init) else { return }
+            let senders = senders.filter(members.contains)
+            let quotedChat = JSONText.quote(chatID)
+            // Each viewer's own pointer to their sockets (their other tabs clear the chat's unread count).
+            for pointer in pointers where members.contains(pointer.userID) {
+                let payload = #"{"chatId":"# + quotedChat + #","userId":"# + JSONText.quote(pointer.userID) + #","seq":\#(pointer.seq)}"#
+                let event = EncodedEvent(name: "messagesSeen", encodedArguments: [payload])
+                recipients.emit(event, toUsers: pointers.count == 1 ? Array(Set(senders + [pointer.userID])) : [pointer.userID])
+            }
+            // The senders of what was read: every moved pointer at once.
+            guard pointers.count > 1, !senders.isEmpty else { return }
+            let entries = pointers.map { #"{"userId":"# + JSONText.quote($0.userID) + #","lastReadSeq":\#($0.seq)}"# }
+            let payload = #"{"chatId":"# + quotedChat + #","readState":["# + entries.joined(separator: ",") + "]}"
+            recipients.emit(EncodedEvent(name: "readState", encodedArguments: [payload]), toUsers: senders)
         case .typing(let chatID, let userID, let isTyping):
             guard let members = await self.members(of: chatID) else { return }
             let payload = #"{"chatId":"# + JSONText.quote(chatID) + #","userId":"# + JSONText.quote(userID) + "}"
@@ -90,7 +122,7 @@ final class ChatFanout: Sendable {
         case .presence(let userID, let online, let known):
             let contacts: [String]
             if let known { contacts = known } else { contacts = (try? await self.service.store.contacts(of: userID)) ?? [] }
-            recipients.emit(Self.presenceEvent(userID, online: online), toUsers: contacts)
+            self.presenceBatch.add(userID, online: online, to: contacts)
         }
     }
 

@@ -119,6 +119,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
                 group.addTask { await self.reads.run() }
                 group.addTask { await self.presence.maintain() }
                 group.addTask { await self.fanout.run(events) }
+                group.addTask { await self.fanout.runPresence() }
                 group.addTask { await self.authority.run() }
             }
         }

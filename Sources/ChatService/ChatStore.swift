@@ -228,6 +228,42 @@ struct ChatStore: Sendable {
         }
     }
 
+    /// Moves many members' read pointers forward in one transaction, one statement per 500 of them (each never past its
+    /// chat's last message, never back), and returns those that moved, as they are now. Pointers of people no longer
+    /// members move nothing.
+    func markRead(_ pointers: [(chatID: String, pointer: ReadPointer)]) async throws -> [(chatID: String, pointer: ReadPointer)] {
+        guard !pointers.isEmpty else { return [] }
+        return try await self.database.transaction { sql in
+            var moved: [(chatID: String, pointer: ReadPointer)] = []
+            for start in stride(from: 0, to: pointers.count, by: 500) {
+                let values = pointers[start..<min(start + 500, pointers.count)].map {
+                    SQLQueryString("(\(bind: $0.chatID), \(bind: $0.pointer.userID), \(bind: $0.pointer.seq))")
+                }.joined(separator: ", ")
+                // VALUES columns are column1… on both databases; the target's columns stay unambiguous for RETURNING.
+                let rows = try await sql.raw(
+                    """
+                    UPDATE chat_members SET last_read_seq = v.rseq
+                    FROM (
+                        SELECT x.column1 AS cid, x.column2 AS uid,
+                               CASE WHEN c.last_seq < x.column3 THEN c.last_seq ELSE x.column3 END AS rseq
+                        FROM (VALUES \(values)) AS x JOIN chats c ON c.id = x.column1
+                    ) AS v
+                    WHERE chat_members.chat_id = v.cid AND chat_members.user_id = v.uid AND chat_members.last_read_seq < v.rseq
+                    RETURNING chat_id, user_id, last_read_seq
+                    """
+                ).all()
+                for row in rows {
+                    let pointer = ReadPointer(
+                        userID: try row.decode(column: "user_id", as: String.self),
+                        seq: try row.decode(column: "last_read_seq", as: Int64.self)
+                    )
+                    moved.append((try row.decode(column: "chat_id", as: String.self), pointer))
+                }
+            }
+            return moved
+        }
+    }
+
     /// Whether `userID` is a member of `chatID`.
     func isMember(_ userID: String, of chatID: String) async throws -> Bool {
         try await self.database.read { sql in

@@ -7,8 +7,11 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     case newMessage(MessageRecord)
     /// A message edited, deleted, or with its reactions changed: its state after the change.
     case messageUpdated(MessageRecord)
-    /// A member's read pointer moved.
+    /// A member's read pointer moved (`markRead`): every member hears it.
     case messagesSeen(chatID: String, userID: String, seq: Int64)
+    /// The pointers of a chat's viewers moved by read-on-delivery, written together: each viewer hears their own (for
+    /// their other sockets), and `senders` (whose messages were read) hear them all at once.
+    case readPointers(chatID: String, pointers: [ReadPointer], senders: [String])
     case typing(chatID: String, userID: String, isTyping: Bool)
     /// A chat was created or a group changed: its summary (it names the members, whom every instance's membership cache
     /// takes from it).
@@ -29,6 +32,7 @@ package enum ChatEvent: Sendable, Equatable, Codable {
         case newMessage = "m"
         case messageUpdated = "e"
         case messagesSeen = "s"
+        case readPointers = "d"
         case typing = "t"
         case chatUpdated = "c"
         case chatRemoved = "r"
@@ -47,6 +51,11 @@ package enum ChatEvent: Sendable, Equatable, Codable {
         case chatID = "c"
         case userID = "u"
         case seq = "q"
+    }
+    enum ReadPointersCodingKeys: String, CodingKey {
+        case chatID = "c"
+        case pointers = "p"
+        case senders = "u"
     }
     enum TypingCodingKeys: String, CodingKey {
         case chatID = "c"
@@ -78,6 +87,22 @@ package enum ChatEvent: Sendable, Equatable, Codable {
     var travels: Bool {
         if case .messagesMissed = self { return false }
         return true
+    }
+}
+
+/// A member's read pointer: they have read up to `seq`.
+package struct ReadPointer: Sendable, Hashable, Codable {
+    package var userID: String
+    package var seq: Int64
+
+    package init(userID: String, seq: Int64) {
+        self.userID = userID
+        self.seq = seq
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "u"
+        case seq = "q"
     }
 }
 

@@ -5,11 +5,16 @@ import Synchronization
 /// Marks messages read for whoever has their chat open (`joinChat`) when they are delivered, as the original app does.
 ///
 /// The server owns this pointer: a client that has a chat open does not mark arriving messages read itself. Membership is
-/// checked once, when the chat is opened; a delivery costs no query. The pointers to move are gathered and written by one
-/// task, so a burst of messages into an open chat costs one write (and one `messagesSeen`) per viewer, not one per message.
+/// checked once, when the chat is opened; a delivery costs no query. The pointers to move are gathered for ``interval``
+/// and written by one task in one transaction, whatever the number of viewers and messages: a busy group with a
+/// thousand viewers costs one write per interval, not one per viewer or per message. Each moved pointer goes to its
+/// viewer's own sockets, and the senders of the messages read hear the chat's moved pointers in one event
+/// (`ChatEvent.readPointers`), not one per viewer.
 final class ReadOnDelivery: Sendable {
     let service: ChatService
     let logger: Logger
+    /// How long pointers are gathered before they are written (after the first delivery that moves one).
+    let interval: Duration
     private let state = Mutex(State())
     private let queued = Wakeup()
 
@@ -20,6 +25,8 @@ final class ReadOnDelivery: Sendable {
         var viewers: [String: [String: Int]] = [:]
         /// Read pointers to move: chat and user → the seq to move to.
         var pending: [Viewer: Int64] = [:]
+        /// For each chat with pointers to move, who sent the messages read.
+        var senders: [String: Set<String>] = [:]
     }
 
     struct Viewer: Hashable {
@@ -27,9 +34,10 @@ final class ReadOnDelivery: Sendable {
         var userID: String
     }
 
-    init(service: ChatService, logger: Logger) {
+    init(service: ChatService, logger: Logger, interval: Duration = .milliseconds(250)) {
         self.service = service
         self.logger = logger
+        self.interval = interval
     }
 
     /// Opens `chatID` on socket `socketID` of `userID`, who must be a member (checked by the caller).
@@ -72,6 +80,7 @@ final class ReadOnDelivery: Sendable {
                 state.pending[viewer] = max(state.pending[viewer] ?? 0, record.seq)
                 anyone = true
             }
+            if anyone { state.senders[record.chatID, default: []].insert(record.senderID) }
             return anyone
         }
         if anyone { self.queued.ring() }
@@ -80,31 +89,39 @@ final class ReadOnDelivery: Sendable {
     /// Writes the gathered read pointers until cancelled, off the fan-out loop so that writes never hold up delivery.
     func run() async {
         while !Task.isCancelled {
-            let pending = self.state.withLock { state -> [Viewer: Int64] in
-                defer { state.pending.removeAll(keepingCapacity: true) }
-                return state.pending
-            }
-            if pending.isEmpty {
+            if self.state.withLock({ $0.pending.isEmpty }) {
                 await self.queued.wait(timeout: .seconds(1))
                 continue
             }
-            for (viewer, seq) in pending {
-                do {
-                    try await self.service.markReadOnDelivery(chatID: viewer.chatID, userID: viewer.userID, seq: seq)
-                } catch {
-                    self.logger.warning("cannot mark an open chat read", metadata: ["chatId": .string(viewer.chatID), "error": "\(error)"])
+            // Let a burst gather: one write for all of it.
+            try? await Task.sleep(for: self.interval)
+            let (pending, senders) = self.state.withLock { state in
+                defer {
+                    state.pending.removeAll(keepingCapacity: true)
+                    state.senders.removeAll(keepingCapacity: true)
                 }
+                return (state.pending, state.senders)
+            }
+            do {
+                try await self.service.markReadOnDelivery(
+                    pending.map { ($0.key.chatID, ReadPointer(userID: $0.key.userID, seq: $0.value)) },
+                    senders: senders
+                )
+            } catch {
+                self.logger.warning("cannot mark open chats read", metadata: ["pointers": "\(pending.count)", "error": "\(error)"])
             }
         }
     }
 }
 
 extension ChatService {
-    /// Moves a member's read pointer to a message delivered while they had its chat open, and tells the chat; the
-    /// membership was checked when the chat was opened.
-    func markReadOnDelivery(chatID: String, userID: String, seq: Int64) async throws {
-        if let moved = try await self.store.markRead(chatID: chatID, userID: userID, seq: seq) {
-            self.bus.publish(.messagesSeen(chatID: chatID, userID: userID, seq: moved))
+    /// Moves the read pointers of members who had a chat open when its messages were delivered (membership was checked
+    /// when the chat was opened), in one write, and tells each chat's viewers and the senders of what they read.
+    func markReadOnDelivery(_ pointers: [(chatID: String, pointer: ReadPointer)], senders: [String: Set<String>]) async throws {
+        let moved = try await self.store.markRead(pointers)
+        for (chatID, pointers) in Dictionary(grouping: moved, by: \.chatID) {
+            let readers = pointers.map(\.pointer).sorted { $0.userID < $1.userID }
+            self.bus.publish(.readPointers(chatID: chatID, pointers: readers, senders: (senders[chatID] ?? []).sorted()))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SocketIOProtocol
 import Synchronization
 
 /// `parley-bench fanout`: one sender into one group whose members are all connected, paced.
@@ -13,25 +14,46 @@ struct FanOut: AsyncParsableCommand {
     @Option(help: "Members of the group, the sender included (at most 1000).") var members = 1000
     @Option(help: "Messages per second the sender sends.") var rate = 200.0
     @Option(help: "Seconds of sending.") var duration = 10.0
+    @Flag(
+        help:
+            "As real clients: every receiver has the chat open (joinChat), so read pointers move on delivery, and the sender types before each send."
+    )
+    var realistic = false
 
     func run() async throws {
         let users = try self.options.loadUsers(atLeast: self.members)
         let result = try await BenchContext.with(self.options) { context in
-            try await Self.measure(context: context, users: Array(users.prefix(self.members)), rate: self.rate, duration: self.duration)
+            try await Self.measure(
+                context: context,
+                users: Array(users.prefix(self.members)),
+                rate: self.rate,
+                duration: self.duration,
+                realistic: self.realistic
+            )
         }
         self.options.print([result])
     }
 
-    static func measure(context: BenchContext, users: [BenchUser], rate: Double, duration: Double) async throws -> ScenarioResult {
+    static func measure(
+        context: BenchContext,
+        users: [BenchUser],
+        rate: Double,
+        duration: Double,
+        realistic: Bool = false
+    ) async throws -> ScenarioResult {
         let sender = users[0]
         // The members connect before the group exists: connecting 1000 contacts at once would tell each of them up to
         // 999 times `userOnline`, which measures presence, not message fan-out.
         let box = Mutex<[DeliveryTracker]>([])
         let lost = Atomic<Int>(0)
+        let readPackets = Atomic<Int>(0)
         let sockets = try await context.connect(
             tokens: users.map(\.accessToken),
             handler: { index in
-                { name, arguments in box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments) }
+                { name, arguments in
+                    if name == "messagesSeen" || name == "readState" { readPackets.add(1, ordering: .relaxed) }
+                    box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments)
+                }
             },
             onClose: { _ in lost.add(1, ordering: .relaxed) }
         )
@@ -40,6 +62,19 @@ struct FanOut: AsyncParsableCommand {
             name: "bench fan-out \(runTag())",
             memberIDs: users.dropFirst().map(\.id)
         )
+        if realistic {
+            // Every receiver opens the chat, as the web app does for the chat on screen.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, socket) in sockets.enumerated().dropFirst() {
+                    if index > 64 { try await group.next() }
+                    group.addTask {
+                        let answer = try await socket.emitWithAck("joinChat", encodedArguments: [JSONText.quoted(chatID)])
+                        guard answer.first?["ok"]?.boolValue == true else { throw CorrectnessFailure("joinChat was refused") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
         let latency = LatencyRecorder()
         let trackers = users.indices.map { DeliveryTracker(chatID: chatID, label: "member \($0)", afterSeq: 0, latency: latency) }
         box.withLock { $0 = trackers }
@@ -49,7 +84,16 @@ struct FanOut: AsyncParsableCommand {
         let start = Monotonic.nanoseconds()
         let end = start + UInt64(duration * 1e9)
         let interval = 1e9 / rate
-        try await BenchContext.sendPaced(sockets[0], chatID: chatID, start: start, end: end, interval: interval, idPrefix: tag, acked: acked)
+        try await BenchContext.sendPaced(
+            sockets[0],
+            chatID: chatID,
+            start: start,
+            end: end,
+            interval: interval,
+            idPrefix: tag,
+            acked: acked,
+            typing: realistic
+        )
         let sent = acked.value.load(ordering: .relaxed)
         try await DeliveryTracker.awaitAll(trackers, expected: { _ in sent }, timeout: .seconds(60), closedSockets: { lost.load(ordering: .relaxed) })
         let finished = Monotonic.nanoseconds()
@@ -58,15 +102,19 @@ struct FanOut: AsyncParsableCommand {
         if lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(lost.load(ordering: .relaxed)) sockets were closed by the server") }
         let deliveries = sent * users.count
         let histogram = latency.snapshot
+        var figures = [
+            Figure("deliveries", Double(deliveries) / (Double(finished - start) / 1e9), "deliveries/s", atLeast: 200_000),
+            Figure("latency p50", histogram.milliseconds(at: 50), "ms"),
+            Figure("latency p99", histogram.milliseconds(at: 99), "ms", atMost: 50),
+            Figure("latency max", histogram.maxMilliseconds, "ms"),
+        ]
+        if realistic {
+            figures.append(Figure("read-state packets", Double(readPackets.load(ordering: .relaxed)) / Double(max(sent, 1)), "per message"))
+        }
         var result = ScenarioResult(
-            scenario: "fan-out",
+            scenario: realistic ? "fan-out, realistic" : "fan-out",
             parameters: ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)],
-            figures: [
-                Figure("deliveries", Double(deliveries) / (Double(finished - start) / 1e9), "deliveries/s", atLeast: 200_000),
-                Figure("latency p50", histogram.milliseconds(at: 50), "ms"),
-                Figure("latency p99", histogram.milliseconds(at: 99), "ms", atMost: 50),
-                Figure("latency max", histogram.maxMilliseconds, "ms"),
-            ],
+            figures: figures,
             resources: ResourceUse(from: before, to: after)
         )
         result.notes.append("\(sent) messages × \(users.count) sockets: every delivery exactly once and in seq order")

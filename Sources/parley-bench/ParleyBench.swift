@@ -12,7 +12,7 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Load scenarios against a running Parley; each checks that every message arrives exactly once and in seq order.",
-        subcommands: [Throughput.self, FanOut.self, Connections.self, History.self, Footprint.self, Report.self]
+        subcommands: [Throughput.self, FanOut.self, Storm.self, Connections.self, History.self, Footprint.self, Report.self]
     )
 }
 
@@ -119,7 +119,8 @@ struct BenchContext: Sendable {
         end: UInt64,
         interval: Double,
         idPrefix: String,
-        acked: AckCounter
+        acked: AckCounter,
+        typing: Bool = false
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { sends in
             var sequence = 0
@@ -129,6 +130,8 @@ struct BenchContext: Sendable {
                 try await sleep(untilMonotonic: due)
                 let id = "\(idPrefix)-\(sequence)"
                 sends.addTask {
+                    // As a person types: `typing`, then the message.
+                    if typing { try await client.emit("typing", encodedArguments: [#"{"chatId":"# + JSONText.quoted(chatID) + "}"]) }
                     try await Self.send(client, chatID: chatID, text: SendStamp.text(sentAt: due), clientMessageID: id)
                     acked.value.add(1, ordering: .relaxed)
                 }

@@ -65,6 +65,16 @@ final class SocketIOClient: Sendable {
         return client
     }
 
+    /// Emits `name` with already-encoded JSON arguments, asking no ack.
+    func emit(_ name: String, encodedArguments: [String]) async throws {
+        let outbound = try self.state.withLock { state -> WebSocketOutboundWriter in
+            if let error = state.closedBy { throw error }
+            guard let outbound = state.outbound else { throw SocketIOClientError.notConnected }
+            return outbound
+        }
+        try await outbound.write(.text("4" + SocketPacket.event(name, encodedArguments: encodedArguments, ackID: nil).encoded()))
+    }
+
     /// Emits `name` with already-encoded JSON arguments and waits for the server's ack.
     func emitWithAck(_ name: String, encodedArguments: [String]) async throws -> [JSONValue] {
         let (id, outbound) = try self.state.withLock { state -> (UInt64, WebSocketOutboundWriter) in

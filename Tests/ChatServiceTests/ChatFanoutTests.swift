@@ -154,6 +154,45 @@ struct ChatFanoutTests {
         }
     }
 
+    @Test("a reconnect storm of a 300-member group is one presence packet for all, not one per pair; a single change keeps the contract's event")
+    func presenceStormIsCoalesced() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = (0..<300).map { "u\($0)" }
+            for user in users { await parts.fanout.deliver(.presence(userID: user, online: true, contacts: users.filter { $0 != user })) }
+            // Nothing goes out before the window ends.
+            #expect(parts.emits.all.isEmpty)
+            let packets = parts.fanout.presenceBatch.flush()
+            // Without the batch: 300 × 299 = 89,700 packets.
+            #expect(packets.count == 1)
+            let (event, recipients) = try #require(packets.first)
+            #expect(Set(recipients) == Set(users))
+            let payload = try argument(of: event.text, named: "presence", as: [String: [String]].self)
+            #expect(Set(payload["online"] ?? []) == Set(users) && payload["offline"] == [])
+
+            // One user leaves: the contract's userOffline to the others, nothing to the one who left.
+            await parts.fanout.deliver(.presence(userID: "u7", online: false, contacts: ["u1", "u2"]))
+            let single = parts.fanout.presenceBatch.flush()
+            #expect(single.count == 1)
+            #expect(single.first?.0.text == #"42["userOffline",{"userId":"u7"}]"#)
+            #expect(Set(single.first?.1 ?? []) == ["u1", "u2"])
+
+            // Came and went in one window: the last change counts.
+            await parts.fanout.deliver(.presence(userID: "u8", online: true, contacts: ["u1"]))
+            await parts.fanout.deliver(.presence(userID: "u9", online: true, contacts: ["u1"]))
+            await parts.fanout.deliver(.presence(userID: "u8", online: false, contacts: ["u1"]))
+            let mixed = parts.fanout.presenceBatch.flush().first { $0.1 == ["u1"] }
+            #expect(mixed?.0.text == #"42["presence",{"online":["u9"],"offline":["u8"]}]"#)
+
+            // Two contacts who come online in one window, one of them the recipient: the other is the only news.
+            await parts.fanout.deliver(.presence(userID: "a", online: true, contacts: ["b"]))
+            await parts.fanout.deliver(.presence(userID: "b", online: true, contacts: ["a"]))
+            let pair = parts.fanout.presenceBatch.flush().map { "\($0.0.text) → \($0.1)" }.sorted()
+            #expect(pair == [#"42["userOnline",{"userId":"a"}] → ["b"]"#, #"42["userOnline",{"userId":"b"}] → ["a"]"#])
+            #expect(parts.fanout.presenceBatch.flush().isEmpty, "the window is emptied")
+        }
+    }
+
     @Test("typing goes to the other members, read state and new chats to all, with payloads as the contract says")
     func otherEvents() async throws {
         try await TestDatabases.with(.sqlite) { database in
@@ -216,10 +255,91 @@ struct ReadOnDeliveryTests {
             try await parts.bus.wait { !$0.isEmpty }
             running.cancel()
             await running.value
-            #expect(parts.bus.events == [.messagesSeen(chatID: chat, userID: users[1], seq: 3)])
+            #expect(parts.bus.events == [.readPointers(chatID: chat, pointers: [ReadPointer(userID: users[1], seq: 3)], senders: [users[0]])])
             let members = try await parts.service.store.members(of: [chat])
             // The sender's pointer moved when sending, not on delivery.
             #expect(Dictionary(uniqueKeysWithValues: members.map { ($0.userID, $0.lastReadSeq) }) == [users[0]: 3, users[1]: 3, users[2]: 0])
+        }
+    }
+
+    @Test(
+        "a busy group's viewers cost one write and one event per interval, not one per viewer: 200 viewers, 5 messages",
+        arguments: DatabaseKind.allCases
+    )
+    func manyViewersOneWrite(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(201, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: users, now: 1)
+            let viewers = Array(users[1...])
+            for (index, viewer) in viewers.enumerated() {
+                try await parts.router.handle(.openChat(chatID: chat, open: true), from: .init(userID: viewer, socketID: "s\(index)"), ack: nil)
+            }
+            for record in try await parts.append(5, to: chat, from: users[0]) { await parts.fanout.deliver(.newMessage(record)) }
+            let running = Task { await parts.reads.run() }
+            try await parts.bus.wait { !$0.isEmpty }
+            // Another interval: nothing more is written or told.
+            try await Task.sleep(for: parts.reads.interval * 2)
+            running.cancel()
+            await running.value
+            let expected = viewers.sorted().map { ReadPointer(userID: $0, seq: 5) }
+            #expect(parts.bus.events == [.readPointers(chatID: chat, pointers: expected, senders: [users[0]])])
+            let pointers = try await parts.service.store.members(of: [chat]).filter { $0.lastReadSeq == 5 }
+            #expect(pointers.count == 201)
+        }
+    }
+
+    @Test("many pointers move in one statement: forward only, never past the last message, never for non-members", arguments: DatabaseKind.allCases)
+    func markReadMany(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(4, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: Array(users[0...2]), now: 1)
+            let other = try await parts.service.store.group(named: "h", creator: users[0], members: Array(users[0...1]), now: 1)
+            _ = try await parts.append(3, to: chat, from: users[0])
+            _ = try await parts.append(2, to: other, from: users[0])
+            _ = try await parts.service.store.markRead(chatID: chat, userID: users[2], seq: 3)
+            // 600 pointers: more than one statement's 500.
+            var pointers = [(chatID: String, pointer: ReadPointer)](repeating: (other, ReadPointer(userID: users[1], seq: 1)), count: 597)
+            pointers += [
+                (chat, ReadPointer(userID: users[1], seq: 9)),  // past the last message: to 3
+                (chat, ReadPointer(userID: users[2], seq: 2)),  // back: nothing
+                (chat, ReadPointer(userID: users[3], seq: 2)),  // not a member: nothing
+            ]
+            let moved = try await parts.service.store.markRead(pointers)
+            #expect(
+                moved.map { "\($0.chatID == chat ? "chat" : "other") \($0.pointer.userID == users[1]) \($0.pointer.seq)" }.sorted() == [
+                    "chat true 3", "other true 1",
+                ]
+            )
+            let seqs = try await parts.service.store.members(of: [chat, other]).map { "\($0.userID == users[1]) \($0.lastReadSeq)" }
+            #expect(seqs.sorted() == ["false 2", "false 3", "false 3", "true 1", "true 3"])
+        }
+    }
+
+    @Test("moved pointers go to each viewer and, all at once, to the senders of what was read; one pointer in the contract's shape")
+    func readPointersFanOut() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let parts = try await RealtimeParts(database: database)
+            let users = try await makeUsers(5, in: database)
+            let chat = try await parts.service.store.group(named: "g", creator: users[0], members: Array(users[0...3]), now: 1)
+            // users[4] is not a member: a sender no longer in the chat hears nothing.
+            await parts.fanout.deliver(
+                .readPointers(
+                    chatID: chat,
+                    pointers: [ReadPointer(userID: users[1], seq: 4), ReadPointer(userID: users[2], seq: 3)],
+                    senders: [users[0], users[4]]
+                )
+            )
+            await parts.fanout.deliver(.readPointers(chatID: chat, pointers: [ReadPointer(userID: users[3], seq: 4)], senders: [users[0]]))
+            let emits = parts.emits.all
+            #expect(emits.count == 4)
+            #expect(emits[0].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[1])","seq":4}]"# && emits[0].users == [users[1]])
+            #expect(emits[1].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[2])","seq":3}]"# && emits[1].users == [users[2]])
+            let readState = #"[{"userId":"\#(users[1])","lastReadSeq":4},{"userId":"\#(users[2])","lastReadSeq":3}]"#
+            #expect(emits[2].text == #"42["readState",{"chatId":"\#(chat)","readState":\#(readState)}]"# && emits[2].users == [users[0]])
+            #expect(emits[3].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[3])","seq":4}]"#)
+            #expect(Set(emits[3].users) == [users[0], users[3]])
         }
     }
 
@@ -241,7 +361,7 @@ struct ReadOnDeliveryTests {
             running.cancel()
             await running.value
             // Only the viewer who kept the chat open.
-            #expect(parts.bus.events == [.messagesSeen(chatID: chat, userID: users[3], seq: 2)])
+            #expect(parts.bus.events == [.readPointers(chatID: chat, pointers: [ReadPointer(userID: users[3], seq: 2)], senders: [users[0]])])
         }
     }
 }

@@ -210,6 +210,7 @@ struct ChatEventWireTests {
             .newMessage(self.record), .messagesSeen(chatID: "c1", userID: "u1", seq: 9), .typing(chatID: "c1", userID: "u1", isTyping: false),
             .chatUpdated(summary), .presence(userID: "u1", online: true), .chatRemoved(chatID: "c1", userIDs: ["u2", "u3"]),
             .chatBlocked(chatID: "c1", blocked: true),
+            .readPointers(chatID: "c1", pointers: [ReadPointer(userID: "u1", seq: 3), ReadPointer(userID: "u2", seq: 4)], senders: ["u3"]),
             .newMessage(self.systemRecord),
         ]
         for event in events {

@@ -110,6 +110,8 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
         "history": ["history", "--chat", chat, "--requests", "20"],
         "throughput": ["throughput", "--pairs", "2", "--window", "2", "--duration", "1"],
         "fanout": ["fanout", "--members", "12", "--rate", "20", "--duration", "1"],
+        "realistic": ["fanout", "--realistic", "--members", "12", "--rate", "20", "--duration", "1"],
+        "storm": ["storm", "--members", "12", "--observers", "3", "--rate", "20", "--duration", "1.5"],
         "connections": ["connections", "--count", "30", "--settle", "0.2"],
     }
     for name, args in runs.items():
@@ -121,6 +123,12 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
                                                             "history search a number", "history search a common word",
                                                             "history search a number prefix",
                                                             "history search a common prefix"]
+        if name == "realistic":
+            # Every receiver had the chat open: the sender heard read pointers move, a packet per batch, not per viewer.
+            figures = {figure["name"]: figure["value"] for figure in lines[0]["figures"]}
+            assert lines[0]["scenario"] == "fan-out, realistic" and figures["read-state packets"] > 0, lines
+        if name == "storm":
+            assert lines[0]["scenario"] == "storm" and "every observer saw every member online" in lines[0]["notes"][0], lines
         for line in lines:
             assert line["figures"] and all(isinstance(figure["value"], (int, float)) for figure in line["figures"]), line
             assert line["resources"]["loadGeneratorCPUPercent"] >= 0, line

@@ -24,7 +24,7 @@ def run_bench(*arguments: str, timeout: float) -> str:
 
 def test_bench_run_quick_runs_every_scenario():
     output = run_bench("--quick", "--sockets", "200", "--history", "5000", timeout=600)
-    for scenario in ("footprint", "history", "throughput", "fanout", "connections"):
+    for scenario in ("footprint", "history", "throughput", "fanout", "realistic", "storm", "connections"):
         assert f"==> {scenario}" in output, output[-3000:]
     assert "exactly once, in seq order" in output, output[-3000:]
 

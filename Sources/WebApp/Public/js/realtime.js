@@ -57,6 +57,13 @@ export function startRealtime() {
   socket.on("messagesSeen", (payload) => {
     if (payload && payload.chatId) store.receiveSeen(payload);
   });
+  // Several members who had the chat open read your messages: their pointers at once.
+  socket.on("readState", (payload) => {
+    if (!payload || !payload.chatId || !Array.isArray(payload.readState)) return;
+    for (const entry of payload.readState) {
+      if (entry && entry.userId) store.receiveSeen({ chatId: payload.chatId, userId: entry.userId, seq: entry.lastReadSeq });
+    }
+  });
   socket.on("userTyping", (payload) => {
     if (payload && payload.chatId) store.startTyping(payload.chatId, payload.userId);
   });
@@ -71,6 +78,13 @@ export function startRealtime() {
   });
   socket.on("userOffline", (payload) => {
     if (payload && payload.userId) store.userOffline(payload.userId);
+  });
+  // Several contacts came or went within one short window (a reconnect storm): one event lists them all.
+  socket.on("presence", (payload) => {
+    if (!payload) return;
+    const me = store.state.me ? store.state.me.id : null;
+    for (const id of Array.isArray(payload.online) ? payload.online : []) if (id !== me) store.userOnline(id);
+    for (const id of Array.isArray(payload.offline) ? payload.offline : []) if (id !== me) store.userOffline(id);
   });
   socket.on("chatUpdated", (summary) => {
     if (summary && summary.id) {
