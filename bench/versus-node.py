@@ -68,6 +68,9 @@ def run_parley(bin_dir: Path, scenario: list[str], users_needed: int) -> list[di
             # As bench/run: the load generator's users send far beyond a person's rate.
             "PARLEY_RATE_MESSAGES": "1000000,1000000", "PARLEY_RATE_TYPING": "1000000,1000000",
             "PARLEY_RATE_GROUPS": "1000000,1000000",
+            # All of its sockets come from one address, thousands at once.
+            "PARLEY_SOCKET_HANDSHAKE_BURST": "1000000", "PARLEY_SOCKET_HANDSHAKES_PER_SECOND": "1000000",
+            "PARLEY_SOCKET_MAX_PENDING_PER_ADDRESS": "1000000",
         })
         users = Path(work) / "users.jsonl"
         with users.open("w") as out:
