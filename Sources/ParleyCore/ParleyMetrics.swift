@@ -42,8 +42,22 @@ public enum ParleyMetrics {
         ]
         // The message writer's batches hold 1 to 256 messages.
         factory.valueHistogramBuckets = [Names.writerBatchSize: [1, 2, 4, 8, 16, 32, 64, 128, 256]]
+        factory.nameAndLabelSanitizer = { name, labels in
+            guard let renamed = httpNames[name] else { return (name, labels) }
+            return (renamed, labels.map { (httpLabels[$0.0] ?? $0.0, $0.1) })
+        }
         return factory
     }()
+
+    /// Hummingbird's request metrics (OpenTelemetry's names, with dots), renamed to Prometheus's conventions: units and
+    /// `_total` in the names, short labels. Each is renamed once, when the middleware first sees its route and status.
+    static let httpNames = [
+        "hb.requests": "parley_http_requests_total",
+        "hb.request.errors": "parley_http_request_errors_total",
+        "http.server.request.duration": "parley_http_request_duration_seconds",
+        "http.server.active_requests": "parley_http_active_requests",
+    ]
+    static let httpLabels = ["http.route": "route", "http.request.method": "method", "http.response.status_code": "status", "error.type": "status"]
 
     private static let bootstrapped: Void = MetricsSystem.bootstrap(factory)
 

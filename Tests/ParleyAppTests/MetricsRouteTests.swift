@@ -41,6 +41,7 @@ import Testing
             grew("parley_messages_stored_total", by: 1)
             grew("parley_login_codes_sent_total", by: 2)
             grew(#"parley_login_verifications_failed_total{reason="malformed"}"#, by: 1)
+            grew(#"parley_http_requests_total{route="/api/v1/verify",method="POST",status="400"}"#, by: 1)
             grew(#"parley_mail_deliveries_total{outcome="sent"}"#, by: 2)
             grew("parley_message_writer_batch_size_count", by: 1)
             grew("parley_fanout_latency_seconds_count", by: 1)

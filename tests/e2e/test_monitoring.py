@@ -229,7 +229,12 @@ def test_every_panel_and_alert_has_data_and_the_outbox_alert_goes_off(launcher, 
         time.sleep(max(0.0, first_scrape + 4 - time.monotonic()))
 
         # Data is a number: a histogram with nothing observed in the window gives NaN quantiles, which is none.
-        empty = [f"{title}: {expr}" for title, expr in dashboard_queries() if not numbers(monitor.series(expr))]
+        empty = []
+        for title, expr in dashboard_queries():
+            values = numbers(monitor.series(expr))
+            print(f"{title}: {expr} → {values}")  # shown with -rP: what the load looked like
+            if not values:
+                empty.append(f"{title}: {expr}")
         assert not empty, "panel queries without data:\n" + "\n".join(empty)
         # Each alert expression is valid as it is, and what it compares exists (alerts quiet now return nothing).
         for rule in alert_rules():
