@@ -45,6 +45,8 @@ GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$instance": ".*"}
 # a mail that cannot be delivered sets it off within the test. Nothing else of the rules is changed.
 OUTBOX_ALERT = "ParleyMailOutboxStuck"
 TEST_OUTBOX_THRESHOLD_SECONDS = 2
+# More than a socket's outbound queue holds (SocketIOConfiguration.outboundQueueLimit, 1024 packets).
+OVERFLOWING_SENDS = 1100
 COMPARISON = re.compile(r"==|!=|>=|<=|>|<")
 
 
@@ -152,6 +154,18 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return queries
 
 
+def stalled_polling_socket(server, account) -> None:
+    """A Socket.IO connection over long-polling that connects, then never polls again: its queue only fills up."""
+    base = server.base_url + "/socket.io/?EIO=4&transport=polling"
+    opened = requests.get(base, timeout=10)
+    assert opened.status_code == 200 and opened.text.startswith("0"), opened.text
+    sid = json.loads(opened.text[1:])["sid"]
+    sent = requests.post(f"{base}&sid={sid}", data="40" + json.dumps({"token": account.access_token}), timeout=10)
+    assert sent.status_code == 200, sent.text
+    connected = requests.get(f"{base}&sid={sid}", timeout=10)
+    assert connected.status_code == 200 and connected.text.startswith("40{"), connected.text
+
+
 def numbers(series: list) -> list[float]:
     """The values of an instant vector's samples that are numbers."""
     values = [float(sample["value"][1]) for sample in series]
@@ -223,6 +237,11 @@ def test_every_panel_and_alert_has_data_and_the_outbox_alert_goes_off(launcher, 
                                         files={"file": ("notes.txt", b"monitoring\n" * 100, "text/plain")}), 201)
         assert verify(server.client, alice.email, "000000").status_code == 400
         assert server.client.get(f"{API}/no-such-route").status_code == 404
+        # A socket of Bob's that stops polling while Alice sends more than its queue holds: the server drops it.
+        stalled_polling_socket(server, bob)
+        for index in range(OVERFLOWING_SENDS):
+            sockets[0].emit("sendMessage", {"chatId": chat, "text": f"flood {index}", "clientMessageId": str(uuid.uuid4())})
+        poll(lambda: monitor.series("parley_socket_queue_overflows_total >= 1"), 30, "the queue overflow in Prometheus")
 
         # Prometheus has the load, and a few samples for the rates.
         poll(lambda: [s for s in monitor.series("parley_messages_stored_total >= 7")], 15, "the stored messages in Prometheus")
@@ -240,8 +259,9 @@ def test_every_panel_and_alert_has_data_and_the_outbox_alert_goes_off(launcher, 
         for rule in alert_rules():
             monitor.query(rule["expr"])
             assert numbers(monitor.series(left_side(rule["expr"]))), f"{rule['alert']}: no data for {left_side(rule['expr'])!r}"
-        sockets_now = monitor.series("parley_connected_sockets")
-        assert [float(s["value"][1]) for s in sockets_now] == [2.0], sockets_now
+        # Alice's and Bob's WebSockets; the stalled one is gone.
+        poll(lambda: numbers(monitor.series("parley_connected_sockets")) == [2.0], 10, "2 connected sockets in Prometheus")
+        poll(lambda: numbers(monitor.series("parley_connected_users")) == [2.0], 10, "2 connected users in Prometheus")
     finally:
         for client in sockets:
             client.disconnect()
