@@ -266,6 +266,15 @@ def test_every_panel_and_alert_has_data_and_the_outbox_alert_goes_off(launcher, 
         for client in sockets:
             client.disconnect()
 
+    # The event bus loses its LISTEN connection: it listens again, and says so.
+    cut = subprocess.run(["psql", "-X", "-q", "-t", "-d", server.env["PARLEY_DATABASE_URL"], "-c",
+                          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"],
+                         capture_output=True, text=True, timeout=30)
+    assert cut.returncode == 0 and "t" in cut.stdout, f"the LISTEN connection was not cut: {cut.stdout!r} {cut.stderr!r}"
+    poll(lambda: monitor.series("parley_bus_reconnects_total >= 1"), 15, "the bus's reconnect in Prometheus")
+    poll(lambda: numbers(monitor.series("parley_bus_connected")) == [1.0], 10, "the bus listening again")
+
     # Mail goes out: the outbox alert is quiet. Then the SMTP server stops and a login code cannot go out.
     assert OUTBOX_ALERT not in {a["labels"]["alertname"] for a in requests.get(monitor.base_url + "/api/v1/alerts").json()["data"]["alerts"]}
     launcher.stop(smtp)
