@@ -212,7 +212,7 @@ def test_promtool_accepts_the_shipped_rules_and_configuration():
                      "ParleyDiskNearlyFull"}, names
 
 
-def test_every_panel_and_alert_has_data_and_the_outbox_alert_goes_off(launcher, prometheus):
+def test_every_panel_and_alert_has_data_and_the_outbox_and_instance_alerts_go_off(launcher, prometheus):
     smtp = launcher.smtp()
     server = launcher.parley(backend="postgres", smtp=smtp)
     monitor = prometheus(server.port)
@@ -283,3 +283,8 @@ def test_every_panel_and_alert_has_data_and_the_outbox_alert_goes_off(launcher, 
     assert states, states
     oldest = monitor.series("max(parley_mail_outbox_oldest_age_seconds)")
     assert float(oldest[0]["value"][1]) > TEST_OUTBOX_THRESHOLD_SECONDS, oldest
+
+    # And with Parley stopped, the instance-down alert (as shipped) goes pending at the next scrape.
+    assert not monitor.alert_states("ParleyInstanceDown")
+    launcher.stop(server)
+    poll(lambda: monitor.alert_states("ParleyInstanceDown") & {"pending", "firing"}, 15, "ParleyInstanceDown pending")
