@@ -17,7 +17,7 @@ public enum ParleyMetrics {
     /// Makes metrics in ``registry``, with histogram buckets that suit what each one measures.
     public static let factory: PrometheusMetricsFactory = {
         var factory = PrometheusMetricsFactory(registry: registry)
-        // HTTP requests (Hummingbird's `http_server_request_duration`): from a millisecond to ten seconds.
+        // HTTP requests (Hummingbird's, renamed `parley_http_request_duration_seconds` below): a millisecond to ten seconds.
         factory.defaultDurationHistogramBuckets = [
             .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
