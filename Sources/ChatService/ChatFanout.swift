@@ -156,6 +156,7 @@ final class ChatFanout: Sendable {
         let message = delivery.record.message(signer: self.service.signer)
         let name = delivery.isNew ? "newMessage" : "messageUpdated"
         recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
+        ChatMetrics.shared.queued(delivery)
         if delivery.isNew { self.reads.delivered(delivery.record) }
     }
 }

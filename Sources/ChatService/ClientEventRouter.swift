@@ -45,6 +45,7 @@ struct ClientEventRouter: Sendable {
             let expiresAt = try await self.authority.renew(caller.socketID, userID: caller.userID, token: token)
             ack?([#"{"ok":true,"expiresAt":"# + JSONText.quote(Timestamp.iso8601(millis: Timestamp.millis(expiresAt))) + "}"])
         case .sendMessage(let send):
+            let received = ContinuousClock.now
             // Queued in the order this socket sent them; the ack waits for the commit, this socket's next event does not.
             let pending = try await self.service.submitText(
                 chatID: send.chatID,
@@ -53,7 +54,7 @@ struct ClientEventRouter: Sendable {
                 clientMessageID: send.clientMessageID,
                 replyToSeq: send.replyToSeq
             )
-            self.answerWhenStored(pending, ack: ack, event: "sendMessage")
+            self.answerWhenStored(pending, ack: ack, event: "sendMessage", received: received)
         case .change(let chatID, let seq, let action):
             // Like a send: queued in this socket's order, answered once committed.
             let pending = try await self.service.submitChange(chatID: chatID, seq: seq, userID: caller.userID, action: action)
@@ -77,12 +78,14 @@ struct ClientEventRouter: Sendable {
         }
     }
 
-    /// Answers `ack` with the message a submitted write became, once its batch is committed (or with its error).
-    func answerWhenStored(_ pending: PendingAppend, ack: Ack?, event: String) {
+    /// Answers `ack` with the message a submitted write became, once its batch is committed (or with its error). A send
+    /// `received` at that instant has its time to the ack recorded.
+    func answerWhenStored(_ pending: PendingAppend, ack: Ack?, event: String, received: ContinuousClock.Instant? = nil) {
         self.tasks.add {
             do {
                 let (message, _) = try await self.service.sent(pending)
                 ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
+                if let received { ChatMetrics.shared.acked(sendReceived: received) }
             } catch {
                 self.answer(ack, error: error, event: event)
             }

@@ -45,6 +45,7 @@ public final class MessageWriter: Service, Sendable {
     /// Hears every created or changed message, in version order per chat, after its commit and before its writer's answer.
     private let published: @Sendable (ChatStore.WriteOutcome) async -> Void
     private let state = Mutex(State())
+    private let metrics = ChatMetrics.shared
 
     init(store: ChatStore, published: @escaping @Sendable (ChatStore.WriteOutcome) async -> Void) {
         self.store = store
@@ -143,7 +144,7 @@ public final class MessageWriter: Service, Sendable {
     private func nextBatch() async -> [Request]? {
         while true {
             enum Next {
-                case batch([Request], [CheckedContinuation<Void, Never>])
+                case batch([Request], [CheckedContinuation<Void, Never>], left: Int)
                 case finished, wait
             }
             let next = self.state.withLock { state -> Next in
@@ -158,11 +159,12 @@ public final class MessageWriter: Service, Sendable {
                     state.queuedBySender[sender] = left > 0 ? left : nil
                     if let waiters = state.waitingBySender.removeValue(forKey: sender) { woken += waiters }
                 }
-                return .batch(batch, woken)
+                return .batch(batch, woken, left: state.pending.count)
             }
             switch next {
-            case .batch(let batch, let waiting):
+            case .batch(let batch, let waiting, let left):
                 for continuation in waiting { continuation.resume() }
+                self.metrics.writerTook(batch.count, left: left)
                 return batch
             case .finished:
                 return nil
@@ -199,6 +201,7 @@ public final class MessageWriter: Service, Sendable {
             for request in batch {
                 do {
                     let outcome = try await self.store.write(request.write)
+                    self.metrics.stored([outcome])
                     await self.published(outcome)
                     request.pending.complete(.success(outcome))
                 } catch {
@@ -207,6 +210,7 @@ public final class MessageWriter: Service, Sendable {
             }
             return
         }
+        self.metrics.stored(outcomes)
         for outcome in outcomes {
             await self.published(outcome)
         }

@@ -1,5 +1,6 @@
 import Foundation
 package import Logging
+import Metrics
 import ParleyCore
 package import ParleyStore
 import PostgresNIO
@@ -32,6 +33,7 @@ package final class PostgresEventBus: ChatEventBus, Service {
     private let pending = Mutex<[Data]>([])
     private let queued = Wakeup()
     private let listening = Atomic<Bool>(false)
+    private let metrics = BusMetrics.shared
 
     /// A bus for the instance `instanceID` (unique per process) over `database`, which must be PostgreSQL.
     package init(database: Database, instanceID: String, logger: Logger) {
@@ -78,7 +80,7 @@ package final class PostgresEventBus: ChatEventBus, Service {
                 await self.queued.wait(timeout: .seconds(1))
                 continue
             }
-            for payload in NotificationPacker(origin: self.instanceID).payloads(of: events) {
+            for payload in NotificationPacker(origin: self.instanceID).payloads(of: events, sentAt: Timestamp.millis()) {
                 await self.notify(payload)
             }
         }
@@ -101,7 +103,8 @@ package final class PostgresEventBus: ChatEventBus, Service {
                             "INSERT INTO bus_payloads (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.millis()))"
                         ).run()
                     }
-                    text = #"{"origin":"# + JSONText.quote(self.instanceID) + #","stored":"# + JSONText.quote(id) + "}"
+                    text =
+                        #"{"origin":"# + JSONText.quote(self.instanceID) + #","sent":\#(Timestamp.millis()),"stored":"# + JSONText.quote(id) + "}"
                 }
                 try await self.database.read { sql in
                     _ = try await sql.raw("SELECT pg_notify(\(bind: Self.channel), \(bind: text)) AS sent").first()
@@ -145,10 +148,12 @@ package final class PostgresEventBus: ChatEventBus, Service {
                         if let since = missedSince {
                             try await self.catchUp(since: since)
                             self.logger.notice("event bus listening again; caught up from the store")
+                            self.metrics.reconnects.increment()
                         }
                         missedSince = nil
                         delay = .milliseconds(100)
                         self.listening.store(true, ordering: .relaxed)
+                        self.metrics.connected.record(1)
                         for try await notification in notifications {
                             await self.receive(notification.payload)
                         }
@@ -160,6 +165,7 @@ package final class PostgresEventBus: ChatEventBus, Service {
                 }
             }
             self.listening.store(false, ordering: .relaxed)
+            self.metrics.connected.record(0)
             missedSince = missedSince ?? (Timestamp.millis() - Self.catchUpMargin)
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(2))
@@ -170,6 +176,7 @@ package final class PostgresEventBus: ChatEventBus, Service {
     func receive(_ payload: String) async {
         do {
             var notification = try Self.decoder.decode(BusNotification.self, from: Data(payload.utf8))
+            if let sent = notification.sent { self.metrics.lag.recordMilliseconds(max(0, Timestamp.millis() - sent)) }
             guard notification.origin != self.instanceID else { return }
             if let stored = notification.stored {
                 guard
@@ -215,9 +222,10 @@ struct NotificationPacker {
     /// The publishing instance.
     let origin: String
 
-    /// `events` packed into as few notification payloads as fit under the limit; one that cannot fit is stored.
-    func payloads(of events: [Data]) -> [BusPayload] {
-        let head = Data(#"{"origin":"#.utf8) + Data(JSONText.quote(self.origin).utf8) + Data(#","events":["#.utf8)
+    /// `events` packed into as few notification payloads as fit under the limit; one that cannot fit is stored. Each
+    /// carries `sentAt` (Unix milliseconds), from which receivers measure the bus's lag.
+    func payloads(of events: [Data], sentAt: Int64) -> [BusPayload] {
+        let head = Data(#"{"origin":"#.utf8) + Data(JSONText.quote(self.origin).utf8) + Data(#","sent":\#(sentAt),"events":["#.utf8)
         let tail = Data("]}".utf8)
         var payloads: [BusPayload] = []
         var batch = Data()
@@ -251,6 +259,8 @@ enum BusPayload: Equatable {
 struct BusNotification: Codable {
     /// The publishing instance, which has delivered its own events already.
     var origin: String
+    /// When the notification was sent (Unix milliseconds).
+    var sent: Int64?
     var events: [ChatEvent]?
     /// The `bus_payloads` row holding the notification, when it did not fit in one.
     var stored: String?

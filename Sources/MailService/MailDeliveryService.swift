@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Metrics
 public import ParleyCore
 public import ParleyStore
 public import ServiceLifecycle
@@ -15,6 +16,8 @@ public struct MailDeliveryService: Service {
         /// The worker renews its leases while it works, so a slow server does not make a live worker's jobs look abandoned.
         public var leaseSeconds: Double
         public var batchSize: Int = 4
+        /// How often the outbox's backlog is read for the metrics.
+        public var backlogInterval: Duration = .seconds(5)
 
         public init(configuration: ParleyConfiguration) {
             self.maxAttempts = configuration.mailMaxAttempts
@@ -31,6 +34,7 @@ public struct MailDeliveryService: Service {
     let worker: String
     let revise: Revision?
     let logger: Logger
+    let metrics = MailMetrics.shared
 
     /// Brings a job up to date just before it is sent: the job to send (its payload revised), or nil when it is no longer
     /// needed (dropped, not sent).
@@ -58,11 +62,14 @@ public struct MailDeliveryService: Service {
     public func run() async throws {
         self.logger.info("mail worker started", metadata: ["worker": .string(self.worker)])
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                let handled = await self.drainOnce()
-                // A full batch means more may be due: go again without waiting.
-                if handled < self.settings.batchSize {
-                    await self.wakeup.wait(timeout: .milliseconds(Int(self.settings.pollSeconds * 1000)))
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.reportBacklog() }
+                while !Task.isCancelled {
+                    let handled = await self.drainOnce()
+                    // A full batch means more may be due: go again without waiting.
+                    if handled < self.settings.batchSize {
+                        await self.wakeup.wait(timeout: .milliseconds(Int(self.settings.pollSeconds * 1000)))
+                    }
                 }
             }
         }
@@ -100,6 +107,19 @@ public struct MailDeliveryService: Service {
 
     var leaseMillis: Int64 { Int64(self.settings.leaseSeconds * 1000) }
 
+    /// Reads the outbox's backlog into the metrics every ``Settings/backlogInterval`` (one small query), so that an
+    /// alert sees mail that does not go out, whichever worker should have sent it.
+    func reportBacklog() async {
+        while !Task.isCancelled {
+            do {
+                self.metrics.report(try await self.outbox.backlog(), now: Timestamp.millis())
+            } catch {
+                if !Task.isCancelled { self.logger.warning("cannot read the mail outbox's backlog", metadata: ["error": "\(error)"]) }
+            }
+            try? await Task.sleep(for: self.settings.backlogInterval)
+        }
+    }
+
     /// Keeps this worker's claimed jobs its own while it works through them, a third of a lease at a time.
     func renewLeases() async {
         while !Task.isCancelled {
@@ -123,6 +143,7 @@ public struct MailDeliveryService: Service {
             if let revise = self.revise {
                 guard let revised = try await revise(job) else {
                     try await self.outbox.markDropped(job, worker: self.worker, now: Timestamp.millis())
+                    self.metrics.dropped.increment()
                     logger.info("mail no longer needed", metadata: ["template": .string(job.template)])
                     return
                 }
@@ -131,8 +152,10 @@ public struct MailDeliveryService: Service {
             let mail = try MailTemplates.render(template: job.template, recipient: job.recipient, payload: job.payload)
             try await self.transport.deliver(mail, logger: logger)
             try await self.outbox.markSent(job, worker: self.worker, now: Timestamp.millis())
+            self.metrics.sent.increment()
             logger.info("mail sent", metadata: ["to": .string(job.recipient), "template": .string(job.template)])
         } catch {
+            self.metrics.failed.increment()
             let transient = (error as? MailDeliveryError)?.isTransient ?? !(error is MailTemplates.UnknownTemplate)
             let retryAt: Int64? =
                 transient && job.attempts < self.settings.maxAttempts

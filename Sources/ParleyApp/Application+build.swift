@@ -34,6 +34,8 @@ public struct ParleyProcess: Sendable {
 /// Builds the process for `role`: its database, services, routes and HTTP server, none of them running yet.
 public func buildApplication(role: ServiceRole, configuration: ParleyConfiguration, logger: Logger) async throws -> ParleyProcess {
     let started = ContinuousClock.now
+    // Before anything records a metric: libraries that use the swift-metrics global backend record into `/metrics` too.
+    ParleyMetrics.bootstrap()
     // Settings that can be wrong are checked before anything is opened, so a bad one stops the process with one line.
     let keys =
         role.runsUserService
@@ -100,6 +102,7 @@ func assemble(
     // Unique per process: presence rows, bus notifications and mail leases name the process, never a predecessor of the same name.
     let instanceID = "\(configuration.instanceName ?? role.rawValue)-\(Identifier.make().suffix(8))"
     var routes = RouteSet(operations: OperationsController(database: database, started: started, extraChecks: [:]))
+    routes.operations.scrapeGauges.append(ScrapeGauges.dataFilesystem(configuration.dataDirectory))
 
     let mailQueued = role.runsMailService ? Wakeup() : nil
     var verifier: (any AccessTokenVerifying)?
@@ -198,6 +201,8 @@ func assemble(
         let sockets = SocketIOServer(configuration: socketConfiguration, handler: realtime, logger: Logger(label: "parley.socketio"))
         realtime.attach(to: sockets)
         routes.sockets = sockets
+        routes.operations.scrapeGauges.append(ScrapeGauges.sockets(of: sockets))
+        SocketIOMetrics.register()
         socketServer = sockets
         services.append(realtime)
     }

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Metrics
 import NIOCore
 import ParleyCore
 import ParleyStore
@@ -11,24 +10,18 @@ public enum ParleyVersion {
     public static let current = "0.1.0"
 }
 
-/// The process's Prometheus registry, installed as the swift-metrics backend once.
-enum MetricsRegistry {
-    static let shared: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        return registry
-    }()
-}
-
 /// `GET /health` and `GET /metrics`, on every service.
 struct OperationsController: Sendable {
     let database: Database
     let started: ContinuousClock.Instant
     /// Checks beside the database's, by name (the event bus of a chat instance on PostgreSQL).
     var extraChecks: [String: @Sendable () async -> Bool]
+    /// Gauges set from what they measure at each scrape, so they are never stale: the data folder's free space, the
+    /// sockets of a chat instance.
+    var scrapeGauges: [@Sendable () -> Void] = []
 
     func addRoutes(to router: Router<ParleyRequestContext>) {
-        let registry = MetricsRegistry.shared
+        let registry = ParleyMetrics.registry
         router.get("/health") { _, _ in
             var checks: [String: String] = [:]
             var healthy = true
@@ -53,6 +46,7 @@ struct OperationsController: Sendable {
             return EditedResponse(status: healthy ? .ok : .serviceUnavailable, response: body)
         }
         router.get("/metrics") { _, _ in
+            for refresh in self.scrapeGauges { refresh() }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 public import ParleyCore
@@ -24,6 +25,8 @@ public final class Database: Service, Sendable {
     public let dialect: Dialect
     private let backend: Backend
     private let logger: Logger
+    /// How long statements wait for a connection: SQLite's one writer, or a connection of the PostgreSQL pool.
+    private let connectionWait: Metrics.Timer
 
     private enum Backend: Sendable {
         case sqlite(SQLiteBackend)
@@ -35,6 +38,11 @@ public final class Database: Service, Sendable {
         self.dialect = dialect
         self.backend = backend
         self.logger = logger
+        self.connectionWait = Metrics.Timer(
+            label: ParleyMetrics.Names.connectionWait,
+            dimensions: [("pool", dialect == .sqlite ? "sqlite_writer" : "postgres")],
+            factory: ParleyMetrics.factory
+        )
     }
 
     /// Opens the database at `location`. A PostgreSQL pool serves statements once ``run()`` or ``closing(_:)`` runs it.
@@ -80,8 +88,10 @@ public final class Database: Service, Sendable {
         case .sqlite(let backend):
             return try await body(backend.reader())
         case .postgres(let client):
+            let asked = ContinuousClock.now
             return try await client.withConnection { connection in
-                try await body(connection.sql(queryLogLevel: nil, logger: self.logger))
+                self.connectionWait.record(duration: ContinuousClock.now - asked)
+                return try await body(connection.sql(queryLogLevel: nil, logger: self.logger))
             }
         }
     }
@@ -95,7 +105,9 @@ public final class Database: Service, Sendable {
     public func transaction<T: Sendable>(priority: Bool = false, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         switch self.backend {
         case .sqlite(let backend):
+            let asked = ContinuousClock.now
             return try await backend.withWriter(priority: priority) { writer in
+                self.connectionWait.record(duration: ContinuousClock.now - asked)
                 try await self.beginOnWriter(writer)
                 do {
                     let result = try await body(writer)
@@ -114,7 +126,9 @@ public final class Database: Service, Sendable {
                 }
             }
         case .postgres(let client):
+            let asked = ContinuousClock.now
             return try await client.withConnection { connection in
+                self.connectionWait.record(duration: ContinuousClock.now - asked)
                 let sql = connection.sql(queryLogLevel: nil, logger: self.logger)
                 try await sql.raw("BEGIN").run()
                 do {

@@ -14,6 +14,15 @@ public struct MailJob: Sendable, Equatable {
     public var attempts: Int
 }
 
+/// The mails not delivered yet. Every job is due from the moment it is queued (a retry waits a little), so the oldest one's
+/// age is how long mail has been stuck.
+public struct MailBacklog: Sendable, Equatable {
+    /// Jobs pending or being sent.
+    public var waiting: Int
+    /// When the oldest of them was queued (Unix milliseconds); nil when none waits.
+    public var oldestQueuedAt: Int64?
+}
+
 /// The transactional outbox of mails: written in the same transaction as the data it announces, drained by the mail service.
 public struct MailOutbox: Sendable {
     public let database: Database
@@ -129,6 +138,20 @@ public struct MailOutbox: Sendable {
                     """
                 ).run()
             }
+        }
+    }
+
+    /// How many mails wait for delivery (due or being sent) and when the oldest of them was queued, in one query over the
+    /// `(status, next_attempt_at)` index: the mail worker's gauges.
+    public func backlog() async throws -> MailBacklog {
+        try await self.database.read { sql in
+            let row = try await sql.raw(
+                "SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM mail_outbox WHERE status IN ('pending', 'sending')"
+            ).first()
+            return MailBacklog(
+                waiting: try row?.decode(column: "waiting", as: Int.self) ?? 0,
+                oldestQueuedAt: try row?.decode(column: "oldest", as: Int64?.self)
+            )
         }
     }
 

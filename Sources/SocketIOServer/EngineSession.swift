@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import SocketIOProtocol
 import Synchronization
@@ -175,6 +176,7 @@ final class EngineSession: Sendable {
             break
         case .overflow:
             self.logger.warning("outbound queue overflow: disconnecting a socket that does not keep up", metadata: ["sio.limit": "\(limit)"])
+            SocketIOMetrics.queueOverflows.increment()
             self.close(.transportError)
         case .wakePoll(let continuation, let batch):
             continuation.resume(returning: .packets(batch))

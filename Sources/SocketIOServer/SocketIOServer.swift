@@ -1,4 +1,5 @@
 public import Logging
+import Metrics
 import SocketIOProtocol
 
 /// A Socket.IO v4 server (Engine.IO 4, Socket.IO 5) on Hummingbird: long-polling, WebSocket, and the upgrade between them.
@@ -27,9 +28,11 @@ public final class SocketIOServer: Sendable {
 
     /// Queues `event` for every socket of each user; never blocks (a socket that does not keep up is disconnected).
     public func emit(_ event: EncodedEvent, toUsers users: some Sequence<String>) {
-        for socket in self.registry.sockets(ofUsers: users) {
+        let sockets = self.registry.sockets(ofUsers: users)
+        for socket in sockets {
             socket.emit(event)
         }
+        SocketIOMetrics.eventsDelivered.increment(by: sockets.count)
     }
 
     /// The connected sockets of `userID` on this server.
@@ -39,6 +42,9 @@ public final class SocketIOServer: Sendable {
 
     /// The number of connected sockets.
     public var socketCount: Int { self.registry.socketCount }
+
+    /// The number of users with a connected socket.
+    public var userCount: Int { self.registry.userCount }
 
     /// The number of Engine.IO sessions still held, connected to a namespace or not.
     public var sessionCount: Int { self.registry.sessionCount }

@@ -81,6 +81,9 @@ final class SocketRegistry: Sendable {
     /// The number of connected sockets.
     var socketCount: Int { self.state.withLock { $0.socketCount } }
 
+    /// The number of users with a connected socket.
+    var userCount: Int { self.state.withLock { $0.sockets.count } }
+
     /// The number of live sessions, connected or not.
     var sessionCount: Int { self.state.withLock { $0.connections.count } }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 public import ParleyCore
 public import ParleyStore
 public import SQLKit
@@ -62,6 +63,7 @@ public struct UserService: Sendable {
     let signer: FileURLSigner
     /// Rung after a mail is queued, so an in-process mail worker sends it at once.
     let mailQueued: Wakeup?
+    let metrics = LoginMetrics.shared
 
     /// Creates the service over `database`.
     public init(database: Database, tokens: TokenIssuer, settings: Settings, signer: FileURLSigner, mailQueued: Wakeup?) {
@@ -106,13 +108,23 @@ public struct UserService: Sendable {
         }
         // Refused only after the commit: the address's hit counts even when the answer is no.
         if let refusal { throw refusal }
+        self.metrics.codesSent.increment()
         self.mailQueued?.ring()
     }
 
     /// Checks `code` for `email` (single use, limited tries, constant-time comparison) and opens a session, creating the
     /// account on its first sign-in. Wrong codes count against the email across its codes (a lockout that grows) and
     /// against the pair of email and client address (docs/deploy.md, "Login limits", says why).
-    func verify(email: String, code rawCode: String, clientIP: String, now: Int64 = Timestamp.millis()) async throws -> SessionResponse {
+    func verify(email: String, code: String, clientIP: String, now: Int64 = Timestamp.millis()) async throws -> SessionResponse {
+        do {
+            return try await self.checkCode(email: email, code: code, clientIP: clientIP, now: now)
+        } catch let refusal as LoginError {
+            self.metrics.failed(refusal)
+            throw refusal
+        }
+    }
+
+    private func checkCode(email: String, code rawCode: String, clientIP: String, now: Int64) async throws -> SessionResponse {
         let code = rawCode.trimmingCharacters(in: .whitespaces)
         guard code.utf8.count == 6, code.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw LoginError.malformedCode }
         let hash = Secrets.codeHash(email: email, code: code, pepper: self.tokens.key.codePepper)

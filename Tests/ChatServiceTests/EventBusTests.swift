@@ -143,7 +143,7 @@ struct EventBusTests {
         let bus = NotificationPacker(origin: "chat1")
         let small = (0..<100).map { Data(#"{"kind":"typing","chatID":"\#($0)"}"#.utf8) }
         let huge = Data(#"{"kind":"message","text":""#.utf8) + Data(repeating: UInt8(ascii: "a"), count: 9000) + Data(#""}"#.utf8)
-        let payloads = bus.payloads(of: small + [huge] + small)
+        let payloads = bus.payloads(of: small + [huge] + small, sentAt: 1_700_000_000_000)
         var order: [String] = []
         for payload in payloads {
             switch payload {
@@ -151,6 +151,7 @@ struct EventBusTests {
                 #expect(text.utf8.count <= PostgresEventBus.payloadLimit)
                 let notification = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
                 #expect(notification["origin"] as? String == "chat1")
+                #expect(notification["sent"] as? Int == 1_700_000_000_000)
                 order += (notification["events"] as! [[String: Any]]).map { ($0["chatID"] as? String) ?? "huge" }
             case .stored(let text):
                 #expect(text.utf8.count > PostgresEventBus.payloadLimit)
