@@ -809,3 +809,68 @@ def record_events_in_wire_order(client, record: Callable[[str, Any], None]) -> N
         receive(packet)
 
     client.eio._receive_packet = in_order
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An S3-compatible object store
+
+
+class MotoServer(Process):
+    """moto in server mode (tests/requirements.txt): an S3-compatible store in memory, on its own port. Any credentials
+    are accepted; `bucket()` makes one. Stopping it loses everything it held (a test stops it to see a store go down)."""
+
+    name = "moto"
+    ACCESS_KEY = "parley-e2e"
+    SECRET_KEY = "parley-e2e-secret"
+
+    def __init__(self, directory: Path, port: int = 0):
+        super().__init__(directory / "moto.log")
+        self.port = port or free_port()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "MotoServer":
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log)
+        RUNNING.append(self)
+        poll(lambda: self._answers(), 30, "moto_server to answer")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.popen is not None
+        if self.popen.poll() is not None:
+            raise AssertionError(f"moto_server exited with {self.popen.returncode}:\n{tail(self.log_path)}")
+        try:
+            requests.get(self.endpoint + "/", timeout=2)
+            return True
+        except requests.RequestException:
+            return False
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY)
+
+    def bucket(self, name: str | None = None) -> str:
+        name = name or f"parley-{uuid.uuid4().hex[:16]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def objects(self, bucket: str) -> dict[str, bytes]:
+        """Every object of `bucket`, by key."""
+        client = self.client()
+        found: dict[str, bytes] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        return found
+
+    def parley_env(self, bucket: str, style: str = "path") -> dict[str, str]:
+        """The environment that makes Parley keep its files in `bucket`."""
+        return {
+            "PARLEY_BLOB_STORE": f"s3://{bucket}?endpoint={self.endpoint}&region=us-east-1&style={style}",
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+        }
