@@ -21,7 +21,9 @@ public struct S3BlobStore: BlobStore {
 
     /// One client for every store of the process, never shut down (it lives as long as the process).
     static let client: HTTPClient = {
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(30)))
+        // The read timeout runs between two chunks of an answer: a download streamed to a slow client waits for it
+        // between chunks, so it is generous; requests that are not streamed have a deadline of their own.
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(120)))
         // As many connections as downloads stream at once; a store that is down fails the request at once instead of
         // retrying until its deadline.
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
@@ -57,6 +59,7 @@ public struct S3BlobStore: BlobStore {
                 throw self.unavailable("read", key: key, detail: "\(error)")
             }
         case .notFound:
+            try await self.checkMissingKey("read", key: key, response)
             return nil
         default:
             throw await self.failure("read", key: key, response)
@@ -94,6 +97,7 @@ public struct S3BlobStore: BlobStore {
                 throw self.unavailable("read", key: key, detail: "the store answered a range of \(range.count) bytes with another length")
             }
         case .notFound:
+            try await self.checkMissingKey("read", key: key, response)
             // As the disk store answers a missing file.
             throw HTTPError(.notFound)
         default:
@@ -203,6 +207,15 @@ public struct S3BlobStore: BlobStore {
         case .virtual:
             let virtualHost = "\(self.settings.bucket).\(host)"
             return ("\(scheme)://\(virtualHost)", virtualHost, "/" + (object ?? ""))
+        }
+    }
+
+    /// Returns when a 404 is about the object (`NoSuchKey`); throws when the bucket itself is missing (`NoSuchBucket`, a
+    /// setup fault that must not read as a missing file).
+    private func checkMissingKey(_ operation: String, key: String, _ response: HTTPClientResponse) async throws {
+        let text = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
+        if let code = ListBucketPage.element("Code", in: text), code == "NoSuchBucket" {
+            throw self.unavailable(operation, key: key, detail: "HTTP 404 \(code)")
         }
     }
 

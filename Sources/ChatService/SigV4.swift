@@ -78,10 +78,12 @@ struct SigV4 {
 
     /// Names and values percent-encoded, sorted by name then value, as `a=1&b=2` (a name alone is `name=`).
     static func canonicalQuery(_ query: [(String, String)]) -> String {
-        query.map { (Self.encode($0.0, keepingSlashes: false), Self.encode($0.1, keepingSlashes: false)) }
-            .sorted { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
+        // Encoded text is ASCII, so String's order is the byte order the specification asks for.
+        let encoded: [(name: String, value: String)] = query.map { pair in
+            (Self.encode(pair.0, keepingSlashes: false), Self.encode(pair.1, keepingSlashes: false))
+        }
+        let sorted = encoded.sorted { left, right in left.name == right.name ? left.value < right.value : left.name < right.name }
+        return sorted.map { pair in pair.name + "=" + pair.value }.joined(separator: "&")
     }
 
     /// Lowercased names sorted, values trimmed with inner runs of spaces made one; a name given twice has its values joined by commas.

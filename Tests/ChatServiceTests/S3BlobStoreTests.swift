@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import ParleyCore
 import ParleyStore
 import ParleyTestSupport
@@ -81,12 +82,20 @@ struct S3BlobStoreTests {
     func storeDown() async throws {
         let store = try TestObjectStore.downStore()
         let started = ContinuousClock.now
-        for operation in [{ try await store.put([1], key: "k") }, { _ = try await store.get(key: "k") }, { try await store.delete(key: "k") }] {
-            await #expect(performing: operation) { error in
-                guard let error = error as? ObjectStoreError else { return false }
-                return error.apiError.status == .serviceUnavailable && error.apiError.code == "file_storage_unavailable"
-                    && error.description.contains("parley-down")
-            }
+        let operations: [(String, @Sendable () async throws -> Void)] = [
+            ("put", { try await store.put([1], key: "k") }), ("get", { _ = try await store.get(key: "k") }),
+            ("delete", { try await store.delete(key: "k") }), ("list", { try await store.list { _ in } }),
+        ]
+        for (name, operation) in operations {
+            await #expect(
+                "\(name)",
+                performing: { try await operation() },
+                throws: { error in
+                    guard let error = error as? ObjectStoreError else { return false }
+                    return error.apiError.status == .serviceUnavailable && error.apiError.code == "file_storage_unavailable"
+                        && error.description.contains("parley-down")
+                }
+            )
         }
         #expect(ContinuousClock.now - started < .seconds(10))
     }
@@ -95,9 +104,11 @@ struct S3BlobStoreTests {
     func missingBucket() async throws {
         let endpoint = try #require(TestObjectStore.endpoint)
         let store = S3BlobStore(settings: TestObjectStore.settings(bucket: TestObjectStore.bucketName(), endpoint: endpoint))
-        await #expect(performing: { _ = try await store.get(key: "k") }) { error in
-            (error as? ObjectStoreError)?.description.contains("NoSuchBucket") == true
-        }
+        await #expect(
+            "get",
+            performing: { _ = try await store.get(key: "k") },
+            throws: { error in (error as? ObjectStoreError)?.description.contains("NoSuchBucket") == true }
+        )
     }
 
     @Test("an upload whose PUT fails is refused with 503 and leaves no file row (store down, bucket missing)", arguments: DatabaseKind.allCases)
