@@ -206,6 +206,7 @@ def test_two_chat_instances_share_one_bucket(launcher, moto):
     database_url = launcher.database_url("postgres")
     smtp = launcher.smtp()
     user = launcher.parley(service="user", database_url=database_url, smtp=smtp)
+    launcher.parley(service="mail", database_url=database_url, smtp=smtp)
     chats = [launcher.parley(service="chat", database_url=database_url, env={
         **moto.parley_env(bucket), "PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None,
         "PARLEY_INSTANCE": name}) for name in ("chat1", "chat2")]
