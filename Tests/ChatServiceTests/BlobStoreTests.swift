@@ -1,5 +1,8 @@
 import Foundation
+import Logging
 import ParleyCore
+import ParleyStore
+import ParleyTestSupport
 import Testing
 
 @testable import ChatService
@@ -64,5 +67,26 @@ struct BlobStoreTests {
         var after: [String] = []
         try await store.keys(writtenBefore: Date().addingTimeInterval(-60)) { after += $0 }
         #expect(after.isEmpty)
+    }
+
+    @Test("the sweep erases bytes no file row names and keeps those a row names", arguments: BlobStoreKind.available)
+    func sweep(kind: BlobStoreKind) async throws {
+        let (store, _) = try await kind.make()
+        try await TestDatabases.with(.sqlite) { database in
+            let owner = try await makeUsers(1, in: database)[0]
+            let files = FileStore(database: database)
+            let named = FileRecord(id: Identifier.make(), contentType: "application/octet-stream", size: 1, width: nil, height: nil, kind: .file)
+            // A row written two hours on: not yet unclaimed long enough to go, at the sweep below.
+            try await files.insert(named, ownerID: owner, now: Timestamp.millis() + 2 * 3600 * 1000)
+            let orphan = Identifier.make()
+            try await store.put([1], key: named.id)
+            try await store.put([2], key: orphan)
+            let sweeper = FileSweeper(files: files, blobs: store, interval: .seconds(3600), age: .seconds(3600), logger: Logger(label: "test"))
+            // Two hours on, both blobs are older than the age: the one no row names goes, the other stays.
+            let swept = try await sweeper.sweep(now: Date().addingTimeInterval(2 * 3600))
+            #expect(swept.files == 0 && swept.blobs == 1)
+            #expect(try await store.get(key: orphan) == nil)
+            #expect(try await store.get(key: named.id) == [1])
+        }
     }
 }
