@@ -9,18 +9,29 @@ import Testing
 /// `PARLEY_TEST_S3_ENDPOINT`. Each test gets a bucket of its own.
 enum TestObjectStore {
     static let endpoint = ProcessInfo.processInfo.environment["PARLEY_TEST_S3_ENDPOINT"]
+    /// The access key `scripts/lib/s3.sh` made: moto checks every request's signature against it.
+    static let accessKeyID = ProcessInfo.processInfo.environment["PARLEY_TEST_S3_ACCESS_KEY_ID"]
+    static let secretAccessKey = ProcessInfo.processInfo.environment["PARLEY_TEST_S3_SECRET_ACCESS_KEY"]
+    /// Whether the server checks signatures (a moto started with a key of its own).
+    static let checksSignatures = accessKeyID != nil && secretAccessKey != nil
     static let isAvailable = endpoint != nil
     static let skipped: Comment = "PARLEY_TEST_S3_ENDPOINT is not set: run the tests through scripts/test or scripts/s3, which start moto"
 
-    static func settings(bucket: String, endpoint: String, style: S3Settings.Style = .path, prefix: String = "") -> S3Settings {
+    static func settings(
+        bucket: String,
+        endpoint: String,
+        style: S3Settings.Style = .path,
+        prefix: String = "",
+        secretAccessKey: String? = nil
+    ) -> S3Settings {
         S3Settings(
             bucket: bucket,
             prefix: prefix,
             endpoint: endpoint,
             region: "us-east-1",
             style: style,
-            accessKeyID: "parley-test",
-            secretAccessKey: "parley-test-secret"
+            accessKeyID: self.accessKeyID ?? "parley-test",
+            secretAccessKey: secretAccessKey ?? self.secretAccessKey ?? "parley-test-secret"
         )
     }
 
