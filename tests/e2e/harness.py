@@ -816,16 +816,20 @@ def record_events_in_wire_order(client, record: Callable[[str, Any], None]) -> N
 
 
 class MotoServer(Process):
-    """moto in server mode (tests/requirements.txt): an S3-compatible store in memory, on its own port. Any credentials
-    are accepted; `bucket()` makes one. Stopping it loses everything it held (a test stops it to see a store go down)."""
+    """moto in server mode (tests/requirements.txt): an S3-compatible store in memory, on its own port, checking the
+    AWS Signature Version 4 of every request against an access key made at start (its IAM checks are on after the
+    three requests that make it). `bucket()` makes a bucket. Stopping it loses everything it held (a test stops it to
+    see a store go down). With `signatures=False` it takes any key, so one started again on the same port takes the
+    key the first had."""
 
     name = "moto"
-    ACCESS_KEY = "parley-e2e"
-    SECRET_KEY = "parley-e2e-secret"
 
-    def __init__(self, directory: Path, port: int = 0):
+    def __init__(self, directory: Path, port: int = 0, signatures: bool = True):
         super().__init__(directory / "moto.log")
         self.port = port or free_port()
+        self.signatures = signatures
+        self.access_key = "" if signatures else "parley-e2e"
+        self.secret_key = "" if signatures else "parley-e2e-secret"
 
     @property
     def endpoint(self) -> str:
@@ -833,25 +837,40 @@ class MotoServer(Process):
 
     def start(self) -> "MotoServer":
         log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log)
+        environment = dict(os.environ)
+        if self.signatures:
+            environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+        self.popen = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log,
+                                      env=environment)
         RUNNING.append(self)
-        poll(lambda: self._answers(), 30, "moto_server to answer")
+        # A TCP probe only: an HTTP request would use up one of the three unchecked requests.
+        poll(lambda: self._listens(), 30, "moto_server to listen")
+        if not self.signatures:
+            return self
+        import boto3
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam.create_user(UserName="parley")
+        iam.put_user_policy(UserName="parley", PolicyName="everything", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="parley")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
         return self
 
-    def _answers(self) -> bool:
+    def _listens(self) -> bool:
         assert self.popen is not None
         if self.popen.poll() is not None:
             raise AssertionError(f"moto_server exited with {self.popen.returncode}:\n{tail(self.log_path)}")
         try:
-            requests.get(self.endpoint + "/", timeout=2)
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             return True
-        except requests.RequestException:
+        except OSError:
             return False
 
     def client(self):
         import boto3
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY)
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
 
     def bucket(self, name: str | None = None) -> str:
         name = name or f"parley-{uuid.uuid4().hex[:16]}"
@@ -871,6 +890,6 @@ class MotoServer(Process):
         """The environment that makes Parley keep its files in `bucket`."""
         return {
             "PARLEY_BLOB_STORE": f"s3://{bucket}?endpoint={self.endpoint}&region=us-east-1&style={style}",
-            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
         }

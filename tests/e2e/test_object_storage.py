@@ -13,6 +13,8 @@ import uuid
 import zlib
 from pathlib import Path
 
+import boto3
+import botocore.exceptions
 import pytest
 import requests
 
@@ -66,7 +68,12 @@ def moto(tmp_path_factory):
 
 
 def test_uploads_live_in_the_bucket_and_parley_serves_them(launcher, moto, smtp_server):
+    # moto checks the signature of each of Parley's requests (harness.MotoServer): a wrong secret is refused.
     bucket = moto.bucket()
+    forged = boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1", aws_access_key_id=moto.access_key,
+                          aws_secret_access_key="not-the-secret")
+    with pytest.raises(botocore.exceptions.ClientError, match="SignatureDoesNotMatch"):
+        forged.list_objects_v2(Bucket=bucket)
     server = launcher.parley(smtp=smtp_server, env=moto.parley_env(bucket))
     ann, bob = sign_in(server), sign_in(server)
     chat_id = expect_status(ann.client.post(f"{API}/chats", json={"userId": bob.id}), 201)["chat"]["id"]
@@ -157,7 +164,8 @@ def files_on_disk_at(root: Path) -> list[Path]:
 
 
 def test_a_store_that_goes_down_answers_503_and_leaves_nothing_half_present(launcher, smtp_server, tmp_path):
-    moto = MotoServer(tmp_path).start()
+    # Without signature checks: the moto started again below must take the key Parley was given.
+    moto = MotoServer(tmp_path, signatures=False).start()
     bucket = moto.bucket()
     server = launcher.parley(smtp=smtp_server, env=moto.parley_env(bucket))
     ann, bob = sign_in(server), sign_in(server)
@@ -191,7 +199,7 @@ def test_a_store_that_goes_down_answers_503_and_leaves_nothing_half_present(laun
     server.wait_for_log(lambda record: "object store request failed" in record.get("message", ""), what="the store failure logged")
 
     # The store comes back (empty: moto kept nothing): Parley uses it again without a restart.
-    revived = MotoServer(tmp_path, port=moto.port).start()
+    revived = MotoServer(tmp_path, port=moto.port, signatures=False).start()
     revived.bucket(bucket)
     expect_status(send_file(ann, chat_id, b"after the outage", "after.txt"), 201)
     assert b"after the outage" in revived.objects(bucket).values()
