@@ -15,6 +15,9 @@ public struct S3BlobStore: BlobStore {
     let settings: S3Settings
     let signer: SigV4
     let logger: Logger
+    /// The endpoint's scheme and `host[:port]` (an IPv6 address in brackets).
+    let scheme: String
+    let authority: String
     /// `scheme://host:port` to connect to instead of the address's host, which the `Host` header still names (as curl's
     /// `--resolve`): tests reach a virtual-host style bucket name that no resolver here knows.
     package var connectionOverride: String?
@@ -42,6 +45,11 @@ public struct S3BlobStore: BlobStore {
             service: "s3"
         )
         self.logger = logger
+        let endpoint = URLComponents(string: settings.endpoint)
+        self.scheme = endpoint?.scheme ?? "https"
+        var host = endpoint?.host ?? ""
+        if host.contains(":") && !host.hasPrefix("[") { host = "[\(host)]" }
+        self.authority = host + (endpoint?.port.map { ":\($0)" } ?? "")
     }
 
     public func put(_ bytes: [UInt8], key: String) async throws {
@@ -196,17 +204,13 @@ public struct S3BlobStore: BlobStore {
 
     /// The scheme and host part of the URL, the `Host` header, and the path (not yet encoded) of `key` or of the bucket.
     func address(key: String?) -> (base: String, host: String, path: String) {
-        let endpoint = URLComponents(string: self.settings.endpoint)
-        let scheme = endpoint?.scheme ?? "https"
-        var host = endpoint?.host ?? ""
-        if let port = endpoint?.port { host += ":\(port)" }
         let object = key.map { self.settings.prefix + $0 }
         switch self.settings.style {
         case .path:
-            return ("\(scheme)://\(host)", host, "/\(self.settings.bucket)" + (object.map { "/" + $0 } ?? ""))
+            return ("\(self.scheme)://\(self.authority)", self.authority, "/\(self.settings.bucket)" + (object.map { "/" + $0 } ?? ""))
         case .virtual:
-            let virtualHost = "\(self.settings.bucket).\(host)"
-            return ("\(scheme)://\(virtualHost)", virtualHost, "/" + (object ?? ""))
+            let virtualHost = "\(self.settings.bucket).\(self.authority)"
+            return ("\(self.scheme)://\(virtualHost)", virtualHost, "/" + (object ?? ""))
         }
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ParleyCore
 import Testing
 
 @testable import ChatService
@@ -260,5 +261,29 @@ struct SigV4Tests {
     func dates() {
         #expect(SigV4.timestamp(Self.suiteDate) == "20150830T123600Z")
         #expect(SigV4.day(Date(timeIntervalSince1970: 1_369_353_599)) == "20130523")
+    }
+
+    @Test("addresses: path style names the bucket in the path, virtual-host style in the host; ports and IPv6 kept")
+    func addresses() {
+        func store(_ endpoint: String, _ style: S3Settings.Style, prefix: String = "") -> S3BlobStore {
+            S3BlobStore(
+                settings: S3Settings(
+                    bucket: "files",
+                    prefix: prefix,
+                    endpoint: endpoint,
+                    region: "us-east-1",
+                    style: style,
+                    accessKeyID: "a",
+                    secretAccessKey: "b"
+                )
+            )
+        }
+        let path = store("http://127.0.0.1:9000", .path, prefix: "prod/")
+        #expect(path.address(key: "k") == ("http://127.0.0.1:9000", "127.0.0.1:9000", "/files/prod/k"))
+        #expect(path.address(key: nil) == ("http://127.0.0.1:9000", "127.0.0.1:9000", "/files"))
+        let virtual = store("https://s3.eu-west-1.amazonaws.com", .virtual)
+        #expect(virtual.address(key: "k") == ("https://files.s3.eu-west-1.amazonaws.com", "files.s3.eu-west-1.amazonaws.com", "/k"))
+        #expect(virtual.address(key: nil) == ("https://files.s3.eu-west-1.amazonaws.com", "files.s3.eu-west-1.amazonaws.com", "/"))
+        #expect(store("http://[::1]:9000", .path).address(key: "k") == ("http://[::1]:9000", "[::1]:9000", "/files/k"))
     }
 }
