@@ -29,7 +29,7 @@ public struct DiskBlobStore: BlobStore {
         try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
     }
 
-    func path(for key: String) -> URL {
+    package func path(for key: String) -> URL {
         // Two levels of fan-out keep directories small; keys are our own ids, never client input.
         let shard = String(key.suffix(4))
         return self.root.appendingPathComponent(String(shard.prefix(2))).appendingPathComponent(String(shard.suffix(2))).appendingPathComponent(key)

@@ -155,7 +155,7 @@ func assemble(
         let chat = ChatService(
             database: database,
             directory: directory,
-            blobs: try DiskBlobStore(directory: (configuration.dataDirectory as NSString).appendingPathComponent("files")),
+            blobs: try configuration.makeBlobStore(),
             signer: secrets.fileSigner,
             bus: postgresBus ?? InProcessEventBus(),
             maxUploadBytes: configuration.maxUploadBytes,

@@ -133,6 +133,8 @@ public struct ParleyConfiguration: Sendable {
     public var httpRequestTimeoutSeconds: Int
     /// `PARLEY_JWT_PREVIOUS_KEY`: a retired signing key (PEM) whose tokens are still accepted and which JWKS still lists.
     public var jwtPreviousKeyPEM: String?
+    /// `PARLEY_BLOB_STORE`: where uploaded file bytes live (`disk`, or `s3://…` with the `AWS_*` credentials).
+    public var blobStore: BlobStoreLocation
 
     /// The defaults of the all-in-one run.
     public init() {
@@ -191,6 +193,7 @@ public struct ParleyConfiguration: Sendable {
         self.httpHeaderTimeoutSeconds = 20
         self.httpRequestTimeoutSeconds = 300
         self.jwtPreviousKeyPEM = nil
+        self.blobStore = .disk
     }
 
     /// Reads the settings from `environment`, throwing on the first bad value.
@@ -259,6 +262,7 @@ public struct ParleyConfiguration: Sendable {
         self.rateLimits.groups = try reader.rate("PARLEY_RATE_GROUPS") ?? self.rateLimits.groups
         self.rateLimits.uploads = try reader.rate("PARLEY_RATE_UPLOADS") ?? self.rateLimits.uploads
         try self.readScaleOutSettings(&reader)
+        self.blobStore = try S3Settings.location(environment: environment)
     }
 
     private mutating func readLoginGuards(_ reader: inout EnvironmentReader) throws {

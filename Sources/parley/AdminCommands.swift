@@ -136,7 +136,7 @@ struct Restore: AsyncParsableCommand {
         let configuration = self.options.load()
         AdminLogging.bootstrap()
         do {
-            let manifest = try ParleyApp.restore(from: self.from, configuration: configuration, logger: Logger(label: "parley"))
+            let manifest = try await ParleyApp.restore(from: self.from, configuration: configuration, logger: Logger(label: "parley"))
             print(#"{"database":"\#(manifest.database)","files":\#(manifest.files),"snapshotAt":\#(manifest.snapshotAt)}"#)
         } catch {
             CommonOptions.fail(AdminError.describe(error))

@@ -375,8 +375,10 @@ class Cluster:
         if self.jwt_pem and service == "user":
             environment["PARLEY_JWT_PRIVATE_KEY"] = self.jwt_pem
         environment.update(self.extra_env)
-        # Chat instances share one data dir: the files they store must be readable from every instance.
-        data = self.root / ("chat-shared" if service == "chat" else name)
+        # Chat instances share one data dir: the files they store must be readable from every instance. With the files
+        # in an object store (PARLEY_BLOB_STORE) each has its own, as on separate machines.
+        shared = service == "chat" and "PARLEY_BLOB_STORE" not in self.extra_env
+        data = self.root / ("chat-shared" if shared else name)
         environment["PARLEY_DATA_DIR"] = str(data / "data")
         return environment
 

@@ -809,3 +809,87 @@ def record_events_in_wire_order(client, record: Callable[[str, Any], None]) -> N
         receive(packet)
 
     client.eio._receive_packet = in_order
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An S3-compatible object store
+
+
+class MotoServer(Process):
+    """moto in server mode (tests/requirements.txt): an S3-compatible store in memory, on its own port, checking the
+    AWS Signature Version 4 of every request against an access key made at start (its IAM checks are on after the
+    three requests that make it). `bucket()` makes a bucket. Stopping it loses everything it held (a test stops it to
+    see a store go down). With `signatures=False` it takes any key, so one started again on the same port takes the
+    key the first had."""
+
+    name = "moto"
+
+    def __init__(self, directory: Path, port: int = 0, signatures: bool = True):
+        super().__init__(directory / "moto.log")
+        self.port = port or free_port()
+        self.signatures = signatures
+        self.access_key = "" if signatures else "parley-e2e"
+        self.secret_key = "" if signatures else "parley-e2e-secret"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "MotoServer":
+        log = open(self.log_path, "ab")
+        environment = dict(os.environ)
+        if self.signatures:
+            environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+        self.popen = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log,
+                                      env=environment)
+        RUNNING.append(self)
+        # A TCP probe only: an HTTP request would use up one of the three unchecked requests.
+        poll(lambda: self._listens(), 30, "moto_server to listen")
+        if not self.signatures:
+            return self
+        import boto3
+        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam.create_user(UserName="parley")
+        iam.put_user_policy(UserName="parley", PolicyName="everything", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="parley")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        return self
+
+    def _listens(self) -> bool:
+        assert self.popen is not None
+        if self.popen.poll() is not None:
+            raise AssertionError(f"moto_server exited with {self.popen.returncode}:\n{tail(self.log_path)}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+    def bucket(self, name: str | None = None) -> str:
+        name = name or f"parley-{uuid.uuid4().hex[:16]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def objects(self, bucket: str) -> dict[str, bytes]:
+        """Every object of `bucket`, by key."""
+        client = self.client()
+        found: dict[str, bytes] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        return found
+
+    def parley_env(self, bucket: str, style: str = "path") -> dict[str, str]:
+        """The environment that makes Parley keep its files in `bucket`."""
+        return {
+            "PARLEY_BLOB_STORE": f"s3://{bucket}?endpoint={self.endpoint}&region=us-east-1&style={style}",
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
