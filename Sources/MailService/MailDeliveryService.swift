@@ -133,7 +133,14 @@ public struct MailDeliveryService: Service {
         }
     }
 
+    /// Delivers `job` in the trace of the work that queued it: its log lines carry the same trace id.
     func handle(_ job: MailJob) async {
+        await ParleyTracing.continuing(job.traceParent, "mail \(job.template)") {
+            await self.deliver(job)
+        }
+    }
+
+    func deliver(_ job: MailJob) async {
         var logger = self.logger
         logger[metadataKey: "mailJob"] = .string(job.id)
         logger[metadataKey: "attempt"] = .stringConvertible(job.attempts)

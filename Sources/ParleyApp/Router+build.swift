@@ -18,6 +18,8 @@ struct RouteSet: Sendable {
 /// The router of a process: the middleware every request passes, then the routes of its role.
 func buildRouter(role: ServiceRole, configuration: ParleyConfiguration, routes: RouteSet) -> Router<ParleyRequestContext> {
     let router = Router(context: ParleyRequestContext.self)
+    // First: the request's trace (its `traceparent`, or a new one) is current for everything after, log lines included.
+    router.add(middleware: TracingMiddleware())
     router.add(middleware: RequestIDMiddleware())
     if !configuration.trustedProxies.isEmpty {
         router.add(middleware: ForwardedClientMiddleware(trustedProxies: configuration.trustedProxies))

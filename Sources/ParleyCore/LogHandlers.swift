@@ -5,12 +5,15 @@ public import Logging
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
+    /// Metadata of the moment on every line (the current trace's ids).
+    public var metadataProvider: Logger.MetadataProvider?
     private let label: String
 
     /// Creates a handler for `label` at `level`.
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.logLevel = level
+        self.metadataProvider = metadataProvider
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -23,7 +26,8 @@ public struct JSONLogHandler: LogHandler {
         line += #","level":"# + JSONText.quote(event.level.rawValue)
         line += #","label":"# + JSONText.quote(self.label)
         line += #","message":"# + JSONText.quote(event.message.description)
-        var merged = self.metadata
+        var merged = self.metadataProvider?.get() ?? [:]
+        merged.merge(self.metadata) { _, new in new }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         for key in merged.keys.sorted() {
             line += "," + JSONText.quote(key) + ":" + Self.render(merged[key]!)
@@ -51,12 +55,15 @@ public struct JSONLogHandler: LogHandler {
 public struct TextLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
+    /// Metadata of the moment on every line (the current trace's ids).
+    public var metadataProvider: Logger.MetadataProvider?
     private let label: String
 
     /// Creates a handler for `label` at `level`.
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.logLevel = level
+        self.metadataProvider = metadataProvider
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -65,7 +72,8 @@ public struct TextLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = self.metadata
+        var merged = self.metadataProvider?.get() ?? [:]
+        merged.merge(self.metadata) { _, new in new }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let fields = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }.joined(separator: " ")
         let time = Timestamp.iso8601(millis: Timestamp.millis())
@@ -75,14 +83,17 @@ public struct TextLogHandler: LogHandler {
 
 /// Installs the process-wide log handler once.
 public enum ParleyLogging {
-    /// Bootstraps swift-log with the configured format and level.
+    /// Bootstraps swift-log with the configured format and level; every line carries the current trace's ids.
     public static func bootstrap(format: LogFormat, level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            switch format {
-            case .json: JSONLogHandler(label: label, level: level)
-            case .text: TextLogHandler(label: label, level: level)
-            }
-        }
+        LoggingSystem.bootstrap(
+            { label, provider in
+                switch format {
+                case .json: JSONLogHandler(label: label, level: level, metadataProvider: provider)
+                case .text: TextLogHandler(label: label, level: level, metadataProvider: provider)
+                }
+            },
+            metadataProvider: .trace
+        )
     }
 }
 

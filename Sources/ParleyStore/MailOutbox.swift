@@ -10,6 +10,8 @@ public struct MailJob: Sendable, Equatable {
     /// Template values as JSON text; emptied once the mail is sent, so no login code outlives its delivery.
     public var payload: String
     public var requestID: String?
+    /// The W3C `traceparent` of the work that queued the mail: its delivery's log lines carry the same trace id.
+    public var traceParent: String?
     /// How many delivery attempts have started, this one included.
     public var attempts: Int
 }
@@ -38,13 +40,14 @@ public struct MailOutbox: Sendable {
         recipient: String,
         payload: String,
         requestID: String?,
+        traceParent: String? = nil,
         now: Int64,
         in sql: any SQLDatabase
     ) async throws {
         try await sql.raw(
             """
-            INSERT INTO mail_outbox (id, template, recipient, payload, request_id, status, attempts, next_attempt_at, created_at)
-            VALUES (\(bind: Identifier.make()), \(bind: template), \(bind: recipient), \(bind: payload), \(bind: requestID), 'pending', 0, \(bind: now), \(bind: now))
+            INSERT INTO mail_outbox (id, template, recipient, payload, request_id, trace_parent, status, attempts, next_attempt_at, created_at)
+            VALUES (\(bind: Identifier.make()), \(bind: template), \(bind: recipient), \(bind: payload), \(bind: requestID), \(bind: traceParent), 'pending', 0, \(bind: now), \(bind: now))
             """
         ).run()
     }
@@ -70,7 +73,7 @@ public struct MailOutbox: Sendable {
                     WHERE (status = 'pending' AND next_attempt_at <= \(bind: now)) OR (status = 'sending' AND locked_until < \(bind: now))
                     ORDER BY next_attempt_at LIMIT \(bind: limit)\(lock)
                 )
-                RETURNING id, template, recipient, payload, request_id, attempts
+                RETURNING id, template, recipient, payload, request_id, trace_parent, attempts
                 """
             ).all()
             return try rows.map { row in
@@ -80,6 +83,7 @@ public struct MailOutbox: Sendable {
                     recipient: try row.decode(column: "recipient", as: String.self),
                     payload: try row.decode(column: "payload", as: String.self),
                     requestID: try row.decode(column: "request_id", as: String?.self),
+                    traceParent: try row.decode(column: "trace_parent", as: String?.self),
                     attempts: try row.decode(column: "attempts", as: Int.self)
                 )
             }

@@ -368,5 +368,12 @@ public enum Schema {
                 "CREATE INDEX missed_mail_pending ON missed_mail (pending_since) WHERE pending_since IS NOT NULL",
             ]
         ),
+        Migration(
+            version: 11,
+            name: "traces: a mail job keeps the traceparent of the work that queued it",
+            statements: [
+                "ALTER TABLE mail_outbox ADD COLUMN trace_parent TEXT"
+            ]
+        ),
     ]
 }

@@ -58,6 +58,7 @@ struct Serve: AsyncParsableCommand {
         }
         let configuration = self.options.load()
         ParleyLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        ParleyTracing.bootstrap()
         let logger = Logger(label: "parley")
         do {
             let process = try await buildApplication(role: role, configuration: configuration, logger: logger)

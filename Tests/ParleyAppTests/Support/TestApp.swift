@@ -16,6 +16,8 @@ struct TestApp: Sendable {
     let client: any TestClientProtocol
     let configuration: ParleyConfiguration
     let mailbox: TestSMTPServer
+    /// The process's database, for what a test checks beneath the routes.
+    let database: Database
 
     /// Settings for a suite that signs many people in from one address: the per-address login limits well out of reach.
     static let manySignIns: @Sendable (inout ParleyConfiguration) -> Void = {
@@ -65,7 +67,7 @@ struct TestApp: Sendable {
             // The database closes itself when its service stops; a test that throws may stop it before it ran.
             do {
                 let result = try await application.test(.router) { client in
-                    try await test(TestApp(client: client, configuration: finalConfiguration, mailbox: mailbox))
+                    try await test(TestApp(client: client, configuration: finalConfiguration, mailbox: mailbox, database: process.database))
                 }
                 await process.database.close()
                 return result

@@ -1,0 +1,76 @@
+"""One trace across services: a W3C `traceparent` sent through nginx is in the log lines of every instance the work
+reaches, the mail instance that delivers a queued mail included.
+
+[cluster] Needs from the binary: the W3C trace context read from requests, sent on requests to other services, kept
+with mail jobs, and `traceId` on every JSON log line written within a trace.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from harness import expect_status, poll, unique_email
+
+
+def traceparent() -> tuple[str, str]:
+    """A fresh trace id and a `traceparent` naming it, as a caller in front of nginx would send."""
+    trace = uuid.uuid4().hex
+    return trace, f"00-{trace}-{uuid.uuid4().hex[:16]}-01"
+
+
+def lines_of(cluster, trace: str) -> dict[str, list[dict]]:
+    """Every JSON log line of every instance that carries `trace`, by instance name."""
+    found: dict[str, list[dict]] = {}
+    for name, instance in cluster.instances.items():
+        for line in instance.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if trace not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("traceId") == trace:
+                found.setdefault(name, []).append(record)
+    return found
+
+
+def test_a_login_and_the_mail_it_queues_share_one_trace(healthy_cluster):
+    """[cluster] A login through nginx: the user instance's request line and the mail instance's `mail sent` line
+    carry the caller's trace id (the outbox keeps it with the job)."""
+    cluster = healthy_cluster
+    trace, header = traceparent()
+    email = unique_email("traced")
+    expect_status(cluster.client().post("/api/v1/login", json={"email": email}, token=None,
+                                        headers={"traceparent": header}), 202)
+
+    def traced():
+        found = lines_of(cluster, trace)
+        users = [r for name, records in found.items() if name.startswith("user") for r in records
+                 if r.get("message") == "request" and r.get("path") == "/api/v1/login"]
+        mails = [r for name, records in found.items() if name.startswith("mail") for r in records
+                 if r.get("message") == "mail sent" and r.get("to") == email]
+        return (users, mails) if users and mails else None
+
+    users, mails = poll(traced, 15, f"log lines of trace {trace} on a user and a mail instance")
+    assert users[0]["spanId"] != header.split("-")[2], "the request is a span of its own, a child of the caller's"
+
+
+def test_a_chat_instance_asking_the_user_service_passes_the_trace_on(healthy_cluster):
+    """[cluster] Opening a direct chat with someone new makes the chat instance ask the user service for profiles
+    (through nginx): both instances' request lines carry the caller's trace id."""
+    cluster = healthy_cluster
+    alice, bob = cluster.sign_in(), cluster.sign_in()
+    trace, header = traceparent()
+    expect_status(alice.client.post("/api/v1/chats", json={"userId": bob.id}, headers={"traceparent": header}), 201)
+
+    def traced():
+        found = lines_of(cluster, trace)
+        chats = [r for name, records in found.items() if name.startswith("chat") for r in records
+                 if r.get("message") == "request" and r.get("path") == "/api/v1/chats"]
+        users = [r for name, records in found.items() if name.startswith("user") for r in records
+                 if r.get("message") == "request" and r.get("path") == "/api/v1/users"]
+        return (chats, users) if chats and users else None
+
+    chats, users = poll(traced, 10, f"log lines of trace {trace} on a chat and a user instance")
+    assert chats[0]["spanId"] != users[0]["spanId"]
