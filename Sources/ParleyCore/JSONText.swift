@@ -2,6 +2,10 @@
 public enum JSONText {
     /// Returns `string` as a quoted JSON string literal.
     public static func quote(_ string: String) -> String {
+        // Most strings (ids, names, timestamps) need no escape: quoted as they are, without a walk over their scalars.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == 0xE2 }) {
+            return "\"" + string + "\""
+        }
         var out = "\""
         out.reserveCapacity(string.utf8.count + 2)
         for scalar in string.unicodeScalars {

@@ -103,7 +103,15 @@ public struct UserService: Sendable {
                 return .codeSentRecently(retryAfter: min(self.settings.resendSeconds, max(1, Int((next - now + 999) / 1000))))
             }
             let payload = #"{"code":"\#(code)","expiresInMinutes":\#(max(1, self.settings.codeLifetimeSeconds / 60))}"#
-            try await MailOutbox.enqueue(template: "login_code", recipient: email, payload: payload, requestID: requestID, traceParent: ParleyTracing.currentHeader, now: now, in: sql)
+            try await MailOutbox.enqueue(
+                template: "login_code",
+                recipient: email,
+                payload: payload,
+                requestID: requestID,
+                traceParent: ParleyTracing.currentHeader,
+                now: now,
+                in: sql
+            )
             return nil
         }
         // Refused only after the commit: the address's hit counts even when the answer is no.

@@ -1,7 +1,9 @@
 import HTTPTypes
+import HummingbirdTesting
 import Logging
 import ParleyCore
 import ParleyStore
+import ParleyTestSupport
 import SQLKit
 import Testing
 import Tracing
