@@ -222,10 +222,16 @@ public final class Database: Service, Sendable {
 /// 60–250 ms stalls of a conversation. Here a passive checkpoint runs every ``checkpointInterval`` on its own
 /// connection, beside the writer (it takes no write lock, and leaves alone what a reader still uses); the automatic one
 /// stays only as a bound on the WAL's size, at ``autoCheckpointPages``, should the passive ones fall behind or not run.
+///
+/// Threads: SQLite's calls block a thread. The writer has a thread of its own; the readers and the checkpointer share
+/// a pool of their own. So a write never waits for a thread behind a checkpoint's syncs or slow reads, as it did on
+/// SwiftNIO's shared pool (a thread per core, also used by the readers, the checkpointer and file I/O).
 final class SQLiteBackend: Sendable {
     private let writer: SQLiteConnection
     private let readers: [SQLiteConnection]
     private let checkpointer: SQLiteConnection
+    /// The writer's thread, and the readers' and checkpointer's.
+    private let threads: [NIOThreadPool]
     private let writeLock = AsyncLock()
     private let nextReader = Atomic<Int>(0)
     private let closed = Atomic<Bool>(false)
@@ -235,10 +241,14 @@ final class SQLiteBackend: Sendable {
     /// The WAL size (4 KiB pages) at which a commit checkpoints after all: 40 MiB.
     static let autoCheckpointPages = 10_000
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection], checkpointer: SQLiteConnection) {
+    /// The readers beside the writer.
+    static let readerCount = 2
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], checkpointer: SQLiteConnection, threads: [NIOThreadPool]) {
         self.writer = writer
         self.readers = readers
         self.checkpointer = checkpointer
+        self.threads = threads
     }
 
     /// Copies what it can of the WAL into the database file without waiting for a lock (`PASSIVE`).
@@ -251,8 +261,17 @@ final class SQLiteBackend: Sendable {
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-        func connect() async throws -> SQLiteConnection {
-            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let writerThread = NIOThreadPool(numberOfThreads: 1)
+        let otherThreads = NIOThreadPool(numberOfThreads: Self.readerCount + 1)
+        writerThread.start()
+        otherThreads.start()
+        func connect(on threads: NIOThreadPool) async throws -> SQLiteConnection {
+            let connection = try await SQLiteConnection.open(
+                storage: .file(path: path),
+                threadPool: threads,
+                logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any()
+            )
             let sql = connection.sql(queryLogLevel: nil)
             // Split services share the file: wait for another process's write lock instead of failing at once.
             try await sql.raw("PRAGMA busy_timeout = 10000").run()
@@ -260,15 +279,15 @@ final class SQLiteBackend: Sendable {
             try await sql.raw(SQLQueryString("PRAGMA synchronous = \(unsafeRaw: synchronous.uppercased())")).run()
             return connection
         }
-        let writer = try await connect()
+        let writer = try await connect(on: writerThread)
         try await writer.sql(queryLogLevel: nil).raw("PRAGMA journal_mode = WAL").run()
         try await writer.sql(queryLogLevel: nil).raw(SQLQueryString("PRAGMA wal_autocheckpoint = \(unsafeRaw: String(Self.autoCheckpointPages))"))
             .run()
         var readers: [SQLiteConnection] = []
-        for _ in 0..<2 { readers.append(try await connect()) }
-        let checkpointer = try await connect()
+        for _ in 0..<Self.readerCount { readers.append(try await connect(on: otherThreads)) }
+        let checkpointer = try await connect(on: otherThreads)
         try await checkpointer.sql(queryLogLevel: nil).raw("PRAGMA wal_autocheckpoint = 0").run()
-        return SQLiteBackend(writer: writer, readers: readers, checkpointer: checkpointer)
+        return SQLiteBackend(writer: writer, readers: readers, checkpointer: checkpointer, threads: [writerThread, otherThreads])
     }
 
     func reader() -> any SQLDatabase {
@@ -288,6 +307,7 @@ final class SQLiteBackend: Sendable {
         for connection in [self.writer, self.checkpointer] + self.readers {
             try? await connection.close()
         }
+        for threads in self.threads { try? await threads.shutdownGracefully() }
     }
 }
 

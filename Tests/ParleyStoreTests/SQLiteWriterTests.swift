@@ -30,6 +30,34 @@ import Testing
         }
     }
 
+    /// SQLite's calls block a thread. With the writer on SwiftNIO's shared pool (a thread per core), slow reads holding
+    /// every thread held a write up until one of them finished; the writer has a thread of its own.
+    @Test func aWriteDoesNotWaitForSlowReads() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            try await database.transaction { sql in try await sql.raw("CREATE TABLE quick (x INTEGER NOT NULL)").run() }
+            // Four reads of a second or more each: more than the readers' threads, and than a 2-core machine's shared pool.
+            let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4000000) SELECT count(*) AS n FROM c"
+            try await withThrowingTaskGroup(of: Duration.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let started = ContinuousClock.now
+                        _ = try await database.read { try await $0.raw(SQLQueryString(slow)).all() }
+                        return ContinuousClock.now - started
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(150))  // the reads have their threads
+                let started = ContinuousClock.now
+                try await database.transaction { sql in try await sql.raw("INSERT INTO quick (x) VALUES (1)").run() }
+                let took = ContinuousClock.now - started
+                var reads: [Duration] = []
+                for try await read in group { reads.append(read) }
+                // Meaningful only if the reads outlast the bound by far.
+                #expect(reads.allSatisfy { $0 > .milliseconds(800) }, "the reads took \(reads)")
+                #expect(took < .milliseconds(300), "the write waited \(took) for a thread")
+            }
+        }
+    }
+
     /// A caller cancelled inside its transaction (a service told to stop) throws, and its transaction is rolled back: the
     /// writer is left outside any transaction (a plain BEGIN works), not for the next transaction to clean up.
     @Test func aCancelledTransactionIsRolledBack() async throws {
