@@ -2,9 +2,9 @@ import ParleyCore
 import SocketIOServer
 import Synchronization
 
-/// Gathers presence changes for a short window and gives each socket one packet per window, whatever the number of
-/// contacts who came or went: `userOnline` / `userOffline` when one other person changed (the contract's part 1), or
-/// one `presence` event `{"online":[userId],"offline":[userId]}` listing them when several did.
+/// Gathers presence changes for a short window and sends each socket the contract's `userOnline` / `userOffline` for each
+/// of up to ``listThreshold`` other people who came or went, or, beyond that, one `presence` event
+/// `{"online":[userId],"offline":[userId]}` listing them all: a reconnect storm costs one packet per socket per window.
 ///
 /// Without it, 1,000 members of one group reconnecting at once (a restart, a deploy) cost a million packets: each arrival
 /// told every other member. With it they cost about one packet per member per window. A change also goes to the person
@@ -16,6 +16,9 @@ import Synchronization
 final class PresenceBatch: Sendable {
     /// How long changes gather after the first one.
     let window: Duration
+    /// Up to this many other people's changes in one window, a socket gets the contract's part-1 event for each (what
+    /// every client understands); beyond it, one `presence` list.
+    static let listThreshold = 8
     private let state = Mutex(State())
     private let queued = Wakeup()
 
@@ -64,7 +67,7 @@ final class PresenceBatch: Sendable {
         var recipientsOf: [[Int32]: [String]] = [:]
         for (recipient, positions) in addressed { recipientsOf[positions, default: []].append(recipient) }
         var packets: [(EncodedEvent, [String])] = []
-        // Recipients to whom exactly one other person changed: the part-1 event, by that person.
+        // Recipients to whom few other people changed: the part-1 events, each encoded once for all who get it.
         var singles: [String: (online: Bool, recipients: [String])] = [:]
         for (positions, recipients) in recipientsOf {
             // The last change of each user counts.
@@ -81,10 +84,12 @@ final class PresenceBatch: Sendable {
             for recipient in recipients {
                 // Your own coming and going is not news to you.
                 let others = last[recipient] == nil ? order.count : order.count - 1
-                if others >= 2 {
+                if others > Self.listThreshold {
                     listed.append(recipient)
-                } else if others == 1, let other = order.first(where: { $0 != recipient }), let online = last[other] {
-                    singles[other, default: (online, [])].recipients.append(recipient)
+                } else {
+                    for other in order where other != recipient {
+                        singles[other, default: (last[other] ?? false, [])].recipients.append(recipient)
+                    }
                 }
             }
             guard !listed.isEmpty else { continue }

@@ -177,12 +177,21 @@ struct ChatFanoutTests {
             #expect(single.first?.0.text == #"42["userOffline",{"userId":"u7"}]"#)
             #expect(Set(single.first?.1 ?? []) == ["u1", "u2"])
 
-            // Came and went in one window: the last change counts.
+            // Came and went in one window: the last change counts; a few changes are the contract's events, one each.
             await parts.fanout.deliver(.presence(userID: "u8", online: true, contacts: ["u1"]))
             await parts.fanout.deliver(.presence(userID: "u9", online: true, contacts: ["u1"]))
             await parts.fanout.deliver(.presence(userID: "u8", online: false, contacts: ["u1"]))
-            let mixed = parts.fanout.presenceBatch.flush().first { $0.1 == ["u1"] }
-            #expect(mixed?.0.text == #"42["presence",{"online":["u9"],"offline":["u8"]}]"#)
+            let few = parts.fanout.presenceBatch.flush().filter { $0.1 == ["u1"] }.map(\.0.text).sorted()
+            #expect(few == [#"42["userOffline",{"userId":"u8"}]"#, #"42["userOnline",{"userId":"u9"}]"#])
+
+            // Beyond the threshold, one list, each user's last change.
+            let many = (0...PresenceBatch.listThreshold).map { "m\($0)" }
+            for user in many { await parts.fanout.deliver(.presence(userID: user, online: true, contacts: ["w"])) }
+            await parts.fanout.deliver(.presence(userID: "m0", online: false, contacts: ["w"]))
+            let listed = parts.fanout.presenceBatch.flush().filter { $0.1 == ["w"] }
+            #expect(listed.count == 1)
+            let list = try argument(of: try #require(listed.first).0.text, named: "presence", as: [String: [String]].self)
+            #expect(list["online"] == Array(many.dropFirst()) && list["offline"] == ["m0"])
 
             // Two contacts who come online in one window, one of them the recipient: the other is the only news.
             await parts.fanout.deliver(.presence(userID: "a", online: true, contacts: ["b"]))
