@@ -7,11 +7,19 @@ import Synchronization
 protocol EventRecipients: Sendable {
     /// Queues `event` for every socket of each of `users`; never blocks.
     func emit(_ event: EncodedEvent, toUsers users: [String])
+    /// Queues `event` for the sockets of `user` but those in `skipping`; never blocks.
+    func emit(_ event: EncodedEvent, toUser user: String, skipping: Set<String>)
 }
 
 extension SocketIOServer: EventRecipients {
     func emit(_ event: EncodedEvent, toUsers users: [String]) {
         self.emit(event, toUsers: users[...])
+    }
+
+    func emit(_ event: EncodedEvent, toUser user: String, skipping: Set<String>) {
+        for socket in self.sockets(ofUser: user) where !skipping.contains(socket.id) {
+            socket.emit(event)
+        }
     }
 }
 
@@ -87,11 +95,13 @@ final class ChatFanout: Sendable {
             guard let members = await self.members(of: chatID).map(Set.init) else { return }
             let senders = senders.filter(members.contains)
             let quotedChat = JSONText.quote(chatID)
-            // Each viewer's own pointer to their sockets (their other tabs clear the chat's unread count).
+            // Each viewer's own pointer to their other sockets (their other tabs clear the chat's unread count): not to the
+            // sockets here with the chat open, which read it.
             for pointer in pointers where members.contains(pointer.userID) {
                 let payload = #"{"chatId":"# + quotedChat + #","userId":"# + JSONText.quote(pointer.userID) + #","seq":\#(pointer.seq)}"#
                 let event = EncodedEvent(name: "messagesSeen", encodedArguments: [payload])
-                recipients.emit(event, toUsers: pointers.count == 1 ? Array(Set(senders + [pointer.userID])) : [pointer.userID])
+                recipients.emit(event, toUser: pointer.userID, skipping: self.reads.socketsViewing(chatID, userID: pointer.userID))
+                if pointers.count == 1 { recipients.emit(event, toUsers: senders.filter { $0 != pointer.userID }) }
             }
             // The senders of what was read: every moved pointer at once.
             guard pointers.count > 1, !senders.isEmpty else { return }

@@ -21,8 +21,8 @@ final class ReadOnDelivery: Sendable {
     struct State {
         /// The chats open on each socket.
         var openOn: [String: (userID: String, chats: Set<String>)] = [:]
-        /// For each chat, its viewers and on how many of their sockets it is open.
-        var viewers: [String: [String: Int]] = [:]
+        /// For each chat, its viewers and the sockets of theirs on which it is open.
+        var viewers: [String: [String: Set<String>]] = [:]
         /// Read pointers to move: chat and user → the seq to move to.
         var pending: [Viewer: Int64] = [:]
         /// For each chat with pointers to move, who sent the messages read.
@@ -44,7 +44,7 @@ final class ReadOnDelivery: Sendable {
     func open(_ chatID: String, socketID: String, userID: String) {
         self.state.withLock { state in
             guard state.openOn[socketID, default: (userID, [])].chats.insert(chatID).inserted else { return }
-            state.viewers[chatID, default: [:]][userID, default: 0] += 1
+            state.viewers[chatID, default: [:]][userID, default: []].insert(socketID)
         }
     }
 
@@ -52,7 +52,7 @@ final class ReadOnDelivery: Sendable {
     func close(_ chatID: String, socketID: String) {
         self.state.withLock { state in
             guard let userID = state.openOn[socketID]?.userID, state.openOn[socketID]?.chats.remove(chatID) != nil else { return }
-            Self.removeViewer(userID, of: chatID, in: &state)
+            Self.removeViewer(userID, socketID: socketID, of: chatID, in: &state)
         }
     }
 
@@ -60,14 +60,20 @@ final class ReadOnDelivery: Sendable {
     func socketGone(_ socketID: String) {
         self.state.withLock { state in
             guard let open = state.openOn.removeValue(forKey: socketID) else { return }
-            for chatID in open.chats { Self.removeViewer(open.userID, of: chatID, in: &state) }
+            for chatID in open.chats { Self.removeViewer(open.userID, socketID: socketID, of: chatID, in: &state) }
         }
     }
 
-    private static func removeViewer(_ userID: String, of chatID: String, in state: inout State) {
-        let count = state.viewers[chatID]?[userID, default: 1] ?? 1
-        state.viewers[chatID]?[userID] = count > 1 ? count - 1 : nil
+    private static func removeViewer(_ userID: String, socketID: String, of chatID: String, in state: inout State) {
+        state.viewers[chatID]?[userID]?.remove(socketID)
+        if state.viewers[chatID]?[userID]?.isEmpty == true { state.viewers[chatID]?[userID] = nil }
         if state.viewers[chatID]?.isEmpty == true { state.viewers[chatID] = nil }
+    }
+
+    /// The sockets here on which `userID` has `chatID` open: they read on delivery, so their own pointer's
+    /// `messagesSeen` is no news to them.
+    func socketsViewing(_ chatID: String, userID: String) -> Set<String> {
+        self.state.withLock { $0.viewers[chatID]?[userID] ?? [] }
     }
 
     /// A message was delivered to the sockets here: its chat's viewers (other than its sender) have read it.

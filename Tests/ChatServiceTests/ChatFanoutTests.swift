@@ -12,13 +12,20 @@ import Testing
 
 /// Records what the fan-out queues for whom, as the wire text of each event.
 final class RecordedEmits: EventRecipients {
-    private let emits = Mutex<[(text: String, users: [String])]>([])
+    private let emits = Mutex<[(text: String, users: [String], skipping: Set<String>)]>([])
 
     func emit(_ event: EncodedEvent, toUsers users: [String]) {
-        self.emits.withLock { $0.append((event.text, users)) }
+        self.emits.withLock { $0.append((event.text, users, [])) }
     }
 
-    var all: [(text: String, users: [String])] { self.emits.withLock { $0 } }
+    func emit(_ event: EncodedEvent, toUser user: String, skipping: Set<String>) {
+        self.emits.withLock { $0.append((event.text, [user], skipping)) }
+    }
+
+    var all: [(text: String, users: [String])] { self.emits.withLock { $0.map { ($0.text, $0.users) } } }
+
+    /// The sockets each emit skipped, in order.
+    var skipped: [Set<String>] { self.emits.withLock { $0.map(\.skipping) } }
 
     /// The seqs of the `newMessage` events, in the order they were queued.
     var messageSeqs: [Int64] {
@@ -332,7 +339,8 @@ struct ReadOnDeliveryTests {
             let parts = try await RealtimeParts(database: database)
             let users = try await makeUsers(5, in: database)
             let chat = try await parts.service.store.group(named: "g", creator: users[0], members: Array(users[0...3]), now: 1)
-            // users[4] is not a member: a sender no longer in the chat hears nothing.
+            // users[4] is not a member: a sender no longer in the chat hears nothing. users[1] has the chat open on s1.
+            parts.reads.open(chat, socketID: "s1", userID: users[1])
             await parts.fanout.deliver(
                 .readPointers(
                     chatID: chat,
@@ -342,13 +350,15 @@ struct ReadOnDeliveryTests {
             )
             await parts.fanout.deliver(.readPointers(chatID: chat, pointers: [ReadPointer(userID: users[3], seq: 4)], senders: [users[0]]))
             let emits = parts.emits.all
-            #expect(emits.count == 4)
+            #expect(emits.count == 5)
             #expect(emits[0].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[1])","seq":4}]"# && emits[0].users == [users[1]])
+            #expect(parts.emits.skipped[0] == ["s1"], "the socket that read it is not told")
+            #expect(parts.emits.skipped[1].isEmpty)
             #expect(emits[1].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[2])","seq":3}]"# && emits[1].users == [users[2]])
             let readState = #"[{"userId":"\#(users[1])","lastReadSeq":4},{"userId":"\#(users[2])","lastReadSeq":3}]"#
             #expect(emits[2].text == #"42["readState",{"chatId":"\#(chat)","readState":\#(readState)}]"# && emits[2].users == [users[0]])
-            #expect(emits[3].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[3])","seq":4}]"#)
-            #expect(Set(emits[3].users) == [users[0], users[3]])
+            #expect(emits[3].text == #"42["messagesSeen",{"chatId":"\#(chat)","userId":"\#(users[3])","seq":4}]"# && emits[3].users == [users[3]])
+            #expect(emits[4].text == emits[3].text && emits[4].users == [users[0]])
         }
     }
 
