@@ -29,6 +29,13 @@ final class PresenceBatch: Sendable {
         var addressed: [String: [Int32]] = [:]
     }
 
+    /// One person's last change in a window, as some recipients saw it (recipients addressed different changes of the
+    /// same person see different last ones).
+    struct Change: Hashable {
+        var userID: String
+        var online: Bool
+    }
+
     init(window: Duration = .milliseconds(200)) {
         self.window = window
     }
@@ -68,7 +75,7 @@ final class PresenceBatch: Sendable {
         for (recipient, positions) in addressed { recipientsOf[positions, default: []].append(recipient) }
         var packets: [(EncodedEvent, [String])] = []
         // Recipients to whom few other people changed: the part-1 events, each encoded once for all who get it.
-        var singles: [String: (online: Bool, recipients: [String])] = [:]
+        var singles: [Change: [String]] = [:]
         for (positions, recipients) in recipientsOf {
             // The last change of each user counts.
             var last: [String: Bool] = [:]
@@ -88,7 +95,7 @@ final class PresenceBatch: Sendable {
                     listed.append(recipient)
                 } else {
                     for other in order where other != recipient {
-                        singles[other, default: (last[other] ?? false, [])].recipients.append(recipient)
+                        if let online = last[other] { singles[Change(userID: other, online: online), default: []].append(recipient) }
                     }
                 }
             }
@@ -98,7 +105,7 @@ final class PresenceBatch: Sendable {
             let payload = #"{"online":["# + online + #"],"offline":["# + offline + "]}"
             packets.append((EncodedEvent(name: "presence", encodedArguments: [payload]), listed))
         }
-        for (userID, single) in singles { packets.append((ChatFanout.presenceEvent(userID, online: single.online), single.recipients)) }
+        for (change, recipients) in singles { packets.append((ChatFanout.presenceEvent(change.userID, online: change.online), recipients)) }
         return packets
     }
 }

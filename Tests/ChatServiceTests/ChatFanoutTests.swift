@@ -191,6 +191,12 @@ struct ChatFanoutTests {
             let few = parts.fanout.presenceBatch.flush().filter { $0.1 == ["u1"] }.map(\.0.text).sorted()
             #expect(few == [#"42["userOffline",{"userId":"u8"}]"#, #"42["userOnline",{"userId":"u9"}]"#])
 
+            // One person's changes addressed to different recipients: each hears the last change addressed to them.
+            await parts.fanout.deliver(.presence(userID: "x", online: true, contacts: ["a", "b"]))
+            await parts.fanout.deliver(.presence(userID: "x", online: false, contacts: ["b"]))
+            let split = parts.fanout.presenceBatch.flush().filter { $0.1 != ["x"] }.map { "\($0.0.text) → \($0.1)" }
+            #expect(split.sorted() == [#"42["userOffline",{"userId":"x"}] → ["b"]"#, #"42["userOnline",{"userId":"x"}] → ["a"]"#])
+
             // Beyond the threshold, one list, each user's last change.
             let many = (0...PresenceBatch.listThreshold).map { "m\($0)" }
             for user in many { await parts.fanout.deliver(.presence(userID: user, online: true, contacts: ["w"])) }
