@@ -217,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "ParleyAppTests",
             dependencies: [
-                "ParleyApp", "ParleyCore", "ParleyStore", "ParleyTestSupport",
+                "ChatService", "ParleyApp", "ParleyCore", "ParleyStore", "ParleyTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -16,6 +16,8 @@ public protocol BlobStore: Sendable {
     /// Calls `body` with the keys of the blobs written before `cutoff`, some at a time, in no order (the sweep asks the
     /// database which of them no file names). Half-written leftovers from before `cutoff` are erased on the way.
     func keys(writtenBefore cutoff: Date, _ body: ([String]) async throws -> Void) async throws
+    /// Throws when the store cannot take files now, for `/health`: cheap, and touching no stored blob.
+    func check() async throws
 }
 
 /// Files under a folder (by default `<data dir>/files`), written to a temporary name, flushed to disk and renamed, so a reader
@@ -85,6 +87,21 @@ public struct DiskBlobStore: BlobStore {
 }
 
 extension DiskBlobStore {
+    /// The folder takes a file: a small one is written under a fresh name beside the shard folders, and erased. (Not
+    /// flushed: this asks whether the folder is there and writable and the filesystem has room, not how fast it syncs.)
+    public func check() async throws {
+        let probe = self.root.appendingPathComponent(".health-\(UInt64.random(in: 0...UInt64.max))").path
+        try await NIOThreadPool.singleton.runIfActive {
+            let descriptor = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+            guard descriptor >= 0 else { throw BlobStoreError(path: probe, errno: errno) }
+            defer {
+                close(descriptor)
+                unlink(probe)
+            }
+            guard write(descriptor, "ok", 2) == 2 else { throw BlobStoreError(path: probe, errno: errno) }
+        }
+    }
+
     public func keys(writtenBefore cutoff: Date, _ body: ([String]) async throws -> Void) async throws {
         // Directory walks block: they run on NIO's thread pool, one first-level folder (1/256 of the keys) at a time.
         let folders = try await NIOThreadPool.singleton.runIfActive { try Self.folders(in: self.root) }

@@ -155,6 +155,15 @@ public struct S3BlobStore: BlobStore {
         } while token != nil
     }
 
+    /// The bucket is there and answers these credentials: a HEAD of the bucket (no object is read), within two seconds.
+    public func check() async throws {
+        let response = try await self.send(.HEAD, key: nil, operation: "reach", deadline: .now() + .seconds(2))
+        guard response.status == .ok else {
+            // A HEAD answer has no body to name the store's error code; the status says enough (404: no such bucket).
+            throw self.unavailable("reach", key: nil, detail: "HTTP \(response.status.code)")
+        }
+    }
+
     /// Makes the bucket (for tests and first setups); one that exists already is no error.
     public func createBucket() async throws {
         var body: [UInt8]?

@@ -152,10 +152,13 @@ func assemble(
             ? SharedPresence(database: database, instanceID: instanceID, lifetime: .seconds(configuration.presenceTTLSeconds)) : LocalPresence()
         let directory: any UserDirectory =
             if let userService { UserServiceDirectory(users: userService) } else { HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "") }
+        let blobs = try configuration.makeBlobStore()
+        // The files' store: the data folder takes a file, or the bucket answers (S3); down, the instance is unhealthy.
+        routes.operations.extraChecks["fileStore"] = { await OperationsController.answers(within: .seconds(2), blobs.check) }
         let chat = ChatService(
             database: database,
             directory: directory,
-            blobs: try configuration.makeBlobStore(),
+            blobs: blobs,
             signer: secrets.fileSigner,
             bus: postgresBus ?? InProcessEventBus(),
             maxUploadBytes: configuration.maxUploadBytes,

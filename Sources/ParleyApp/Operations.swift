@@ -14,7 +14,8 @@ public enum ParleyVersion {
 struct OperationsController: Sendable {
     let database: Database
     let started: ContinuousClock.Instant
-    /// Checks beside the database's, by name (the event bus of a chat instance on PostgreSQL).
+    /// Checks beside the database's, by name: a chat instance's file store (`fileStore`), and its event bus on PostgreSQL
+    /// (`eventBus`). Each answers within its own bound, and they run one after another.
     var extraChecks: [String: @Sendable () async -> Bool]
     /// Gauges set from what they measure at each scrape, so they are never stale: the data folder's free space, the
     /// sockets of a chat instance.
