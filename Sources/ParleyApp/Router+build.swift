@@ -19,7 +19,8 @@ struct RouteSet: Sendable {
 func buildRouter(role: ServiceRole, configuration: ParleyConfiguration, routes: RouteSet) -> Router<ParleyRequestContext> {
     let router = Router(context: ParleyRequestContext.self)
     // First: the request's trace (its `traceparent`, or a new one) is current for everything after, log lines included.
-    router.add(middleware: TracingMiddleware())
+    // Signed links' signatures stay out of exported spans' `url.query`: they are capabilities.
+    router.add(middleware: TracingMiddleware(redactingQueryParameters: ["sig", "token", "access_token"]))
     router.add(middleware: RequestIDMiddleware())
     if !configuration.trustedProxies.isEmpty {
         router.add(middleware: ForwardedClientMiddleware(trustedProxies: configuration.trustedProxies))

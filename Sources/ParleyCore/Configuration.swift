@@ -135,6 +135,8 @@ public struct ParleyConfiguration: Sendable {
     public var jwtPreviousKeyPEM: String?
     /// `PARLEY_BLOB_STORE`: where uploaded file bytes live (`disk`, or `s3://…` with the `AWS_*` credentials).
     public var blobStore: BlobStoreLocation
+    /// Where spans are exported (OTLP/HTTP JSON, from `OTEL_EXPORTER_OTLP_*`), or nil: none are.
+    public var traceExport: TraceExportSettings? = nil
 
     /// The defaults of the all-in-one run.
     public init() {
@@ -263,6 +265,7 @@ public struct ParleyConfiguration: Sendable {
         self.rateLimits.uploads = try reader.rate("PARLEY_RATE_UPLOADS") ?? self.rateLimits.uploads
         try self.readScaleOutSettings(&reader)
         self.blobStore = try S3Settings.location(environment: environment)
+        self.traceExport = try TraceExportSettings.read(environment)
     }
 
     private mutating func readLoginGuards(_ reader: inout EnvironmentReader) throws {

@@ -1,5 +1,6 @@
 public import Instrumentation
 public import Logging
+import Synchronization
 public import Tracing
 
 /// A W3C Trace Context `traceparent` (https://www.w3.org/TR/trace-context/): the trace a piece of work belongs to, the
@@ -82,9 +83,14 @@ extension ServiceContext {
 /// Parley's tracer: reads and writes W3C `traceparent`, and gives each span its ids, so one trace id follows a request
 /// through nginx, every service it reaches over HTTP (Hummingbird's `TracingMiddleware` extracts it, AsyncHTTPClient
 /// injects it) and the mail outbox, and every log line on the way carries it (``Logger/MetadataProvider/trace``).
-/// Spans record nothing else and are not exported: correlation of logs, not a trace store.
+/// With a ``SpanRecorder`` (OTLP export configured), sampled spans record their name, kind, times, attributes, events
+/// and status and are handed to it when they end; without one they record nothing.
 public struct CorrelationTracer: Tracer {
-    public init() {}
+    let recorder: SpanRecorder?
+
+    public init(recorder: SpanRecorder? = nil) {
+        self.recorder = recorder
+    }
 
     public func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
@@ -108,44 +114,79 @@ public struct CorrelationTracer: Tracer {
         line: UInt
     ) -> CorrelationSpan {
         var context = context()
-        context.traceParent = context.traceParent?.child() ?? TraceParent.newTrace()
-        return CorrelationSpan(context: context, operationName: operationName)
+        let parent = context.traceParent
+        let own = parent?.child() ?? TraceParent.newTrace()
+        context.traceParent = own
+        // Only sampled traces are recorded (bit 0 of the flags: a caller may have decided not to).
+        guard let recorder = self.recorder, own.flags & 0x01 == 1 else {
+            return CorrelationSpan(context: context, operationName: operationName, record: nil)
+        }
+        let record = SpanRecord(
+            FinishedSpan(
+                traceID: own.traceID,
+                spanID: own.spanID,
+                parentSpanID: parent?.spanID,
+                name: operationName,
+                kind: kind,
+                startNanoseconds: instant().nanosecondsSinceEpoch
+            ),
+            recorder: recorder
+        )
+        return CorrelationSpan(context: context, operationName: operationName, record: record)
     }
 
     public func forceFlush() {}
 }
 
-/// A span that carries its context's ids and records nothing.
+/// A span that carries its context's ids; when its trace is exported, it records what is set on it until it ends.
 public struct CorrelationSpan: Span {
     public let context: ServiceContext
     private let name: String
+    private let record: SpanRecord?
 
-    init(context: ServiceContext, operationName: String) {
+    init(context: ServiceContext, operationName: String, record: SpanRecord?) {
         self.context = context
         self.name = operationName
+        self.record = record
     }
 
     public var operationName: String {
-        get { self.name }
-        nonmutating set {}
+        get { self.record?.read { $0.name } ?? self.name }
+        nonmutating set { self.record?.update { $0.name = newValue } }
     }
 
     public var attributes: SpanAttributes {
-        get { [:] }
-        nonmutating set {}
+        get { self.record?.read { $0.attributes } ?? [:] }
+        nonmutating set { self.record?.update { $0.attributes = newValue } }
     }
 
-    public var isRecording: Bool { false }
+    public var isRecording: Bool { self.record?.isOpen ?? false }
 
-    public func setStatus(_ status: SpanStatus) {}
+    public func setStatus(_ status: SpanStatus) {
+        self.record?.update { span in
+            // OK is final; an error's description is kept as it was first given.
+            if span.status?.code == .ok { return }
+            span.status = status
+        }
+    }
 
-    public func addEvent(_ event: SpanEvent) {}
+    public func addEvent(_ event: SpanEvent) {
+        self.record?.update { $0.events.append(event) }
+    }
 
-    public func recordError(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> some TracerInstant) {}
+    public func recordError(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> some TracerInstant) {
+        guard let record = self.record else { return }
+        var event = SpanEvent(name: "exception", at: instant(), attributes: attributes)
+        event.attributes["exception.type"] = "\(type(of: error))"
+        event.attributes["exception.message"] = "\(error)"
+        record.update { $0.events.append(event) }
+    }
 
     public func addLink(_ link: SpanLink) {}
 
-    public func end(at instant: @autoclosure () -> some TracerInstant) {}
+    public func end(at instant: @autoclosure () -> some TracerInstant) {
+        self.record?.finish(at: instant().nanosecondsSinceEpoch)
+    }
 }
 
 extension Logger.MetadataProvider {
@@ -158,8 +199,9 @@ extension Logger.MetadataProvider {
 
 /// Installs the process's tracer once, before anything makes an HTTP client (which takes the tracer when it is made).
 public enum ParleyTracing {
-    public static func bootstrap() {
-        InstrumentationSystem.bootstrap(CorrelationTracer())
+    /// `recorder`: where ended spans go when they are exported (``SpanRecorder``); nil records nothing.
+    public static func bootstrap(recorder: SpanRecorder? = nil) {
+        InstrumentationSystem.bootstrap(CorrelationTracer(recorder: recorder))
     }
 
     /// Runs `body` in the trace of `header` (a stored `traceparent`), as a child span; in a new trace when there is none.

@@ -58,13 +58,13 @@ struct Serve: AsyncParsableCommand {
         }
         let configuration = self.options.load()
         ParleyLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
-        ParleyTracing.bootstrap()
         let logger = Logger(label: "parley")
+        // First in the group, so it stops last: the spans of the last requests still go out.
+        let exporter = TraceExporter.bootstrap(role: role, configuration: configuration, logger: Logger(label: "parley.traces"))
         do {
             let process = try await buildApplication(role: role, configuration: configuration, logger: logger)
-            let group = ServiceGroup(
-                configuration: .init(services: process.serviceGroupServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            )
+            let services: [any Service] = (exporter.map { [$0] } ?? []) + process.serviceGroupServices
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch let error as ConfigurationError {
             CommonOptions.fail(error)

@@ -73,7 +73,9 @@ import Testing
         let endpoint = try #require(Self.s3Endpoint)
         let settings = Self.s3(bucket: Self.freshBucket(), endpoint: endpoint)
         try await S3BlobStore(settings: settings).createBucket()
-        try await TestApp.run(.sqlite) { $0.blobStore = .s3(settings) } _: { app in
+        try await TestApp.run(.sqlite) {
+            $0.blobStore = .s3(settings)
+        } _: { app in
             let health = try await Self.health(app)
             #expect(health.status == .ok)
             #expect(health.checks == ["database": "up", "fileStore": "up"])
@@ -96,7 +98,9 @@ import Testing
         for (what, settings) in stores {
             // With a wrong secret moto refuses only when it checks signatures (scripts/lib/s3.sh starts it so).
             if what == "wrong secret" && ProcessInfo.processInfo.environment["PARLEY_TEST_S3_SECRET_ACCESS_KEY"] == nil { continue }
-            try await TestApp.run(.sqlite) { $0.blobStore = .s3(settings) } _: { app in
+            try await TestApp.run(.sqlite) {
+                $0.blobStore = .s3(settings)
+            } _: { app in
                 let started = ContinuousClock.now
                 let health = try await Self.health(app)
                 #expect(health.status == .serviceUnavailable, "\(what)")
