@@ -98,12 +98,16 @@ public final class MissedMessageMailer: Service {
         let online = try await self.presence.online(among: due.map(\.userID))
         var mailed = 0
         for user in due where !online.contains(user.userID) {
-            if try await self.mail(user, now: now, cutoff: cutoff, sentBefore: sentBefore) { mailed += 1 }
+            // Each mail is a trace of its own: the profile look-up it makes of the user service and the mail
+            // service's delivery (through the outbox's `traceparent`) are its children, and their log lines carry it.
+            let queued = try await ParleyTracing.producing("missed-message mail") {
+                guard try await self.mail(user, now: now, cutoff: cutoff, sentBefore: sentBefore) else { return false }
+                self.logger.info("missed-message mail queued")
+                return true
+            }
+            if queued { mailed += 1 }
         }
-        if mailed > 0 {
-            self.mailQueued?.ring()
-            self.logger.info("missed-message mail queued", metadata: ["users": "\(mailed)"])
-        }
+        if mailed > 0 { self.mailQueued?.ring() }
         return due.count
     }
 
@@ -112,6 +116,8 @@ public final class MissedMessageMailer: Service {
         // Names come from the user service, outside the transaction; a sender not named yet (a message stored since the
         // names were read) sends it round again.
         var names: [String: String] = [:]
+        // Read here: the transaction's closure may run on the database writer's task, outside this one's trace.
+        let traceParent = ParleyTracing.currentHeader
         for _ in 0..<3 {
             let unread = try await self.store.unreadForMail(of: user.userID, limit: Self.unreadRead)
             try await self.name(Set(unread.flatMap { [$0.senderID] + MessageText.mentionCandidates(in: $0.text) }), into: &names)
@@ -133,6 +139,7 @@ public final class MissedMessageMailer: Service {
                     recipient: recipient.email,
                     payload: String(decoding: try JSONEncoder().encode(mail), as: UTF8.self),
                     requestID: nil,
+                    traceParent: traceParent,
                     now: now,
                     in: sql
                 )

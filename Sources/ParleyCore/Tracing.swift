@@ -211,6 +211,12 @@ public enum ParleyTracing {
         return try await withSpan(operation, context: context, ofKind: .consumer) { _ in try await body() }
     }
 
+    /// Runs `body` as the first span of a new trace, a producer's: work of the process's own that no request started (a
+    /// timer's) and that leaves work for later (a mail job that keeps this trace).
+    public static func producing<T>(_ operation: String, _ body: () async throws -> T) async rethrows -> T {
+        try await withSpan(operation, context: .topLevel, ofKind: .producer) { _ in try await body() }
+    }
+
     /// The current task's `traceparent` header, to store with work done later (a mail job).
     public static var currentHeader: String? { ServiceContext.current?.traceParent?.header }
 }

@@ -156,9 +156,10 @@ def test_split_services_export_one_trace_per_request_with_parents_kinds_and_time
     smtp = launcher.smtp()
     env = exporting(receiver)
     user = launcher.parley(service="user", database_url=url, smtp=smtp, env=env)
-    launcher.parley(service="mail", database_url=url, smtp=smtp, env=env)
+    mail = launcher.parley(service="mail", database_url=url, smtp=smtp, env=env)
+    # Unread direct messages are mailed a second after they are sent to someone with no socket connected.
     chat = launcher.parley(service="chat", database_url=url, env={
-        **env, "PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None})
+        **env, "PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None, "PARLEY_NOTIFY_AFTER_SECONDS": "1"})
 
     # A login: the user service's server span, and the mail service's delivery as its child, in the same trace.
     trace_id = uuid.uuid4().hex
@@ -215,6 +216,21 @@ def test_split_services_export_one_trace_per_request_with_parents_kinds_and_time
     assert sent["name"] == sent["attributes"]["http.route"] == "/api/v1/chats/{id}/messages"
     assert chat_id not in sent["name"]
     assert sent["attributes"]["http.response.status_code"] == 201
+
+    # A chat instance's missed-message mail (a timer's work, no request's) is a trace of its own: the chat instance's
+    # producer span is its root and the mail service's delivery its child (through the outbox), and both instances' log
+    # lines carry its id. (The sender's name comes from the chat instance's profile cache here; the user service is not
+    # asked outside a request: see docs/deploy.md, "Traces".)
+    missed = receiver.wait_for(lambda s: s["name"] == "missed-message mail", "the missed-message mail span", timeout=20)
+    assert missed["service"] == "parley-chat" and missed["kind"] == 4 and missed["parentSpanId"] == ""
+    job_trace = missed["traceId"]
+    mailed = receiver.wait_for(lambda s: s["traceId"] == job_trace and s["kind"] == CONSUMER, "the missed-message delivery")
+    assert mailed["service"] == "parley-mail" and mailed["parentSpanId"] == missed["spanId"]
+    smtp.mailbox.wait_for(bob_address, count=2)
+    chat.wait_for_log(lambda r: r.get("traceId") == job_trace and r.get("message") == "missed-message mail queued", what="the queued line")
+    mail.wait_for_log(lambda r: r.get("traceId") == job_trace and r.get("message") == "mail sent" and r.get("to") == bob_address,
+                      what="the delivery's line")
+
     # A caller that did not sample its trace: nothing of it is recorded.
     unsampled = uuid.uuid4().hex
     expect_status(alice_chat.get("/api/v1/chats", headers={"traceparent": f"00-{unsampled}-{uuid.uuid4().hex[:16]}-00"}), 200)
