@@ -17,6 +17,9 @@ public struct FinishedSpan: Sendable {
     public var events: [SpanEvent] = []
     public var status: SpanStatus?
 
+    /// Events kept per span at most (OpenTelemetry's default limit); more are left out.
+    static let maxEvents = 128
+
     public init(traceID: String, spanID: String, parentSpanID: String? = nil, name: String, kind: SpanKind, startNanoseconds: UInt64) {
         self.traceID = traceID
         self.spanID = spanID

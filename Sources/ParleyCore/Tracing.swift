@@ -164,14 +164,17 @@ public struct CorrelationSpan: Span {
 
     public func setStatus(_ status: SpanStatus) {
         self.record?.update { span in
-            // OK is final; an error's description is kept as it was first given.
+            // OK is final: the specification lets nothing override it.
             if span.status?.code == .ok { return }
             span.status = status
         }
     }
 
     public func addEvent(_ event: SpanEvent) {
-        self.record?.update { $0.events.append(event) }
+        self.record?.update { span in
+            // OpenTelemetry's default span limit: a span that loops over events does not grow without bound.
+            if span.events.count < FinishedSpan.maxEvents { span.events.append(event) }
+        }
     }
 
     public func recordError(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> some TracerInstant) {
@@ -179,7 +182,9 @@ public struct CorrelationSpan: Span {
         var event = SpanEvent(name: "exception", at: instant(), attributes: attributes)
         event.attributes["exception.type"] = "\(type(of: error))"
         event.attributes["exception.message"] = "\(error)"
-        record.update { $0.events.append(event) }
+        record.update { span in
+            if span.events.count < FinishedSpan.maxEvents { span.events.append(event) }
+        }
     }
 
     public func addLink(_ link: SpanLink) {}
