@@ -57,6 +57,8 @@ public struct TraceExporter: Service {
             var receiverUp = true
             while !Task.isCancelled {
                 await self.recorder.batchReady.wait(timeout: self.settings.scheduleDelay)
+                // Shutting down: a request from this cancelled task would fail; the flush below sends what waits.
+                if Task.isCancelled { break }
                 // Whole batches while there are any; a part batch once the delay has passed.
                 repeat {
                     let batch = self.recorder.take()

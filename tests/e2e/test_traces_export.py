@@ -303,3 +303,14 @@ def test_bad_export_settings_stop_the_process_naming_the_variable(parley_binary,
         done = subprocess.run([str(parley_binary), "serve"], env=env, capture_output=True, text=True, timeout=30)
         assert done.returncode == 1, (variable, done.stdout[-500:], done.stderr[-500:])
         assert done.stderr.startswith(f"parley: {variable}: "), done.stderr
+
+
+def test_spans_waiting_at_shutdown_are_sent_before_the_process_exits(launcher, receiver):
+    # A schedule far off: nothing goes out on its own while the process runs.
+    server = launcher.parley(backend="sqlite", env=exporting(receiver, OTEL_BSP_SCHEDULE_DELAY="600000"))
+    trace = uuid.uuid4().hex
+    expect_status(server.client.get("/api/v1/chats", headers={"traceparent": f"00-{trace}-{uuid.uuid4().hex[:16]}-01"}), 401)
+    time.sleep(0.5)
+    assert not [s for s in receiver.snapshot() if s["traceId"] == trace]
+    launcher.stop(server)  # SIGTERM; exits 0
+    assert [s for s in receiver.snapshot() if s["traceId"] == trace and s["kind"] == SERVER]
