@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where and how ended spans are sent: OTLP over HTTP with the JSON encoding, configured by OpenTelemetry's own
+/// Where and how ended spans are sent: OTLP over HTTP with protobuf, configured by OpenTelemetry's own
 /// environment variables (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/), so that
 /// what a collector's documentation or an operator's injection sets works unchanged. Nothing set: nothing exported.
 public struct TraceExportSettings: Sendable, Equatable {
@@ -44,17 +44,19 @@ public struct TraceExportSettings: Sendable, Equatable {
         } else {
             return nil
         }
+        var settings = TraceExportSettings(endpoint: endpoint)
         for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
             guard let wanted = reader.string(name) else { continue }
-            guard wanted == "http/json" else {
+            // http/json: swift-otel 1.6 writes trace and span ids in base64 where OTLP's JSON says hex, which a
+            // collector refuses; gRPC is not built in.
+            guard wanted == "http/protobuf" else {
                 throw ConfigurationError(
                     name,
-                    "Parley exports OTLP over HTTP with the JSON encoding only: set http/json (a collector takes it on its OTLP/HTTP port, 4318) or leave it unset (got \"\(wanted.prefix(40))\")"
+                    "Parley exports OTLP over HTTP with protobuf only: set http/protobuf or leave it unset (got \"\(wanted.prefix(40))\")"
                 )
             }
             break
         }
-        var settings = TraceExportSettings(endpoint: endpoint)
         settings.serviceName = reader.string("OTEL_SERVICE_NAME")
         for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
             guard let list = reader.string(name) else { continue }

@@ -1,6 +1,5 @@
 public import Instrumentation
 public import Logging
-import Synchronization
 public import Tracing
 
 /// A W3C Trace Context `traceparent` (https://www.w3.org/TR/trace-context/): the trace a piece of work belongs to, the
@@ -73,24 +72,35 @@ enum TraceParentKey: ServiceContextKey {
 }
 
 extension ServiceContext {
-    /// The trace and span this context belongs to.
+    /// The trace and span this context belongs to: as ``CorrelationTracer`` keeps it, or else as the process's tracer
+    /// writes it into a `traceparent` (swift-otel's, when spans are exported).
     public var traceParent: TraceParent? {
-        get { self[TraceParentKey.self] }
+        get {
+            if let own = self[TraceParentKey.self] { return own }
+            var carrier: [String: String] = [:]
+            InstrumentationSystem.instrument.inject(self, into: &carrier, using: DictionaryInjector())
+            return carrier["traceparent"].flatMap(TraceParent.init(header:))
+        }
         set { self[TraceParentKey.self] = newValue }
     }
+}
+
+/// Writes propagation fields into a dictionary.
+struct DictionaryInjector: Injector {
+    func inject(_ value: String, forKey key: String, into dictionary: inout [String: String]) { dictionary[key] = value }
+}
+
+/// Reads propagation fields from a dictionary.
+struct DictionaryExtractor: Extractor {
+    func extract(key: String, from dictionary: [String: String]) -> String? { dictionary[key] }
 }
 
 /// Parley's tracer: reads and writes W3C `traceparent`, and gives each span its ids, so one trace id follows a request
 /// through nginx, every service it reaches over HTTP (Hummingbird's `TracingMiddleware` extracts it, AsyncHTTPClient
 /// injects it) and the mail outbox, and every log line on the way carries it (``Logger/MetadataProvider/trace``).
-/// With a ``SpanRecorder`` (OTLP export configured), sampled spans record their name, kind, times, attributes, events
-/// and status and are handed to it when they end; without one they record nothing.
+/// Spans record nothing else: when they are exported, swift-otel's tracer takes this one's place (``TraceExport``).
 public struct CorrelationTracer: Tracer {
-    let recorder: SpanRecorder?
-
-    public init(recorder: SpanRecorder? = nil) {
-        self.recorder = recorder
-    }
+    public init() {}
 
     public func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
@@ -100,7 +110,8 @@ public struct CorrelationTracer: Tracer {
 
     public func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject)
     where Inject.Carrier == Carrier {
-        guard let parent = context.traceParent else { return }
+        // Its own key only: `traceParent` asks the process's tracer (this one) when the key is missing.
+        guard let parent = context[TraceParentKey.self] else { return }
         injector.inject(parent.header, forKey: "traceparent", into: &carrier)
     }
 
@@ -114,84 +125,44 @@ public struct CorrelationTracer: Tracer {
         line: UInt
     ) -> CorrelationSpan {
         var context = context()
-        let parent = context.traceParent
-        let own = parent?.child() ?? TraceParent.newTrace()
-        context.traceParent = own
-        // Only sampled traces are recorded (bit 0 of the flags: a caller may have decided not to).
-        guard let recorder = self.recorder, own.flags & 0x01 == 1 else {
-            return CorrelationSpan(context: context, operationName: operationName, record: nil)
-        }
-        let record = SpanRecord(
-            FinishedSpan(
-                traceID: own.traceID,
-                spanID: own.spanID,
-                parentSpanID: parent?.spanID,
-                name: operationName,
-                kind: kind,
-                startNanoseconds: instant().nanosecondsSinceEpoch
-            ),
-            recorder: recorder
-        )
-        return CorrelationSpan(context: context, operationName: operationName, record: record)
+        context.traceParent = context[TraceParentKey.self]?.child() ?? TraceParent.newTrace()
+        return CorrelationSpan(context: context, operationName: operationName)
     }
 
     public func forceFlush() {}
 }
 
-/// A span that carries its context's ids; when its trace is exported, it records what is set on it until it ends.
+/// A span that carries its context's ids and records nothing.
 public struct CorrelationSpan: Span {
     public let context: ServiceContext
     private let name: String
-    private let record: SpanRecord?
 
-    init(context: ServiceContext, operationName: String, record: SpanRecord?) {
+    init(context: ServiceContext, operationName: String) {
         self.context = context
         self.name = operationName
-        self.record = record
     }
 
     public var operationName: String {
-        get { self.record?.read { $0.name } ?? self.name }
-        nonmutating set { self.record?.update { $0.name = newValue } }
+        get { self.name }
+        nonmutating set {}
     }
 
     public var attributes: SpanAttributes {
-        get { self.record?.read { $0.attributes } ?? [:] }
-        nonmutating set { self.record?.update { $0.attributes = newValue } }
+        get { [:] }
+        nonmutating set {}
     }
 
-    public var isRecording: Bool { self.record?.isOpen ?? false }
+    public var isRecording: Bool { false }
 
-    public func setStatus(_ status: SpanStatus) {
-        self.record?.update { span in
-            // OK is final: the specification lets nothing override it.
-            if span.status?.code == .ok { return }
-            span.status = status
-        }
-    }
+    public func setStatus(_ status: SpanStatus) {}
 
-    public func addEvent(_ event: SpanEvent) {
-        self.record?.update { span in
-            // OpenTelemetry's default span limit: a span that loops over events does not grow without bound.
-            if span.events.count < FinishedSpan.maxEvents { span.events.append(event) }
-        }
-    }
+    public func addEvent(_ event: SpanEvent) {}
 
-    public func recordError(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> some TracerInstant) {
-        guard let record = self.record else { return }
-        var event = SpanEvent(name: "exception", at: instant(), attributes: attributes)
-        event.attributes["exception.type"] = "\(type(of: error))"
-        event.attributes["exception.message"] = "\(error)"
-        record.update { span in
-            if span.events.count < FinishedSpan.maxEvents { span.events.append(event) }
-        }
-    }
+    public func recordError(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> some TracerInstant) {}
 
     public func addLink(_ link: SpanLink) {}
 
-    public func end(at instant: @autoclosure () -> some TracerInstant) {
-        self.record?.finish(at: instant().nanosecondsSinceEpoch)
-    }
+    public func end(at instant: @autoclosure () -> some TracerInstant) {}
 }
 
 extension Logger.MetadataProvider {
@@ -204,15 +175,15 @@ extension Logger.MetadataProvider {
 
 /// Installs the process's tracer once, before anything makes an HTTP client (which takes the tracer when it is made).
 public enum ParleyTracing {
-    /// `recorder`: where ended spans go when they are exported (``SpanRecorder``); nil records nothing.
-    public static func bootstrap(recorder: SpanRecorder? = nil) {
-        InstrumentationSystem.bootstrap(CorrelationTracer(recorder: recorder))
+    public static func bootstrap() {
+        InstrumentationSystem.bootstrap(CorrelationTracer())
     }
 
     /// Runs `body` in the trace of `header` (a stored `traceparent`), as a child span; in a new trace when there is none.
     public static func continuing<T>(_ header: String?, _ operation: String, _ body: () async throws -> T) async rethrows -> T {
         var context = ServiceContext.topLevel
-        context.traceParent = header.flatMap(TraceParent.init(header:))
+        // Through the process's tracer, which keeps the parent its own way.
+        if let header { InstrumentationSystem.instrument.extract(["traceparent": header], into: &context, using: DictionaryExtractor()) }
         return try await withSpan(operation, context: context, ofKind: .consumer) { _ in try await body() }
     }
 

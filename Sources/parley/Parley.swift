@@ -60,8 +60,8 @@ struct Serve: AsyncParsableCommand {
         ParleyLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "parley")
         // First in the group, so it stops last: the spans of the last requests still go out.
-        let exporter = TraceExporter.bootstrap(role: role, configuration: configuration, logger: Logger(label: "parley.traces"))
         do {
+            let exporter = try TraceExport.bootstrap(role: role, configuration: configuration, logger: Logger(label: "parley.traces"))
             let process = try await buildApplication(role: role, configuration: configuration, logger: logger)
             let services: [any Service] = (exporter.map { [$0] } ?? []) + process.serviceGroupServices
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
