@@ -130,7 +130,7 @@ final class ChatFanout: Sendable {
             // offline, and when it is lifted, online again if they are.
             guard let members = await self.members(of: chatID), members.count == 2 else { return }
             let online = blocked ? [] : await self.presence.online(among: members)
-            for member in members where !blocked || online.contains(member) {
+            for member in members where blocked || online.contains(member) {
                 recipients.emit(Self.presenceEvent(member, online: !blocked), toUsers: members.filter { $0 != member })
             }
         case .chatRemoved(let chatID, let userIDs):
