@@ -85,6 +85,8 @@ let package = Package(
         ),
         // Engine.IO 4 and Socket.IO 5 packets, framework-free.
         .target(name: "SocketIOProtocol", swiftSettings: swiftSettings),
+        // glibc's mallopt, which Swift's Glibc module does not bring in.
+        .target(name: "CMallocArenas"),
         .target(
             name: "UserService",
             dependencies: [
@@ -154,6 +156,7 @@ let package = Package(
             name: "parley",
             dependencies: [
                 "ParleyApp",
+                "CMallocArenas",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -126,6 +126,13 @@ final class ChatFanout: Sendable {
             }
         case .chatBlocked(let chatID, let blocked):
             self.service.membership.setBlocked(chatID, blocked)
+            // A block hides presence both ways (see ``ChatStore/contacts(of:)``): each of the two now sees the other
+            // offline, and when it is lifted, online again if they are.
+            guard let members = await self.members(of: chatID), members.count == 2 else { return }
+            let online = blocked ? [] : await self.presence.online(among: members)
+            for member in members where blocked || online.contains(member) {
+                recipients.emit(Self.presenceEvent(member, online: !blocked), toUsers: members.filter { $0 != member })
+            }
         case .chatRemoved(let chatID, let userIDs):
             self.service.membership.forget(userIDs, in: chatID)
             recipients.emit(EncodedEvent(name: "chatRemoved", encodedArguments: [#"{"chatId":"# + JSONText.quote(chatID) + "}"]), toUsers: userIDs)
@@ -163,9 +170,20 @@ final class ChatFanout: Sendable {
                 )
             }
         }
-        let message = delivery.record.message(signer: self.service.signer)
+        let record = delivery.record
         let name = delivery.isNew ? "newMessage" : "messageUpdated"
-        recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(message)]), toUsers: members)
+        let event = EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(record.message(signer: self.service.signer))])
+        if record.hiddenFrom == nil, record.replyHiddenFrom == nil {
+            recipients.emit(event, toUsers: members)
+        } else {
+            // Under a block: what the blocked person writes reaches no socket of the blocker; a reply quoting it shows
+            // them a deleted message.
+            recipients.emit(event, toUsers: members.filter { $0 != record.hiddenFrom && $0 != record.replyHiddenFrom })
+            if let reader = record.replyHiddenFrom, reader != record.hiddenFrom, members.contains(reader) {
+                let seen = record.seen(by: reader).message(signer: self.service.signer)
+                recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(seen)]), toUsers: [reader])
+            }
+        }
         ChatMetrics.shared.queued(delivery)
         if delivery.isNew { self.reads.delivered(delivery.record) }
     }

@@ -26,13 +26,18 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     var mentions: [String]
     /// What a system message tells (kind `system`).
     var system: SystemEvent?
+    /// The member this message is kept from: the one who blocks its writer (it reads as a tombstone to them, and reaches
+    /// none of their sockets). Never shown to anyone.
+    var hiddenFrom: String?
+    /// The same of the answered message.
+    var replyHiddenFrom: String?
 
     static let columns: SQLQueryString = """
         m.id, m.chat_id, m.seq, m.sender_id, m.kind, m.text, m.file_id, m.client_message_id, m.created_at,
-        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions, m.system,
+        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions, m.system, m.hidden_from,
         f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height, f.kind AS f_kind, f.name AS f_name,
         t.id AS t_id,
-        r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text
+        r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text, r.hidden_from AS r_hidden_from
         """
     /// The message's file, its thumbnail, and the message it answers.
     static let joins: SQLQueryString = """
@@ -55,7 +60,8 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         replyToSeq: Int64? = nil,
         replyTo: ReplyPreview? = nil,
         mentions: [String] = [],
-        system: SystemEvent? = nil
+        system: SystemEvent? = nil,
+        hiddenFrom: String? = nil
     ) {
         self.id = id
         self.chatID = chatID
@@ -75,6 +81,7 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.reactions = []
         self.mentions = mentions
         self.system = system
+        self.hiddenFrom = hiddenFrom
     }
 
     init(row: any SQLRow) throws {
@@ -110,10 +117,35 @@ package struct MessageRecord: Sendable, Equatable, Codable {
                 kind: kind,
                 text: ReplyPreview.snippet(of: try row.decode(column: "r_text", as: String?.self))
             )
+            self.replyHiddenFrom = try row.decode(column: "r_hidden_from", as: String?.self)
         }
         self.reactions = try Self.reactions(from: try row.decode(column: "reactions", as: String?.self))
         self.mentions = (try row.decode(column: "mentions", as: String?.self) ?? "").split(separator: " ").map(String.init)
         self.system = try (try row.decode(column: "system", as: String?.self)).map { try JSONDecoder().decode(SystemEvent.self, from: Data($0.utf8)) }
+        self.hiddenFrom = try row.decode(column: "hidden_from", as: String?.self)
+    }
+
+    /// This message as `viewer` may see it: what a person they block wrote to them reads as a tombstone (its seq and
+    /// version keep the timeline dense), and so does a reply's preview of it.
+    func seen(by viewer: String) -> MessageRecord {
+        var seen = self
+        if self.hiddenFrom == viewer {
+            seen.kind = "deleted"
+            seen.text = nil
+            seen.fileID = nil
+            seen.file = nil
+            seen.clientMessageID = nil
+            seen.editedAt = nil
+            seen.replyToSeq = nil
+            seen.replyTo = nil
+            seen.reactions = []
+            seen.mentions = []
+            return seen
+        }
+        if self.replyHiddenFrom == viewer, let reply = self.replyTo {
+            seen.replyTo = ReplyPreview(seq: reply.seq, senderId: reply.senderId, kind: "deleted", text: nil)
+        }
+        return seen
     }
 
     /// The client's view, with signed file URLs.

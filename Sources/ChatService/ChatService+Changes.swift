@@ -39,7 +39,7 @@ extension ChatService {
         guard after < version else { return ChangePage(messages: [], version: max(after, version), hasMore: false) }
         let (records, hasMore) = try await self.store.changes(in: chatID, after: after, through: version, limit: limit)
         return ChangePage(
-            messages: records.map { $0.message(signer: self.signer) },
+            messages: records.map { $0.seen(by: userID).message(signer: self.signer) },
             version: hasMore ? (records.last?.version ?? version) : version,
             hasMore: hasMore
         )
@@ -49,7 +49,11 @@ extension ChatService {
     func messages(in chatID: String, for userID: String, around seq: Int64, limit: Int) async throws -> MessagePageAround {
         guard Identifier.isValid(chatID), try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
         let (records, olderLeft, newerLeft) = try await self.store.messages(in: chatID, around: seq, limit: limit)
-        return MessagePageAround(messages: records.map { $0.message(signer: self.signer) }, hasMore: olderLeft, hasMoreAfter: newerLeft)
+        return MessagePageAround(
+            messages: records.map { $0.seen(by: userID).message(signer: self.signer) },
+            hasMore: olderLeft,
+            hasMoreAfter: newerLeft
+        )
     }
 
     /// The longest search query.
@@ -74,7 +78,7 @@ extension ChatService {
         let (records, next) = try await self.store.search(words: words, userID: userID, chatID: chatID, after: cursor, limit: limit)
         let results = records.map { record in
             SearchResult(
-                message: record.message(signer: self.signer),
+                message: record.seen(by: userID).message(signer: self.signer),
                 highlights: MessageText.highlights(of: words, in: record.text ?? "").map { TextRange(start: $0.start, end: $0.end) }
             )
         }

@@ -83,10 +83,16 @@ public struct ChatService: Sendable {
         guard Identifier.isValid(otherID) else { throw ChatError.userNotFound }
         guard otherID != userID else { throw ChatError.invalidMembers("A chat with yourself is not possible.") }
         guard try await self.directory.profiles(of: [otherID])[otherID] != nil else { throw ChatError.userNotFound }
-        // A block either way: the chat they had stays (nothing new goes into it), a new one is not opened.
+        // A block either way: the chat they had stays. The blocker opens no new one; the person they block opens one as
+        // if nothing stood between them, which the blocker does not see (not listed, not announced) until they unblock.
         if try await self.store.isBlocked(between: userID, and: otherID) {
-            guard let id = try await self.store.directChat(between: userID, and: otherID) else { throw ChatError.userUnreachable }
-            return (try await self.summary(of: id, for: userID), false)
+            if let id = try await self.store.directChat(between: userID, and: otherID) {
+                return (try await self.summary(of: id, for: userID), false)
+            }
+            guard try await !self.store.blocks(of: userID).contains(otherID) else { throw ChatError.userUnreachable }
+            let (id, created) = try await self.store.direct(between: userID, and: otherID, now: Timestamp.millis())
+            self.membership.remember(id, members: [userID, otherID])
+            return (try await self.summary(of: id, for: userID), created)
         }
         let (id, created) = try await self.store.direct(between: userID, and: otherID, now: Timestamp.millis())
         let members = [userID, otherID]
@@ -142,7 +148,7 @@ public struct ChatService: Sendable {
     ) async throws -> (messages: [Message], hasMore: Bool) {
         guard Identifier.isValid(chatID), try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
         let (records, hasMore) = try await self.store.messages(in: chatID, before: before, after: after, limit: limit)
-        return (records.map { $0.message(signer: self.signer) }, hasMore)
+        return (records.map { $0.seen(by: userID).message(signer: self.signer) }, hasMore)
     }
 
     /// Summaries of `records` for `userID`: a fixed number of queries, whatever the number of chats.
@@ -151,9 +157,11 @@ public struct ChatService: Sendable {
         async let membersQuery = self.store.members(of: ids)
         async let lastQuery = self.store.lastMessages(of: records)
         async let mentionsQuery = self.store.mentionCounts(of: userID, in: ids)
+        async let hiddenQuery = self.store.hiddenCounts(of: userID, in: ids)
         let members = Dictionary(grouping: try await membersQuery, by: \.chatID)
         let last = try await lastQuery
         let mentions = try await mentionsQuery
+        let hidden = try await hiddenQuery
         let profiles = try await self.directory.profiles(of: Array(Set(members.values.joined().map(\.userID))))
         return records.map { record in
             let chatMembers = members[record.id] ?? []
@@ -167,8 +175,8 @@ public struct ChatService: Sendable {
                     let profile = profiles[member.userID]
                     return ChatMember(id: member.userID, name: profile?.name ?? "", avatarUrl: profile?.avatarUrl, role: member.role.rawValue)
                 },
-                lastMessage: last[record.id].map { $0.message(signer: self.signer) },
-                unreadCount: max(0, record.lastSeq - myRead),
+                lastMessage: last[record.id].map { $0.seen(by: userID).message(signer: self.signer) },
+                unreadCount: max(0, record.lastSeq - myRead - (hidden[record.id] ?? 0)),
                 readState: chatMembers.map { ReadState(userId: $0.userID, lastReadSeq: $0.lastReadSeq) },
                 updatedAt: Timestamp.iso8601(millis: record.updatedAt),
                 version: record.version,

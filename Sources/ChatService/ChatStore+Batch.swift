@@ -50,7 +50,7 @@ extension ChatStore {
             }
         }
 
-        /// Whether it erases a message (the one write a blocked direct chat still takes).
+        /// Whether it erases a message (the one write a blocker still makes in a blocked direct chat).
         var isDeletion: Bool {
             if case .change(let change) = self { change.action == .delete } else { false }
         }
@@ -232,6 +232,7 @@ extension ChatStore {
         let withReply = records.contains { $0.replyToSeq != nil }
         let withMentions = records.contains { !$0.mentions.isEmpty }
         let withSystem = records.contains { $0.system != nil }
+        let withHidden = records.contains { $0.hiddenFrom != nil }
         let rows = records.map { record in
             var row = SQLQueryString("(\(bind: record.id), \(bind: record.chatID), \(bind: record.seq), \(bind: record.senderID)")
             row = SQLQueryString("\(row), \(bind: record.kind), \(bind: record.text)")
@@ -240,12 +241,13 @@ extension ChatStore {
             if withReply { row = SQLQueryString("\(row), \(bind: record.replyToSeq)") }
             if withMentions { row = SQLQueryString("\(row), \(bind: record.mentionsColumn)") }
             if withSystem { row = SQLQueryString("\(row), \(bind: record.systemColumn)") }
+            if withHidden { row = SQLQueryString("\(row), \(bind: record.hiddenFrom)") }
             return SQLQueryString("\(row), \(bind: record.createdAt), \(bind: record.version), \(bind: record.changedAt))")
         }
         let columns =
             "id, chat_id, seq, sender_id, kind, text" + (withFile ? ", file_id" : "") + (withClientID ? ", client_message_id" : "")
             + (withReply ? ", reply_to_seq" : "") + (withMentions ? ", mentions" : "") + (withSystem ? ", system" : "")
-            + ", created_at, version, changed_at"
+            + (withHidden ? ", hidden_from" : "") + ", created_at, version, changed_at"
         try await sql.raw("INSERT INTO messages (\(unsafeRaw: columns)) VALUES \(SQLList(rows))").run()
     }
 
@@ -296,8 +298,11 @@ private struct Batch {
     let writes: [ChatStore.Write]
     /// Who of the writers and the mentioned people is a member of which chat.
     var members = Set<PairKey>()
-    /// The direct chats of the batch in which one side blocks the other: nothing new is written into them.
+    /// The direct chats of the batch in which one side blocks the other.
     var blockedChats = Set<String>()
+    /// In those, a writer whom the other blocks (and who does not block them): what they write is kept from the other, the
+    /// value. A writer who blocks the other is refused: nothing new goes in from them.
+    var keptFrom: [PairKey: String] = [:]
     /// Which of the chats are direct: their messages are owed a missed-message mail.
     var directChats = Set<String>()
     var storedByClientID: [ClientKey: MessageRecord] = [:]
@@ -341,6 +346,7 @@ private struct Batch {
         if again {
             self.members = []
             self.blockedChats = []
+            self.keptFrom = [:]
         }
         let chatIDs = Array(Set(self.writes.map(\.chatID))).sorted()
         var people = Set(self.writes.map(\.userID))
@@ -362,6 +368,29 @@ private struct Batch {
             if try row.decode(column: "blocked", as: Int.self) != 0 { self.blockedChats.insert(chatID) }
             if try row.decode(column: "kind", as: String.self) == "direct" { self.directChats.insert(chatID) }
         }
+        guard !self.blockedChats.isEmpty else { return }
+        // Who blocks whom in those chats (rare: one more statement only when a batch has one).
+        let writers = Array(Set(self.writes.filter { self.blockedChats.contains($0.chatID) }.map(\.userID)))
+        let blocks = try await sql.raw(
+            """
+            SELECT me.chat_id, me.user_id, other.user_id AS other_id,
+                EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = me.user_id AND b.blocked_id = other.user_id) AS blocks_other
+            FROM chat_members me JOIN chat_members other ON other.chat_id = me.chat_id AND other.user_id <> me.user_id
+            WHERE me.chat_id IN (\(binds: Array(self.blockedChats))) AND me.user_id IN (\(binds: writers))
+            """
+        ).all()
+        for row in blocks where !(try row.decode(column: "blocks_other", as: Bool.self)) {
+            let pair = PairKey(chatID: try row.decode(column: "chat_id", as: String.self), userID: try row.decode(column: "user_id", as: String.self))
+            self.keptFrom[pair] = try row.decode(column: "other_id", as: String.self)
+        }
+    }
+
+    /// Whether `write` may go into its chat as far as blocks go: anything outside a blocked chat, a deletion, and the
+    /// writes of a blocked person, which the blocker will not see (a send, or a change of what they wrote under the
+    /// block: a change of what the blocker can see would reach them, and is refused).
+    func passesBlocks(_ write: ChatStore.Write) -> Bool {
+        guard self.blockedChats.contains(write.chatID), !write.isDeletion else { return true }
+        return self.keptFrom[PairKey(chatID: write.chatID, userID: write.userID)] != nil
     }
 
     mutating func readStoredClientIDs(in sql: any SQLDatabase) async throws {
@@ -399,8 +428,8 @@ private struct Batch {
                 self.outcomes[index] = .notMember
                 continue
             }
-            // Between two people one of whom blocks the other, only taking back what one wrote is left.
-            if self.blockedChats.contains(write.chatID), !write.isDeletion {
+            // Between two people one of whom blocks the other, the blocker can only take back what they wrote.
+            guard self.passesBlocks(write) else {
                 self.outcomes[index] = .refused(.userUnreachable)
                 continue
             }
@@ -464,7 +493,7 @@ private struct Batch {
                 self.outcomes[index] = .notMember
                 continue
             }
-            if self.blockedChats.contains(write.chatID), !write.isDeletion {
+            guard self.passesBlocks(write) else {
                 self.outcomes[index] = .refused(.userUnreachable)
                 continue
             }
@@ -506,6 +535,10 @@ private struct Batch {
             replyTo: reply,
             mentions: self.acceptedMentions(draft.mentionCandidates, in: draft.chatID)
         )
+        if let blocker = self.keptFrom[PairKey(chatID: draft.chatID, userID: draft.senderID)] {
+            record.hiddenFrom = blocker
+            record.mentions.removeAll { $0 == blocker }
+        }
         record.version = self.nextVersion(of: draft.chatID, first: first)
         // Not a target for later writes of the batch: a client learns a seq from the commit, so a change or reply naming
         // a message of its own batch guessed it, and is answered as if it came first.
@@ -516,6 +549,12 @@ private struct Batch {
     private mutating func change(_ change: ChatStore.MessageChange, first: (seq: Int64, version: Int64)) -> ChatStore.WriteOutcome {
         let key = MessageKey(chatID: change.chatID, seq: change.seq)
         guard var record = self.targets[key] else { return .refused(.messageNotFound) }
+        // A blocked person changes only what the blocker cannot see (a deletion of anything of theirs is fine).
+        if let blocker = self.keptFrom[PairKey(chatID: change.chatID, userID: change.userID)], change.action != .delete,
+            record.hiddenFrom != blocker
+        {
+            return .refused(.userUnreachable)
+        }
         var erasedFiles: [String] = []
         switch change.action {
         case .edit(let text, let candidates):

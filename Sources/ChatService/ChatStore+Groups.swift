@@ -162,7 +162,11 @@ extension ChatStore {
                 """
             ).first()
             guard let row else { return nil }
-            return (try row.decode(column: "id", as: String.self), try row.decode(column: "blocked", as: Int.self) != 0)
+            let chatID = try row.decode(column: "id", as: String.self)
+            // A chat the other opened under the block is the unblocker's to see now.
+            try await sql.raw("UPDATE chat_members SET hidden = FALSE WHERE chat_id = \(bind: chatID) AND user_id = \(bind: blockerID) AND hidden")
+                .run()
+            return (chatID, try row.decode(column: "blocked", as: Int.self) != 0)
         }
     }
 

@@ -34,7 +34,8 @@ extension ChatStore {
     /// direct chat (those of `directChats`), and whoever a message mentions. At most one statement per batch, none for a
     /// batch of group messages without mentions; a recipient already waiting costs no write.
     static func notePendingMail(for created: [MessageRecord], directChats: Set<String>, in sql: any SQLDatabase) async throws {
-        let direct = created.filter { directChats.contains($0.chatID) }
+        // A message kept from the blocker (the other member of its direct chat) is owed to no one.
+        let direct = created.filter { directChats.contains($0.chatID) && $0.hiddenFrom == nil }
         let mentions = created.filter { !directChats.contains($0.chatID) }.flatMap { record in
             record.mentions.filter { $0 != record.senderID }.map { SQLQueryString("(\(bind: $0), \(bind: record.createdAt))") }
         }
@@ -96,7 +97,7 @@ extension ChatStore {
                 FROM chat_members cm JOIN chats c ON c.id = cm.chat_id
                 JOIN messages m ON m.chat_id = cm.chat_id AND m.seq > cm.last_read_seq AND m.seq > cm.mailed_seq
                 WHERE cm.user_id = \(bind: userID) AND c.kind = 'direct' AND m.sender_id <> \(bind: userID)
-                    AND m.kind NOT IN ('deleted', 'system')
+                    AND m.kind NOT IN ('deleted', 'system') AND m.hidden_from IS NULL
                 UNION ALL
                 SELECT m.chat_id, c.kind AS chat_kind, c.name AS chat_name, m.seq, m.sender_id, m.kind, m.text, m.created_at
                 FROM message_mentions mm JOIN chat_members cm ON cm.chat_id = mm.chat_id AND cm.user_id = mm.user_id

@@ -20,7 +20,7 @@ extension ChatStore {
     static let textMatchWindow = 500
 
     /// Messages that `userID` can see (chats they are a member of, or the one `chatID`) whose text has every one of
-    /// `words`, newest first, after `cursor`; deleted messages never. Also the next page's cursor.
+    /// `words`, newest first, after `cursor`; deleted messages never, nor what someone they block wrote to them. Also the next page's cursor.
     func search(
         words: [SearchWord],
         userID: String,
@@ -81,7 +81,7 @@ extension ChatStore {
                     """
                     SELECT m.rowid AS search_key, m.text FROM messages m
                     CROSS JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID)
-                    WHERE m.rowid < \(bind: top) AND m.rowid >= \(bind: bottom) AND m.kind <> 'deleted' AND m.text IS NOT NULL
+                    WHERE m.rowid < \(bind: top) AND m.rowid >= \(bind: bottom) AND m.kind <> 'deleted' AND (m.hidden_from IS NULL OR m.hidden_from <> \(bind: userID)) AND m.text IS NOT NULL
                     """
                 )
                 if let chatID { recent = SQLQueryString("\(recent) AND +m.chat_id = \(bind: chatID)") }
@@ -107,7 +107,7 @@ extension ChatStore {
                 """
                 SELECT \(MessageRecord.columns), s.rowid AS search_key FROM message_search s JOIN messages m ON m.rowid = s.rowid
                 JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID) \(MessageRecord.joins)
-                WHERE message_search MATCH \(bind: match) AND m.kind <> 'deleted'
+                WHERE message_search MATCH \(bind: match) AND m.kind <> 'deleted' AND (m.hidden_from IS NULL OR m.hidden_from <> \(bind: userID))
                 """
             )
             if let chatID { statement = SQLQueryString("\(statement) AND m.chat_id = \(bind: chatID)") }
@@ -140,7 +140,7 @@ extension ChatStore {
             var scope = SQLQueryString(
                 """
                 JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = \(bind: userID)
-                WHERE m.search @@ to_tsquery('simple', \(bind: query)) AND m.kind <> 'deleted'
+                WHERE m.search @@ to_tsquery('simple', \(bind: query)) AND m.kind <> 'deleted' AND (m.hidden_from IS NULL OR m.hidden_from <> \(bind: userID))
                 """
             )
             // The newest message (all chats: the `window`-th newest) the window does not hold, if any.

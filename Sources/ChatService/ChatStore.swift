@@ -31,9 +31,14 @@ struct ChatStore: Sendable {
                 guard let row else { throw StoreError("the direct chat that won the race is missing") }
                 return (try row.decode(column: "id", as: String.self), false)
             }
-            for member in [userID, otherID] {
+            // Opened by someone the other blocks: hidden from the blocker's list until they unblock.
+            for (member, other) in [(userID, otherID), (otherID, userID)] {
                 try await sql.raw(
-                    "INSERT INTO chat_members (chat_id, user_id, last_read_seq, joined_at) VALUES (\(bind: id), \(bind: member), 0, \(bind: now))"
+                    """
+                    INSERT INTO chat_members (chat_id, user_id, last_read_seq, joined_at, hidden)
+                    VALUES (\(bind: id), \(bind: member), 0, \(bind: now),
+                        EXISTS (SELECT 1 FROM blocks WHERE blocker_id = \(bind: member) AND blocked_id = \(bind: other)))
+                    """
                 ).run()
             }
             return (id, true)
@@ -83,11 +88,12 @@ struct ChatStore: Sendable {
         }
     }
 
-    /// The chats of `userID`, newest activity first, after the keyset (updatedAt, id).
+    /// The chats of `userID`, newest activity first, after the keyset (updatedAt, id); not a direct chat opened by someone
+    /// they block.
     func chats(of userID: String, after cursor: (updatedAt: Int64, id: String)?, limit: Int) async throws -> [ChatRecord] {
         try await self.database.read { sql in
             var statement = SQLQueryString(
-                "SELECT \(ChatRecord.columns) FROM chat_members me JOIN chats c ON c.id = me.chat_id WHERE me.user_id = \(bind: userID)"
+                "SELECT \(ChatRecord.columns) FROM chat_members me JOIN chats c ON c.id = me.chat_id WHERE me.user_id = \(bind: userID) AND NOT me.hidden"
             )
             if let cursor {
                 statement = SQLQueryString(
@@ -325,13 +331,39 @@ struct ChatStore: Sendable {
         }
     }
 
-    /// The people who share at least one chat with `userID`.
+    /// How many messages after `userID`'s read pointer are kept from them (written by someone they block), in each of
+    /// `chatIDs` (chats with none are missing): their unread count leaves them out.
+    func hiddenCounts(of userID: String, in chatIDs: [String]) async throws -> [String: Int64] {
+        guard !chatIDs.isEmpty else { return [:] }
+        return try await self.database.read { sql in
+            var counts: [String: Int64] = [:]
+            let rows = try await sql.raw(
+                """
+                SELECT m.chat_id, COUNT(*) AS hidden FROM messages m
+                JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = m.hidden_from
+                WHERE m.hidden_from = \(bind: userID) AND m.chat_id IN (\(binds: chatIDs)) AND m.seq > me.last_read_seq
+                GROUP BY m.chat_id
+                """
+            ).all()
+            for row in rows {
+                counts[try row.decode(column: "chat_id", as: String.self)] = try row.decode(column: "hidden", as: Int64.self)
+            }
+            return counts
+        }
+    }
+
+    /// The people who share at least one chat with `userID` and neither block the other: whose presence they see, and
+    /// who see theirs (a block hides it both ways, so the blocked person cannot tell a block from someone offline).
     func contacts(of userID: String) async throws -> [String] {
         try await self.database.read { sql in
             try await sql.raw(
                 """
                 SELECT DISTINCT other.user_id FROM chat_members me JOIN chat_members other ON other.chat_id = me.chat_id
                 WHERE me.user_id = \(bind: userID) AND other.user_id <> \(bind: userID)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM blocks b WHERE (b.blocker_id = me.user_id AND b.blocked_id = other.user_id)
+                                                  OR (b.blocker_id = other.user_id AND b.blocked_id = me.user_id)
+                    )
                 """
             ).all().map { try $0.decode(column: "user_id", as: String.self) }
         }

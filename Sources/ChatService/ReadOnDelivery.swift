@@ -81,7 +81,8 @@ final class ReadOnDelivery: Sendable {
         let anyone = self.state.withLock { state -> Bool in
             guard let viewers = state.viewers[record.chatID] else { return false }
             var anyone = false
-            for userID in viewers.keys where userID != record.senderID {
+            // Not read by the blocker it is kept from: their pointer would tell the writer it was.
+            for userID in viewers.keys where userID != record.senderID && userID != record.hiddenFrom {
                 let viewer = Viewer(chatID: record.chatID, userID: userID)
                 state.pending[viewer] = max(state.pending[viewer] ?? 0, record.seq)
                 anyone = true

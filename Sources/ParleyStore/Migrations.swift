@@ -375,5 +375,19 @@ public enum Schema {
                 "ALTER TABLE mail_outbox ADD COLUMN trace_parent TEXT"
             ]
         ),
+        Migration(
+            version: 12,
+            name: "invisible blocks: what a blocked person writes to the blocker is kept for the writer alone",
+            statements: [
+                // The member who does not see this message (it reads as a tombstone to them): the one who blocks its
+                // writer. NULL for every other message.
+                "ALTER TABLE messages ADD COLUMN hidden_from TEXT",
+                // The blocker's unread count leaves these out: a look at their few rows, not at every unread message.
+                "CREATE INDEX messages_hidden ON messages (hidden_from, chat_id, seq) WHERE hidden_from IS NOT NULL",
+                // A direct chat a blocked person opened with the one who blocks them: not in the blocker's chat list
+                // until they unblock.
+                "ALTER TABLE chat_members ADD COLUMN hidden BOOLEAN NOT NULL DEFAULT FALSE",
+            ]
+        ),
     ]
 }

@@ -121,6 +121,28 @@ import Testing
         }
     }
 
+    /// What someone blocked writes to the blocker is kept from them: owed no mail, and not listed in one owed for other
+    /// messages.
+    @Test(arguments: DatabaseKind.allCases)
+    func whatABlockedPersonWritesIsNotMailedToTheBlocker(_ kind: DatabaseKind) async throws {
+        try await Self.withWorld(kind, users: 3) { world in
+            let (ann, bob, cat) = (world.users[0], world.users[1], world.users[2])
+            let chat = try await world.chats.openDirect(userID: ann, with: bob).0
+            try await world.chats.block(ann, by: bob)
+            let kept = try await world.send(chat.id, from: ann, "are you there?")
+            let keptAt = Self.millis(kept.createdAt)
+            let mailer = try await world.mailer()
+            try await mailer.pass(now: keptAt + Self.after + Self.interval)
+            #expect(try await world.queued().isEmpty)
+            // A message from someone else makes Bob owed a mail: it lists that one alone.
+            let other = try await world.chats.openDirect(userID: cat, with: bob).0
+            let sent = try await world.send(other.id, from: cat, "lunch?")
+            try await world.send(chat.id, from: ann, "hello??")
+            try await mailer.pass(now: Self.millis(sent.createdAt) + Self.after + Self.interval)
+            #expect(try await world.queued().map { $0.mail.items.map(\.snippet) } == [["lunch?"]])
+        }
+    }
+
     /// Two instances passing at the same moment over the same users: each user gets exactly one mail.
     @Test(arguments: DatabaseKind.allCases)
     func twoInstancesMailEachPersonOnce(_ kind: DatabaseKind) async throws {

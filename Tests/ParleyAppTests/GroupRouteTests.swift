@@ -23,7 +23,7 @@ import Testing
             try await Self.theLastOwnerLeavingHandsOwnershipToTheLongestStandingAdminOrMember(app)
             try await Self.aRemovedMemberLosesTheChatAndCannotWrite(app)
             try await Self.aGroupPhotoIsAnImageTheSetterUploaded(app)
-            try await Self.blockingClosesTheDirectChatBothWaysUntilUnblocked(app)
+            try await Self.blockingIsInvisibleToTheBlockedPerson(app)
             try await Self.blockedPeopleCannotBeAddedEitherWay(app)
             try await Self.blockRoutesRefuseNonsense(app)
         }
@@ -357,7 +357,7 @@ import Testing
 
     // MARK: Blocks
 
-    static func blockingClosesTheDirectChatBothWaysUntilUnblocked(_ app: TestApp) async throws {
+    static func blockingIsInvisibleToTheBlockedPerson(_ app: TestApp) async throws {
         let people = try await app.signIn(count: 3)
         let (ann, ben, cat) = (people[0], people[1], people[2])
         let chatID = try await app.directChat(ann, with: ben)
@@ -371,31 +371,73 @@ import Testing
         #expect(users.compactMap { $0["id"] as? String } == [ben.userID])
         for user in users { Shapes.expectPublicUser(user) }
         #expect((try await app.request(.get, "\(api)/blocks", as: ben).expectJSON(.ok)["users"] as? [Any])?.isEmpty == true)
-        // The chat they had stays readable, but nothing new goes in, either way; Ben is not told why.
-        let send = jsonText(["text": "are you there?", "clientMessageId": "blocked-1"])
-        try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ben, json: send)
-            .expectError(.forbidden, code: "user_unreachable", "the blocked person writes")
-        try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ann, json: jsonText(["text": "x", "clientMessageId": "b2"]))
-            .expectError(.forbidden, code: "user_unreachable", "the blocker writes")
+
+        // Ben writes on as before: his sends are stored and answered like any other, and he sees them.
+        let sent = try await app.send(ben, to: chatID, "are you there? <@\(ann.userID)>")
+        #expect(sent["seq"] as? Int == 2 && sent["kind"] as? String == "text")
+        try await app.send(ben, to: chatID, "quokka?")
+        #expect(Self.texts(try await app.history(ben, chatID)) == ["hi ann", "are you there? <@\(ann.userID)>", "quokka?"])
+        // Ben edits and reacts to what he wrote since; a change of what Ann can see would reach her, and is refused.
+        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.edit(app, ben, chatID, 3, "quokka!"))
+        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.react(app, ben, chatID, 3, "👍"))
         try await MessageChangeRouteTests.react(app, ben, chatID, 1, "👍").expectError(.forbidden, code: "user_unreachable", "a reaction")
         try await MessageChangeRouteTests.edit(app, ben, chatID, 1, "edited").expectError(.forbidden, code: "user_unreachable", "an edit")
-        #expect(Shapes.seqs(try await app.history(ann, chatID)) == [1])
+        // Ann sees none of it: the seqs stay dense (her client misses nothing), each as a tombstone; not unread, not a
+        // mention, not found, and not in what `/changes` brings her.
+        let annSees = try await app.history(ann, chatID)
+        #expect(Shapes.seqs(annSees) == [1, 2, 3])
+        #expect(Self.texts(annSees) == ["hi ann"])
+        #expect((annSees["messages"] as? [[String: Any]])?.dropFirst().allSatisfy { $0["kind"] as? String == "deleted" } == true)
+        let annChat = try await app.chat(ann, chatID)
+        #expect(annChat["unreadCount"] as? Int == 1 && annChat["mentionCount"] as? Int == 0, "\(annChat)")
+        #expect((annChat["lastMessage"] as? [String: Any])?["kind"] as? String == "deleted")
+        #expect(try await MessageChangeRouteTests.searchTexts(app, ann, "q=quokka").isEmpty)
+        #expect(try await MessageChangeRouteTests.searchTexts(app, ben, "q=quokka") == ["quokka!"])
+        let changes = try await app.request(.get, "\(api)/chats/\(chatID)/changes?after=0", as: ann).expectJSON(.ok)
+        let changed = try #require(changes["messages"] as? [[String: Any]])
+        #expect(changed.compactMap { $0["text"] as? String } == ["hi ann"] && changed.count == 3, "\(changed)")
+        // Ann reads what she can: nothing is left unread, and the pointer says no more than she read.
+        try await app.markRead(ann, chatID, seq: "1").expectNoContent()
+        #expect(try await app.chat(ann, chatID)["unreadCount"] as? Int == 0)
+        // The blocker knows: her sends are refused, as before.
+        try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ann, json: jsonText(["text": "x", "clientMessageId": "b2"]))
+            .expectError(.forbidden, code: "user_unreachable", "the blocker writes")
         #expect(try await app.openDirect(ben, with: ann, status: .ok)["id"] as? String == chatID)
-        // A new direct chat with a blocker cannot be opened, nor by the blocker.
+
+        // Someone blocked opens a new direct chat as with anyone; the blocker does not see it, and opens none herself.
         try await app.request(.put, "\(api)/blocks/\(ann.userID)", as: cat).expectNoContent()
-        try await app.request(.post, "\(api)/chats", as: ann, json: jsonText(["userId": cat.userID]))
-            .expectError(.forbidden, code: "user_unreachable", "opening a chat with a blocker")
         try await app.request(.post, "\(api)/chats", as: cat, json: jsonText(["userId": ann.userID]))
             .expectError(.forbidden, code: "user_unreachable", "the blocker opening one")
+        let opened = try #require(try await app.openDirect(ann, with: cat, status: .created)["id"] as? String)
+        try await app.send(ann, to: opened, "hello cat")
         #expect(try await app.chatIDs(cat) == [])
         // Taking back what one wrote still works.
         _ = try MessageChangeRouteTests.message(try await app.request(.delete, "\(api)/chats/\(chatID)/messages/1", as: ben))
-        // Unblocking opens the chat again.
+
+        // Unblocking: what comes next reaches Ann; what Ben wrote under the block stays his alone.
         try await app.request(.delete, "\(api)/blocks/\(ben.userID)", as: ann).expectNoContent()
         try await app.request(.delete, "\(api)/blocks/\(ben.userID)", as: ann).expectNoContent()
         try await app.send(ben, to: chatID, "back")
+        let after = try await app.history(ann, chatID)
+        #expect(Shapes.seqs(after) == [1, 2, 3, 4] && Self.texts(after) == ["back"])
+        // A reply quoting it shows Ann a deleted message, Ben his words.
+        let reply = jsonText(["text": "as I said", "clientMessageId": "reply-1", "replyToSeq": 3])
+        try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ben, json: reply).expectJSON(.created)
+        let quoted = { (session: Session) in
+            ((try await app.history(session, chatID, "?after=4")["messages"] as? [[String: Any]])?.first?["replyTo"] as? [String: Any]) ?? [:]
+        }
+        let annQuote = try await quoted(ann)
+        let benQuote = try await quoted(ben)
+        #expect(annQuote["kind"] as? String == "deleted" && annQuote["text"] == nil, "\(annQuote)")
+        #expect(benQuote["text"] as? String == "quokka!", "\(benQuote)")
         try await app.request(.delete, "\(api)/blocks/\(ann.userID)", as: cat).expectNoContent()
-        try await app.openDirect(cat, with: ann, status: .created)
+        #expect(try await app.chatIDs(cat) == [opened])
+        #expect(Self.texts(try await app.history(cat, opened)) == [])
+        try await app.send(cat, to: opened, "hi ann")
+    }
+
+    static func texts(_ page: [String: Any]) -> [String] {
+        (page["messages"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
     }
 
     static func blockedPeopleCannotBeAddedEitherWay(_ app: TestApp) async throws {

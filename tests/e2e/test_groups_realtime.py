@@ -1,6 +1,7 @@
 """Groups people manage and blocks, heard over Socket.IO with the stock python-socketio client (issue 14): every change
 is a system message with its own seq and a `chatUpdated` to the members; a removed member hears `chatRemoved` and
-nothing more of the chat, and cannot send over the socket they already had open; a blocked person's send is refused.
+nothing more of the chat, and cannot send over the socket they already had open; a blocked person's send is kept
+from the blocker without their knowing.
 
 Each scenario runs on long-polling only and on WebSocket only, against an all-in-one server on SQLite and on
 PostgreSQL (the module's `server`).
@@ -109,22 +110,35 @@ def test_a_member_who_leaves_hears_chat_removed_on_every_socket(server, tabs, tr
     assert [(m["id"], m["role"]) for m in update["members"]] == [(ann.id, "owner")], update
 
 
-def test_a_blocked_person_cannot_reach_the_blocker_over_a_socket(server, tabs, transports):
+def test_a_blocked_person_cannot_reach_the_blocker_over_a_socket_and_cannot_tell(server, tabs, transports):
+    """Eve's send after Ann blocks her is acked like any other and reaches Eve's other socket, never Ann's; her typing
+    is not relayed; Ann's presence is hidden from her (userOffline at the block, not in getOnlineUser after), so a block
+    looks like someone offline. Unblocked, the same sockets reach each other again."""
     ann, eve = sign_in(server), sign_in(server)
     chat_id = expect_status(eve.client.post(f"{API}/chats", json={"userId": ann.id}), 201)["chat"]["id"]
     ann_tab, eve_tab = open_tab(tabs, server, ann, transports), open_tab(tabs, server, eve, transports)
+    eve_other = open_tab(tabs, server, eve, transports)
+    assert eve_other.wait_for("getOnlineUser") == [ann.id]
     expect_status(ann.client.put(f"{API}/blocks/{eve.id}"), 204)
+    eve_tab.wait_for("userOffline", lambda p: p == {"userId": ann.id})
     answer = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "hello?", "clientMessageId": uuid.uuid4().hex})
-    refused(answer, "user_unreachable", "a blocked person's send")
+    assert answer.get("ok") is True and answer["message"]["text"] == "hello?", answer
+    eve_other.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "hello?")
     eve_tab.client.emit("typing", {"chatId": chat_id})
     time.sleep(SETTLE_SECONDS)
     assert ann_tab.of_chat(chat_id) == []
     with ann_tab.lock:
         assert not any(event == "userTyping" for event, _ in ann_tab.seen), "a blocked person's typing reached the blocker"
-    # Unblocked, the same socket reaches her again.
+    # A new socket of Eve's is not told Ann is online.
+    eve_third = open_tab(tabs, server, eve, transports)
+    assert eve_third.wait_for("getOnlineUser") == []
+    # Unblocked, the same sockets reach each other again, and Eve sees Ann online.
     expect_status(ann.client.delete(f"{API}/blocks/{eve.id}"), 204)
+    eve_tab.wait_for("userOnline", lambda p: p == {"userId": ann.id})
     sent = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "hello again", "clientMessageId": uuid.uuid4().hex})
     assert sent.get("ok") is True, sent
-    ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "hello again")
+    arrived = ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "hello again")
+    assert arrived["seq"] == 2, arrived
+    assert [payload["text"] for _, payload in ann_tab.of_chat(chat_id)] == ["hello again"]
     eve_tab.client.emit("typing", {"chatId": chat_id})
     ann_tab.wait_for("userTyping", lambda p: p == {"chatId": chat_id, "userId": eve.id})

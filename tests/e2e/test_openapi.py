@@ -440,7 +440,10 @@ def test_group_and_block_answers_match_the_document(server, spec):
     check(ann.client.put(f"{API}/blocks/{ben.id}"), "/api/v1/blocks/{userId}", 204)
     blocks = check(ann.client.get(f"{API}/blocks"), "/api/v1/blocks", 200)
     assert [user["id"] for user in blocks["users"]] == [ben.id], blocks
-    expect_error(spec, ben.client.post(f"{API}/chats/{direct['id']}/messages", json={"text": "hi", "clientMessageId": "b"}),
+    # The blocked person's send is answered as any other (kept from the blocker); the blocker's own is refused.
+    check(ben.client.post(f"{API}/chats/{direct['id']}/messages", json={"text": "hi", "clientMessageId": "b"}),
+          "/api/v1/chats/{id}/messages", 201)
+    expect_error(spec, ann.client.post(f"{API}/chats/{direct['id']}/messages", json={"text": "hi", "clientMessageId": "a"}),
                  "/api/v1/chats/{id}/messages", 403, "user_unreachable")
     expect_error(spec, ann.client.put(f"{API}/blocks/{ann.id}"), "/api/v1/blocks/{userId}", 400, "invalid_user")
     expect_error(spec, ann.client.put(f"{API}/blocks/{UNKNOWN_ID}"), "/api/v1/blocks/{userId}", 404, "user_not_found")
