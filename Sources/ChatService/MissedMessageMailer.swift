@@ -36,9 +36,12 @@ public final class MissedMessageMailer: Service {
 
     /// A user's address and setting, read in the mailer's transaction (the user service owns the table).
     public typealias RecipientLookup = @Sendable (_ userID: String, _ sql: any SQLDatabase) async throws -> (email: String, enabled: Bool)?
+    /// The names of those of some users that exist, read from the database (the user service owns the table): a pass
+    /// runs outside any request, so it has no caller's token to ask a split user service with.
+    public typealias NameLookup = @Sendable (_ userIDs: [String], _ sql: any SQLDatabase) async throws -> [String: String]
 
     let store: ChatStore
-    let directory: any UserDirectory
+    let names: NameLookup
     let presence: any PresenceRegistry
     let recipient: RecipientLookup
     let links: UnsubscribeLinks
@@ -53,7 +56,7 @@ public final class MissedMessageMailer: Service {
     /// A mailer reading the chats of `database`.
     public init(
         database: Database,
-        directory: any UserDirectory,
+        names: @escaping NameLookup,
         presence: any PresenceRegistry,
         recipient: @escaping RecipientLookup,
         links: UnsubscribeLinks,
@@ -62,7 +65,7 @@ public final class MissedMessageMailer: Service {
         logger: Logger
     ) {
         self.store = ChatStore(database: database)
-        self.directory = directory
+        self.names = names
         self.presence = presence
         self.recipient = recipient
         self.links = links
@@ -113,8 +116,8 @@ public final class MissedMessageMailer: Service {
 
     /// Mails `user` what is unread, unless another instance takes them first; returns whether a mail was queued.
     func mail(_ user: ChatStore.MissedMailDue, now: Int64, cutoff: Int64, sentBefore: Int64) async throws -> Bool {
-        // Names come from the user service, outside the transaction; a sender not named yet (a message stored since the
-        // names were read) sends it round again.
+        // Names are read before the transaction; a sender not named yet (a message stored since the names were read)
+        // sends it round again.
         var names: [String: String] = [:]
         // Read here: the transaction's closure may run on the database writer's task, outside this one's trace.
         let traceParent = ParleyTracing.currentHeader
@@ -161,13 +164,13 @@ public final class MissedMessageMailer: Service {
         case unnamed
     }
 
-    /// Adds the names of `ids` not named yet; someone the user service no longer knows is "Someone".
+    /// Adds the names of `ids` not named yet; someone who no longer exists is "Someone".
     func name(_ ids: Set<String>, into names: inout [String: String]) async throws {
         let missing = ids.filter { names[$0] == nil }
         guard !missing.isEmpty else { return }
-        let profiles = try await self.directory.profiles(of: Array(missing))
+        let found = try await self.store.database.read { sql in try await self.names(Array(missing), sql) }
         for id in missing {
-            names[id] = profiles[id]?.name ?? "Someone"
+            names[id] = found[id] ?? "Someone"
         }
     }
 

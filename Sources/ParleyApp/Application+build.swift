@@ -175,7 +175,7 @@ func assemble(
         services.append(
             MissedMessageMailer(
                 database: database,
-                directory: directory,
+                names: { userIDs, sql in try await UserService.names(of: userIDs, in: sql) },
                 presence: presence,
                 recipient: { userID, sql in try await UserService.mailRecipient(of: userID, in: sql) },
                 links: secrets.unsubscribeLinks,

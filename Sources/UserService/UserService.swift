@@ -283,6 +283,13 @@ public struct UserService: Sendable {
         try await UserStore.find(id: userID, in: sql).map { ($0.email, $0.emailNotifications) }
     }
 
+    /// The display names of those of `ids` that exist, read in the caller's transaction: what a chat instance's
+    /// missed-message mail names senders with, outside any request (so without a caller's token to ask the user
+    /// service with, in a split deployment).
+    public static func names(of ids: [String], in sql: any SQLDatabase) async throws -> [String: String] {
+        Dictionary(try await UserStore.find(ids: ids, in: sql).map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// What anyone may see of those of `ids` that exist: the look-up other services show members with.
     public func profiles(of ids: [String]) async throws -> [String: PublicUser] {
         Dictionary(try await self.publicProfiles(of: ids).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })

@@ -24,7 +24,13 @@ import Testing
         func mailer(instance: String = "a") async throws -> MissedMessageMailer {
             MissedMessageMailer(
                 database: self.database,
-                directory: FakeDirectory(ids: Set(self.users)),
+                names: { userIDs, sql in
+                    var names: [String: String] = [:]
+                    for row in try await sql.raw("SELECT id, name FROM users WHERE id IN (\(binds: userIDs))").all() {
+                        names[try row.decode(column: "id", as: String.self)] = try row.decode(column: "name", as: String.self)
+                    }
+                    return names
+                },
                 presence: self.presence,
                 recipient: { userID, sql in
                     try await sql.raw("SELECT email, email_notifications FROM users WHERE id = \(bind: userID)").first().map {
@@ -100,7 +106,7 @@ import Testing
             #expect(mail.mail.userID == bob && mail.mail.more == 0 && mail.mail.appURL == "https://chat.example")
             #expect(
                 mail.mail.items == [
-                    .init(chatID: chat.id, seq: 1, chatName: nil, senderName: "User", snippet: "lunch at <b>one</b>, @User?", createdAt: sentAt)
+                    .init(chatID: chat.id, seq: 1, chatName: nil, senderName: "User 0", snippet: "lunch at <b>one</b>, @User 1?", createdAt: sentAt)
                 ]
             )
             #expect(mail.mail.unsubscribeURL.hasPrefix("https://chat.example/api/v1/unsubscribe?user=\(bob)&sig="))
@@ -214,7 +220,7 @@ import Testing
             let mails = try await world.queued()
             #expect(mails.map(\.mail.userID) == [bob])
             #expect(mails.first?.mail.items.map(\.chatName) == ["Launch"])
-            #expect(mails.first?.mail.items.map(\.snippet) == ["@User can you check?"])
+            #expect(mails.first?.mail.items.map(\.snippet) == ["@User 1 can you check?"])
         }
     }
 

@@ -47,6 +47,32 @@ def test_split_chat_service_works_with_the_user_service(launcher):
     assert forged.get("/api/v1/chats").status_code == 401
 
 
+def test_a_split_chat_service_mails_missed_messages_naming_their_senders(launcher):
+    """A chat instance's missed-message pass runs outside any request: it has no caller's token to ask the user
+    service for names with, and its profile cache (30 s) has long expired by the time mail is due (900 s by default).
+    The pass names the senders from the database, so the mail goes out. The delay here (31 s) outlasts the cache."""
+    url = launcher.database_url("postgres")
+    smtp = launcher.smtp()
+    user = launcher.parley(service="user", database_url=url, smtp=smtp)
+    launcher.parley(service="mail", database_url=url, smtp=smtp)
+    chat = launcher.parley(service="chat", database_url=url, env={
+        "PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None, "PARLEY_NOTIFY_AFTER_SECONDS": "31"})
+
+    def sign_in(address):
+        request_code(user.client, address, retry_after=60)
+        code = smtp.mailbox.wait_for(address).code
+        return expect_status(verify(user.client, address, code), 200)
+
+    alice, bob = sign_in("split.mail.alice@example.com"), sign_in("split.mail.bob@example.com")
+    expect_status(user.client.with_token(alice["accessToken"]).patch("/api/v1/me", json={"name": "Alice Away"}), 200)
+    alice_chat = Client(chat.base_url, alice["accessToken"])
+    created = expect_status(alice_chat.post("/api/v1/chats", json={"userId": bob["user"]["id"]}), 201)["chat"]
+    expect_status(alice_chat.post(f"/api/v1/chats/{created['id']}/messages", json={"text": "lunch?", "clientMessageId": "m1"}), 201)
+    mail = poll(lambda: next((m for m in smtp.mailbox.to("split.mail.bob@example.com") if "While you were away" in m.text), None),
+                60, "the missed-message mail")
+    assert "Alice Away" in mail.text and "lunch?" in mail.text, mail.text
+
+
 def test_user_lookup_by_ids(server):
     from harness import sign_in
     alice, bob = sign_in(server), sign_in(server)
