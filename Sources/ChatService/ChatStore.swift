@@ -313,40 +313,38 @@ struct ChatStore: Sendable {
 
     /// How many messages after `userID`'s read pointer mention them, in each of `chatIDs` (chats with none are missing).
     func mentionCounts(of userID: String, in chatIDs: [String]) async throws -> [String: Int64] {
-        guard !chatIDs.isEmpty else { return [:] }
-        return try await self.database.read { sql in
-            var counts: [String: Int64] = [:]
-            let rows = try await sql.raw(
-                """
-                SELECT mm.chat_id, COUNT(*) AS mentions FROM message_mentions mm
-                JOIN chat_members me ON me.chat_id = mm.chat_id AND me.user_id = mm.user_id
-                WHERE mm.user_id = \(bind: userID) AND mm.chat_id IN (\(binds: chatIDs)) AND mm.seq > me.last_read_seq
-                GROUP BY mm.chat_id
-                """
-            ).all()
-            for row in rows {
-                counts[try row.decode(column: "chat_id", as: String.self)] = try row.decode(column: "mentions", as: Int64.self)
-            }
-            return counts
-        }
+        try await self.countsPerChat(
+            chatIDs,
+            """
+            SELECT mm.chat_id, COUNT(*) AS n FROM message_mentions mm
+            JOIN chat_members me ON me.chat_id = mm.chat_id AND me.user_id = mm.user_id
+            WHERE mm.user_id = \(bind: userID) AND mm.chat_id IN (\(binds: chatIDs)) AND mm.seq > me.last_read_seq
+            GROUP BY mm.chat_id
+            """
+        )
     }
 
     /// How many messages after `userID`'s read pointer are kept from them (written by someone they block), in each of
     /// `chatIDs` (chats with none are missing): their unread count leaves them out.
     func hiddenCounts(of userID: String, in chatIDs: [String]) async throws -> [String: Int64] {
+        try await self.countsPerChat(
+            chatIDs,
+            """
+            SELECT m.chat_id, COUNT(*) AS n FROM messages m
+            JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = m.hidden_from
+            WHERE m.hidden_from = \(bind: userID) AND m.chat_id IN (\(binds: chatIDs)) AND m.seq > me.last_read_seq
+            GROUP BY m.chat_id
+            """
+        )
+    }
+
+    /// The rows (`chat_id`, `n`) of `statement`, a count per chat of `chatIDs`, as a dictionary.
+    private func countsPerChat(_ chatIDs: [String], _ statement: SQLQueryString) async throws -> [String: Int64] {
         guard !chatIDs.isEmpty else { return [:] }
         return try await self.database.read { sql in
             var counts: [String: Int64] = [:]
-            let rows = try await sql.raw(
-                """
-                SELECT m.chat_id, COUNT(*) AS hidden FROM messages m
-                JOIN chat_members me ON me.chat_id = m.chat_id AND me.user_id = m.hidden_from
-                WHERE m.hidden_from = \(bind: userID) AND m.chat_id IN (\(binds: chatIDs)) AND m.seq > me.last_read_seq
-                GROUP BY m.chat_id
-                """
-            ).all()
-            for row in rows {
-                counts[try row.decode(column: "chat_id", as: String.self)] = try row.decode(column: "hidden", as: Int64.self)
+            for row in try await sql.raw(statement).all() {
+                counts[try row.decode(column: "chat_id", as: String.self)] = try row.decode(column: "n", as: Int64.self)
             }
             return counts
         }

@@ -7,19 +7,26 @@ import socketio
 from harness import Client, expect_status, poll, request_code, verify
 
 
-def test_split_chat_service_works_with_the_user_service(launcher):
+def split_services(launcher, chat_env: dict | None = None):
+    """User, mail and chat services, each its own process, on one PostgreSQL database; and a sign-in through them."""
     url = launcher.database_url("postgres")
     smtp = launcher.smtp()
     user = launcher.parley(service="user", database_url=url, smtp=smtp)
     launcher.parley(service="mail", database_url=url, smtp=smtp)
     # The chat service has no signing key of its own: only the user service's public keys.
-    chat = launcher.parley(service="chat", database_url=url, env={"PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None})
+    chat = launcher.parley(service="chat", database_url=url,
+                           env={"PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None, **(chat_env or {})})
 
     def sign_in(address):
         request_code(user.client, address, retry_after=60)
         code = smtp.mailbox.wait_for(address).code
         return expect_status(verify(user.client, address, code), 200)
 
+    return user, chat, smtp, sign_in
+
+
+def test_split_chat_service_works_with_the_user_service(launcher):
+    user, chat, _, sign_in = split_services(launcher)
     alice, bob = sign_in("split.alice@example.com"), sign_in("split.bob@example.com")
     expect_status(user.client.with_token(alice["accessToken"]).patch("/api/v1/me", json={"name": "Alice Split"}), 200)
     alice_chat = Client(chat.base_url, alice["accessToken"])
@@ -51,18 +58,7 @@ def test_a_split_chat_service_mails_missed_messages_naming_their_senders(launche
     """A chat instance's missed-message pass runs outside any request: it has no caller's token to ask the user
     service for names with, and its profile cache (30 s) has long expired by the time mail is due (900 s by default).
     The pass names the senders from the database, so the mail goes out. The delay here (31 s) outlasts the cache."""
-    url = launcher.database_url("postgres")
-    smtp = launcher.smtp()
-    user = launcher.parley(service="user", database_url=url, smtp=smtp)
-    launcher.parley(service="mail", database_url=url, smtp=smtp)
-    chat = launcher.parley(service="chat", database_url=url, env={
-        "PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None, "PARLEY_NOTIFY_AFTER_SECONDS": "31"})
-
-    def sign_in(address):
-        request_code(user.client, address, retry_after=60)
-        code = smtp.mailbox.wait_for(address).code
-        return expect_status(verify(user.client, address, code), 200)
-
+    user, chat, smtp, sign_in = split_services(launcher, {"PARLEY_NOTIFY_AFTER_SECONDS": "31"})
     alice, bob = sign_in("split.mail.alice@example.com"), sign_in("split.mail.bob@example.com")
     expect_status(user.client.with_token(alice["accessToken"]).patch("/api/v1/me", json={"name": "Alice Away"}), 200)
     alice_chat = Client(chat.base_url, alice["accessToken"])
