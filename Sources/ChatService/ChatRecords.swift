@@ -125,21 +125,27 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.hiddenFrom = try row.decode(column: "hidden_from", as: String?.self)
     }
 
+    /// Makes this message its tombstone: kind `deleted`, with nothing of what it said, carried or answered.
+    mutating func erase() {
+        self.kind = "deleted"
+        self.text = nil
+        self.fileID = nil
+        self.file = nil
+        self.editedAt = nil
+        self.replyToSeq = nil
+        self.replyTo = nil
+        self.reactions = []
+        self.mentions = []
+    }
+
     /// This message as `viewer` may see it: what a person they block wrote to them reads as a tombstone (its seq and
     /// version keep the timeline dense), and so does a reply's preview of it.
     func seen(by viewer: String) -> MessageRecord {
         var seen = self
         if self.hiddenFrom == viewer {
-            seen.kind = "deleted"
-            seen.text = nil
-            seen.fileID = nil
-            seen.file = nil
+            seen.erase()
+            // The writer's idempotency key is theirs alone too.
             seen.clientMessageID = nil
-            seen.editedAt = nil
-            seen.replyToSeq = nil
-            seen.replyTo = nil
-            seen.reactions = []
-            seen.mentions = []
             return seen
         }
         if self.replyHiddenFrom == viewer, let reply = self.replyTo {

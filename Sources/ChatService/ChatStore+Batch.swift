@@ -571,15 +571,7 @@ private struct Batch {
             guard record.kind != "system" else { return .refused(.notEditable) }
             guard record.kind != "deleted" else { return .unchanged(record) }
             erasedFiles = [record.fileID, record.file?.thumbnailID].compactMap { $0 }
-            record.kind = "deleted"
-            record.text = nil
-            record.fileID = nil
-            record.file = nil
-            record.replyToSeq = nil
-            record.replyTo = nil
-            record.reactions = []
-            record.mentions = []
-            record.editedAt = nil
+            record.erase()
         case .react(let emoji, let on):
             guard record.kind != "deleted" else { return .refused(.messageDeleted) }
             let position = record.reactions.firstIndex { $0.emoji == emoji }
