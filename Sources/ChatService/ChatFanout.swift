@@ -173,13 +173,16 @@ final class ChatFanout: Sendable {
         let record = delivery.record
         let name = delivery.isNew ? "newMessage" : "messageUpdated"
         let event = EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(record.message(signer: self.service.signer))])
-        if record.hiddenFrom == nil, record.replyHiddenFrom == nil {
+        // Under a block the blocker has a view of their own: what the blocked person writes reaches no socket of theirs,
+        // a change that person made of what they had seen leaves it as it was, and a reply quoting either shows them
+        // what they saw.
+        let ownView = [record.hiddenFrom, record.replyHiddenFrom, record.kept?.viewer, record.replyKept?.viewer].compactMap { $0 }
+        if ownView.isEmpty {
             recipients.emit(event, toUsers: members)
         } else {
-            // Under a block: what the blocked person writes reaches no socket of the blocker; a reply quoting it shows
-            // them a deleted message.
-            recipients.emit(event, toUsers: members.filter { $0 != record.hiddenFrom && $0 != record.replyHiddenFrom })
-            if let reader = record.replyHiddenFrom, reader != record.hiddenFrom, members.contains(reader) {
+            recipients.emit(event, toUsers: members.filter { !ownView.contains($0) })
+            for reader in Set(ownView) where reader != record.hiddenFrom && members.contains(reader) && (delivery.isNew || record.changedFor(reader))
+            {
                 let seen = record.seen(by: reader).message(signer: self.service.signer)
                 recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(seen)]), toUsers: [reader])
             }

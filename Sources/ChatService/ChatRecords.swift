@@ -31,13 +31,19 @@ package struct MessageRecord: Sendable, Equatable, Codable {
     var hiddenFrom: String?
     /// The same of the answered message.
     var replyHiddenFrom: String?
+    /// What the blocker still sees of this message, once the person they block changed it under the block (an edit of
+    /// what the blocker had seen, a reaction): their view stays as it was. Never shown to anyone else.
+    var kept: KeptView?
+    /// The answered message's kept view, for its preview.
+    var replyKept: KeptView?
 
     static let columns: SQLQueryString = """
         m.id, m.chat_id, m.seq, m.sender_id, m.kind, m.text, m.file_id, m.client_message_id, m.created_at,
-        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions, m.system, m.hidden_from,
+        m.version, m.changed_at, m.edited_at, m.reply_to_seq, m.reactions, m.mentions, m.system, m.hidden_from, m.kept_view,
         f.content_type AS f_content_type, f.size AS f_size, f.width AS f_width, f.height AS f_height, f.kind AS f_kind, f.name AS f_name,
         t.id AS t_id,
-        r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text, r.hidden_from AS r_hidden_from
+        r.sender_id AS r_sender_id, r.kind AS r_kind, r.text AS r_text, r.hidden_from AS r_hidden_from,
+        r.kept_view AS r_kept_view
         """
     /// The message's file, its thumbnail, and the message it answers.
     static let joins: SQLQueryString = """
@@ -118,11 +124,13 @@ package struct MessageRecord: Sendable, Equatable, Codable {
                 text: ReplyPreview.snippet(of: try row.decode(column: "r_text", as: String?.self))
             )
             self.replyHiddenFrom = try row.decode(column: "r_hidden_from", as: String?.self)
+            self.replyKept = try KeptView(column: try row.decode(column: "r_kept_view", as: String?.self))
         }
         self.reactions = try Self.reactions(from: try row.decode(column: "reactions", as: String?.self))
         self.mentions = (try row.decode(column: "mentions", as: String?.self) ?? "").split(separator: " ").map(String.init)
         self.system = try (try row.decode(column: "system", as: String?.self)).map { try JSONDecoder().decode(SystemEvent.self, from: Data($0.utf8)) }
         self.hiddenFrom = try row.decode(column: "hidden_from", as: String?.self)
+        self.kept = try KeptView(column: try row.decode(column: "kept_view", as: String?.self))
     }
 
     /// Makes this message its tombstone: kind `deleted`, with nothing of what it said, carried or answered.
@@ -136,10 +144,12 @@ package struct MessageRecord: Sendable, Equatable, Codable {
         self.replyTo = nil
         self.reactions = []
         self.mentions = []
+        self.kept = nil
     }
 
     /// This message as `viewer` may see it: what a person they block wrote to them reads as a tombstone (its seq and
-    /// version keep the timeline dense), and so does a reply's preview of it.
+    /// version keep the timeline dense), and so does a reply's preview of it; what that person changed of a message
+    /// `viewer` had seen reads as it was before.
     func seen(by viewer: String) -> MessageRecord {
         var seen = self
         if self.hiddenFrom == viewer {
@@ -148,10 +158,28 @@ package struct MessageRecord: Sendable, Equatable, Codable {
             seen.clientMessageID = nil
             return seen
         }
+        if let kept = self.kept, kept.viewer == viewer { seen = kept.applied(to: self) }
+        seen.kept = nil
         if self.replyHiddenFrom == viewer, let reply = self.replyTo {
             seen.replyTo = ReplyPreview(seq: reply.seq, senderId: reply.senderId, kind: "deleted", text: nil)
+        } else if let kept = self.replyKept, kept.viewer == viewer, let reply = self.replyTo {
+            seen.replyTo = ReplyPreview(seq: reply.seq, senderId: reply.senderId, kind: reply.kind, text: ReplyPreview.snippet(of: kept.text))
         }
+        seen.replyKept = nil
         return seen
+    }
+
+    /// Whether `viewer`'s view of this message changed with its latest change: not when the person they block changed
+    /// what they see, which is kept from them as it was.
+    func changedFor(_ viewer: String) -> Bool {
+        guard let kept = self.kept, kept.viewer == viewer else { return true }
+        return kept.version == self.version
+    }
+
+    /// The mentions that count: the text's, and the blocker's in the view kept for them.
+    var countedMentions: [String] {
+        guard let kept = self.kept, kept.mentions.contains(kept.viewer), !self.mentions.contains(kept.viewer) else { return self.mentions }
+        return self.mentions + [kept.viewer]
     }
 
     /// The client's view, with signed file URLs.
@@ -193,6 +221,10 @@ package struct MessageRecord: Sendable, Equatable, Codable {
 
     var systemColumn: String? {
         self.system.map { ParleyJSON.text($0) }
+    }
+
+    var keptColumn: String? {
+        self.kept.map { ParleyJSON.text($0) }
     }
 
     var mentionsColumn: String? {
@@ -275,4 +307,42 @@ struct MemberRecord: Sendable {
     var userID: String
     var lastReadSeq: Int64
     var role: GroupRole = .member
+}
+
+/// A message as the one who blocks its changer last saw it (`MessageRecord.kept`).
+struct KeptView: Sendable, Equatable, Codable {
+    /// The blocker, who sees this.
+    var viewer: String
+    /// The chat's version when this view last changed.
+    var version: Int64
+    var text: String?
+    var editedAt: Int64?
+    var mentions: [String]
+    var reactions: [Reaction]
+
+    init(viewer: String, of record: MessageRecord) {
+        self.viewer = viewer
+        self.version = record.version
+        self.text = record.text
+        self.editedAt = record.editedAt
+        self.mentions = record.mentions
+        self.reactions = record.reactions
+    }
+
+    /// The `kept_view` column: JSON, NULL for none.
+    init?(column: String?) throws {
+        guard let column else { return nil }
+        self = try JSONDecoder().decode(Self.self, from: Data(column.utf8))
+    }
+
+    /// `record` with this view's contents in place of its own.
+    func applied(to record: MessageRecord) -> MessageRecord {
+        var view = record
+        view.text = self.text
+        view.editedAt = self.editedAt
+        view.mentions = self.mentions
+        view.reactions = self.reactions
+        view.kept = nil
+        return view
+    }
 }

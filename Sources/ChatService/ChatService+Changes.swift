@@ -76,10 +76,12 @@ extension ChatService {
             guard Identifier.isValid(chatID), try await self.store.isMember(userID, of: chatID) else { throw ChatError.chatNotFound }
         }
         let (records, next) = try await self.store.search(words: words, userID: userID, chatID: chatID, after: cursor, limit: limit)
-        let results = records.map { record in
+        // A message the person the caller blocks changed is found by what the caller sees of it.
+        let found = records.filter { record in record.kept.map { $0.viewer != userID || MessageText.matches(words, in: $0.text ?? "") } ?? true }
+        let results = found.map { $0.seen(by: userID) }.map { seen in
             SearchResult(
-                message: record.seen(by: userID).message(signer: self.signer),
-                highlights: MessageText.highlights(of: words, in: record.text ?? "").map { TextRange(start: $0.start, end: $0.end) }
+                message: seen.message(signer: self.signer),
+                highlights: MessageText.highlights(of: words, in: seen.text ?? "").map { TextRange(start: $0.start, end: $0.end) }
             )
         }
         return (results, next)

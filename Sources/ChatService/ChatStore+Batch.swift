@@ -257,7 +257,8 @@ extension ChatStore {
             """
             UPDATE messages SET kind = \(bind: record.kind), text = \(bind: record.text), file_id = \(bind: record.fileID),
                 reply_to_seq = \(bind: record.replyToSeq), reactions = \(bind: record.reactionsColumn), mentions = \(bind: record.mentionsColumn),
-                edited_at = \(bind: record.editedAt), version = \(bind: record.version), changed_at = \(bind: record.changedAt)
+                edited_at = \(bind: record.editedAt), version = \(bind: record.version), changed_at = \(bind: record.changedAt),
+                kept_view = \(bind: record.keptColumn)
             WHERE id = \(bind: record.id)
             """
         ).run()
@@ -268,7 +269,7 @@ extension ChatStore {
     /// Records who `records` mention, for their mention counts.
     static func insertMentions(of records: [MessageRecord], in sql: any SQLDatabase) async throws {
         let rows = records.flatMap { record in
-            record.mentions.map { SQLQueryString("(\(bind: $0), \(bind: record.chatID), \(bind: record.seq))") }
+            record.countedMentions.map { SQLQueryString("(\(bind: $0), \(bind: record.chatID), \(bind: record.seq))") }
         }
         guard !rows.isEmpty else { return }
         try await sql.raw("INSERT INTO message_mentions (user_id, chat_id, seq) VALUES \(SQLList(rows))").run()
@@ -386,8 +387,8 @@ private struct Batch {
     }
 
     /// Whether `write` may go into its chat as far as blocks go: anything outside a blocked chat, a deletion, and the
-    /// writes of a blocked person, which the blocker will not see (a send, or a change of what they wrote under the
-    /// block: a change of what the blocker can see would reach them, and is refused).
+    /// writes of a blocked person, which the blocker will not see (a send is kept from them, and so is a change: of what
+    /// they wrote under the block, or of what the blocker has seen, whose view stays as it was).
     func passesBlocks(_ write: ChatStore.Write) -> Bool {
         guard self.blockedChats.contains(write.chatID), !write.isDeletion else { return true }
         return self.keptFrom[PairKey(chatID: write.chatID, userID: write.userID)] != nil
@@ -512,11 +513,11 @@ private struct Batch {
     }
 
     private mutating func send(_ draft: ChatStore.MessageDraft, first: (seq: Int64, version: Int64)) -> ChatStore.WriteOutcome {
-        var reply: ReplyPreview?
+        var original: MessageRecord?
         if let seq = draft.replyToSeq {
-            guard let original = self.targets[MessageKey(chatID: draft.chatID, seq: seq)] else { return .refused(.messageNotFound) }
+            original = self.targets[MessageKey(chatID: draft.chatID, seq: seq)]
+            guard let original else { return .refused(.messageNotFound) }
             guard original.kind != "deleted" else { return .refused(.messageDeleted) }
-            reply = original.preview
         }
         let seq = first.seq + self.usedSeqs[draft.chatID, default: 0]
         self.usedSeqs[draft.chatID, default: 0] += 1
@@ -532,9 +533,12 @@ private struct Batch {
             createdAt: draft.now,
             file: draft.file,
             replyToSeq: draft.replyToSeq,
-            replyTo: reply,
+            replyTo: original?.preview,
             mentions: self.acceptedMentions(draft.mentionCandidates, in: draft.chatID)
         )
+        // What the preview shows someone with a view of their own of the original.
+        record.replyHiddenFrom = original?.hiddenFrom
+        record.replyKept = original?.kept
         if let blocker = self.keptFrom[PairKey(chatID: draft.chatID, userID: draft.senderID)] {
             record.hiddenFrom = blocker
             record.mentions.removeAll { $0 == blocker }
@@ -549,13 +553,47 @@ private struct Batch {
     private mutating func change(_ change: ChatStore.MessageChange, first: (seq: Int64, version: Int64)) -> ChatStore.WriteOutcome {
         let key = MessageKey(chatID: change.chatID, seq: change.seq)
         guard var record = self.targets[key] else { return .refused(.messageNotFound) }
-        // A blocked person changes only what the blocker cannot see (a deletion of anything of theirs is fine).
-        if let blocker = self.keptFrom[PairKey(chatID: change.chatID, userID: change.userID)], change.action != .delete,
-            record.hiddenFrom != blocker
-        {
-            return .refused(.userUnreachable)
-        }
         var erasedFiles: [String] = []
+        var keptChanged = false
+        if case .delete = change.action {
+            guard record.senderID == change.userID else { return .refused(.notYourMessage) }
+            // The timeline's account of a group's changes stays.
+            guard record.kind != "system" else { return .refused(.notEditable) }
+            guard record.kind != "deleted" else { return .unchanged(record) }
+            erasedFiles = [record.fileID, record.file?.thumbnailID].compactMap { $0 }
+            record.erase()
+        } else {
+            let before = record
+            if let refusal = self.apply(change, to: &record) { return refusal }
+            if let blocker = self.keptFrom[PairKey(chatID: change.chatID, userID: change.userID)], record.hiddenFrom != blocker {
+                // A blocked person's change of what the blocker has seen is kept from the blocker: their view stays as
+                // it was (and mentions no one new to them).
+                if record.kept == nil { record.kept = KeptView(viewer: blocker, of: before) }
+                record.mentions.removeAll { $0 == blocker }
+            } else if let kept = record.kept {
+                // Anyone else's change (or the same person's, once unblocked) reaches the kept view too.
+                var view = kept.applied(to: before)
+                if self.apply(change, to: &view) == nil {
+                    record.kept = KeptView(viewer: kept.viewer, of: view)
+                    keptChanged = true
+                }
+            }
+        }
+        record.version = self.nextVersion(of: change.chatID, first: first)
+        record.changedAt = change.now
+        if keptChanged { record.kept?.version = record.version }
+        self.targets[key] = record
+        if let index = self.changed.firstIndex(where: { $0.0.id == record.id }) {
+            self.changed[index] = (record, self.changed[index].erasedFiles.isEmpty ? erasedFiles : self.changed[index].erasedFiles)
+        } else {
+            self.changed.append((record, erasedFiles))
+        }
+        return .changed(record, erasedFiles: erasedFiles)
+    }
+
+    /// Applies an edit or a reaction to `record`; nil when it did, else the outcome that ends the change (refused, or
+    /// changing nothing).
+    private func apply(_ change: ChatStore.MessageChange, to record: inout MessageRecord) -> ChatStore.WriteOutcome? {
         switch change.action {
         case .edit(let text, let candidates):
             guard record.senderID == change.userID else { return .refused(.notYourMessage) }
@@ -566,12 +604,7 @@ private struct Batch {
             record.mentions = self.acceptedMentions(candidates, in: change.chatID)
             record.editedAt = change.now
         case .delete:
-            guard record.senderID == change.userID else { return .refused(.notYourMessage) }
-            // The timeline's account of a group's changes stays.
-            guard record.kind != "system" else { return .refused(.notEditable) }
-            guard record.kind != "deleted" else { return .unchanged(record) }
-            erasedFiles = [record.fileID, record.file?.thumbnailID].compactMap { $0 }
-            record.erase()
+            preconditionFailure("a deletion is not applied to a view")
         case .react(let emoji, let on):
             guard record.kind != "deleted" else { return .refused(.messageDeleted) }
             let position = record.reactions.firstIndex { $0.emoji == emoji }
@@ -592,15 +625,7 @@ private struct Batch {
                 if record.reactions[position].userIds.isEmpty { record.reactions.remove(at: position) }
             }
         }
-        record.version = self.nextVersion(of: change.chatID, first: first)
-        record.changedAt = change.now
-        self.targets[key] = record
-        if let index = self.changed.firstIndex(where: { $0.0.id == record.id }) {
-            self.changed[index] = (record, self.changed[index].erasedFiles.isEmpty ? erasedFiles : self.changed[index].erasedFiles)
-        } else {
-            self.changed.append((record, erasedFiles))
-        }
-        return .changed(record, erasedFiles: erasedFiles)
+        return nil
     }
 
     /// The mentioned ids that are members of the chat, once each, in the text's order.

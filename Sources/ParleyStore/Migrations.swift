@@ -389,5 +389,14 @@ public enum Schema {
                 "ALTER TABLE chat_members ADD COLUMN hidden BOOLEAN NOT NULL DEFAULT FALSE",
             ]
         ),
+        Migration(
+            version: 13,
+            name: "invisible blocks: a blocked person's change of what the blocker has seen is kept from the blocker",
+            statements: [
+                // What the one who blocks a message's changer still sees of it, as it was before the change (JSON: who,
+                // text, edit time, mentions, reactions). NULL for every other message.
+                "ALTER TABLE messages ADD COLUMN kept_view TEXT"
+            ]
+        ),
     ]
 }

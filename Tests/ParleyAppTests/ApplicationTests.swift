@@ -10,6 +10,7 @@ import Testing
     @Test(arguments: DatabaseKind.allCases)
     func healthReportsTheDatabaseUp(_ kind: DatabaseKind) async throws {
         try await TestApp.run(kind) { app in
+            #expect(try await Self.becomesHealthy(app))
             let response = try await app.request(.get, "/health")
             #expect(response.status == .ok)
             let body = try response.json()

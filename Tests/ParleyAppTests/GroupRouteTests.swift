@@ -361,6 +361,7 @@ import Testing
         let people = try await app.signIn(count: 3)
         let (ann, ben, cat) = (people[0], people[1], people[2])
         let chatID = try await app.directChat(ann, with: ben)
+        try await app.send(ann, to: chatID, "hello ben")
         try await app.send(ben, to: chatID, "hi ann")
         try await app.request(.put, "\(api)/blocks/\(ben.userID)", as: ann).expectNoContent()
         try await app.request(.put, "\(api)/blocks/\(ben.userID)", as: ann).expectNoContent()
@@ -374,30 +375,44 @@ import Testing
 
         // Ben writes on as before: his sends are stored and answered like any other, and he sees them.
         let sent = try await app.send(ben, to: chatID, "are you there? <@\(ann.userID)>")
-        #expect(sent["seq"] as? Int == 2 && sent["kind"] as? String == "text")
+        #expect(sent["seq"] as? Int == 3 && sent["kind"] as? String == "text")
         try await app.send(ben, to: chatID, "quokka?")
-        #expect(Self.texts(try await app.history(ben, chatID)) == ["hi ann", "are you there? <@\(ann.userID)>", "quokka?"])
-        // Ben edits and reacts to what he wrote since; a change of what Ann can see would reach her, and is refused.
-        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.edit(app, ben, chatID, 3, "quokka!"))
-        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.react(app, ben, chatID, 3, "👍"))
-        try await MessageChangeRouteTests.react(app, ben, chatID, 1, "👍").expectError(.forbidden, code: "user_unreachable", "a reaction")
-        try await MessageChangeRouteTests.edit(app, ben, chatID, 1, "edited").expectError(.forbidden, code: "user_unreachable", "an edit")
-        // Ann sees none of it: the seqs stay dense (her client misses nothing), each as a tombstone; not unread, not a
-        // mention, not found, and not in what `/changes` brings her.
+        #expect(Self.texts(try await app.history(ben, chatID)) == ["hello ben", "hi ann", "are you there? <@\(ann.userID)>", "quokka?"])
+        // Ben edits and reacts to what he wrote since, and to what Ann has seen: all of it answered as ever, and his.
+        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.edit(app, ben, chatID, 4, "quokka!"))
+        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.react(app, ben, chatID, 4, "👍"))
+        let edited = try MessageChangeRouteTests.message(
+            try await MessageChangeRouteTests.edit(app, ben, chatID, 2, "hi ann, quokka <@\(ann.userID)>")
+        )
+        #expect(edited["editedAt"] is String && edited["text"] as? String == "hi ann, quokka <@\(ann.userID)>")
+        let reacted = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.react(app, ben, chatID, 1, "👀"))
+        #expect(Self.reactions(reacted) == ["👀": [ben.userID]])
+        let benSees = try await app.history(ben, chatID)
+        #expect(Self.texts(benSees) == ["hello ben", "hi ann, quokka <@\(ann.userID)>", "are you there? <@\(ann.userID)>", "quokka!"])
+        #expect(Self.reactions(try Self.message(benSees, 1)) == ["👀": [ben.userID]])
+        // Ann sees none of it: what she had seen stays as it was, what Ben wrote since reads as tombstones (the seqs stay
+        // dense: her client misses nothing); not unread, not a mention, not found, and not in what `/changes` brings her.
         let annSees = try await app.history(ann, chatID)
-        #expect(Shapes.seqs(annSees) == [1, 2, 3])
-        #expect(Self.texts(annSees) == ["hi ann"])
-        #expect((annSees["messages"] as? [[String: Any]])?.dropFirst().allSatisfy { $0["kind"] as? String == "deleted" } == true)
+        #expect(Shapes.seqs(annSees) == [1, 2, 3, 4])
+        #expect(Self.texts(annSees) == ["hello ben", "hi ann"])
+        #expect((annSees["messages"] as? [[String: Any]])?.dropFirst(2).allSatisfy { $0["kind"] as? String == "deleted" } == true)
+        let annSeesHers = try Self.message(annSees, 1)
+        let annSeesHis = try Self.message(annSees, 2)
+        #expect(Self.reactions(annSeesHers).isEmpty, "\(annSeesHers)")
+        #expect(annSeesHis["editedAt"] == nil && (annSeesHis["mentions"] as? [String] ?? []).isEmpty, "\(annSeesHis)")
         let annChat = try await app.chat(ann, chatID)
         #expect(annChat["unreadCount"] as? Int == 1 && annChat["mentionCount"] as? Int == 0, "\(annChat)")
         #expect((annChat["lastMessage"] as? [String: Any])?["kind"] as? String == "deleted")
         #expect(try await MessageChangeRouteTests.searchTexts(app, ann, "q=quokka").isEmpty)
-        #expect(try await MessageChangeRouteTests.searchTexts(app, ben, "q=quokka") == ["quokka!"])
+        let annFinds = try await MessageChangeRouteTests.searchTexts(app, ann, "q=hello")
+        #expect(annFinds == ["hello ben"], "\(annFinds)")
+        #expect(Set(try await MessageChangeRouteTests.searchTexts(app, ben, "q=quokka")) == ["quokka!", "hi ann, quokka <@\(ann.userID)>"])
         let changes = try await app.request(.get, "\(api)/chats/\(chatID)/changes?after=0", as: ann).expectJSON(.ok)
         let changed = try #require(changes["messages"] as? [[String: Any]])
-        #expect(changed.compactMap { $0["text"] as? String } == ["hi ann"] && changed.count == 3, "\(changed)")
+        #expect(Set(changed.compactMap { $0["text"] as? String }) == ["hello ben", "hi ann"] && changed.count == 4, "\(changed)")
+        #expect(changed.allSatisfy { Self.reactions($0).isEmpty && $0["editedAt"] == nil }, "\(changed)")
         // Ann reads what she can: nothing is left unread, and the pointer says no more than she read.
-        try await app.markRead(ann, chatID, seq: "1").expectNoContent()
+        try await app.markRead(ann, chatID, seq: "2").expectNoContent()
         #expect(try await app.chat(ann, chatID)["unreadCount"] as? Int == 0)
         // The blocker knows: her sends are refused, as before.
         try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ann, json: jsonText(["text": "x", "clientMessageId": "b2"]))
@@ -412,28 +427,57 @@ import Testing
         try await app.send(ann, to: opened, "hello cat")
         #expect(try await app.chatIDs(cat) == [])
         // Taking back what one wrote still works.
-        _ = try MessageChangeRouteTests.message(try await app.request(.delete, "\(api)/chats/\(chatID)/messages/1", as: ben))
+        _ = try MessageChangeRouteTests.message(try await app.request(.delete, "\(api)/chats/\(chatID)/messages/3", as: ben))
 
-        // Unblocking: what comes next reaches Ann; what Ben wrote under the block stays his alone.
+        // Unblocking: what comes next reaches Ann; what Ben wrote or changed under the block stays his alone.
         try await app.request(.delete, "\(api)/blocks/\(ben.userID)", as: ann).expectNoContent()
         try await app.request(.delete, "\(api)/blocks/\(ben.userID)", as: ann).expectNoContent()
         try await app.send(ben, to: chatID, "back")
         let after = try await app.history(ann, chatID)
-        #expect(Shapes.seqs(after) == [1, 2, 3, 4] && Self.texts(after) == ["back"])
-        // A reply quoting it shows Ann a deleted message, Ben his words.
-        let reply = jsonText(["text": "as I said", "clientMessageId": "reply-1", "replyToSeq": 3])
+        #expect(Shapes.seqs(after) == [1, 2, 3, 4, 5] && Self.texts(after) == ["hello ben", "hi ann", "back"])
+        // Reactions from now on reach both views; Ben's from under the block stays his.
+        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.react(app, ann, chatID, 1, "❤️"))
+        #expect(Self.reactions(try Self.message(try await app.history(ann, chatID), 1)) == ["❤️": [ann.userID]])
+        #expect(Self.reactions(try Self.message(try await app.history(ben, chatID), 1)) == ["👀": [ben.userID], "❤️": [ann.userID]])
+        // A reply quoting what Ben wrote under the block shows Ann a deleted message, one quoting what he changed shows
+        // her what she saw; Ben sees his words.
+        let reply = jsonText(["text": "as I said", "clientMessageId": "reply-1", "replyToSeq": 4])
         try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ben, json: reply).expectJSON(.created)
-        let quoted = { (session: Session) in
-            ((try await app.history(session, chatID, "?after=4")["messages"] as? [[String: Any]])?.first?["replyTo"] as? [String: Any]) ?? [:]
+        let again = jsonText(["text": "hi again", "clientMessageId": "reply-2", "replyToSeq": 2])
+        try await app.request(.post, "\(api)/chats/\(chatID)/messages", as: ann, json: again).expectJSON(.created)
+        let quotes = { (session: Session) in
+            ((try await app.history(session, chatID, "?after=5")["messages"] as? [[String: Any]]) ?? []).map {
+                $0["replyTo"] as? [String: Any] ?? [:]
+            }
         }
-        let annQuote = try await quoted(ann)
-        let benQuote = try await quoted(ben)
-        #expect(annQuote["kind"] as? String == "deleted" && annQuote["text"] == nil, "\(annQuote)")
-        #expect(benQuote["text"] as? String == "quokka!", "\(benQuote)")
+        let annQuotes = try await quotes(ann)
+        let benQuotes = try await quotes(ben)
+        #expect(annQuotes.count == 2 && benQuotes.count == 2)
+        #expect(annQuotes.first?["kind"] as? String == "deleted" && annQuotes.first?["text"] == nil, "\(annQuotes)")
+        #expect(annQuotes.last?["text"] as? String == "hi ann", "\(annQuotes)")
+        #expect(benQuotes.first?["text"] as? String == "quokka!" && (benQuotes.last?["text"] as? String)?.contains("quokka") == true, "\(benQuotes)")
+        // An edit Ben makes now reaches Ann.
+        _ = try MessageChangeRouteTests.message(try await MessageChangeRouteTests.edit(app, ben, chatID, 2, "hi ann!"))
+        let now = try Self.message(try await app.history(ann, chatID), 2)
+        #expect(now["text"] as? String == "hi ann!" && now["editedAt"] is String, "\(now)")
         try await app.request(.delete, "\(api)/blocks/\(ann.userID)", as: cat).expectNoContent()
         #expect(try await app.chatIDs(cat) == [opened])
         #expect(Self.texts(try await app.history(cat, opened)) == [])
         try await app.send(cat, to: opened, "hi ann")
+    }
+
+    /// The message `seq` of a history page.
+    static func message(_ page: [String: Any], _ seq: Int) throws -> [String: Any] {
+        try #require((page["messages"] as? [[String: Any]])?.first { $0["seq"] as? Int == seq })
+    }
+
+    /// A message's reactions, emoji to who reacted.
+    static func reactions(_ message: [String: Any]) -> [String: [String]] {
+        var reactions: [String: [String]] = [:]
+        for reaction in message["reactions"] as? [[String: Any]] ?? [] {
+            reactions[reaction["emoji"] as? String ?? ""] = reaction["userIds"] as? [String]
+        }
+        return reactions
     }
 
     static func texts(_ page: [String: Any]) -> [String] {

@@ -112,21 +112,31 @@ def test_a_member_who_leaves_hears_chat_removed_on_every_socket(server, tabs, tr
 
 def test_a_blocked_person_cannot_reach_the_blocker_over_a_socket_and_cannot_tell(server, tabs, transports):
     """Eve's send after Ann blocks her is acked like any other and reaches Eve's other socket, never Ann's; her typing
-    is not relayed; Ann's presence is hidden from her (userOffline at the block, not in getOnlineUser after), so a block
-    looks like someone offline. Unblocked, the same sockets reach each other again."""
+    is not relayed; her edit of what Ann had seen and her reaction to it reach Eve's other socket and not Ann's; Ann's
+    presence is hidden from her (userOffline at the block, not in getOnlineUser after), so a block looks like someone
+    offline. Unblocked, the same sockets reach each other again, and a reply quoting the message Eve changed shows Ann
+    what she saw."""
     ann, eve = sign_in(server), sign_in(server)
     chat_id = expect_status(eve.client.post(f"{API}/chats", json={"userId": ann.id}), 201)["chat"]["id"]
     ann_tab, eve_tab = open_tab(tabs, server, ann, transports), open_tab(tabs, server, eve, transports)
     eve_other = open_tab(tabs, server, eve, transports)
     assert eve_other.wait_for("getOnlineUser") == [ann.id]
+    first = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "first", "clientMessageId": uuid.uuid4().hex})
+    assert first.get("ok") is True, first
+    ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "first")
     expect_status(ann.client.put(f"{API}/blocks/{eve.id}"), 204)
     eve_tab.wait_for("userOffline", lambda p: p == {"userId": ann.id})
     answer = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "hello?", "clientMessageId": uuid.uuid4().hex})
     assert answer.get("ok") is True and answer["message"]["text"] == "hello?", answer
     eve_other.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "hello?")
+    edited = eve_tab.call("editMessage", {"chatId": chat_id, "seq": 1, "text": "first, edited"})
+    assert edited.get("ok") is True and edited["message"]["text"] == "first, edited", edited
+    reacted = eve_tab.call("react", {"chatId": chat_id, "seq": 1, "emoji": "👀", "on": True})
+    assert reacted.get("ok") is True and reacted["message"]["reactions"] == [{"emoji": "👀", "userIds": [eve.id]}], reacted
+    eve_other.wait_for("messageUpdated", lambda m: m.get("seq") == 1 and m.get("reactions"))
     eve_tab.client.emit("typing", {"chatId": chat_id})
     time.sleep(SETTLE_SECONDS)
-    assert ann_tab.of_chat(chat_id) == []
+    assert [payload["text"] for _, payload in ann_tab.of_chat(chat_id)] == ["first"]
     with ann_tab.lock:
         assert not any(event == "userTyping" for event, _ in ann_tab.seen), "a blocked person's typing reached the blocker"
     # A new socket of Eve's is not told Ann is online.
@@ -138,7 +148,12 @@ def test_a_blocked_person_cannot_reach_the_blocker_over_a_socket_and_cannot_tell
     sent = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "hello again", "clientMessageId": uuid.uuid4().hex})
     assert sent.get("ok") is True, sent
     arrived = ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "hello again")
-    assert arrived["seq"] == 2, arrived
-    assert [payload["text"] for _, payload in ann_tab.of_chat(chat_id)] == ["hello again"]
+    assert arrived["seq"] == 3, arrived
+    assert [payload["text"] for _, payload in ann_tab.of_chat(chat_id)] == ["first", "hello again"]
+    reply = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "as I said", "clientMessageId": uuid.uuid4().hex,
+                                         "replyToSeq": 1})
+    assert reply.get("ok") is True and reply["message"]["replyTo"]["text"] == "first, edited", reply
+    quoted = ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "as I said")
+    assert quoted["replyTo"]["text"] == "first", quoted
     eve_tab.client.emit("typing", {"chatId": chat_id})
     ann_tab.wait_for("userTyping", lambda p: p == {"chatId": chat_id, "userId": eve.id})
