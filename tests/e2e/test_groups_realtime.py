@@ -155,5 +155,11 @@ def test_a_blocked_person_cannot_reach_the_blocker_over_a_socket_and_cannot_tell
     assert reply.get("ok") is True and reply["message"]["replyTo"]["text"] == "first, edited", reply
     quoted = ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "as I said")
     assert quoted["replyTo"]["text"] == "first", quoted
+    # One quoting what Eve wrote under the block shows Ann a deleted message.
+    hidden = eve_tab.call("sendMessage", {"chatId": chat_id, "text": "did you?", "clientMessageId": uuid.uuid4().hex,
+                                          "replyToSeq": 2})
+    assert hidden.get("ok") is True and hidden["message"]["replyTo"]["text"] == "hello?", hidden
+    quoted = ann_tab.wait_for("newMessage", lambda m: m.get("chatId") == chat_id and m.get("text") == "did you?")
+    assert quoted["replyTo"]["kind"] == "deleted" and "text" not in quoted["replyTo"], quoted
     eve_tab.client.emit("typing", {"chatId": chat_id})
     ann_tab.wait_for("userTyping", lambda p: p == {"chatId": chat_id, "userId": eve.id})
