@@ -116,7 +116,7 @@ public enum ChatError: Error, Equatable, APIErrorConvertible {
             APIError(
                 .forbidden,
                 code: "user_unreachable",
-                message: "You can add only people you already share a chat with; “\(name)” is not one of them."
+                message: "“\(name)” cannot be added: you can add only people you share a chat with who allow being added to groups."
             )
         case .userUnreachable: APIError(.forbidden, code: "user_unreachable", message: "This person cannot be reached.")
         case .cannotBlockSelf: .badRequest("You cannot block yourself.", code: "invalid_user")

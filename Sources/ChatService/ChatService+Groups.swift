@@ -71,10 +71,10 @@ extension ChatService {
         return try await self.summary(of: chatID, for: userID)
     }
 
-    /// Refuses the first of `candidates` the caller may not put into a group: people who share no chat with them, or
-    /// with a block either way (the answer does not tell which).
+    /// Refuses the first of `candidates` the caller may not put into a group: people who share no chat with them, who
+    /// turned group adds off, or with a block either way (the answer does not tell which).
     func requireReachable(_ candidates: [String], from userID: String, profiles: [String: PublicUser]) async throws {
-        let reachable = try await self.store.reachable(from: userID, among: candidates)
+        let reachable = try await self.store.reachable(from: userID, among: candidates, refusing: self.groupAddRefusals)
         if let stranger = candidates.first(where: { !reachable.contains($0) }) {
             throw ChatError.notReachable(name: profiles[stranger]?.name ?? stranger)
         }

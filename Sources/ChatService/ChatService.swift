@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCore
 package import ParleyStore
+package import SQLKit
 
 /// An upload as its sender sent it: the bytes, which multipart field they came in, and the file name they gave.
 struct Upload: Sendable {
@@ -13,6 +14,9 @@ struct Upload: Sendable {
     var field: Field
     var name: String?
 }
+
+/// Those of some people who refuse to be added to groups, read in the caller's database transaction.
+package typealias GroupAddRefusals = @Sendable ([String], any SQLDatabase) async throws -> Set<String>
 
 /// The chat service: chats, messages, read state, files; every change is published on the event bus. Refusals are
 /// thrown as ``ChatError``.
@@ -35,6 +39,8 @@ public struct ChatService: Sendable {
     let storageQuotaBytes: Int
     /// What one user may do how often (sends and changes, new groups, images; typing is counted by the socket's router).
     let limits: UserRateLimits
+    /// Who of some people turned group adds off (a setting the user service keeps).
+    let groupAddRefusals: GroupAddRefusals
 
     /// Creates the service over `database`; profiles come from `directory`.
     package init(
@@ -47,8 +53,10 @@ public struct ChatService: Sendable {
         maxFileBytes: Int = 25 * 1024 * 1024,
         storageQuotaBytes: Int = 0,
         limits: UserRateLimits = .unlimited,
-        thumbnailer: Thumbnailer = .onPath()
+        thumbnailer: Thumbnailer = .onPath(),
+        groupAddRefusals: @escaping GroupAddRefusals = { _, _ in [] }
     ) {
+        self.groupAddRefusals = groupAddRefusals
         self.store = ChatStore(database: database)
         self.files = FileStore(database: database)
         self.directory = directory

@@ -94,11 +94,12 @@ extension ChatStore {
         }
     }
 
-    /// Those of `candidates` that `userID` may add to a group: people who share a chat with them, with no block either way.
-    func reachable(from userID: String, among candidates: [String]) async throws -> Set<String> {
+    /// Those of `candidates` that `userID` may add to a group: people who share a chat with them, with no block either way,
+    /// and not among those `refusing` finds (who turned group adds off).
+    func reachable(from userID: String, among candidates: [String], refusing: GroupAddRefusals) async throws -> Set<String> {
         guard !candidates.isEmpty else { return [] }
         return try await self.database.read { sql in
-            Set(
+            let sharing = Set(
                 try await sql.raw(
                     """
                     SELECT DISTINCT other.user_id FROM chat_members me JOIN chat_members other ON other.chat_id = me.chat_id
@@ -110,6 +111,7 @@ extension ChatStore {
                     """
                 ).all().map { try $0.decode(column: "user_id", as: String.self) }
             )
+            return sharing.subtracting(try await refusing(Array(sharing), sql))
         }
     }
 

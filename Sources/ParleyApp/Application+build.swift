@@ -164,7 +164,8 @@ func assemble(
             maxUploadBytes: configuration.maxUploadBytes,
             maxFileBytes: configuration.maxFileBytes,
             storageQuotaBytes: configuration.storageQuotaBytes,
-            limits: UserRateLimits(configuration.rateLimits)
+            limits: UserRateLimits(configuration.rateLimits),
+            groupAddRefusals: { userIDs, sql in try await UserService.refusingGroupAdds(among: userIDs, in: sql) }
         )
         if !chat.thumbnailer.isAvailable {
             Logger(label: "parley.files").notice("vipsthumbnail (libvips-tools) not found on PATH: images get no thumbnails")

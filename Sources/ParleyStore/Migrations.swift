@@ -398,5 +398,12 @@ public enum Schema {
                 "ALTER TABLE messages ADD COLUMN kept_view TEXT"
             ]
         ),
+        Migration(
+            version: 14,
+            name: "privacy: whether people who share a chat with someone may add them to groups",
+            statements: [
+                "ALTER TABLE users ADD COLUMN allow_group_adds BOOLEAN NOT NULL DEFAULT TRUE"
+            ]
+        ),
     ]
 }

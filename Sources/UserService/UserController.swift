@@ -87,7 +87,13 @@ public struct UserController: Sendable {
             case .some(.some(let fileID)): .set(fileID: fileID)
             case .none: nil
             }
-        return try await self.service.updateProfile(of: userID, name: body.name, avatar: avatar, emailNotifications: body.emailNotifications)
+        return try await self.service.updateProfile(
+            of: userID,
+            name: body.name,
+            avatar: avatar,
+            emailNotifications: body.emailNotifications,
+            allowGroupAdds: body.allowGroupAdds
+        )
     }
 
     @Sendable func searchUsers(request: Request, context: ParleyRequestContext) async throws -> UserPage {

@@ -239,7 +239,13 @@ public struct UserService: Sendable {
     }
 
     /// Renames the user and changes their avatar, in one transaction; returns the profile as it now is.
-    func updateProfile(of userID: String, name rawName: String?, avatar: AvatarChange?, emailNotifications: Bool? = nil) async throws -> User {
+    func updateProfile(
+        of userID: String,
+        name rawName: String?,
+        avatar: AvatarChange?,
+        emailNotifications: Bool? = nil,
+        allowGroupAdds: Bool? = nil
+    ) async throws -> User {
         let name = try rawName.map(DisplayName.validate)
         let now = Timestamp.millis()
         let user = try await self.database.transaction { sql -> UserRecord? in
@@ -247,6 +253,7 @@ public struct UserService: Sendable {
             if let emailNotifications {
                 try await UserStore.updateEmailNotifications(id: userID, enabled: emailNotifications, now: now, in: sql)
             }
+            if let allowGroupAdds { try await UserStore.updateAllowGroupAdds(id: userID, allowed: allowGroupAdds, now: now, in: sql) }
             // The avatar replaced is released: the next sweep of unclaimed uploads erases it.
             let previous = avatar == nil ? nil : try await UserStore.find(id: userID, in: sql)?.avatarFileID
             switch avatar {
@@ -281,6 +288,12 @@ public struct UserService: Sendable {
     /// service's mailer, which owns no user table).
     public static func mailRecipient(of userID: String, in sql: any SQLDatabase) async throws -> (email: String, enabled: Bool)? {
         try await UserStore.find(id: userID, in: sql).map { ($0.email, $0.emailNotifications) }
+    }
+
+    /// Those of `ids` who turned off being added to groups, read in the caller's transaction: the chat service's
+    /// consent rule, on any instance (a private setting, which no profile carries).
+    public static func refusingGroupAdds(among ids: [String], in sql: any SQLDatabase) async throws -> Set<String> {
+        try await UserStore.refusingGroupAdds(among: ids, in: sql)
     }
 
     /// The display names of those of `ids` that exist, read in the caller's transaction: what a chat instance's

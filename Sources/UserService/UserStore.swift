@@ -10,6 +10,7 @@ struct UserRecord: Sendable {
     var name: String
     var avatarFileID: String?
     var emailNotifications: Bool
+    var allowGroupAdds: Bool
     var createdAt: Int64
 
     func user(signer: FileURLSigner) -> User {
@@ -19,6 +20,7 @@ struct UserRecord: Sendable {
             name: self.name,
             avatarUrl: self.avatarFileID.map { signer.url(forFile: $0) },
             emailNotifications: self.emailNotifications,
+            allowGroupAdds: self.allowGroupAdds,
             createdAt: Timestamp.iso8601(millis: self.createdAt)
         )
     }
@@ -33,6 +35,7 @@ struct UserRecord: Sendable {
         self.name = try row.decode(column: "name", as: String.self)
         self.avatarFileID = try row.decode(column: "avatar_file_id", as: String?.self)
         self.emailNotifications = try row.decode(column: "email_notifications", as: Bool.self)
+        self.allowGroupAdds = try row.decode(column: "allow_group_adds", as: Bool.self)
         self.createdAt = try row.decode(column: "created_at", as: Int64.self)
     }
 }
@@ -42,7 +45,7 @@ struct UserRecord: Sendable {
 struct UserStore: Sendable {
     let database: Database
 
-    static let columns: SQLQueryString = "id, email, name, avatar_file_id, email_notifications, created_at"
+    static let columns: SQLQueryString = "id, email, name, avatar_file_id, email_notifications, allow_group_adds, created_at"
 
     /// The user with `id`.
     func find(id: String) async throws -> UserRecord? {
@@ -115,11 +118,25 @@ struct UserStore: Sendable {
         ).run()
     }
 
-    /// Sets or (with nil) removes the avatar of user `id`.
     static func updateEmailNotifications(id: String, enabled: Bool, now: Int64, in sql: any SQLDatabase) async throws {
         try await sql.raw("UPDATE users SET email_notifications = \(bind: enabled), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
     }
 
+    static func updateAllowGroupAdds(id: String, allowed: Bool, now: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("UPDATE users SET allow_group_adds = \(bind: allowed), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
+    }
+
+    /// Those of `ids` who turned group adds off.
+    static func refusingGroupAdds(among ids: [String], in sql: any SQLDatabase) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return Set(
+            try await sql.raw("SELECT id FROM users WHERE id IN (\(binds: ids)) AND NOT allow_group_adds").all().map {
+                try $0.decode(column: "id", as: String.self)
+            }
+        )
+    }
+
+    /// Sets or (with nil) removes the avatar of user `id`.
     static func updateAvatar(id: String, fileID: String?, now: Int64, in sql: any SQLDatabase) async throws {
         try await sql.raw("UPDATE users SET avatar_file_id = \(bind: fileID), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
     }

@@ -25,6 +25,7 @@ import Testing
             try await Self.aGroupPhotoIsAnImageTheSetterUploaded(app)
             try await Self.blockingIsInvisibleToTheBlockedPerson(app)
             try await Self.blockedPeopleCannotBeAddedEitherWay(app)
+            try await Self.someoneWhoTurnedGroupAddsOffCannotBeAddedAndABlockLooksTheSame(app)
             try await Self.blockRoutesRefuseNonsense(app)
         }
     }
@@ -502,6 +503,43 @@ import Testing
         _ = try Self.summary(try await Self.setRole(app, cat, chatID, ann, "admin"))
         try await Self.remove(app, cat, chatID, ben).expectNoContent()
         try await Self.add(app, ann, chatID, [ben]).expectError(.forbidden, code: "user_unreachable", "an admin re-adds the blocker")
+    }
+
+    static func someoneWhoTurnedGroupAddsOffCannotBeAddedAndABlockLooksTheSame(_ app: TestApp) async throws {
+        let people = try await app.signIn(count: 4)
+        let (ann, ben, cat, dan) = (people[0], people[1], people[2], people[3])
+        try await app.introduce(ann, to: [ben, cat, dan])
+        #expect(try await app.me(cat)["allowGroupAdds"] as? Bool == true)
+        // Cat turns group adds off; Dan blocks Ann.
+        let off = try await app.request(.patch, "/api/v1/me", as: cat, json: #"{"allowGroupAdds":false}"#).expectJSON(.ok)
+        #expect(off["allowGroupAdds"] as? Bool == false && off["emailNotifications"] as? Bool == true, "\(off)")
+        #expect(try await app.me(cat)["allowGroupAdds"] as? Bool == false)
+        try await app.request(.put, "\(api)/blocks/\(ann.userID)", as: dan).expectNoContent()
+        // Ann can add neither, at creation or later, and the two answers differ only by the name: nothing tells her
+        // which is the block.
+        let chatID = try await Self.group(app, ann, [ben])
+        let refusal = { (someone: Session) async throws -> String in
+            let create = jsonText(["name": "With them", "memberIds": [ben.userID, someone.userID]])
+            try await app.request(.post, "\(api)/chats", as: ann, json: create).expectError(.forbidden, code: "user_unreachable", "create")
+            let response = try await Self.add(app, ann, chatID, [someone])
+            try response.expectError(.forbidden, code: "user_unreachable", "add")
+            let message = try #require((try response.json()["error"] as? [String: Any])?["message"] as? String)
+            let name = try #require(try await app.me(someone)["name"] as? String)
+            return message.replacingOccurrences(of: name, with: "NAME")
+        }
+        let settingAnswer = try await refusal(cat)
+        let blockAnswer = try await refusal(dan)
+        #expect(settingAnswer == blockAnswer, "\(settingAnswer) / \(blockAnswer)")
+        #expect((try await app.chat(ann, chatID)["members"] as? [Any])?.count == 2)
+        // Nobody else can add Cat either; she still creates groups and adds others; turned on again, Ann adds her.
+        try await Self.add(app, ben, try await Self.group(app, ben, [ann]), [cat]).expectError(.forbidden, code: "user_unreachable", "Ben")
+        _ = try await Self.group(app, cat, [ann])
+        for bad in ["null", "\"no\"", "0"] {
+            try await app.request(.patch, "/api/v1/me", as: cat, json: #"{"allowGroupAdds":\#(bad)}"#)
+                .expectError(.badRequest, code: "invalid_request", "allowGroupAdds \(bad)")
+        }
+        _ = try await app.request(.patch, "/api/v1/me", as: cat, json: #"{"allowGroupAdds":true}"#).expectJSON(.ok)
+        _ = try Self.summary(try await Self.add(app, ann, chatID, [cat]))
     }
 
     static func blockRoutesRefuseNonsense(_ app: TestApp) async throws {

@@ -179,11 +179,11 @@ def assert_error(response: requests.Response, status: int | Iterable[int], code:
 
 
 def assert_user(user: Any, email_address: str | None = None) -> None:
-    """A `User`: {id, email, name, avatarUrl?, emailNotifications, createdAt}."""
+    """A `User`: {id, email, name, avatarUrl?, emailNotifications, allowGroupAdds, createdAt}."""
     assert isinstance(user, dict), user
-    required = {"id", "email", "name", "emailNotifications", "createdAt"}
+    required = {"id", "email", "name", "emailNotifications", "allowGroupAdds", "createdAt"}
     assert required <= set(user) <= required | {"avatarUrl"}, user
-    assert isinstance(user["emailNotifications"], bool), user
+    assert isinstance(user["emailNotifications"], bool) and isinstance(user["allowGroupAdds"], bool), user
     assert isinstance(user["id"], str) and user["id"], user
     assert isinstance(user["name"], str) and user["name"], user
     assert isinstance(user["createdAt"], str) and TIMESTAMP.fullmatch(user["createdAt"]), user

@@ -839,7 +839,7 @@ def test_the_socket_renews_its_token_in_band_and_never_drops(launcher, browsers)
                "the new chat and its message, live")
 
 
-def test_missed_message_mail_is_turned_off_and_on_in_one_click(web_server, browsers):
+def test_the_profile_settings_are_turned_off_and_on_in_one_click(web_server, browsers):
     alice = browsers("alice")
     sign_in_ui(alice, web_server, name=f"Alice {uuid.uuid4().hex[:6]}")
     client = api_for(web_server, alice)
@@ -864,5 +864,17 @@ def test_missed_message_mail_is_turned_off_and_on_in_one_click(web_server, brows
     assert not box.is_selected()
     box.click()
     alice.wait(lambda: expect_status(client.get("/api/v1/me"), 200)["emailNotifications"] is True, "the setting on again")
+    # Being added to groups is turned off and on the same way, and the other setting stays.
+    adds = alice.wait_visible("#profile-group-adds")
+    assert adds.is_selected() and expect_status(client.get("/api/v1/me"), 200)["allowGroupAdds"] is True
+    adds.click()
+    alice.wait(lambda: expect_status(client.get("/api/v1/me"), 200)["allowGroupAdds"] is False, "group adds off on the server")
+    alice.wait(lambda: not adds.is_selected() and adds.is_enabled(), "its box unticked and usable")
+    assert box.is_selected() and expect_status(client.get("/api/v1/me"), 200)["emailNotifications"] is True
+    alice.driver.refresh()
+    alice.wait_visible("#app")
+    alice.find("#me-button").click()
+    alice.wait_visible("#profile-dialog")
+    assert not alice.wait_visible("#profile-group-adds").is_selected()
     errors = [entry for entry in alice.collect_console() if entry.get("level") == "SEVERE"]
     assert not errors, f"console errors: {errors}"

@@ -135,7 +135,8 @@ def test_group_settings_change_the_group_and_show_in_both_timelines(web_server, 
     type_into(ann, "#group-add-search", f"Dan {tag}")
     click(ann, f'#group-add-results .person-option[data-user-id="{dan.user["id"]}"] [data-action="add"]', "Dan in the add search")
     ann.wait(lambda: ann.visible("#members-error"), "the refusal in the panel")
-    assert ann.text("#members-error") == f"You can add only people you already share a chat with; “Dan {tag}” is not one of them."
+    assert ann.text("#members-error") == (f"“Dan {tag}” cannot be added: you can add only people you share a chat with"
+                                          " who allow being added to groups.")
     assert dan.user["id"] not in member_roles(ann)
 
     # Add Cat from the search; make Ben an admin.

@@ -324,16 +324,13 @@ enum Shapes {
         return states
     }
 
-    /// A `User`: {id, email, name, avatarUrl?, createdAt}.
+    /// A `User`: {id, email, name, avatarUrl?, emailNotifications, allowGroupAdds, createdAt}.
     static func expectUser(_ user: [String: Any], email: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
         let keys = Set(user.keys)
-        #expect(keys.isSuperset(of: ["id", "email", "name", "emailNotifications", "createdAt"]), "\(user)", sourceLocation: sourceLocation)
-        #expect(
-            keys.isSubset(of: ["id", "email", "name", "avatarUrl", "emailNotifications", "createdAt"]),
-            "\(user)",
-            sourceLocation: sourceLocation
-        )
-        #expect(user["emailNotifications"] is Bool, "\(user)", sourceLocation: sourceLocation)
+        let required: Set = ["id", "email", "name", "emailNotifications", "allowGroupAdds", "createdAt"]
+        #expect(keys.isSuperset(of: required), "\(user)", sourceLocation: sourceLocation)
+        #expect(keys.isSubset(of: required.union(["avatarUrl"])), "\(user)", sourceLocation: sourceLocation)
+        #expect(user["emailNotifications"] is Bool && user["allowGroupAdds"] is Bool, "\(user)", sourceLocation: sourceLocation)
         #expect((user["id"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
         #expect((user["name"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
         #expect(Self.isTimestamp(user["createdAt"]), sourceLocation: sourceLocation)

@@ -29,7 +29,10 @@ export function initDialogs() {
   $("#logout-button").addEventListener("click", signOut);
   $("#profile-photo-input").addEventListener("change", choosePhoto);
   $("#profile-photo-remove").addEventListener("click", removePhoto);
-  $("#profile-email-notifications").addEventListener("change", saveEmailNotifications);
+  $("#profile-email-notifications").addEventListener("change", (event) =>
+    saveSetting(event, "emailNotifications", "You'll get mail about messages you miss.", "No more mail about missed messages."));
+  $("#profile-group-adds").addEventListener("change", (event) =>
+    saveSetting(event, "allowGroupAdds", "People you chat with can add you to groups.", "No one can add you to groups now."));
   $("#group-form").addEventListener("submit", createGroup);
   $("#group-search").addEventListener("input", debounce(searchMembers, 250));
   $("#group-search").addEventListener("keydown", (event) => {
@@ -70,6 +73,7 @@ function openProfile() {
   $("#profile-email").textContent = me.email || "";
   $("#profile-name").value = me.name;
   $("#profile-email-notifications").checked = me.emailNotifications !== false;
+  $("#profile-group-adds").checked = me.allowGroupAdds !== false;
   if (!photoBusy) setError("#profile-error", "");
   $("#profile-dialog").showModal();
   $("#profile-name").select();
@@ -219,17 +223,18 @@ async function saveProfile(event) {
   }
 }
 
-// Missed-message mail: saved as soon as the box changes (one click turns it off), put back if that fails.
-async function saveEmailNotifications(event) {
+// A setting (missed-message mail, being added to groups): saved as soon as its box changes (one click turns it off),
+// put back if that fails.
+async function saveSetting(event, field, onText, offText) {
   const box = event.target;
   const wanted = box.checked;
   box.disabled = true;
   setError("#profile-error", "");
   try {
-    const user = await api("PATCH", "/me", { body: { emailNotifications: wanted } });
+    const user = await api("PATCH", "/me", { body: { [field]: wanted } });
     store.setMe(user);
-    box.checked = user.emailNotifications !== false;
-    toast(wanted ? "You'll get mail about messages you miss." : "No more mail about missed messages.");
+    box.checked = user[field] !== false;
+    toast(wanted ? onText : offText);
   } catch (error) {
     box.checked = !wanted;
     setError("#profile-error", error.message || "Couldn't save that setting.");
