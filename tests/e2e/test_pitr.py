@@ -50,12 +50,7 @@ class Cluster:
         self.log = root / f"{name}.log"
 
     def run(self, program: str, *args: str, timeout: float = 60) -> str:
-        command = [str(self.bin / program), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f"{program} {' '.join(args)} failed: {result.stdout}{result.stderr}"
-        return result.stdout
+        return as_postgres(str(self.bin / program), *args, cwd=self.root, timeout=timeout)
 
     def start(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", f"-p {self.port}", "-w", "-t", "60", "start")
@@ -72,6 +67,15 @@ class Cluster:
     @property
     def url(self) -> str:
         return f"postgres://parley:parley@127.0.0.1:{self.port}/parley"
+
+
+def as_postgres(*command: str, cwd: Path, timeout: float = 60) -> str:
+    """Runs `command` as the postgres user (when root), from a folder it can read; its output."""
+    if os.geteuid() == 0:
+        command = ("runuser", "-u", "postgres", "--", *command)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed: {result.stdout}{result.stderr}"
+    return result.stdout
 
 
 def owned_by_postgres(path: Path) -> None:
@@ -187,13 +191,14 @@ def test_point_in_time_recovery_restores_everything_acknowledged_before_the_poin
             # Recovery: the base backup into a fresh data directory, WAL replayed from the archive up to the point.
             restored = Cluster(root, f"restored-{len(clusters)}", free_port())
             clusters.append(restored)
-            shutil.copytree(base, restored.data, symlinks=True)
-            with open(restored.data / "postgresql.conf", "a", encoding="utf-8") as conf:
+            as_postgres("cp", "-a", str(base), str(restored.data), cwd=root)
+            # The recovery settings go at the end of postgresql.auto.conf, which is in the data directory on every
+            # layout (Debian keeps postgresql.conf in /etc), as pg_basebackup -R writes its own.
+            with open(restored.data / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
                 conf.write(f"restore_command = 'cp {wal_archive}/%f %p'\n{target}\n"
                            "recovery_target_action = 'promote'\n")
             (restored.data / "recovery.signal").touch()
             owned_by_postgres(restored.data)
-            os.chmod(restored.data, 0o700)
             restored.start()
             poll(lambda: restored.sql("SELECT pg_is_in_recovery()") == "f", 60, "recovery to end and promote")
             assert "recovery stopping" in restored.log.read_text(errors="replace"), tail(restored.log)
