@@ -107,7 +107,7 @@ def test_point_in_time_recovery_restores_everything_acknowledged_before_the_poin
                     "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--wal-segsize=1")
         with open(primary.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n"
-                       "min_wal_size = '4MB'\nwal_level = replica\narchive_mode = on\n"
+                       "min_wal_size = '4MB'\nwal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
                        f"archive_command = 'test ! -f {wal_archive}/%f && cp %p {wal_archive}/%f'\n")
         primary.start()
         primary.run("psql", "-h", str(root), "-p", str(primary.port), "-U", "postgres", "-d", "postgres", "-X", "-q",
@@ -187,7 +187,9 @@ def test_point_in_time_recovery_restores_everything_acknowledged_before_the_poin
         launcher.stop(server)
         primary.stop()
 
-        for target in (f"recovery_target_name = '{RESTORE_POINT}'", f"recovery_target_time = '{point_time}'"):
+        targets = {f"recovery_target_name = '{RESTORE_POINT}'": f'recovery stopping at restore point "{RESTORE_POINT}"',
+                   f"recovery_target_time = '{point_time}'": "recovery stopping before commit of transaction"}
+        for target, stopping in targets.items():
             # Recovery: the base backup into a fresh data directory, WAL replayed from the archive up to the point.
             restored = Cluster(root, f"restored-{len(clusters)}", free_port())
             clusters.append(restored)
@@ -201,7 +203,7 @@ def test_point_in_time_recovery_restores_everything_acknowledged_before_the_poin
             owned_by_postgres(restored.data)
             restored.start()
             poll(lambda: restored.sql("SELECT pg_is_in_recovery()") == "f", 60, "recovery to end and promote")
-            assert "recovery stopping" in restored.log.read_text(errors="replace"), tail(restored.log)
+            assert stopping in restored.log.read_text(errors="replace"), tail(restored.log)
 
             # The files into a fresh data folder: the backup taken after the point, then the file archive over it.
             data_dir = tmp_path / f"parley-{len(clusters)}"
@@ -258,6 +260,11 @@ def check_recovered(server, old, bob, chat_id: str, before: set[int], after: set
     url = image["image"]["url"]
     downloaded = requests.get(url if url.startswith("http") else server.base_url + url, timeout=30)
     assert downloaded.content == kept_picture
+    # The link the old server gave out opens too: the file-URL key is in the database.
+    old_link = kept["image"]["url"]
+    old_link = server.base_url + urlsplit(old_link).path + "?" + urlsplit(old_link).query
+    downloaded = requests.get(old_link, timeout=30)
+    assert downloaded.status_code == 200 and downloaded.content == kept_picture, f"{target}: the old link does not open"
     # The chat's summary agrees with its messages, and new messages follow on.
     chats = expect_status(reader.get(f"{API}/chats"), 200)["chats"]
     summary = next(chat for chat in chats if chat["id"] == chat_id)
