@@ -15,6 +15,8 @@ and new messages follow on."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from harness import expect_status, free_port, poll, refresh, sign_in, tail
+from harness import REPO_ROOT, expect_status, free_port, poll, refresh, sign_in, tail
 from test_backup import parley, png
 
 API = "/api/v1"
@@ -82,6 +84,15 @@ def owned_by_postgres(path: Path) -> None:
     if os.geteuid() == 0:
         for entry in [path, *path.rglob("*")]:
             shutil.chown(entry, "postgres", "postgres")
+
+
+def archive_command(files_dir: Path, archive: Path) -> list[str]:
+    """The shipped parley-files-archive.service's ExecStart, with the test's folders for the shipped ones."""
+    unit = (REPO_ROOT / "deploy" / "systemd" / "parley-files-archive.service").read_text(encoding="utf-8")
+    command = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1)
+    assert "/var/lib/parley/chat/files/." in command and "/backups/parley-files/" in command, command
+    command = command.replace("/var/lib/parley/chat/files/.", f"{files_dir}/.").replace("/backups/parley-files/", f"{archive}/")
+    return shlex.split(command)
 
 
 def file_id(url: str) -> str:
@@ -149,10 +160,11 @@ def test_point_in_time_recovery_restores_everything_acknowledged_before_the_poin
             base = root / "base"
             primary.run("pg_basebackup", "-h", str(root), "-p", str(primary.port), "-U", "postgres",
                         "-D", str(base), "-X", "stream", "--checkpoint=fast", timeout=120)
-            # The file archive's periodic copy (a timer runs it every minute): new files in, nothing ever deleted.
+            # The file archive's periodic copy (deploy/systemd/parley-files-archive.timer runs it every minute): new
+            # files in, nothing ever deleted.
             file_archive = tmp_path / "file-archive"
             file_archive.mkdir()
-            subprocess.run(["cp", "-R", "-u", f"{files_dir}/.", str(file_archive)], check=True, timeout=60)
+            subprocess.run(archive_command(files_dir, file_archive), check=True, timeout=60)
             poll(lambda: len(sends) >= 20, 15, "more acknowledged sends")
 
             # The recovery point: a named restore point, and the time it was made.
