@@ -13,6 +13,8 @@ from harness import REPO_ROOT
 
 SYSTEMD_DIR = REPO_ROOT / "deploy" / "systemd"
 UNITS = ["parley-user@.service", "parley-chat@.service", "parley-mail@.service"]
+# The file archive for point-in-time recovery (tests/e2e/test_pitr.py runs the service's ExecStart).
+ARCHIVE_UNITS = ["parley-files-archive.service", "parley-files-archive.timer"]
 
 
 def test_nginx_accepts_the_rendered_shipped_config(tmp_path):
@@ -54,7 +56,8 @@ def test_shipped_instance_env_files_match_the_nginx_layout():
 
 
 def test_systemd_units_verify(tmp_path):
-    """[deploy] `systemd-analyze verify` on the templated units (ExecStart pointed at an existing program)."""
+    """[deploy] `systemd-analyze verify` on the templated units (ExecStart pointed at an existing program) and the file
+    archive's service and timer."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian's systemd package)")
@@ -65,7 +68,10 @@ def test_systemd_units_verify(tmp_path):
     for unit in UNITS + ["parley.target"]:
         text = (SYSTEMD_DIR / unit).read_text(encoding="utf-8")
         (tmp_path / unit).write_text(text.replace("/usr/local/bin/parley", true), encoding="utf-8")
-    instances = [str(tmp_path / unit.replace("@.", "@1.")) for unit in UNITS] + [str(tmp_path / "parley.target")]
+    for unit in ARCHIVE_UNITS:
+        shutil.copy(SYSTEMD_DIR / unit, tmp_path / unit)
+    instances = ([str(tmp_path / unit.replace("@.", "@1.")) for unit in UNITS] + [str(tmp_path / "parley.target")]
+                 + [str(tmp_path / unit) for unit in ARCHIVE_UNITS])
     result = subprocess.run([analyze, "verify", *instances], capture_output=True, text=True, timeout=60,
                             cwd=tmp_path)
     output = (result.stdout + result.stderr).strip()
