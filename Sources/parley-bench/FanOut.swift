@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Histogram
 import SocketIOProtocol
 import Synchronization
 
@@ -20,6 +21,14 @@ struct FanOut: AsyncParsableCommand {
     )
     var realistic = false
 
+    @Option(help: "Processes the members' sockets are spread over (this one included); their results are merged.")
+    var processes = 1
+
+    func validate() throws {
+        guard self.processes >= 1, self.processes <= 16 else { throw ValidationError("--processes is 1 to 16") }
+        guard self.members >= 2 * self.processes else { throw ValidationError("--members must be at least twice --processes") }
+    }
+
     func run() async throws {
         let users = try self.options.loadUsers(atLeast: self.members)
         let result = try await BenchContext.with(self.options) { context in
@@ -28,7 +37,9 @@ struct FanOut: AsyncParsableCommand {
                 users: Array(users.prefix(self.members)),
                 rate: self.rate,
                 duration: self.duration,
-                realistic: self.realistic
+                realistic: self.realistic,
+                processes: self.processes,
+                options: self.options
             )
         }
         self.options.print([result])
@@ -39,59 +50,43 @@ struct FanOut: AsyncParsableCommand {
         users: [BenchUser],
         rate: Double,
         duration: Double,
-        realistic: Bool = false
+        realistic: Bool = false,
+        processes: Int = 1,
+        options: BenchOptions? = nil
     ) async throws -> ScenarioResult {
-        let sender = users[0]
         // The members connect before the group exists: connecting 1000 contacts at once would tell each of them up to
-        // 999 times `userOnline`, which measures presence, not message fan-out.
-        let box = Mutex<[DeliveryTracker]>([])
-        let lost = Atomic<Int>(0)
-        let readPackets = Atomic<Int>(0)
-        let announced = Atomic<Int>(0)
-        // Only this group's announcement counts (opening the direct chats before it announces those, too).
+        // 999 times `userOnline`, which measures presence, not message fan-out. Only this group's announcement counts
+        // (opening the direct chats before it announces those, too).
         let groupName = "bench fan-out \(runTag())"
-        let sockets = try await context.connect(
-            tokens: users.map(\.accessToken),
-            handler: { index in
-                { name, arguments in
-                    if name == "messagesSeen" || name == "readState" { readPackets.add(1, ordering: .relaxed) }
-                    if name == "chatUpdated", arguments.first?["name"]?.stringValue == groupName { announced.add(1, ordering: .relaxed) }
-                    box.withLock { $0.isEmpty ? nil : $0[index] }?.handle(name: name, arguments: arguments)
-                }
-            },
-            onClose: { _ in lost.add(1, ordering: .relaxed) }
-        )
-        let chatID = try await context.api.createGroup(
-            token: sender.accessToken,
-            name: groupName,
-            memberIDs: users.dropFirst().map(\.id)
-        )
+        // This process keeps the first share, the sender's; each other process connects a share of its own.
+        let share = users.count / processes
+        var children: [ReceiverProcess] = []
+        defer { for child in children { child.stop() } }
+        if processes > 1, let options {
+            for index in 1..<processes {
+                let from = index * share
+                let count = index == processes - 1 ? users.count - from : share
+                children.append(try ReceiverProcess(options: options, from: from, count: count, groupName: groupName, realistic: realistic))
+            }
+        }
+        let own = try await ReceiverShare(context: context, users: Array(users.prefix(processes > 1 ? share : users.count)), groupName: groupName)
+        for child in children { _ = try await child.expect("connected") }
+        let sender = users[0]
+        let chatID = try await context.api.createGroup(token: sender.accessToken, name: groupName, memberIDs: users.dropFirst().map(\.id))
         // The new group is announced to every member (`chatUpdated`, with all 1,000 members in it: 60 MB in all): that
         // is group creation, not fan-out, so sending starts once it has arrived (a server that announces nothing, like the
         // Node yardstick, is waited for one second).
         let created = Monotonic.nanoseconds()
-        while announced.load(ordering: .relaxed) < users.count {
-            let waited = Monotonic.nanoseconds() - created
-            if waited > 30_000_000_000 || (waited > 1_000_000_000 && announced.load(ordering: .relaxed) == 0) { break }
-            try await Task.sleep(for: .milliseconds(5))
+        for child in children { child.say("chat \(chatID)") }
+        var announced = try await own.awaitAnnouncement(since: created)
+        for child in children {
+            let last = UInt64(try await child.expect("announced")) ?? 0
+            announced = announced.map { last == 0 ? nil : max($0, last) } ?? nil
         }
-        let announcedAfter = announced.load(ordering: .relaxed) == 0 ? nil : Double(Monotonic.nanoseconds() - created) / 1e6
-        if realistic {
-            // Every receiver opens the chat, as the web app does for the chat on screen.
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for (index, socket) in sockets.enumerated().dropFirst() {
-                    if index > 64 { try await group.next() }
-                    group.addTask {
-                        let answer = try await socket.emitWithAck("joinChat", encodedArguments: [JSONText.quoted(chatID)])
-                        guard answer.first?["ok"]?.boolValue == true else { throw CorrectnessFailure("joinChat was refused") }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        }
-        let latency = LatencyRecorder()
-        let trackers = users.indices.map { DeliveryTracker(chatID: chatID, label: "member \($0)", afterSeq: 0, latency: latency) }
-        box.withLock { $0 = trackers }
+        // Every receiver opens the chat, as the web app does for the chat on screen.
+        if realistic { try await own.join(chatID, from: 1) }
+        own.track(chatID, firstLabel: 0)
+        for child in children { _ = try await child.expect("ready") }
         let acked = AckCounter()
         let tag = runTag()
         let before = context.sample()
@@ -99,7 +94,7 @@ struct FanOut: AsyncParsableCommand {
         let end = start + UInt64(duration * 1e9)
         let interval = 1e9 / rate
         try await BenchContext.sendPaced(
-            sockets[0],
+            own.sockets[0],
             chatID: chatID,
             start: start,
             end: end,
@@ -109,30 +104,42 @@ struct FanOut: AsyncParsableCommand {
             typing: realistic
         )
         let sent = acked.value.load(ordering: .relaxed)
-        try await DeliveryTracker.awaitAll(trackers, expected: { _ in sent }, timeout: .seconds(60), closedSockets: { lost.load(ordering: .relaxed) })
+        for child in children { child.say("expect \(sent)") }
+        try await own.awaitDeliveries(sent)
+        var histogram = own.latency.snapshot
+        var readPackets = own.readStatePackets
+        var childCPU: UInt64 = 0
+        for child in children {
+            let report = try JSONDecoder().decode(ShareReport.self, from: Data(try await child.expect("report").utf8))
+            if let error = report.error { throw CorrectnessFailure(error) }
+            if let latency = report.latency { histogram.add(latency) }
+            readPackets += report.readStatePackets
+            childCPU += report.cpuNanoseconds
+        }
         let finished = Monotonic.nanoseconds()
         let after = context.sample()
-        await BenchContext.closeAll(sockets)
-        if lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(lost.load(ordering: .relaxed)) sockets were closed by the server") }
+        await own.close()
         let deliveries = sent * users.count
-        let histogram = latency.snapshot
         var figures = [
             Figure("deliveries", Double(deliveries) / (Double(finished - start) / 1e9), "deliveries/s", atLeast: 200_000),
             Figure("latency p50", histogram.milliseconds(at: 50), "ms"),
             Figure("latency p99", histogram.milliseconds(at: 99), "ms", atMost: 50),
             Figure("latency max", histogram.maxMilliseconds, "ms"),
         ]
-        if let announcedAfter { figures.append(Figure("group announced to all", announcedAfter, "ms")) }
-        if realistic {
-            figures.append(Figure("read-state packets", Double(readPackets.load(ordering: .relaxed)) / Double(max(sent, 1)), "per message"))
-        }
+        if let announced { figures.append(Figure("group announced to all", Double(max(announced, created) - created) / 1e6, "ms")) }
+        if realistic { figures.append(Figure("read-state packets", Double(readPackets) / Double(max(sent, 1)), "per message")) }
+        var resources = ResourceUse(from: before, to: after)
+        resources.loadGeneratorCPUPercent += Double(childCPU) / Double(max(finished - start, 1)) * 100
+        var parameters = ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)]
+        if processes > 1 { parameters["processes"] = String(processes) }
         var result = ScenarioResult(
             scenario: realistic ? "fan-out, realistic" : "fan-out",
-            parameters: ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)],
+            parameters: parameters,
             figures: figures,
-            resources: ResourceUse(from: before, to: after)
+            resources: resources
         )
         result.notes.append("\(sent) messages × \(users.count) sockets: every delivery exactly once and in seq order")
+        if processes > 1 { result.notes.append("load generator: \(processes) processes, CPU summed") }
         return result
     }
 }

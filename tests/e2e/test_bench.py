@@ -111,6 +111,9 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
         "throughput": ["throughput", "--pairs", "2", "--window", "2", "--duration", "1"],
         "fanout": ["fanout", "--members", "12", "--rate", "20", "--duration", "1"],
         "realistic": ["fanout", "--realistic", "--members", "12", "--rate", "20", "--duration", "1"],
+        # The members spread over three processes of the load generator, their results merged.
+        "fanout over processes": ["fanout", "--realistic", "--members", "12", "--rate", "20", "--duration", "1",
+                                  "--processes", "3"],
         "storm": ["storm", "--members", "12", "--observers", "3", "--rate", "20", "--duration", "1.5"],
         "connections": ["connections", "--count", "30", "--settle", "0.2"],
     }
@@ -127,6 +130,14 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
             # Every receiver had the chat open: the sender heard read pointers move, a packet per batch, not per viewer.
             figures = {figure["name"]: figure["value"] for figure in lines[0]["figures"]}
             assert lines[0]["scenario"] == "fan-out, realistic" and figures["read-state packets"] > 0, lines
+        if name == "fanout over processes":
+            line = lines[0]
+            assert line["parameters"]["processes"] == "3" and "3 processes" in line["notes"][1], line
+            # Every member, in whichever process, got every message once and in order, and each process heard the
+            # read pointers move.
+            assert "× 12 sockets: every delivery exactly once" in line["notes"][0], line
+            figures = {figure["name"]: figure["value"] for figure in line["figures"]}
+            assert figures["read-state packets"] > 0 and figures["latency p99"] > 0, line
         if name == "storm":
             assert lines[0]["scenario"] == "storm" and "every observer saw every member online" in lines[0]["notes"][0], lines
         for line in lines:
