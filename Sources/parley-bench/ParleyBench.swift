@@ -12,7 +12,9 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Load scenarios against a running Parley; each checks that every message arrives exactly once and in seq order.",
-        subcommands: [Throughput.self, FanOut.self, Storm.self, Connections.self, History.self, Footprint.self, Report.self, Receivers.self]
+        subcommands: [
+            Throughput.self, FanOut.self, Storm.self, Connections.self, History.self, Footprint.self, Report.self, Receivers.self, Holders.self,
+        ]
     )
 }
 

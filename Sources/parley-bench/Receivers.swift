@@ -169,12 +169,18 @@ final class ReceiverProcess: @unchecked Sendable {
     private var iterator: AsyncStream<String>.Iterator
 
     /// Starts this binary's `receivers` for users `from..<from + count` of `options.users`.
-    init(options: BenchOptions, from: Int, count: Int, groupName: String, realistic: Bool) throws {
+    convenience init(options: BenchOptions, from: Int, count: Int, groupName: String, realistic: Bool) throws {
+        try self.init(
+            options: options,
+            arguments: ["receivers", "--from", String(from), "--count", String(count), "--group-name", groupName] + (realistic ? ["--realistic"] : [])
+        )
+    }
+
+    /// Starts this binary with `arguments` (a subcommand and its own options), and the server and users of `options`.
+    init(options: BenchOptions, arguments: [String]) throws {
         guard let users = options.users else { throw ValidationError("--users is required") }
         self.process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        self.process.arguments =
-            ["receivers", "--url", options.url, "--users", users, "--from", String(from), "--count", String(count), "--group-name", groupName]
-            + (realistic ? ["--realistic"] : [])
+        self.process.arguments = arguments + ["--url", options.url, "--users", users]
         let output = Pipe()
         self.process.standardInput = self.input
         self.process.standardOutput = output

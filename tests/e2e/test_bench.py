@@ -116,6 +116,7 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
                                   "--processes", "3"],
         "storm": ["storm", "--members", "12", "--observers", "3", "--rate", "20", "--duration", "1.5"],
         "connections": ["connections", "--count", "30", "--settle", "0.2"],
+        "connections over processes": ["connections", "--count", "31", "--settle", "0.2", "--processes", "2"],
     }
     for name, args in runs.items():
         result, lines = bench(bench_binary, server, users_file, *args)
@@ -138,6 +139,9 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
             assert "× 12 sockets: every delivery exactly once" in line["notes"][0], line
             figures = {figure["name"]: figure["value"] for figure in line["figures"]}
             assert figures["read-state packets"] > 0 and figures["latency p99"] > 0, line
+        if name == "connections over processes":
+            figures = {figure["name"]: figure["value"] for figure in lines[0]["figures"]}
+            assert figures["sockets held"] == 31 and lines[0]["parameters"]["processes"] == "2", lines
         if name == "storm":
             assert lines[0]["scenario"] == "storm" and "every observer saw every member online" in lines[0]["notes"][0], lines
         for line in lines:
