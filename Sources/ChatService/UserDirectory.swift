@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOFoundationEssentialsCompat
 import NIOHTTP1
@@ -17,6 +18,8 @@ public protocol UserDirectory: Sendable {
 public enum UserDirectoryError: Error, Equatable, APIErrorConvertible {
     /// It answered with an error.
     case unavailable
+    /// It could not be asked (refused, timed out, cut off), or its answer could not be read: why.
+    case unreachable(String)
 
     /// The contract's answer.
     public var apiError: APIError {
@@ -31,6 +34,7 @@ struct MissingCallerToken: Error {}
 public final class HTTPUserDirectory: UserDirectory {
     let baseURL: String
     let lifetime: Duration
+    private let logger = Logger(label: "parley.user-directory")
     private let cache = Mutex<[String: (profile: PublicUser, fetched: ContinuousClock.Instant)]>([:])
 
     /// Asks the user service at `baseURL`; profiles are reused for `lifetime`.
@@ -38,6 +42,9 @@ public final class HTTPUserDirectory: UserDirectory {
         self.baseURL = baseURL
         self.lifetime = lifetime
     }
+
+    /// A page of the user service's `GET /users`.
+    private struct Page: Decodable { var users: [PublicUser] }
 
     public func profiles(of ids: [String]) async throws -> [String: PublicUser] {
         let now = ContinuousClock.now
@@ -54,10 +61,19 @@ public final class HTTPUserDirectory: UserDirectory {
             let batch = missing[start..<min(start + 100, missing.count)]
             var request = HTTPClientRequest(url: "\(self.baseURL)/api/v1/users?ids=\(batch.joined(separator: ","))&limit=200")
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
-            guard response.status == .ok else { throw UserDirectoryError.unavailable }
-            struct Page: Decodable { var users: [PublicUser] }
-            let page = try JSONDecoder().decode(Page.self, from: Data(buffer: try await response.body.collect(upTo: 4 << 20)))
+            // A user service that cannot be reached, times out or answers nonsense is unavailable (502), as one that
+            // answers an error is: the caller can try again shortly.
+            let page: Page
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                guard response.status == .ok else { throw UserDirectoryError.unavailable }
+                page = try JSONDecoder().decode(Page.self, from: Data(buffer: try await response.body.collect(upTo: 4 << 20)))
+            } catch let error as UserDirectoryError {
+                throw error
+            } catch {
+                self.logger.warning("the user service could not be asked", metadata: ["error": "\(String(reflecting: error))"])
+                throw UserDirectoryError.unreachable(String(describing: error))
+            }
             let fetched = ContinuousClock.now
             self.cache.withLock { cache in
                 for profile in page.users { cache[profile.id] = (profile, fetched) }

@@ -21,6 +21,7 @@ func buildRouter(role: ServiceRole, configuration: ParleyConfiguration, routes: 
     // First: the request's trace (its `traceparent`, or a new one) is current for everything after, log lines included.
     // Signed links' signatures stay out of exported spans' `url.query`: they are capabilities.
     router.add(middleware: TracingMiddleware(redactingQueryParameters: ["sig", "token", "access_token"]))
+    router.add(middleware: ServerFaultSpanMiddleware())
     router.add(middleware: RequestIDMiddleware())
     if !configuration.trustedProxies.isEmpty {
         router.add(middleware: ForwardedClientMiddleware(trustedProxies: configuration.trustedProxies))

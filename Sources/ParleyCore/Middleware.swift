@@ -31,6 +31,33 @@ public struct RequestIDMiddleware: RouterMiddleware {
     }
 }
 
+/// Marks the request's span failed when its answer is a server fault (5xx). ``ErrorMiddleware`` turns every error into
+/// an answer, and Hummingbird's `TracingMiddleware`, just before this one, sets a span's error status only for a thrown
+/// error: so a 5xx answer comes back to it as ``AnsweredServerFault``, which it records and rethrows, and the router
+/// sends the very same answer.
+public struct ServerFaultSpanMiddleware: RouterMiddleware {
+    public typealias Context = ParleyRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = try await next(request, context)
+        guard response.status.kind == .serverError else { return response }
+        throw AnsweredServerFault(answer: response)
+    }
+}
+
+/// A server fault already answered in the contract's shape (see ``ServerFaultSpanMiddleware``).
+public struct AnsweredServerFault: HTTPResponseError, CustomStringConvertible {
+    let answer: Response
+
+    public var status: HTTPResponse.Status { self.answer.status }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response { self.answer }
+
+    public var description: String { "answered \(self.answer.status.code) \(self.answer.status.reasonPhrase)" }
+}
+
 /// Turns every error into the contract's error body, so no route can answer in another shape.
 public struct ErrorMiddleware: RouterMiddleware {
     public typealias Context = ParleyRequestContext

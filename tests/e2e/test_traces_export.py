@@ -240,6 +240,19 @@ def test_split_services_export_one_trace_per_request_with_parents_kinds_and_time
     assert listed["parentSpanId"] == ""
     time.sleep(0.6)
     assert not [s for s in receiver.snapshot() if s["traceId"] == unsampled]
+    # A server fault is a failed span, though the error middleware answered it in the contract's shape: the user
+    # service stopped, the chat service cannot look up someone it has not seen (502).
+    carol_address = f"traced.carol.{uuid.uuid4().hex[:8]}@example.com"
+    request_code(user.client, carol_address)
+    carol = expect_status(verify(user.client, carol_address, smtp.mailbox.wait_for(carol_address).code), 200)
+    launcher.stop(user)
+    fault_trace = uuid.uuid4().hex
+    failed = alice_chat.post("/api/v1/chats", json={"userId": carol["user"]["id"]},
+                             headers={"traceparent": f"00-{fault_trace}-{uuid.uuid4().hex[:16]}-01"})
+    assert failed.status_code == 502 and failed.json()["error"]["code"] == "user_service_unavailable", failed.text
+    fault = receiver.wait_for(lambda s: s["traceId"] == fault_trace and s["kind"] == SERVER, "the failed request's span")
+    assert fault["attributes"]["http.response.status_code"] == 502
+    assert fault["status"] == 2, "a 5xx answer marks its span as an error"
     assert receiver.problems == [], receiver.problems
     assert receiver.requests >= 3 and receiver.json_requests == 0, "protobuf by default"
 
