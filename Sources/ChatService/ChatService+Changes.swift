@@ -28,7 +28,7 @@ extension ChatService {
 
     /// Edits, deletes or reacts to a message, and answers with the message as it is after the change.
     func change(chatID: String, seq: Int64, userID: String, action: ChatStore.MessageChange.Action) async throws -> Message {
-        try await self.sent(try await self.submitChange(chatID: chatID, seq: seq, userID: userID, action: action)).0
+        try await self.sent(try await self.submitChange(chatID: chatID, seq: seq, userID: userID, action: action), for: userID).0
     }
 
     /// The messages of a chat changed after version `after`, in version order; and the version the caller stands at.

@@ -225,7 +225,7 @@ public struct ChatService: Sendable {
             mentionCandidates: MessageText.mentionCandidates(in: text),
             now: Timestamp.millis()
         )
-        return try await self.sent(await self.writer.submit(draft))
+        return try await self.sent(await self.writer.submit(draft), for: userID)
     }
 
     /// Queues a text message and returns without waiting for it to be stored: messages a caller submits one after
@@ -254,23 +254,23 @@ public struct ChatService: Sendable {
         )
     }
 
-    /// The message a submitted send or change became, once stored with other writes of its moment in one transaction and
-    /// published by the writer in version order.
-    func sent(_ pending: PendingAppend) async throws -> (Message, created: Bool) {
+    /// The message a submitted send or change became, as its writer `userID` sees it, once stored with other writes of
+    /// its moment in one transaction and published by the writer in version order.
+    func sent(_ pending: PendingAppend, for userID: String) async throws -> (Message, created: Bool) {
         switch try await pending.outcome() {
         case .notMember:
             throw ChatError.chatNotFound
         case .refused(let error):
             throw error
         case .changed(let record, _), .unchanged(let record):
-            return (record.message(signer: self.signer), false)
+            return (record.seen(by: userID).message(signer: self.signer), false)
         case .duplicate(let record):
             // A retry after its first attempt's instance died between the commit and the NOTIFY: published again, so the
             // others hear of it now. Whoever had it drops it by its seq.
             self.bus.publish(.newMessage(record))
-            return (record.message(signer: self.signer), false)
+            return (record.seen(by: userID).message(signer: self.signer), false)
         case .created(let record):
-            return (record.message(signer: self.signer), true)
+            return (record.seen(by: userID).message(signer: self.signer), true)
         }
     }
 

@@ -54,11 +54,11 @@ struct ClientEventRouter: Sendable {
                 clientMessageID: send.clientMessageID,
                 replyToSeq: send.replyToSeq
             )
-            self.answerWhenStored(pending, ack: ack, event: "sendMessage", received: received)
+            self.answerWhenStored(pending, for: caller.userID, ack: ack, event: "sendMessage", received: received)
         case .change(let chatID, let seq, let action):
             // Like a send: queued in this socket's order, answered once committed.
             let pending = try await self.service.submitChange(chatID: chatID, seq: seq, userID: caller.userID, action: action)
-            self.answerWhenStored(pending, ack: ack, event: "change")
+            self.answerWhenStored(pending, for: caller.userID, ack: ack, event: "change")
         case .markRead(let chatID, let seq):
             try await self.service.markRead(chatID: chatID, userID: caller.userID, seq: seq)
             ack?([Self.ok])
@@ -78,12 +78,12 @@ struct ClientEventRouter: Sendable {
         }
     }
 
-    /// Answers `ack` with the message a submitted write became, once its batch is committed (or with its error). A send
-    /// `received` at that instant has its time to the ack recorded.
-    func answerWhenStored(_ pending: PendingAppend, ack: Ack?, event: String, received: ContinuousClock.Instant? = nil) {
+    /// Answers `ack` with the message a submitted write became, as `userID` sees it, once its batch is committed (or with
+    /// its error). A send `received` at that instant has its time to the ack recorded.
+    func answerWhenStored(_ pending: PendingAppend, for userID: String, ack: Ack?, event: String, received: ContinuousClock.Instant? = nil) {
         self.tasks.add {
             do {
-                let (message, _) = try await self.service.sent(pending)
+                let (message, _) = try await self.service.sent(pending, for: userID)
                 ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
                 if let received { ChatMetrics.shared.acked(sendReceived: received) }
             } catch {
