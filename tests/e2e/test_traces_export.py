@@ -257,6 +257,15 @@ def test_split_services_export_one_trace_per_request_with_parents_kinds_and_time
     assert receiver.requests >= 3 and receiver.json_requests == 0, "protobuf by default"
 
 
+def dropped(server, reason: str) -> float:
+    """`parley_trace_spans_dropped_total{reason}` on the server's /metrics (0 before the first)."""
+    text = server.client.get("/metrics", token=None).text
+    for line in text.splitlines():
+        if line.startswith("parley_trace_spans_dropped_total{") and f'reason="{reason}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_a_receiver_that_is_down_or_hangs_costs_requests_nothing_and_drops_spans(launcher, receiver):
     env = exporting(receiver, OTEL_BSP_MAX_QUEUE_SIZE="32", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8",
                     OTEL_EXPORTER_OTLP_TIMEOUT="2000", OTEL_SERVICE_NAME="parley-under-test")
@@ -278,6 +287,8 @@ def test_a_receiver_that_is_down_or_hangs_costs_requests_nothing_and_drops_spans
     receiver.stop()
     assert burst(200) < 1.0
     server.wait_for_log(lambda r: r.get("message") == "Failed to export batch.", what="the failed export")
+    # Counted where an alert can see it: the spans of every batch the receiver did not take.
+    poll(lambda: dropped(server, "export_failed") >= 8, 10, "the lost batch in parley_trace_spans_dropped_total")
 
     # Hanging: a receiver that takes the connection and never answers holds each export for its 2 s timeout, while
     # requests keep coming: the queue (32) fills, later spans are dropped (and logged), and no request waits.
@@ -288,6 +299,7 @@ def test_a_receiver_that_is_down_or_hangs_costs_requests_nothing_and_drops_spans
     try:
         assert burst(300) < 1.0
         server.wait_for_log(lambda r: str(r.get("message", "")).startswith("Spans were dropped"), what="the full queue's drops")
+        poll(lambda: dropped(server, "queue_full") > 0, 10, "the full queue's drops in parley_trace_spans_dropped_total")
     finally:
         hole.close()
 
