@@ -78,6 +78,16 @@ final class SocketIOConnection: Sendable {
         }
     }
 
+    /// Handles a packet whose handling is synchronous (pong, noop, close), on the WebSocket's event loop.
+    func receiveInline(_ packet: EnginePacket) {
+        self.logger.trace("packet from the client", metadata: ["sio.packet": "\(packet)"])
+        switch packet {
+        case .pong: self.session.receivedPong()
+        case .close: self.session.close(.transportClose)
+        default: break
+        }
+    }
+
     // MARK: Socket.IO packets
 
     private func receiveSocketPacket(_ text: String) async {
