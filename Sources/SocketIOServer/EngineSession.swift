@@ -157,7 +157,12 @@ final class EngineSession: Sendable {
     /// session is closed instead: the client catches up over HTTP. With `overflowCloses: false` the packet is queued past
     /// the limit instead, for a caller that holds the registry's lock (closing calls back into the registry).
     func enqueue(_ packet: ByteBuffer, overflowCloses: Bool = true) {
-        self.route(packet, overflowCloses: overflowCloses)?.post(.packet(packet, overflowCloses: overflowCloses))
+        self.route(packet, overflowCloses: overflowCloses)?.post(.send(.packet(packet), overflowCloses: overflowCloses))
+    }
+
+    /// Queues an event, as ``enqueue(_:overflowCloses:)``: a WebSocket writes the event's shared frame.
+    func enqueue(_ event: EncodedEvent) {
+        self.route(event.packet)?.post(.send(.framed(event.frame), overflowCloses: true))
     }
 
     /// As ``enqueue(_:overflowCloses:)``, except that a packet for a WebSocket is not posted but its sink returned, for a

@@ -33,7 +33,7 @@ public final class SocketIOServer: Sendable {
         let sockets = self.registry.sockets(ofUsers: users)
         // Packets for WebSockets are posted per event loop, one lock and at most one loop task per loop for the event.
         var posts: [(outbox: LoopOutbox, items: [(WebSocketSink, OutboxItem)])] = []
-        let item = OutboxItem.packet(event.packet, overflowCloses: true)
+        let item = OutboxItem.send(.framed(event.frame), overflowCloses: true)
         for socket in sockets where socket.isConnected {
             guard let sink = socket.connection.session.route(event.packet) else { continue }
             if let index = posts.firstIndex(where: { $0.outbox === sink.outbox }) {

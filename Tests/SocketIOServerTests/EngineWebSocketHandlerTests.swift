@@ -22,7 +22,7 @@ import Testing
             self.channel = NIOAsyncTestingChannel()
             try await self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
             let ticket = SocketIOUpgradeTicket(server: server.server, handshake: SocketIOHandshake(headers: [:], query: query, remoteAddress: nil))
-            try await self.channel.pipeline.addHandler(EngineWebSocketHandler(ticket: ticket)).get()
+            try await self.channel.pipeline.addHandlers([WebSocketFrameEncoder(), EngineWebSocketHandler(ticket: ticket)]).get()
         }
 
         func send(_ text: String, fin: Bool = true, opcode: WebSocketOpcode = .text) async throws {
@@ -33,18 +33,27 @@ import Testing
             try await self.channel.writeInbound(WebSocketFrame(fin: fin, opcode: opcode, data: data))
         }
 
-        /// Everything written so far, after the loop ran what was posted to it: text frames as their text, others as
-        /// `close <code>`, `pong <payload>`.
+        /// Everything written so far, after the loop ran what was posted to it, read back from the bytes on the wire:
+        /// text frames as their text, others as `close <code>`, `pong <payload>`.
         func sent() async throws -> [String] {
             await self.channel.testingEventLoop.run()
+            var bytes = ByteBuffer()
+            while var buffer = try await self.channel.readOutbound(as: ByteBuffer.self) {
+                bytes.writeBuffer(&buffer)
+            }
             var frames: [String] = []
-            while let frame = try await self.channel.readOutbound(as: WebSocketFrame.self) {
-                var data = frame.unmaskedData
-                switch frame.opcode {
+            while let first = bytes.readInteger(as: UInt8.self), let second = bytes.readInteger(as: UInt8.self) {
+                // A server's frames are final and unmasked.
+                #expect(first & 0xF0 == 0x80 && second & 0x80 == 0)
+                var length = Int(second & 0x7F)
+                if length == 126 { length = Int(bytes.readInteger(as: UInt16.self)!) }
+                if length == 127 { length = Int(bytes.readInteger(as: UInt64.self)!) }
+                var data = bytes.readSlice(length: length)!
+                switch WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F) {
                 case .text: frames.append(String(buffer: data))
                 case .connectionClose: frames.append("close \(data.readWebSocketErrorCode().map { "\($0)" } ?? "none")")
                 case .pong: frames.append("pong \(String(buffer: data))")
-                default: frames.append("\(frame.opcode)")
+                case let opcode: frames.append("\(String(describing: opcode))")
                 }
             }
             return frames
@@ -80,6 +89,11 @@ import Testing
                 session.enqueue(ByteBuffer(string: "42[\"n\",\(index)]"))
             }
             #expect(try await socket.sent() == (0..<5).map { "42[\"n\",\($0)]" })
+            // Events are framed once for every recipient, whatever their size (7-, 16- and 64-bit lengths).
+            for size in [10, 200, 70_000] {
+                session.enqueue(EncodedEvent(name: "e", encodedArguments: ["\"" + String(repeating: "x", count: size) + "\""]))
+            }
+            #expect(try await socket.sent() == [10, 200, 70_000].map { "42[\"e\",\"" + String(repeating: "x", count: $0) + "\"]" })
             #expect(session.transport == .webSocket)
         }
     }

@@ -138,6 +138,18 @@ struct StockClientTests {
         }
     }
 
+    @Test func textThatIsNotUTF8Closes1007AndFragmentsOverMaxPayload1009() async throws {
+        let server = TestServer(configuration: .init(pingInterval: .seconds(5), pingTimeout: .seconds(5), maxPayload: 100_000))
+        try await server.withLiveServer { url in
+            let result = try await PythonClient.run("raw.py", url, "closecodes", "100000")
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("not UTF-8: closed 1007"), "\(result.stdout)")
+            #expect(result.stdout.contains("fragments over maxPayload: closed 1009"), "\(result.stdout)")
+            #expect(await server.handler.calls.wait { $0.disconnectReasons == ["transport error", "transport error"] })
+            #expect(await Self.eventually { server.server.sessionCount == 0 })
+        }
+    }
+
     /// Waits up to five seconds for `condition`, checking it as other tasks run.
     static func eventually(_ condition: @Sendable () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(5)

@@ -42,8 +42,10 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
     private(set) var role = Role.new
     private var connection: SocketIOConnection?
     private var sink: WebSocketSink?
-    /// Packets waiting for the channel to become writable; nil when empty.
-    private var backlog: CircularBuffer<ByteBuffer>?
+    /// Frames waiting for the channel to become writable; nil when empty.
+    private var backlog: CircularBuffer<OutboundFrame>?
+    /// `WebSocketFrameEncoder`'s context: a frame built already is written there, below the encoder.
+    private var encoderContext: ChannelHandlerContext?
     /// A flushing close waits for the backlog to empty.
     private var closeAfterBacklog = false
     /// Written since the last flush.
@@ -64,6 +66,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.encoderContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         let server = self.server
         let handshake = self.ticket.handshake
         if let sid = handshake.query["sid"] {
@@ -87,7 +90,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         self.connection = connection
         self.role = .carrying
-        self.write(connection.session.openPacket(transport: .webSocket))
+        self.write(.packet(connection.session.openPacket(transport: .webSocket)))
         self.attach(connection.session.attach(self.makeSink()))
         self.flushWrites()
     }
@@ -105,7 +108,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
             self.startClose(.normalClosure)
         case .attached(let packets, let draining):
             for packet in packets {
-                self.write(packet)
+                self.write(.packet(packet))
             }
             if draining { self.finishFlushingClose() }
         }
@@ -130,10 +133,10 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
     func send(_ item: OutboxItem) -> Bool {
         guard case .carrying = self.role, let context = self.context else { return false }
         switch item {
-        case .packet(let packet, let overflowCloses):
+        case .send(let frame, let overflowCloses):
             guard !self.closeAfterBacklog else { return false }
             if self.backlog == nil && context.channel.isWritable {
-                self.write(packet)
+                self.write(frame)
                 return true
             }
             let limit = self.server.configuration.outboundQueueLimit
@@ -142,7 +145,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
                 return false
             }
             self.backlog = self.backlog ?? CircularBuffer(initialCapacity: 16)
-            self.backlog!.append(packet)
+            self.backlog!.append(frame)
             return false
         case .close(let flush):
             if flush {
@@ -169,10 +172,22 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.flush()
     }
 
-    /// Writes one Engine.IO packet as one text frame.
-    private func write(_ packet: ByteBuffer) {
+    /// Writes one text frame: a packet through the encoder, a frame built already below it.
+    private func write(_ frame: OutboundFrame) {
         guard let context = self.context else { return }
-        context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: packet)), promise: nil)
+        switch frame {
+        case .packet(let packet):
+            context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: packet)), promise: nil)
+        case .framed(let bytes):
+            if let encoder = self.encoderContext {
+                encoder.write(NIOAny(bytes), promise: nil)
+            } else {
+                // Without the encoder (never after NIO's upgrade): the packet, framed by whoever is there.
+                let headerLength = bytes.getInteger(at: bytes.readerIndex + 1, as: UInt8.self).map { $0 == 127 ? 10 : $0 == 126 ? 4 : 2 } ?? 2
+                let packet = bytes.getSlice(at: bytes.readerIndex + headerLength, length: bytes.readableBytes - headerLength)!
+                context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: packet)), promise: nil)
+            }
+        }
         self.needsFlush = true
     }
 
@@ -180,8 +195,8 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.fireChannelWritabilityChanged()
         guard case .carrying = self.role, var backlog = self.backlog else { return }
         self.backlog = nil
-        while context.channel.isWritable, let packet = backlog.popFirst() {
-            self.write(packet)
+        while context.channel.isWritable, let frame = backlog.popFirst() {
+            self.write(frame)
         }
         if !backlog.isEmpty {
             self.backlog = backlog
@@ -299,7 +314,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
             }
             guard connection.session.beginUpgrade() else { return self.abandonUpgrade() }
             self.role = .probing(awaitingUpgrade: true)
-            self.write(EngineText.packet(.pong(payload: "probe")))
+            self.write(.packet(EngineText.packet(.pong(payload: "probe"))))
         case .probing(awaitingUpgrade: true):
             guard text == "5" else {
                 connection.session.logger.debug("upgrade abandoned: expected 5 after the probe")
@@ -460,6 +475,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.connection = nil
         self.sink = nil
         self.context = nil
+        self.encoderContext = nil
     }
 }
 

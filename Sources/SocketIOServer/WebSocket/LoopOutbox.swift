@@ -1,10 +1,18 @@
 import NIOCore
 import Synchronization
 
+/// One text frame for a WebSocket.
+enum OutboundFrame: Sendable {
+    /// An Engine.IO packet, framed by NIO's `WebSocketFrameEncoder` (packets for one socket: acks, pings, replies).
+    case packet(ByteBuffer)
+    /// A whole frame built once for every recipient (``EncodedEvent/frame``), written below the encoder as it is.
+    case framed(ByteBuffer)
+}
+
 /// What a session sends its WebSocket.
 enum OutboxItem: Sendable {
-    /// One Engine.IO packet, one text frame; `overflowCloses: false` for the CONNECT reply (see ``SocketRegistry/admit(_:reply:)``).
-    case packet(ByteBuffer, overflowCloses: Bool)
+    /// One frame; `overflowCloses: false` for the CONNECT reply (see ``SocketRegistry/admit(_:reply:)``).
+    case send(OutboundFrame, overflowCloses: Bool)
     /// The session closed: with `flush`, after what was sent before (then close 1000); without, at once.
     case close(flush: Bool)
 }
