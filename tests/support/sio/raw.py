@@ -110,6 +110,27 @@ def scenario_closecodes(url: str, argument: str | None) -> None:
     ws.close()
 
 
+def scenario_stall(url: str, _: str | None) -> None:
+    """Two direct WebSocket sessions of one user: the first never reads again, the second reads everything the server
+    emits (`42["big",…]`), saying `got N` every 32, until `42["done"]`."""
+    stalled = connected_socket(url)
+    say("stalled connected")
+    bystander = connected_socket(url)
+    say("bystander connected")
+    count = 0
+    while True:
+        text = recv_text(bystander)
+        if text == '42["done"]':
+            say(f"bystander got {count} then done")
+            break
+        expect(text.startswith('42["big",'), f"unexpected {text[:40]!r}")
+        count += 1
+        if count % 32 == 0:
+            say(f"got {count}")
+    bystander.close()
+    stalled.close()
+
+
 def scenario_upgrade(url: str, _: str | None) -> None:
     """Polling handshake, then the probe: the pending GET ends with a noop, queued packets follow over WebSocket."""
     http = requests.Session()
@@ -158,7 +179,7 @@ def scenario_upgrade(url: str, _: str | None) -> None:
     ws.close()
 
 
-SCENARIOS = {"oversize": scenario_oversize, "upgrade": scenario_upgrade, "closecodes": scenario_closecodes}
+SCENARIOS = {"oversize": scenario_oversize, "upgrade": scenario_upgrade, "closecodes": scenario_closecodes, "stall": scenario_stall}
 
 
 def main() -> None:
