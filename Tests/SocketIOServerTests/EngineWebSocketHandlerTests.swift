@@ -186,6 +186,24 @@ import Testing
         }
     }
 
+    @Test func aDrainingSessionWhoseWebSocketGoesAwayFinishesAtOnce() async throws {
+        // quiet: pingTimeout, the drain deadline, is 5 s.
+        try await Self.withServer { server in
+            let socket = try await Harness(server)
+            _ = try await socket.sent()
+            let session = try #require(socket.connection?.session)
+            socket.channel.isWritable = false
+            session.enqueue(ByteBuffer(string: "41"))
+            session.close(.serverNamespaceDisconnect, flush: true)
+            #expect(try await socket.sent().isEmpty)
+            #expect(session.state.withLock { $0.phase } == .draining)
+            try await socket.channel.close().get()
+            await socket.channel.testingEventLoop.run()
+            #expect(session.state.withLock { $0.phase } == .finished)
+            #expect(server.server.sessionCount == 0)
+        }
+    }
+
     @Test func aSocketThatDoesNotReadKeepsItsBacklogThenOverflowsAsTheQueueDid() async throws {
         let configuration = SocketIOConfiguration(pingInterval: .seconds(60), outboundQueueLimit: 8)
         try await Self.withServer(configuration) { server in
@@ -278,6 +296,37 @@ import Testing
             #expect(try await socket.sent() == ["close normalClosure"])
             #expect(!session.isOpen)
             #expect(!socket.channel.isActive)
+        }
+    }
+
+    @Test func theClientsPacketsBeforeItsCloseAreHandledFirst() async throws {
+        try await Self.withServer { server in
+            let socket = try await Harness(server)
+            _ = try await socket.sent()
+            try await socket.send(#"40{"token":"good"}"#)
+            #expect(await server.handler.calls.wait { $0.connectedCount == 1 })
+            // Events, `41`, then the close frame at once: every event is handled, and the socket leaves with `41`'s
+            // reason, not the transport's.
+            var code = ByteBuffer()
+            code.write(webSocketErrorCode: .normalClosure)
+            let frames =
+                (0..<200).map { WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: #"42["note",\#($0)]"#)) }
+                + [
+                    WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "41")),
+                    WebSocketFrame(fin: true, opcode: .connectionClose, data: code),
+                ]
+            // All read in one go, as from one TCP segment: the packet task is far behind when the close frame comes.
+            let pipeline = socket.channel.pipeline
+            try await socket.channel.testingEventLoop.executeInContext {
+                for frame in frames {
+                    pipeline.syncOperations.fireChannelRead(NIOAny(frame))
+                }
+                pipeline.syncOperations.fireChannelReadComplete()
+            }
+            #expect(await server.handler.calls.wait { !$0.disconnectReasons.isEmpty })
+            #expect(server.handler.calls.events.disconnectReasons == ["client namespace disconnect"])
+            #expect(server.handler.calls.events.count { if case .received = $0 { true } else { false } } == 200)
+            #expect(await server.handler.calls.wait(timeout: .seconds(5)) { _ in server.server.sessionCount == 0 })
         }
     }
 

@@ -296,13 +296,13 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         guard opcode == .text else {
             guard case .carrying = self.role else { return self.abandonUpgrade() }
             connection.logger.notice("closing session: binary WebSocket frames are not supported")
-            connection.session.close(.parseError)
+            self.endSession(.parseError)
             self.startClose(.normalClosure)
             return
         }
         guard let text = String(validating: message.readableBytesView, as: UTF8.self) else {
             guard case .carrying = self.role else { return self.abandonUpgrade(.dataInconsistentWithMessage) }
-            connection.session.close(.transportError)
+            self.endSession(.transportError)
             self.startClose(.dataInconsistentWithMessage)
             return
         }
@@ -332,7 +332,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
                 packet = try EnginePacket(text: text)
             } catch {
                 connection.logger.notice("closing session: malformed Engine.IO packet", metadata: ["sio.error": "\(error)"])
-                connection.session.close(.parseError)
+                self.endSession(.parseError)
                 self.startClose(.normalClosure)
                 return
             }
@@ -388,7 +388,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
     private func protocolError(_ code: WebSocketErrorCode) {
         switch self.role {
         case .carrying:
-            self.connection?.session.close(.transportError)
+            self.endSession(.transportError)
             self.startClose(code)
         case .probing:
             self.abandonUpgrade(code)
@@ -402,7 +402,7 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
     private func transportEnded(_ reason: DisconnectReason) {
         switch self.role {
         case .carrying:
-            self.connection?.session.close(reason)
+            self.endSession(reason)
         case .probing:
             self.connection?.session.abortUpgrade()
         case .new, .closing:
@@ -413,6 +413,15 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.upgradeTimer = nil
         self.backlog = nil
         self.fragments = nil
+    }
+
+    /// The client's input ended the session (a close, an error, a malformed packet): the session closes with `reason`
+    /// after the packets the client sent before it, as it would have read them; a draining session has nothing left to
+    /// deliver on and finishes rather than waiting for its drain deadline.
+    private func endSession(_ reason: DisconnectReason) {
+        guard let connection = self.connection else { return }
+        if let inbound = self.inbound, inbound.appendEndIfBusy(reason) { return }
+        InboundQueue.end(connection, reason: reason)
     }
 
     // MARK: Reading
@@ -435,9 +444,10 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
     // MARK: Events
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A WebSocket protocol error (a frame over maxFrameSize: 1009) was answered by NIOWebSocket's error handler.
         self.transportEnded(.transportError)
-        context.close(promise: nil)
+        // A WebSocket protocol error (a frame over maxFrameSize: 1009) is answered by NIOWebSocket's error handler,
+        // which closes the connection once its close frame is written.
+        if !(error is NIOWebSocketError) { context.close(promise: nil) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -490,8 +500,14 @@ final class InboundQueue: Sendable {
         case start
     }
 
+    enum Item: Sendable {
+        case packet(EnginePacket)
+        /// The session ends here (``EngineWebSocketHandler/endSession(_:)``).
+        case end(DisconnectReason)
+    }
+
     private struct State {
-        var packets: [EnginePacket] = []
+        var packets: [Item] = []
         var running = false
         var paused = false
     }
@@ -504,7 +520,7 @@ final class InboundQueue: Sendable {
     func append(_ packet: EnginePacket, pauseAt limit: Int) -> Appended {
         self.state.withLock { state in
             if !state.running && state.packets.isEmpty && Self.isInline(packet) { return .handleInline }
-            state.packets.append(packet)
+            state.packets.append(.packet(packet))
             if state.packets.count >= limit { state.paused = true }
             guard !state.running else { return .queued }
             state.running = true
@@ -512,11 +528,26 @@ final class InboundQueue: Sendable {
         }
     }
 
+    /// Queues the session's end behind the packets waiting or being handled; false when there are none (end it now).
+    func appendEndIfBusy(_ reason: DisconnectReason) -> Bool {
+        self.state.withLock { state in
+            guard state.running else { return false }
+            state.packets.append(.end(reason))
+            return true
+        }
+    }
+
+    /// Closes the session with `reason` and finishes it (nothing is left to deliver it on).
+    static func end(_ connection: SocketIOConnection, reason: DisconnectReason) {
+        connection.session.close(reason)
+        connection.session.finishNow()
+    }
+
     /// Handles packets until none is left; `resume` is called when the socket may read again.
     func run(_ connection: SocketIOConnection, resume: @Sendable () -> Void) async {
         while true {
-            let (batch, resumed) = self.state.withLock { state -> ([EnginePacket], Bool) in
-                var batch: [EnginePacket] = []
+            let (batch, resumed) = self.state.withLock { state -> ([Item], Bool) in
+                var batch: [Item] = []
                 swap(&batch, &state.packets)
                 if batch.isEmpty { state.running = false }
                 defer { state.paused = false }
@@ -524,8 +555,11 @@ final class InboundQueue: Sendable {
             }
             if resumed { resume() }
             if batch.isEmpty { return }
-            for packet in batch {
-                await connection.receive(packet)
+            for item in batch {
+                switch item {
+                case .packet(let packet): await connection.receive(packet)
+                case .end(let reason): Self.end(connection, reason: reason)
+                }
             }
         }
     }
