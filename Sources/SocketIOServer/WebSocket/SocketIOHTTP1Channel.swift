@@ -28,7 +28,9 @@ public struct SocketIOHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     public struct Configuration: Sendable {
         /// The HTTP/1.1 settings, as `HTTP1Channel` takes them.
         public var http1: HTTP1Channel.Configuration
-        /// The largest WebSocket frame read (the Socket.IO server's `maxPayload`): a larger one is refused from its header.
+        /// The largest WebSocket frame read: the Socket.IO server's `maxPayload` (browsers send each packet as one
+        /// frame). NIO's frame decoder refuses a larger frame from its length header (close 1009) before buffering it.
+        /// There is no WebSocket auto-ping: Engine.IO's heartbeat is the one clients watch.
         public var maxFrameSize: Int
 
         public init(http1: HTTP1Channel.Configuration = .init(), maxFrameSize: Int) {
