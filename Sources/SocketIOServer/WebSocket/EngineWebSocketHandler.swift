@@ -41,7 +41,6 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
     private(set) var role = Role.new
     private var connection: SocketIOConnection?
-    private var sink: WebSocketSink?
     /// Frames waiting for the channel to become writable; nil when empty.
     private var backlog: CircularBuffer<OutboundFrame>?
     /// `WebSocketFrameEncoder`'s context: a frame built already is written there, below the encoder.
@@ -95,10 +94,9 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.flushWrites()
     }
 
+    /// Where the session reaches this handler; only the session keeps it (the sink holds the handler).
     private func makeSink() -> WebSocketSink {
-        let sink = WebSocketSink(outbox: self.server.outboxes.outbox(for: self.context!.eventLoop), handler: self)
-        self.sink = sink
-        return sink
+        WebSocketSink(outbox: self.server.outboxes.outbox(for: self.context!.eventLoop), handler: self)
     }
 
     /// Writes what the session queued before this WebSocket carried it; a session that closed meanwhile ends after it.
@@ -483,7 +481,6 @@ final class EngineWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.closeTimer?.cancel()
         self.closeTimer = nil
         self.connection = nil
-        self.sink = nil
         self.context = nil
         self.encoderContext = nil
     }
