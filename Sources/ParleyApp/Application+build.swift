@@ -2,7 +2,6 @@ import ChatService
 import Foundation
 public import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 public import Logging
 import MailService
 public import ParleyCore
@@ -229,7 +228,7 @@ func assemble(
     let port = configuration.port ?? role.defaultPort
     let application = Application(
         router: router,
-        server: httpServer(router: router, configuration: configuration, webSocket: socketConfiguration.webSocketServerConfiguration),
+        server: httpServer(router: router, configuration: configuration, maxFrameSize: socketConfiguration.maxPayload),
         configuration: .init(address: .hostname(configuration.host, port: port), serverName: nil),
         onServerRunning: { channel in
             let actualPort = channel.localAddress?.port ?? port
@@ -242,13 +241,13 @@ func assemble(
     return ParleyProcess(application: application, database: database, services: services, socketServer: socketServer)
 }
 
-/// HTTP/1.1 with the WebSocket upgrade, as `.http1WebSocketUpgrade(webSocketRouter:configuration:)` builds it, with the
+/// HTTP/1.1 with the Socket.IO WebSocket upgrade, as `.http1SocketIO(webSocketRouter:configuration:)` builds it, with the
 /// request deadlines in front: a keep-alive connection idle after a request is closed by Hummingbird; one that drips its
 /// first request's headers, or any request's body, by ``RequestDeadlineHandler``.
 func httpServer(
     router: Router<ParleyRequestContext>,
     configuration: ParleyConfiguration,
-    webSocket: WebSocketServerConfiguration
+    maxFrameSize: Int
 ) -> HTTPServerBuilder {
     let webSocketResponder = router.buildResponder()
     let timeouts = RequestTimeouts(
@@ -261,10 +260,10 @@ func httpServer(
     )
     return HTTPServerBuilder { responder in
         RequestDeadlineChannel(
-            base: HTTP1WebSocketUpgradeChannel(
+            base: SocketIOHTTP1Channel(
                 responder: responder,
                 webSocketResponder: webSocketResponder,
-                configuration: .init(http1: http1, ws: webSocket)
+                configuration: .init(http1: http1, maxFrameSize: maxFrameSize)
             ),
             timeouts: timeouts
         )

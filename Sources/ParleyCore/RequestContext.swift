@@ -1,11 +1,10 @@
 public import Foundation
 public import Hummingbird
-public import HummingbirdWebSocket
 import Logging
 import NIOCore
 
 /// The request context of every Parley route: the caller once authenticated, the peer address, the request id.
-public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
+public struct ParleyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated user's id, set by ``AuthenticationMiddleware``.
     public var userID: String?
@@ -15,8 +14,6 @@ public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
     public let remoteIP: String
     /// The client's IP address: the peer's, or behind a trusted proxy the one it forwarded (``ForwardedClientMiddleware``).
     public var clientIP: String
-    /// Where a WebSocket upgrade keeps its handler.
-    public let webSocket = WebSocketHandlerReference<ParleyRequestContext>()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

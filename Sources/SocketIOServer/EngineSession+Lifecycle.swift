@@ -24,7 +24,7 @@ extension EngineSession: SessionClock.Owner {
     /// `pingTimeout` has passed; without, the queue is dropped and the transport is stopped at once.
     func close(_ reason: DisconnectReason, flush: Bool = false) {
         var wakePoll: (CheckedContinuation<PollResult, Never>, [ByteBuffer])?
-        var wakeSocket: (CheckedContinuation<[ByteBuffer]?, Never>, [ByteBuffer])?
+        var flushSocket: WebSocketSink?
         var finished: Finished?
         let hooks = self.state.withLock { state -> Hooks?? in
             guard state.phase == .open else { return .none }
@@ -43,15 +43,8 @@ extension EngineSession: SessionClock.Owner {
                     if state.queue.isEmpty { finished = state.finish() }
                 }
             case .webSocket:
-                if let waiter = state.socketWaiter {
-                    state.socketWaiter = nil
-                    if state.queue.isEmpty {
-                        finished = state.finish()
-                        wakeSocket = (waiter.continuation, [])
-                    } else {
-                        wakeSocket = (waiter.continuation, state.takeQueue())
-                    }
-                }
+                // Without a sink yet, the WebSocket finds the session draining when it attaches.
+                flushSocket = state.sink
             }
             return .some(hooks)
         }
@@ -60,7 +53,8 @@ extension EngineSession: SessionClock.Owner {
         // The Socket.IO layer hears of the close before anything is woken, so nothing new is routed to this session.
         hooks?.closed(reason)
         if let (continuation, batch) = wakePoll { continuation.resume(returning: .packets(batch)) }
-        if let (continuation, batch) = wakeSocket { continuation.resume(returning: batch.isEmpty ? nil : batch) }
+        // After everything posted before it: the WebSocket writes its backlog, then closes and finishes the session.
+        flushSocket?.post(.close(flush: true))
         if let finished {
             finished.run()
         } else {
@@ -106,30 +100,28 @@ extension EngineSession: SessionClock.Owner {
         return outcome.0
     }
 
-    /// The client sent `5`: the WebSocket takes over the queue, in order, from the packet the last GET did not take.
-    func completeUpgrade() -> Bool {
-        var finished: Finished?
-        let outcome = self.state.withLock { state -> (Bool, CheckedContinuation<PollResult, Never>?, Waiter<[ByteBuffer]?>?, [ByteBuffer]) in
-            guard state.phase != .finished, state.transport == .polling, state.upgrading else { return (false, nil, nil, []) }
+    /// The client sent `5`: the WebSocket takes over the queue, in order, from the packet the last GET did not take, and
+    /// carries the session from now on; nil when the session cannot be upgraded.
+    ///
+    /// A producer that finds the sink only after this lock posts to the loop's outbox, which runs after the WebSocket has
+    /// written the hand-over: packets keep their order across the switch.
+    func completeUpgrade(sink: WebSocketSink) -> Handover? {
+        let outcome = self.state.withLock { state -> (Handover, CheckedContinuation<PollResult, Never>?)? in
+            guard state.phase != .finished, state.transport == .polling, state.upgrading else { return nil }
             state.transport = .webSocket
             state.upgrading = false
             let poll = state.pollWaiter?.continuation
             state.pollWaiter = nil
-            guard let socket = state.socketWaiter, !state.queue.isEmpty || state.phase == .draining else { return (true, poll, nil, []) }
-            state.socketWaiter = nil
-            let batch = state.takeQueue()
-            if batch.isEmpty { finished = state.finish() }
-            return (true, poll, socket, batch)
+            state.sink = sink
+            return (.attached(packets: state.takeQueue(), draining: state.phase == .draining), poll)
         }
-        outcome.1?.resume(returning: .packets([EngineText.noop]))
-        if let socket = outcome.2 { socket.continuation.resume(returning: outcome.3.isEmpty ? nil : outcome.3) }
-        finished?.run()
-        return outcome.0
+        outcome?.1?.resume(returning: .packets([EngineText.noop]))
+        return outcome?.0
     }
 
-    /// Reserves the upgrade for one WebSocket, before its writer waits for the queue. A second WebSocket on the same sid
-    /// (a retried probe, or anyone who knows the sid) is refused: it could otherwise take the first one's place as the
-    /// queue's writer (the first writer's continuation leaks and packets go to the wrong socket), or abort its upgrade.
+    /// Reserves the upgrade for one WebSocket, when it opens. A second WebSocket on the same sid (a retried probe, or
+    /// anyone who knows the sid) is refused: it could otherwise take the first one's place as the session's carrier
+    /// (packets would go to the wrong socket), or abort its upgrade.
     func claimUpgrade() -> Bool {
         self.state.withLock { state in
             guard state.phase == .open, state.transport == .polling, !state.upgradeClaimed else { return false }

@@ -6,8 +6,9 @@ import Synchronization
 
 /// One Engine.IO session: its bounded outbound queue, the transport that drains it, the upgrade, the heartbeat and the close.
 ///
-/// Every transition happens under one lock; continuations are resumed and callbacks called after it is released. One
-/// consumer drains the queue at a time: the long-poll GET while the session polls, the WebSocket writer after the upgrade.
+/// Every transition happens under one lock; continuations are resumed, packets posted and callbacks called after it is
+/// released. The queue is the polling transport's (and holds what comes before a WebSocket is attached); once a WebSocket
+/// carries the session, packets go straight to its ``WebSocketSink`` and the WebSocket's handler bounds them.
 final class EngineSession: Sendable {
     /// Which transport carries the session's packets.
     enum Transport: Sendable, Equatable {
@@ -45,6 +46,14 @@ final class EngineSession: Sendable {
         let finished: @Sendable () -> Void
     }
 
+    /// What a WebSocket takes over when it starts carrying the session.
+    enum Handover: Sendable {
+        /// The packets queued so far, to write first; `draining` when the session closed meanwhile (close after them).
+        case attached(packets: [ByteBuffer], draining: Bool)
+        /// The session is over.
+        case finished
+    }
+
     /// A suspended consumer, with an id so a cancelled consumer removes only itself.
     struct Waiter<Value: Sendable>: Sendable {
         let id: UInt64
@@ -60,8 +69,8 @@ final class EngineSession: Sendable {
         var upgradeClaimed = false
         var queue: [ByteBuffer] = []
         var pollWaiter: Waiter<PollResult>?
-        var socketWaiter: Waiter<[ByteBuffer]?>?
-        var finishWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// The WebSocket carrying the session, once attached; nil'd at finish (it refers back to the session).
+        var sink: WebSocketSink?
         /// The one deadline the session waits for on the server's ``SessionClock``; an earlier one is stale.
         var deadline: (kind: Deadline, token: UInt64)?
         /// When the first ping is due, for a session whose connect timeout comes before it.
@@ -144,44 +153,68 @@ final class EngineSession: Sendable {
 
     // MARK: Producing
 
-    /// Queues one Engine.IO packet; never blocks. On overflow the session is closed instead: the client catches up over HTTP.
-    /// With `overflowCloses: false` the packet is queued past the limit instead, for a caller that holds the registry's
-    /// lock (closing calls back into the registry).
+    /// Queues one Engine.IO packet, or posts it to the WebSocket carrying the session; never blocks. On overflow the
+    /// session is closed instead: the client catches up over HTTP. With `overflowCloses: false` the packet is queued past
+    /// the limit instead, for a caller that holds the registry's lock (closing calls back into the registry).
     func enqueue(_ packet: ByteBuffer, overflowCloses: Bool = true) {
+        self.route(packet, overflowCloses: overflowCloses)?.post(.send(.packet(packet), overflowCloses: overflowCloses))
+    }
+
+    /// Queues an event, as ``enqueue(_:overflowCloses:)``: a WebSocket writes the event's shared frame.
+    func enqueue(_ event: EncodedEvent) {
+        self.route(event.packet)?.post(.send(.framed(event.frame), overflowCloses: true))
+    }
+
+    /// As ``enqueue(_:overflowCloses:)``, except that a packet for a WebSocket is not posted but its sink returned, for a
+    /// caller that posts many at once (``SocketIOServer/emit(_:toUsers:)``).
+    func route(_ packet: ByteBuffer, overflowCloses: Bool = true) -> WebSocketSink? {
         enum Outcome {
             case queued
             case dropped
             case overflow
+            case post(WebSocketSink)
             case wakePoll(CheckedContinuation<PollResult, Never>, [ByteBuffer])
-            case wakeSocket(CheckedContinuation<[ByteBuffer]?, Never>, [ByteBuffer])
         }
         let limit = self.configuration.outboundQueueLimit
         let outcome = self.state.withLock { state -> Outcome in
             guard state.phase == .open else { return .dropped }
+            if let sink = state.sink { return .post(sink) }
             guard state.queue.count < limit || !overflowCloses else { return .overflow }
             state.queue.append(packet)
-            switch state.transport {
-            case .polling:
-                guard let waiter = state.pollWaiter else { return .queued }
-                state.pollWaiter = nil
-                return .wakePoll(waiter.continuation, state.takePollingBatch())
-            case .webSocket:
-                guard let waiter = state.socketWaiter else { return .queued }
-                state.socketWaiter = nil
-                return .wakeSocket(waiter.continuation, state.takeQueue())
-            }
+            guard state.transport == .polling, let waiter = state.pollWaiter else { return .queued }
+            state.pollWaiter = nil
+            return .wakePoll(waiter.continuation, state.takePollingBatch())
         }
         switch outcome {
         case .queued, .dropped:
-            break
+            return nil
+        case .post(let sink):
+            return sink
         case .overflow:
-            self.logger.warning("outbound queue overflow: disconnecting a socket that does not keep up", metadata: ["sio.limit": "\(limit)"])
-            SocketIOMetrics.queueOverflows.increment()
-            self.close(.transportError)
+            self.overflowed()
+            return nil
         case .wakePoll(let continuation, let batch):
             continuation.resume(returning: .packets(batch))
-        case .wakeSocket(let continuation, let batch):
-            continuation.resume(returning: batch)
+            return nil
+        }
+    }
+
+    /// The client does not keep up (its queue, or its WebSocket's backlog, is full): the session closes.
+    func overflowed() {
+        self.logger.warning(
+            "outbound queue overflow: disconnecting a socket that does not keep up",
+            metadata: ["sio.limit": "\(self.configuration.outboundQueueLimit)"]
+        )
+        SocketIOMetrics.queueOverflows.increment()
+        self.close(.transportError)
+    }
+
+    /// A WebSocket that opened the session starts carrying it: it takes what was queued so far.
+    func attach(_ sink: WebSocketSink) -> Handover {
+        self.state.withLock { state in
+            guard state.phase != .finished else { return .finished }
+            state.sink = sink
+            return .attached(packets: state.takeQueue(), draining: state.phase == .draining)
         }
     }
 
@@ -220,55 +253,6 @@ final class EngineSession: Sendable {
             waiter?.continuation.resume(returning: .packets([EngineText.noop]))
         }
     }
-
-    /// The WebSocket writer's next batch, once the session is on WebSocket; nil when the session is finished.
-    func nextWebSocketBatch() async -> [ByteBuffer]? {
-        let id = self.state.withLock { $0.nextID() }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<[ByteBuffer]?, Never>) in
-                var finished: Finished?
-                let immediate = self.state.withLock { state -> [ByteBuffer]?? in
-                    guard state.phase != .finished, !Task.isCancelled else { return .some(nil) }
-                    if state.transport == .webSocket {
-                        if !state.queue.isEmpty { return state.takeQueue() }
-                        if state.phase == .draining {
-                            finished = state.finish()
-                            return .some(nil)
-                        }
-                    }
-                    // Before the upgrade completes the queue belongs to the polling side: wait.
-                    state.socketWaiter = Waiter(id: id, continuation: continuation)
-                    return .none
-                }
-                if case .some(let batch) = immediate { continuation.resume(returning: batch) }
-                finished?.run()
-            }
-        } onCancel: {
-            let waiter = self.state.withLock { state -> Waiter<[ByteBuffer]?>? in
-                guard state.socketWaiter?.id == id else { return nil }
-                defer { state.socketWaiter = nil }
-                return state.socketWaiter
-            }
-            waiter?.continuation.resume(returning: nil)
-        }
-    }
-
-    /// Returns once the session is finished (or the caller is cancelled).
-    func waitUntilFinished() async {
-        let id = self.state.withLock { $0.nextID() }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let done = self.state.withLock { state -> Bool in
-                    guard state.phase != .finished, !Task.isCancelled else { return true }
-                    state.finishWaiters[id] = continuation
-                    return false
-                }
-                if done { continuation.resume() }
-            }
-        } onCancel: {
-            self.state.withLock { $0.finishWaiters.removeValue(forKey: id) }?.resume()
-        }
-    }
 }
 
 extension EngineSession.State {
@@ -293,13 +277,11 @@ extension EngineSession.State {
         self.queue = []
         var finished = EngineSession.Finished()
         finished.pollWaiter = self.pollWaiter?.continuation
-        finished.socketWaiter = self.socketWaiter?.continuation
-        finished.finishWaiters = Array(self.finishWaiters.values)
+        finished.sink = self.sink
         finished.hooks = self.hooks
         self.pollWaiter = nil
-        self.socketWaiter = nil
+        self.sink = nil
         self.deadline = nil
-        self.finishWaiters = [:]
         self.hooks = nil
         return finished
     }
@@ -309,16 +291,13 @@ extension EngineSession {
     /// What finishing a session wakes and stops, run outside the lock.
     struct Finished {
         var pollWaiter: CheckedContinuation<PollResult, Never>?
-        var socketWaiter: CheckedContinuation<[ByteBuffer]?, Never>?
-        var finishWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The WebSocket is told to close at once (dropping what it has not written).
+        var sink: WebSocketSink?
         var hooks: Hooks?
 
         func run() {
             self.pollWaiter?.resume(returning: .closed)
-            self.socketWaiter?.resume(returning: nil)
-            for waiter in self.finishWaiters {
-                waiter.resume()
-            }
+            self.sink?.post(.close(flush: false))
             self.hooks?.finished()
         }
     }

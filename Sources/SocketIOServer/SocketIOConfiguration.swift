@@ -1,5 +1,3 @@
-public import HummingbirdWebSocket
-
 /// The Engine.IO timings and limits of a Socket.IO server.
 public struct SocketIOConfiguration: Sendable {
     /// How often the server pings each session.
@@ -70,19 +68,6 @@ public struct SocketIOConfiguration: Sendable {
             self.handshakeBurst = handshakeBurst
             self.handshakesPerSecond = handshakesPerSecond
         }
-    }
-
-    /// The hummingbird-websocket settings this server needs; pass them to `.http1WebSocketUpgrade(webSocketRouter:configuration:)`.
-    ///
-    /// - `maxFrameSize` is raised from 16 KiB to `maxPayload`: browsers send each packet as one frame, and the frame
-    ///   decoder refuses a larger frame from its length header (close 1009) before buffering it.
-    /// - WebSocket auto-ping is off: Engine.IO's own heartbeat already detects dead peers on both transports, and it is
-    ///   the one the clients watch (they close on a missing Engine.IO ping, never on WebSocket control frames), so a
-    ///   second timer per socket would only cost wakeups.
-    /// - Text messages are checked to be UTF-8, as RFC 6455 §8.1 requires: one that is not closes the connection (1007)
-    ///   instead of being read with replacement characters.
-    public var webSocketServerConfiguration: WebSocketServerConfiguration {
-        WebSocketServerConfiguration(maxFrameSize: self.maxPayload, autoPing: .disabled, validateUTF8: true)
     }
 
     /// A new Engine.IO session id, naming this instance when a prefix is set.

@@ -78,6 +78,16 @@ final class SocketIOConnection: Sendable {
         }
     }
 
+    /// Handles a packet whose handling is synchronous (pong, noop, close), on the WebSocket's event loop.
+    func receiveInline(_ packet: EnginePacket) {
+        self.logger.trace("packet from the client", metadata: ["sio.packet": "\(packet)"])
+        switch packet {
+        case .pong: self.session.receivedPong()
+        case .close: self.session.close(.transportClose)
+        default: break
+        }
+    }
+
     // MARK: Socket.IO packets
 
     private func receiveSocketPacket(_ text: String) async {
@@ -132,8 +142,9 @@ final class SocketIOConnection: Sendable {
             admission = nil
         } else {
             let auth = packet.data.flatMap { try? JSONValue(parsing: $0) }
-            let (handler, handshake) = (self.handler, self.session.handshake)
-            admission = await Self.shortLived { await handler.authenticate(auth: auth, handshake: handshake) }
+            // Both transports call this from a task that ends with the request or the burst of packets (a WebSocket has
+            // no task of its own), so what verifying a token and the welcome's queries need is given back then.
+            admission = await self.handler.authenticate(auth: auth, handshake: self.session.handshake)
         }
         guard let admission else {
             self.state.withLock { state in
@@ -158,18 +169,9 @@ final class SocketIOConnection: Sendable {
             // client has read the reply (queuing first and registering after left a window in which it could).
             self.registry.admit(socket, reply: EngineText.message(.connectAccepted(sid: socket.id)))
             self.logger.debug("socket connected", metadata: ["sio.socket": .string(socket.id), "sio.user": .string(userID)])
-            let handler = self.handler
-            await Self.shortLived { await handler.connected(socket) }
+            await self.handler.connected(socket)
         }
         await self.endBusy()
-    }
-
-    /// Runs `work` in a task of its own and waits for it. A task keeps the deepest stack it ever had until it ends,
-    /// and this connection's task lives as long as its socket: verifying a token and the handler's welcome (database
-    /// queries) left about 8 KiB a socket behind there (heaptrack: Swift's task allocator slabs, with 5,000 idle sockets),
-    /// given back when a task of their own ends.
-    private static func shortLived<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
-        await Task { await work() }.value
     }
 
     private func event(_ packet: SocketPacket) async {

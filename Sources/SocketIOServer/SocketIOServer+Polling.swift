@@ -1,6 +1,5 @@
 import HTTPTypes
 public import Hummingbird
-public import HummingbirdWebSocket
 import Logging
 import NIOCore
 import SocketIOProtocol
@@ -8,29 +7,19 @@ import SocketIOProtocol
 extension SocketIOServer {
     /// Adds the Engine.IO endpoint at `path` (GET and POST): long-polling, and the WebSocket upgrade on the same GET route.
     ///
-    /// The application must serve WebSocket upgrades through the same router, e.g.
-    /// `server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: configuration.webSocketServerConfiguration))`.
-    public func addRoutes<Context: WebSocketRequestContext>(to router: Router<Context>, path: String = "/socket.io") {
-        // One GET route serves both transports, so the upgrade is done with the middleware's logic rather than `ws(...)`,
-        // which would register a second GET handler for the same path.
-        let upgrade = WebSocketUpgradeMiddleware<Context> { inbound, outbound, context in
-            let handshake = Self.handshake(of: context.request, remoteAddress: Self.remoteAddress(of: context.requestContext))
-            await self.serveWebSocket(inbound: inbound, outbound: outbound, handshake: handshake)
-        }
+    /// The application must serve WebSocket upgrades through the same router with ``SocketIOHTTP1Channel``, e.g.
+    /// `server: .http1SocketIO(webSocketRouter: router, configuration: .init(maxFrameSize: configuration.maxPayload))`.
+    public func addRoutes<Context: RequestContext>(to router: Router<Context>, path: String = "/socket.io") {
         router.get(RouterPath(path)) { request, context -> Response in
-            try await self.respondToGet(request, context: context, upgrade: upgrade)
+            await self.respondToGet(request, context: context)
         }
         router.post(RouterPath(path)) { request, context -> Response in
             await self.respondToPost(request, context: context)
         }
     }
 
-    /// A GET: opens a polling session, serves a long-poll, or hands a WebSocket upgrade to hummingbird-websocket.
-    func respondToGet<Context: WebSocketRequestContext>(
-        _ request: Request,
-        context: Context,
-        upgrade: WebSocketUpgradeMiddleware<Context>
-    ) async throws -> Response {
+    /// A GET: opens a polling session, serves a long-poll, or grants a WebSocket upgrade to ``SocketIOHTTP1Channel``.
+    func respondToGet(_ request: Request, context: some RequestContext) async -> Response {
         let query = Self.query(of: request)
         guard query["EIO"] == "4" else { return EngineError.unsupportedProtocolVersion.response }
         switch query["transport"] {
@@ -53,7 +42,11 @@ extension SocketIOServer {
                 // Refused before the upgrade, with a status the client can read; the session is counted after it.
                 return refusal.response
             }
-            return try await upgrade.handle(request, context: context) { _, _ in Response(status: .notFound) }
+            // Only the upgrade request that ``SocketIOHTTP1Channel`` answers through the router carries a slot.
+            guard let slot = SocketIOUpgradeSlot.current else { return EngineError.badRequest.response }
+            let handshake = Self.handshake(of: request, remoteAddress: Self.remoteAddress(of: context))
+            slot.grant(SocketIOUpgradeTicket(server: self, handshake: handshake))
+            return Response(status: .ok)
         default:
             return EngineError.unknownTransport.response
         }

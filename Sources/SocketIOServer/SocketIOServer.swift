@@ -17,6 +17,8 @@ public final class SocketIOServer: Sendable {
     let tasks = BackgroundTasks()
     /// Every session's heartbeat and deadlines, run by ``run()``.
     let clock = SessionClock()
+    /// The event loops' queues of packets for their WebSockets.
+    let outboxes = LoopOutboxes()
 
     /// Creates a server; add its routes to a router with ``addRoutes(to:path:)``.
     public init(configuration: SocketIOConfiguration, handler: any SocketIOHandler, logger: Logger) {
@@ -29,8 +31,19 @@ public final class SocketIOServer: Sendable {
     /// Queues `event` for every socket of each user; never blocks (a socket that does not keep up is disconnected).
     public func emit(_ event: EncodedEvent, toUsers users: some Sequence<String>) {
         let sockets = self.registry.sockets(ofUsers: users)
-        for socket in sockets {
-            socket.emit(event)
+        // Packets for WebSockets are posted per event loop, one lock and at most one loop task per loop for the event.
+        var posts: [(outbox: LoopOutbox, items: [(WebSocketSink, OutboxItem)])] = []
+        let item = OutboxItem.send(.framed(event.frame), overflowCloses: true)
+        for socket in sockets where socket.isConnected {
+            guard let sink = socket.connection.session.route(event.packet) else { continue }
+            if let index = posts.firstIndex(where: { $0.outbox === sink.outbox }) {
+                posts[index].items.append((sink, item))
+            } else {
+                posts.append((sink.outbox, [(sink, item)]))
+            }
+        }
+        for post in posts {
+            post.outbox.post(contentsOf: post.items)
         }
         SocketIOMetrics.eventsDelivered.increment(by: sockets.count)
     }

@@ -27,7 +27,7 @@ public final class SocketIOSocket: Sendable {
     /// Queues an event for this socket; never blocks. A socket whose queue is full is disconnected instead.
     public func emit(_ event: EncodedEvent) {
         guard self.isConnected else { return }
-        self.connection.session.enqueue(event.packet)
+        self.connection.session.enqueue(event)
     }
 
     /// Sends DISCONNECT and closes the session after what is already queued; the handler hears `disconnected`.

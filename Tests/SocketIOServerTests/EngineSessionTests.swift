@@ -98,23 +98,6 @@ import Testing
         #expect(await fixture.session.poll() == .closed)
     }
 
-    @Test func theUpgradeEndsThePendingPollAndHandsTheQueueToTheWebSocketInOrder() async {
-        let fixture = Fixture()
-        async let pending = fixture.session.poll()
-        await fixture.parked { $0.pollWaiter != nil }
-        #expect(fixture.session.beginUpgrade())
-        #expect(await pending == .packets([EngineText.noop]))
-        // Queued between the probe and `5`: they belong to the WebSocket once it takes over.
-        fixture.session.enqueue(ByteBuffer(string: "4one"))
-        fixture.session.enqueue(ByteBuffer(string: "4two"))
-        async let batch = fixture.session.nextWebSocketBatch()
-        await fixture.parked { $0.socketWaiter != nil }
-        #expect(fixture.session.completeUpgrade())
-        #expect(await batch == Self.packets("4one", "4two"))
-        #expect(fixture.session.transport == .webSocket)
-        #expect(await fixture.session.poll() == .notPolling)
-    }
-
     @Test func aPollDuringTheUpgradeIsAnsweredWithANoopAtOnce() async {
         let fixture = Fixture()
         #expect(fixture.session.beginUpgrade())
@@ -134,34 +117,7 @@ import Testing
         #expect(fixture.finishes.events.count == 1)
     }
 
-    @Test func aFlushingCloseOnWebSocketEndsTheWriterAfterTheQueue() async {
-        let fixture = Fixture(transport: .webSocket)
-        fixture.session.enqueue(ByteBuffer(string: "41"))
-        fixture.session.close(.serverNamespaceDisconnect, flush: true)
-        #expect(await fixture.session.nextWebSocketBatch() == Self.packets("41"))
-        #expect(await fixture.session.nextWebSocketBatch() == nil)
-        #expect(fixture.finishes.events.count == 1)
-    }
-
-    @Test func anUndeliveredFlushFinishesAtTheDrainDeadline() async {
-        let fixture = Fixture(transport: .webSocket)
-        await fixture.withClock {
-            fixture.session.enqueue(ByteBuffer(string: "41"))
-            fixture.session.close(.serverNamespaceDisconnect, flush: true)
-            await fixture.session.waitUntilFinished()
-            // The finished hook runs just after the waiters are woken.
-            #expect(await fixture.finishes.wait(timeout: .seconds(5)) { $0.count == 1 })
-        }
-    }
-
-    @Test func aForcedCloseWakesTheWriter() async {
-        let fixture = Fixture(transport: .webSocket)
-        async let batch = fixture.session.nextWebSocketBatch()
-        await fixture.parked { $0.socketWaiter != nil }
-        fixture.session.close(.transportClose)
-        #expect(await batch == nil)
-        #expect(fixture.closes.events == ["transport close"])
-    }
+    // The WebSocket side of the upgrade and of closing: EngineWebSocketHandlerTests.
 
     @Test func theHeartbeatPingsAndClosesWhenNoPongComes() async {
         let fixture = Fixture(configuration: SocketIOConfiguration(pingInterval: .milliseconds(50), pingTimeout: .milliseconds(50)))

@@ -118,7 +118,7 @@ import Testing
         let sessions = (0..<100).map { index in
             EngineSession(
                 sid: "s\(index)",
-                transport: .webSocket,
+                transport: .polling,
                 handshake: SocketIOHandshake(headers: [:], query: [:], remoteAddress: nil),
                 configuration: configuration,
                 clock: clock,
@@ -133,7 +133,7 @@ import Testing
                 session.setAttached(true)
                 // The client: answers every ping at once.
                 group.addTask {
-                    while let batch = await session.nextWebSocketBatch() {
+                    while case .packets(let batch) = await session.poll() {
                         for _ in batch {
                             pings.value.withLock { $0 += 1 }
                             session.receivedPong()

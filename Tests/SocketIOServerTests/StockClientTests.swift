@@ -138,6 +138,44 @@ struct StockClientTests {
         }
     }
 
+    @Test func textThatIsNotUTF8Closes1007AndFragmentsOverMaxPayload1009() async throws {
+        let server = TestServer(configuration: .init(pingInterval: .seconds(5), pingTimeout: .seconds(5), maxPayload: 100_000))
+        try await server.withLiveServer { url in
+            let result = try await PythonClient.run("raw.py", url, "closecodes", "100000")
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("not UTF-8: closed 1007"), "\(result.stdout)")
+            #expect(result.stdout.contains("fragments over maxPayload: closed 1009"), "\(result.stdout)")
+            #expect(await server.handler.calls.wait { $0.disconnectReasons == ["transport error", "transport error"] })
+            #expect(await Self.eventually { server.server.sessionCount == 0 })
+        }
+    }
+
+    /// A WebSocket client that stops reading is closed once NIO's write buffer and `outboundQueueLimit` more events wait
+    /// for it (the kernel's buffers first fill with 64 KiB events); a socket of the same user that reads gets every
+    /// event, in order, and stays.
+    @Test func aWebSocketThatStopsReadingIsClosedAndABystanderGetsEverything() async throws {
+        let server = TestServer(configuration: .init(pingInterval: .seconds(60), pingTimeout: .seconds(30), outboundQueueLimit: 64))
+        try await server.withLiveServer { url in
+            let client = try PythonClient(script: "raw.py", arguments: [url, "stall"])
+            #expect(await client.waitForOutput("bystander connected"), "\(client.stdout)\(client.stderr)")
+            let big = EncodedEvent(name: "big", encodedArguments: ["\"" + String(repeating: "b", count: 64 * 1024) + "\""])
+            var sent = 0
+            // Paced by the bystander, 32 at a time, until the stalled socket is dropped (at most 64 MiB).
+            while server.handler.calls.events.disconnectReasons.isEmpty && sent < 1024 {
+                for _ in 0..<32 {
+                    server.server.emit(big, toUsers: ["alice"])
+                }
+                sent += 32
+                #expect(await client.waitForOutput("got \(sent)\n"), "\(client.stdout)\(client.stderr)")
+            }
+            #expect(server.handler.calls.events.disconnectReasons == ["transport error"])
+            #expect(server.server.socketCount == 1)
+            server.server.emit(EncodedEvent(name: "done", encodedArguments: []), toUsers: ["alice"])
+            #expect(await client.exit(timeout: .seconds(20)) == 0, "\(client.stdout)\(client.stderr)")
+            #expect(client.stdout.contains("bystander got \(sent) then done"), "\(client.stdout)")
+        }
+    }
+
     /// Waits up to five seconds for `condition`, checking it as other tasks run.
     static func eventually(_ condition: @Sendable () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(5)

@@ -41,7 +41,7 @@ def test_nginx_sid_map_names_every_chat_instance():
     for upstream in ("parley_chat", "parley_chat_socket"):
         servers = re.search(rf"upstream {upstream} \{{(.*?)\}}", text, re.S).group(1)
         assert set(re.findall(r"server (127\.0\.0\.1:\d+)", servers)) == set(chat_ports.values()), upstream
-    # WebSocket upgrades must not ride a kept-alive connection (hummingbird-websocket answers 307 to those).
+    # WebSocket upgrades must not ride a kept-alive connection (SocketIOHTTP1Channel answers 307 to those).
     for upstream in ["parley_chat_socket"] + list(map_lines.values()):
         body = re.search(rf"upstream {upstream} \{{(.*?)\}}", text, re.S).group(1)
         assert "keepalive" not in body, f"{upstream} keeps connections alive"

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import HummingbirdWebSocket
 import Logging
 import SocketIOServer
 
@@ -50,14 +49,11 @@ struct TestServer: Sendable {
     func application() -> some ApplicationProtocol {
         var logger = Logger(label: "SocketIOServerTests.app")
         logger.logLevel = .warning
-        let router = Router(context: BasicWebSocketRequestContext.self)
+        let router = Router(context: BasicRequestContext.self)
         self.server.addRoutes(to: router)
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(ws: self.configuration.webSocketServerConfiguration)
-            ),
+            server: .http1SocketIO(webSocketRouter: router, configuration: .init(maxFrameSize: self.configuration.maxPayload)),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [self.server],
             logger: logger

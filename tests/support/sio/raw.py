@@ -77,6 +77,60 @@ def scenario_oversize(url: str, argument: str | None) -> None:
         say(f"closed without a close frame read ({type(error).__name__})")
 
 
+def read_close_code(ws: websocket.WebSocket) -> int | None:
+    """Reads until the server's close frame; its code."""
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+
+
+def connected_socket(url: str) -> websocket.WebSocket:
+    """A direct WebSocket session with a connected Socket.IO socket."""
+    ws = websocket.create_connection(ws_url(url, ""), timeout=TIMEOUT)
+    expect(recv_text(ws).startswith("0"), "expected the open packet")
+    ws.send('40{"token":"good"}')
+    expect(recv_text(ws).startswith('40{"sid":'), "expected 40{sid}")
+    return ws
+
+
+def scenario_closecodes(url: str, argument: str | None) -> None:
+    """RFC 6455's close codes: text that is not UTF-8 closes with 1007; fragments adding up to more than maxPayload
+    (each one small) with 1009."""
+    max_payload = int(argument or "100000")
+    ws = connected_socket(url)
+    ws.send_frame(websocket.ABNF.create_frame(b'42["echo","\xff\xfe"]', websocket.ABNF.OPCODE_TEXT))
+    say(f"not UTF-8: closed {read_close_code(ws)}")
+    ws.close()
+    ws = connected_socket(url)
+    half = "z" * (max_payload // 2 + 1)
+    ws.send_frame(websocket.ABNF.create_frame(half, websocket.ABNF.OPCODE_TEXT, fin=0))
+    ws.send_frame(websocket.ABNF.create_frame(half, websocket.ABNF.OPCODE_CONT, fin=0))
+    say(f"fragments over maxPayload: closed {read_close_code(ws)}")
+    ws.close()
+
+
+def scenario_stall(url: str, _: str | None) -> None:
+    """Two direct WebSocket sessions of one user: the first never reads again, the second reads everything the server
+    emits (`42["big",…]`), saying `got N` every 32, until `42["done"]`."""
+    stalled = connected_socket(url)
+    say("stalled connected")
+    bystander = connected_socket(url)
+    say("bystander connected")
+    count = 0
+    while True:
+        text = recv_text(bystander)
+        if text == '42["done"]':
+            say(f"bystander got {count} then done")
+            break
+        expect(text.startswith('42["big",'), f"unexpected {text[:40]!r}")
+        count += 1
+        if count % 32 == 0:
+            say(f"got {count}")
+    bystander.close()
+    stalled.close()
+
+
 def scenario_upgrade(url: str, _: str | None) -> None:
     """Polling handshake, then the probe: the pending GET ends with a noop, queued packets follow over WebSocket."""
     http = requests.Session()
@@ -125,7 +179,7 @@ def scenario_upgrade(url: str, _: str | None) -> None:
     ws.close()
 
 
-SCENARIOS = {"oversize": scenario_oversize, "upgrade": scenario_upgrade}
+SCENARIOS = {"oversize": scenario_oversize, "upgrade": scenario_upgrade, "closecodes": scenario_closecodes, "stall": scenario_stall}
 
 
 def main() -> None:
