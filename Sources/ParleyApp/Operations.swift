@@ -4,6 +4,7 @@ import NIOCore
 import ParleyCore
 import ParleyStore
 import Prometheus
+import Synchronization
 
 /// The version every service reports.
 public enum ParleyVersion {
@@ -11,7 +12,7 @@ public enum ParleyVersion {
 }
 
 /// `GET /health` and `GET /metrics`, on every service.
-struct OperationsController: Sendable {
+package struct OperationsController: Sendable {
     let database: Database
     let started: ContinuousClock.Instant
     /// Checks beside the database's, by name: a chat instance's file store (`fileStore`), and its event bus on PostgreSQL
@@ -56,18 +57,39 @@ struct OperationsController: Sendable {
 }
 
 extension OperationsController {
-    /// Whether `check` succeeds within `limit`: a health check must answer promptly even when its database hangs.
-    static func answers(within limit: Duration, _ check: @escaping @Sendable () async throws -> Void) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await check()) != nil }
-            group.addTask {
+    /// Whether `check` succeeds within `limit`: a health check must answer promptly even when its database hangs. A
+    /// task group would wait for the check at its end, and a check need not end when cancelled (a PostgreSQL pool's
+    /// request for a connection waits while the database refuses them): so the check runs in a task of its own, which
+    /// is cancelled at the limit and not waited for.
+    package static func answers(within limit: Duration, _ check: @escaping @Sendable () async throws -> Void) async -> Bool {
+        let answer = HealthAnswer()
+        return await withCheckedContinuation { continuation in
+            answer.start(continuation)
+            let checking = Task { answer.finish((try? await check()) != nil) }
+            Task {
                 try? await Task.sleep(for: limit)
-                return false
+                checking.cancel()
+                answer.finish(false)
             }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
         }
+    }
+}
+
+/// The first of a health check's two outcomes (it answered, or its time ran out), handed on once.
+private final class HealthAnswer: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, done: Bool)>((nil, false))
+
+    func start(_ continuation: CheckedContinuation<Bool, Never>) {
+        self.state.withLock { $0.continuation = continuation }
+    }
+
+    func finish(_ up: Bool) {
+        let continuation = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard !state.done else { return nil }
+            state.done = true
+            return state.continuation
+        }
+        continuation?.resume(returning: up)
     }
 }
 

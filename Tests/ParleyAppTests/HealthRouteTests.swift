@@ -111,3 +111,26 @@ import Testing
         }
     }
 }
+
+/// A health check answers within its limit even when what it checks ignores cancellation and hangs: a PostgreSQL pool's
+/// request for a connection waits while the database refuses connections (seen in CI as a `/health` that never answered,
+/// and a server that then did not stop on SIGTERM).
+@Suite struct HealthCheckLimitTests {
+    @Test func aCheckThatIgnoresCancellationIsDownAtTheLimit() async {
+        let started = ContinuousClock.now
+        let up = await OperationsController.answers(within: .milliseconds(200)) {
+            // Ends after 3 s whatever happens: cancellation does not reach it.
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + 3) { continuation.resume() }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(!up)
+        #expect(elapsed < .seconds(2), "answered after \(elapsed), not at its 200 ms limit")
+    }
+
+    @Test func aCheckThatAnswersInTimeIsUp() async {
+        #expect(await OperationsController.answers(within: .seconds(5)) {})
+        #expect(await OperationsController.answers(within: .seconds(5)) { throw CancellationError() } == false)
+    }
+}
