@@ -450,7 +450,9 @@ def test_spam_sends_and_typing_storms_are_held_to_the_per_user_rates(launcher):
             acks[code] = acks.get(code, 0) + 1
 
     try:
-        baseline = conversation.run(3)
+        # As long as the measurement during the spam: a p99 of fewer samples is biased low (it is nearly their maximum),
+        # which made the bound tighter than meant (a fresh-clone run: 8.1 ms over 3 s against 41.4 over 4 s).
+        baseline = conversation.run(4)
         stop = threading.Event()
 
         def spam():
