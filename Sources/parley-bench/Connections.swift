@@ -68,12 +68,12 @@ struct Connections: AsyncParsableCommand {
         var childCPU: UInt64 = 0
         for child in children {
             child.say("close")
-            let report = try JSONDecoder().decode(ShareReport.self, from: Data(try await child.expect("report").utf8))
-            if let error = report.error { throw CorrectnessFailure(error) }
-            childCPU += report.cpuNanoseconds
+            childCPU += try await child.report().cpuNanoseconds
         }
         let after = context.sample()
-        if lost.load() > 0 { throw CorrectnessFailure("\(lost.load()) idle sockets were closed by the server") }
+        if lost.value.load(ordering: .relaxed) > 0 {
+            throw CorrectnessFailure("\(lost.value.load(ordering: .relaxed)) idle sockets were closed by the server")
+        }
         await BenchContext.closeAll(sockets)
         sockets = []
         guard held > 0 else { throw CorrectnessFailure(notes.first ?? "no socket connected") }
@@ -104,15 +104,19 @@ struct Connections: AsyncParsableCommand {
         users: [BenchUser],
         from: Int,
         count: Int
-    ) async -> (sockets: [SocketIOClient], notes: [String], lost: Counter) {
-        let lost = Counter()
+    ) async -> (sockets: [SocketIOClient], notes: [String], lost: AckCounter) {
+        let lost = AckCounter()
         var sockets: [SocketIOClient] = []
         var notes: [String] = []
         while sockets.count < count {
             let batch = min(1000, count - sockets.count)
             let tokens = (from + sockets.count..<from + sockets.count + batch).map { users[$0 % users.count].accessToken }
             do {
-                sockets += try await context.connect(tokens: tokens, handler: { _ in { _, _ in } }, onClose: { _ in lost.add(1) })
+                sockets += try await context.connect(
+                    tokens: tokens,
+                    handler: { _ in { _, _ in } },
+                    onClose: { _ in lost.value.add(1, ordering: .relaxed) }
+                )
             } catch {
                 notes.append("stopped at \(sockets.count) sockets of \(count): \(error)")
                 break
@@ -120,14 +124,6 @@ struct Connections: AsyncParsableCommand {
         }
         return (sockets, notes, lost)
     }
-}
-
-/// A count shared with handlers.
-final class Counter: Sendable {
-    private let value = Atomic<Int>(0)
-
-    func add(_ amount: Int) { self.value.add(amount, ordering: .relaxed) }
-    func load() -> Int { self.value.load(ordering: .relaxed) }
 }
 
 /// `parley-bench holders` (internal): a share of the `connections` scenario's idle sockets in a process of its own,
@@ -150,9 +146,11 @@ struct Holders: AsyncParsableCommand {
             Receivers.say("connected \(sockets.count)" + (notes.first.map { " " + $0 } ?? ""))
             _ = readLine()
             var report = ShareReport()
-            if lost.load() > 0 { report.error = "\(lost.load()) idle sockets were closed by the server" }
+            if lost.value.load(ordering: .relaxed) > 0 {
+                report.error = "\(lost.value.load(ordering: .relaxed)) idle sockets were closed by the server"
+            }
             report.cpuNanoseconds = ResourceSample.take(serverPID: nil).ownCPUNanoseconds - cpuBefore
-            Receivers.say("report " + String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+            try report.say()
             await BenchContext.closeAll(sockets)
         }
     }

@@ -110,8 +110,7 @@ struct FanOut: AsyncParsableCommand {
         var readPackets = own.readStatePackets
         var childCPU: UInt64 = 0
         for child in children {
-            let report = try JSONDecoder().decode(ShareReport.self, from: Data(try await child.expect("report").utf8))
-            if let error = report.error { throw CorrectnessFailure(error) }
+            let report = try await child.report()
             if let latency = report.latency { histogram.add(latency) }
             readPackets += report.readStatePackets
             childCPU += report.cpuNanoseconds

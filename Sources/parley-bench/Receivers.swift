@@ -106,6 +106,11 @@ struct ShareReport: Codable {
     var latency: Histogram<UInt64>?
     var readStatePackets = 0
     var cpuNanoseconds: UInt64 = 0
+
+    /// Hands this report to the parent: its `report` line.
+    func say() throws {
+        Receivers.say("report " + String(decoding: try JSONEncoder().encode(self), as: UTF8.self))
+    }
 }
 
 /// `parley-bench receivers` (internal): a share of a fan-out's members in a process of its own, run by `fanout
@@ -145,7 +150,7 @@ struct Receivers: AsyncParsableCommand {
                 report.error = "\(error)"
             }
             report.cpuNanoseconds = ResourceSample.take(serverPID: nil).ownCPUNanoseconds - cpuBefore
-            Self.say("report " + String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+            try report.say()
             await share.close()
         }
     }
@@ -217,6 +222,13 @@ final class ReceiverProcess: @unchecked Sendable {
         }
         self.process.waitUntilExit()
         throw CorrectnessFailure("a receivers process ended (status \(self.process.terminationStatus)) before saying \(word)")
+    }
+
+    /// Its `report` line; a correctness failure it found is thrown here.
+    func report() async throws -> ShareReport {
+        let report = try JSONDecoder().decode(ShareReport.self, from: Data(try await self.expect("report").utf8))
+        if let error = report.error { throw CorrectnessFailure(error) }
+        return report
     }
 
     func stop() {
