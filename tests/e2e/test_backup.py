@@ -20,6 +20,18 @@ from harness import expect_status, sign_in
 API = "/api/v1"
 
 
+def whole_history(reader, chat_id: str) -> list[dict]:
+    """Every message of the chat, oldest first, read page by page backwards as a client does."""
+    messages, before_seq = [], None
+    while True:
+        query = "?limit=100" + (f"&before={before_seq}" if before_seq else "")
+        page = expect_status(reader.get(f"{API}/chats/{chat_id}/messages{query}"), 200)
+        messages = page["messages"] + messages
+        if not page["hasMore"]:
+            return messages
+        before_seq = page["messages"][0]["seq"]
+
+
 def png(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
@@ -99,14 +111,7 @@ def test_a_backup_taken_while_messages_flow_restores_everything_acknowledged_bef
     # The old token verifies: the signing key came back with the database.
     reader = restored.client.with_token(old_token)
     expect_status(reader.get(f"{API}/me"), 200)
-    messages, before_seq = [], None
-    while True:
-        query = f"?limit=100" + (f"&before={before_seq}" if before_seq else "")
-        page = expect_status(reader.get(f"{API}/chats/{chat_id}/messages{query}"), 200)
-        messages = page["messages"] + messages
-        if not page["hasMore"]:
-            break
-        before_seq = page["messages"][0]["seq"]
+    messages = whole_history(reader, chat_id)
     seqs = [message["seq"] for message in messages]
     assert seqs == list(range(1, len(seqs) + 1)), "seqs are not dense"
     assert set(before) <= set(seqs), f"acknowledged before the backup but missing: {sorted(set(before) - set(seqs))[:10]}"

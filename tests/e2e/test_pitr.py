@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from harness import REPO_ROOT, expect_status, free_port, poll, refresh, sign_in, tail
-from test_backup import parley, png
+from test_backup import parley, png, whole_history
 
 API = "/api/v1"
 RESTORE_POINT = "before-the-cleanup"
@@ -246,14 +246,7 @@ def check_recovered(server, old, bob, chat_id: str, before: set[int], after: set
     reader = server.client.with_token(old.access_token)
     expect_status(reader.get(f"{API}/me"), 200)
     expect_status(refresh(server.client, old.refresh_token), 200)
-    messages, before_seq = [], None
-    while True:
-        query = "?limit=100" + (f"&before={before_seq}" if before_seq else "")
-        page = expect_status(reader.get(f"{API}/chats/{chat_id}/messages{query}"), 200)
-        messages = page["messages"] + messages
-        if not page["hasMore"]:
-            break
-        before_seq = page["messages"][0]["seq"]
+    messages = whole_history(reader, chat_id)
     seqs = [message["seq"] for message in messages]
     assert seqs == list(range(1, len(seqs) + 1)), f"{target}: seqs are not dense"
     assert before <= set(seqs), f"{target}: acknowledged before the point but missing: {sorted(before - set(seqs))[:10]}"
