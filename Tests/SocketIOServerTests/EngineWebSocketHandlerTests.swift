@@ -61,6 +61,13 @@ import Testing
 
         /// The session this WebSocket opened (the only one on the server).
         var connection: SocketIOConnection? { self.server.server.registry.allConnections.first }
+
+        /// A WebSocket that opened a session, with its open packet read, and that session.
+        static func opened(_ server: TestServer) async throws -> (Harness, EngineSession) {
+            let socket = try await Harness(server)
+            _ = try await socket.sent()
+            return (socket, try #require(socket.connection?.session))
+        }
     }
 
     static func withServer(_ configuration: SocketIOConfiguration = TestServer.quiet, _ body: (TestServer) async throws -> Void) async throws {
@@ -143,9 +150,7 @@ import Testing
 
     @Test func aFlushingCloseSendsWhatIsQueuedThenClose1000AndFinishes() async throws {
         try await Self.withServer { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             session.enqueue(ByteBuffer(string: "41"))
             session.close(.serverNamespaceDisconnect, flush: true)
             #expect(try await socket.sent() == ["41", "close normalClosure"])
@@ -156,9 +161,7 @@ import Testing
 
     @Test func aForcedCloseDropsTheBacklogAndCloses() async throws {
         try await Self.withServer { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             socket.channel.isWritable = false
             session.enqueue(ByteBuffer(string: "4held"))
             session.close(.transportClose)
@@ -170,9 +173,7 @@ import Testing
     @Test func anUndeliveredFlushFinishesAtTheDrainDeadline() async throws {
         let configuration = SocketIOConfiguration(pingInterval: .seconds(60), pingTimeout: .milliseconds(100), outboundQueueLimit: 8)
         try await Self.withServer(configuration) { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             socket.channel.isWritable = false
             session.enqueue(ByteBuffer(string: "41"))
             session.close(.serverNamespaceDisconnect, flush: true)
@@ -189,9 +190,7 @@ import Testing
     @Test func aDrainingSessionWhoseWebSocketGoesAwayFinishesAtOnce() async throws {
         // quiet: pingTimeout, the drain deadline, is 5 s.
         try await Self.withServer { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             socket.channel.isWritable = false
             session.enqueue(ByteBuffer(string: "41"))
             session.close(.serverNamespaceDisconnect, flush: true)
@@ -207,9 +206,7 @@ import Testing
     @Test func aSocketThatDoesNotReadKeepsItsBacklogThenOverflowsAsTheQueueDid() async throws {
         let configuration = SocketIOConfiguration(pingInterval: .seconds(60), outboundQueueLimit: 8)
         try await Self.withServer(configuration) { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             socket.channel.isWritable = false
             for index in 0..<8 {
                 session.enqueue(ByteBuffer(string: "4\(index)"))
@@ -244,9 +241,7 @@ import Testing
 
     @Test func textThatIsNotUTF8Closes1007() async throws {
         try await Self.withServer { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             try await socket.send(ByteBuffer(bytes: [0x34, 0xFF, 0xFE]))
             #expect(try await socket.sent() == ["close dataInconsistentWithMessage"])
             #expect(!session.isOpen)
@@ -256,9 +251,7 @@ import Testing
     @Test func fragmentsAddingUpToMoreThanMaxPayloadClose1009() async throws {
         let configuration = SocketIOConfiguration(pingInterval: .seconds(60), maxPayload: 100)
         try await Self.withServer(configuration) { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             try await socket.send(String(repeating: "a", count: 60), fin: false)
             try await socket.send(String(repeating: "a", count: 60), fin: false, opcode: .continuation)
             #expect(try await socket.sent() == ["close messageTooLarge"])
@@ -268,9 +261,7 @@ import Testing
 
     @Test func fragmentsWithinMaxPayloadMakeOneMessage() async throws {
         try await Self.withServer { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             // A noop in three fragments, with a ping between them.
             try await socket.send("", fin: false)
             try await socket.send("p", opcode: .ping)
@@ -287,9 +278,7 @@ import Testing
 
     @Test func theClientsCloseIsAnsweredAndClosesTheSession() async throws {
         try await Self.withServer { server in
-            let socket = try await Harness(server)
-            _ = try await socket.sent()
-            let session = try #require(socket.connection?.session)
+            let (socket, session) = try await Harness.opened(server)
             var code = ByteBuffer()
             code.write(webSocketErrorCode: .goingAway)
             try await socket.send(code, opcode: .connectionClose)
