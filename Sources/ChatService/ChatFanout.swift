@@ -126,7 +126,7 @@ final class ChatFanout: Sendable {
             }
         case .chatBlocked(let chatID, let blocked):
             self.service.membership.setBlocked(chatID, blocked)
-            // A block hides presence both ways (see ``ChatStore/contacts(of:)``): each of the two now sees the other
+            // A block hides presence both ways (see ``MembershipCache/contacts(of:)``): each of the two now sees the other
             // offline, and when it is lifted, online again if they are.
             guard let members = await self.members(of: chatID), members.count == 2 else { return }
             let online = blocked ? [] : await self.presence.online(among: members)
@@ -138,7 +138,7 @@ final class ChatFanout: Sendable {
             recipients.emit(EncodedEvent(name: "chatRemoved", encodedArguments: [#"{"chatId":"# + JSONText.quote(chatID) + "}"]), toUsers: userIDs)
         case .presence(let userID, let online, let known):
             let contacts: [String]
-            if let known { contacts = known } else { contacts = (try? await self.service.store.contacts(of: userID)) ?? [] }
+            if let known { contacts = known } else { contacts = (try? await self.service.membership.contacts(of: userID)) ?? [] }
             self.presenceBatch.add(userID, online: online, to: contacts)
         }
     }

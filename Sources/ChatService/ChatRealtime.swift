@@ -143,7 +143,7 @@ public final class ChatRealtime: SocketIOHandler, Service {
             self.authority.connected(socket, token: token)
         }
         let arrived = self.presence.socketConnected(userID)
-        let contacts = (try? await self.service.store.contacts(of: userID)) ?? []
+        let contacts = (try? await self.service.membership.contacts(of: userID)) ?? []
         if arrived { await self.presence.announceArrival(of: userID, contacts: contacts) }
         let online = await self.presence.online(among: contacts)
         let list = "[" + contacts.filter(online.contains).map(JSONText.quote).joined(separator: ",") + "]"

@@ -350,20 +350,45 @@ struct ChatStore: Sendable {
         }
     }
 
-    /// The people who share at least one chat with `userID` and neither block the other: whose presence they see, and
-    /// who see theirs (a block hides it both ways, so the blocked person cannot tell a block from someone offline).
-    func contacts(of userID: String) async throws -> [String] {
+    /// What `userID`'s contacts are made of (see ``MembershipCache/contacts(of:)``): the chats they are a member of, the
+    /// people they block or are blocked by, and the members of those of the chats for which `known` has none (one read).
+    func contactSources(of userID: String, known: (String) -> [String]?) async throws -> ContactSources {
         try await self.database.read { sql in
-            try await sql.raw(
-                """
-                SELECT DISTINCT other.user_id FROM chat_members me JOIN chat_members other ON other.chat_id = me.chat_id
-                WHERE me.user_id = \(bind: userID) AND other.user_id <> \(bind: userID)
-                    AND NOT EXISTS (
-                        SELECT 1 FROM blocks b WHERE (b.blocker_id = me.user_id AND b.blocked_id = other.user_id)
-                                                  OR (b.blocker_id = other.user_id AND b.blocked_id = me.user_id)
+            var sources = ContactSources()
+            let chatIDs = try await sql.raw("SELECT chat_id FROM chat_members WHERE user_id = \(bind: userID)").all().map {
+                try $0.decode(column: "chat_id", as: String.self)
+            }
+            var unknown: [String] = []
+            for chatID in chatIDs {
+                if let members = known(chatID) { sources.members.append(members) } else { unknown.append(chatID) }
+            }
+            // In slices, so someone with thousands of chats never builds one enormous statement.
+            for start in stride(from: 0, to: unknown.count, by: 500) {
+                let slice = Array(unknown[start..<min(start + 500, unknown.count)])
+                var bySlice: [String: [String]] = [:]
+                for row in try await sql.raw("SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (\(binds: slice))").all() {
+                    bySlice[try row.decode(column: "chat_id", as: String.self), default: []].append(
+                        try row.decode(column: "user_id", as: String.self)
                     )
+                }
+                sources.members += bySlice.values
+            }
+            let blocks = try await sql.raw(
                 """
-            ).all().map { try $0.decode(column: "user_id", as: String.self) }
+                SELECT blocked_id AS other FROM blocks WHERE blocker_id = \(bind: userID)
+                UNION SELECT blocker_id AS other FROM blocks WHERE blocked_id = \(bind: userID)
+                """
+            ).all()
+            sources.blocked = Set(try blocks.map { try $0.decode(column: "other", as: String.self) })
+            return sources
         }
     }
+}
+
+/// See ``ChatStore/contactSources(of:known:)``.
+struct ContactSources {
+    /// The members of each of the person's chats.
+    var members: [[String]] = []
+    /// Who blocks them or is blocked by them.
+    var blocked = Set<String>()
 }

@@ -184,6 +184,25 @@ final class MembershipCache: Sendable {
         self.members.withLock { $0[chatID] = members }
     }
 
+    /// The people who share at least one chat with `userID` and neither block the other: whose presence they see, and who
+    /// see theirs (a block hides it both ways, so the blocked person cannot tell a block from someone offline).
+    ///
+    /// The members of chats known here come from memory; one read finds the person's chats, the members of the others and
+    /// the blocks. (A reconnect storm of a 1,000-member group read its 999 members from the database for each of the
+    /// 1,000 connects: a million rows, most of the server's work during the storm.) The others are not remembered: only
+    /// chats that carry events are kept, so connecting does not fill memory with every chat of everyone who connects.
+    func contacts(of userID: String) async throws -> [String] {
+        let sources = try await self.store.contactSources(of: userID) { chatID in self.members.withLock { $0[chatID] } }
+        var seen = Set<String>()
+        var contacts: [String] = []
+        for members in sources.members {
+            for member in members where member != userID && !sources.blocked.contains(member) && seen.insert(member).inserted {
+                contacts.append(member)
+            }
+        }
+        return contacts
+    }
+
     /// Forgets `userIDs` as members of `chatID`, if the chat is known here.
     func forget(_ userIDs: [String], in chatID: String) {
         self.members.withLock { cache in
