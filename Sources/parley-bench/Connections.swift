@@ -103,7 +103,8 @@ struct Connections: AsyncParsableCommand {
         context: BenchContext,
         users: [BenchUser],
         from: Int,
-        count: Int
+        count: Int,
+        concurrency: Int = 64
     ) async -> (sockets: [SocketIOClient], notes: [String], lost: AckCounter) {
         let lost = AckCounter()
         var sockets: [SocketIOClient] = []
@@ -114,6 +115,7 @@ struct Connections: AsyncParsableCommand {
             do {
                 sockets += try await context.connect(
                     tokens: tokens,
+                    concurrency: concurrency,
                     handler: { _ in { _, _ in } },
                     onClose: { _ in lost.value.add(1, ordering: .relaxed) }
                 )
@@ -127,7 +129,8 @@ struct Connections: AsyncParsableCommand {
 }
 
 /// `parley-bench holders` (internal): a share of the `connections` scenario's idle sockets in a process of its own,
-/// run by `connections --processes N`. It prints `connected N [note]`, reads `close`, prints `report JSON`.
+/// run by `connections --processes N` (and the storm's sockets, run by `storm --processes N`). It prints `connected N
+/// [note]`, reads `close`, prints `report JSON`. With `--on-go` it first prints `ready` and connects once it reads `go`.
 struct Holders: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A share of the connections scenario's idle sockets (run by `connections --processes N`).",
@@ -137,12 +140,24 @@ struct Holders: AsyncParsableCommand {
     @OptionGroup var options: BenchOptions
     @Option(help: "The first socket's place: users are taken in turn from there.") var from: Int
     @Option(help: "Sockets to open.") var count: Int
+    @Option(help: "Sockets connecting at once.") var concurrency = 64
+    @Flag(help: "Say `ready`, and connect once the parent says `go`.") var onGo = false
 
     func run() async throws {
         let users = try self.options.loadUsers(atLeast: 1)
         try await BenchContext.with(self.options) { context in
+            if self.onGo {
+                Receivers.say("ready")
+                _ = try Receivers.expect("go")
+            }
             let cpuBefore = ResourceSample.take(serverPID: nil).ownCPUNanoseconds
-            let (sockets, notes, lost) = await Connections.hold(context: context, users: users, from: self.from, count: self.count)
+            let (sockets, notes, lost) = await Connections.hold(
+                context: context,
+                users: users,
+                from: self.from,
+                count: self.count,
+                concurrency: self.concurrency
+            )
             Receivers.say("connected \(sockets.count)" + (notes.first.map { " " + $0 } ?? ""))
             _ = readLine()
             var report = ShareReport()

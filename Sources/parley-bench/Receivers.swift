@@ -161,8 +161,8 @@ struct Receivers: AsyncParsableCommand {
 
     /// The rest of the next line from the parent, which must start with `word`.
     static func expect(_ word: String) throws -> String {
-        guard let line = readLine(), line.hasPrefix(word + " ") else { throw CorrectnessFailure("the parent did not say \(word)") }
-        return String(line.dropFirst(word.count + 1))
+        guard let line = readLine(), line == word || line.hasPrefix(word + " ") else { throw CorrectnessFailure("the parent did not say \(word)") }
+        return String(line.dropFirst(min(line.count, word.count + 1)))
     }
 }
 

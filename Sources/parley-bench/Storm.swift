@@ -15,6 +15,14 @@ struct Storm: AsyncParsableCommand {
     @Option(help: "Members connected before the storm whose deliveries are measured, the sender excluded.") var observers = 10
     @Option(help: "Messages per second the sender sends.") var rate = 20.0
     @Option(help: "Seconds of sending; the storm starts half a second in.") var duration = 5.0
+    @Option(
+        help: "Processes (this one included): with more than one, the storm's sockets connect from the others, so this one only sends and observes."
+    )
+    var processes = 1
+
+    func validate() throws {
+        guard self.processes >= 1, self.processes <= 16 else { throw ValidationError("--processes is 1 to 16") }
+    }
 
     func run() async throws {
         let users = try self.options.loadUsers(atLeast: self.members)
@@ -24,13 +32,23 @@ struct Storm: AsyncParsableCommand {
                 users: Array(users.prefix(self.members)),
                 observers: min(self.observers, self.members - 1),
                 rate: self.rate,
-                duration: self.duration
+                duration: self.duration,
+                processes: self.processes,
+                options: self.options
             )
         }
         self.options.print([result])
     }
 
-    static func measure(context: BenchContext, users: [BenchUser], observers: Int, rate: Double, duration: Double) async throws -> ScenarioResult {
+    static func measure(
+        context: BenchContext,
+        users: [BenchUser],
+        observers: Int,
+        rate: Double,
+        duration: Double,
+        processes: Int = 1,
+        options: BenchOptions? = nil
+    ) async throws -> ScenarioResult {
         let sender = users[0]
         // The group exists first: every connect below tells up to M-1 members that one more is online.
         let chatID = try await context.api.createGroup(
@@ -55,6 +73,21 @@ struct Storm: AsyncParsableCommand {
             },
             onClose: { _ in lost.add(1, ordering: .relaxed) }
         )
+        // With --processes N, the storm's sockets are held by N − 1 `holders`, each connecting its share at `go`: parsing a
+        // thousand welcomes (each listing up to 999 people online) must not delay the observers' clocks in this process.
+        let stormUsers = observers + 1..<users.count
+        var children: [ReceiverProcess] = []
+        defer { for child in children { child.stop() } }
+        if processes > 1, let options {
+            let share = stormUsers.count / (processes - 1)
+            for index in 0..<processes - 1 {
+                let from = stormUsers.lowerBound + index * share
+                let count = index == processes - 2 ? stormUsers.upperBound - from : share
+                let arguments = ["holders", "--from", String(from), "--count", String(count), "--concurrency", "1000", "--on-go"]
+                children.append(try ReceiverProcess(options: options, arguments: arguments))
+            }
+            for child in children { _ = try await child.expect("ready") }
+        }
         let acked = AckCounter()
         let tag = runTag()
         let before = context.sample()
@@ -71,12 +104,25 @@ struct Storm: AsyncParsableCommand {
         )
         try await sleep(untilMonotonic: start + 500_000_000)
         let stormStart = Monotonic.nanoseconds()
-        let stormers = try await context.connect(
-            tokens: users[(observers + 1)...].map(\.accessToken),
-            concurrency: 1000,
-            handler: { _ in { _, _ in } },
-            onClose: { _ in lost.add(1, ordering: .relaxed) }
-        )
+        var stormers: [SocketIOClient] = []
+        var stormed = 0
+        if children.isEmpty {
+            stormers = try await context.connect(
+                tokens: users[stormUsers].map(\.accessToken),
+                concurrency: 1000,
+                handler: { _ in { _, _ in } },
+                onClose: { _ in lost.add(1, ordering: .relaxed) }
+            )
+            stormed = stormers.count
+        } else {
+            for child in children { child.say("go") }
+            for child in children {
+                let answer = try await child.expect("connected").split(separator: " ", maxSplits: 1)
+                guard let count = answer.first.flatMap({ Int($0) }) else { throw CorrectnessFailure("a holders process said no count") }
+                if answer.count > 1 { throw CorrectnessFailure("a holders process could not connect: \(answer[1])") }
+                stormed += count
+            }
+        }
         let stormEnd = Monotonic.nanoseconds()
         try await sending
         let sent = acked.value.load(ordering: .relaxed)
@@ -88,6 +134,11 @@ struct Storm: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(20))
         }
         let presenceSettled = Monotonic.nanoseconds()
+        var childCPU: UInt64 = 0
+        for child in children {
+            child.say("close")
+            childCPU += try await child.report().cpuNanoseconds
+        }
         let after = context.sample()
         if let blind = views.first(where: { !$0.sees(everyone) }) {
             throw CorrectnessFailure("an observer sees \(blind.onlineCount) of \(everyone.count - 1) members online 10 s after the storm")
@@ -95,20 +146,23 @@ struct Storm: AsyncParsableCommand {
         await BenchContext.closeAll(early + stormers)
         if lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(lost.load(ordering: .relaxed)) sockets were closed by the server") }
         let histogram = latency.snapshot
+        var resources = ResourceUse(from: before, to: after)
+        resources.loadGeneratorCPUPercent += Double(childCPU) / Double(max(after.wallNanoseconds - before.wallNanoseconds, 1)) * 100
         var result = ScenarioResult(
             scenario: "storm",
             parameters: ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)],
             figures: [
-                Figure("storm connects", Double(stormers.count) / (Double(stormEnd - stormStart) / 1e9), "sockets/s"),
+                Figure("storm connects", Double(stormed) / (Double(stormEnd - stormStart) / 1e9), "sockets/s"),
                 Figure("latency p50", histogram.milliseconds(at: 50), "ms"),
                 Figure("latency p99", histogram.milliseconds(at: 99), "ms", atMost: 100),
                 Figure("latency max", histogram.maxMilliseconds, "ms"),
                 Figure("presence settled", Double(presenceSettled - stormEnd) / 1e6, "ms after the last connect"),
             ],
-            resources: ResourceUse(from: before, to: after)
+            resources: resources
         )
+        if processes > 1 { result.parameters["processes"] = String(processes) }
         result.notes.append(
-            "\(stormers.count) sockets connected at once into a group of \(users.count) while \(sent) messages went to \(observers) observers: "
+            "\(stormed) sockets connected at once into a group of \(users.count) while \(sent) messages went to \(observers) observers: "
                 + "no socket closed, every message exactly once and in seq order, every observer saw every member online"
         )
         return result

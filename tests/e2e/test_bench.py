@@ -115,6 +115,9 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
         "fanout over processes": ["fanout", "--realistic", "--members", "12", "--rate", "20", "--duration", "1",
                                   "--processes", "3"],
         "storm": ["storm", "--members", "12", "--observers", "3", "--rate", "20", "--duration", "1.5"],
+        # The storm's sockets connect from two other processes; this one sends and observes.
+        "storm over processes": ["storm", "--members", "12", "--observers", "2", "--rate", "20", "--duration", "1.5",
+                                 "--processes", "3"],
         "connections": ["connections", "--count", "30", "--settle", "0.2"],
         "connections over processes": ["connections", "--count", "31", "--settle", "0.2", "--processes", "2"],
     }
@@ -142,8 +145,11 @@ def test_every_scenario_runs_and_checks_its_deliveries(server, bench_binary, tmp
         if name == "connections over processes":
             figures = {figure["name"]: figure["value"] for figure in lines[0]["figures"]}
             assert figures["sockets held"] == 31 and lines[0]["parameters"]["processes"] == "2", lines
-        if name == "storm":
+        if name in ("storm", "storm over processes"):
             assert lines[0]["scenario"] == "storm" and "every observer saw every member online" in lines[0]["notes"][0], lines
+        if name == "storm over processes":
+            # The nine stormers (12 members less the sender and 2 observers) came from the two other processes.
+            assert lines[0]["parameters"]["processes"] == "3" and lines[0]["notes"][0].startswith("9 sockets"), lines
         for line in lines:
             assert line["figures"] and all(isinstance(figure["value"], (int, float)) for figure in line["figures"]), line
             assert line["resources"]["loadGeneratorCPUPercent"] >= 0, line
