@@ -525,12 +525,13 @@ def big_png(size: int) -> bytes:
 
 
 def test_downloads_stream_in_chunks_and_are_capped(launcher):
-    """[hostile] A 10 MiB image fetched by 8 slow readers at once (64 KiB every 50 ms each, through a 32 KiB window)
+    """[hostile] A 10 MiB image fetched by 8 slow readers at once (64 KiB every 20 ms each, through a 32 KiB window)
     raises server RSS by at most 24 MiB, 3 MiB a reader (reading it whole per request, as before, cost three copies,
     about 30 MiB a reader); every reader gets exactly the file. With
     PARLEY_MAX_DOWNLOADS=8, a 9th download meanwhile is answered 503 `too_many_downloads` with Retry-After (the file
-    is larger than the kernel's 4 MiB send buffer, so the server is still writing to every reader), and is served
-    once the others are done."""
+    is larger than the kernel's 4 MiB send buffer, so the server is still writing to every reader: the 9th is asked
+    for once every reader has its first bytes, when each has at most a fraction of the file), and is served once the
+    others are done."""
     import hashlib
     import socket
 
@@ -550,6 +551,8 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
     time.sleep(0.5)
     rss_before = rss_mib(server.popen.pid)
 
+    started = [threading.Event() for _ in range(8)]
+
     def slow_download(results: list, index: int):
         # A small receive window, so the kernel cannot take the whole file off the server's hands at once.
         connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -563,7 +566,8 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
                 if not chunk:
                     break
                 received += chunk
-                time.sleep(0.05)
+                started[index].set()
+                time.sleep(0.02)
         finally:
             connection.close()
         head, _, body = received.partition(b"\r\n\r\n")
@@ -574,7 +578,8 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
     peak = [rss_before]
     for thread in threads:
         thread.start()
-    time.sleep(1)
+    for event in started:
+        assert event.wait(30), "a reader got nothing"
     refused = server.client.get(path)
     while any(thread.is_alive() for thread in threads):
         peak[0] = max(peak[0], rss_mib(server.popen.pid))
