@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from cluster import (
+    PRESENCE_GRACE,
     Recorder,
     ack_ok,
     all_messages,
@@ -113,11 +114,11 @@ def test_presence_across_instances(healthy_cluster, transport):
 
         second, _ = connect_socket(cluster, subject.access_token, transport, instance="chat3")
         sockets.append(second)
-        time.sleep(2.5)  # past the 2 s grace period of any handshake retries above
+        time.sleep(PRESENCE_GRACE + 0.5)  # past the grace period of any handshake retries above
         mark = len(events_w.of("userOffline"))
 
         disconnect_socket(cluster, first)
-        time.sleep(4.0)  # grace period (2 s) and then some: the socket on chat3 keeps the subject online
+        time.sleep(PRESENCE_GRACE + 1.5)  # the grace period and then some: the socket on chat3 keeps the subject online
         offline = [e for e in events_w.of("userOffline")[mark:] if e == {"userId": subject.id}]
         assert not offline, "userOffline while the subject still had a socket on chat3"
 
