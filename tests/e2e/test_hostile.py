@@ -383,12 +383,24 @@ def test_a_slow_client_cannot_hold_a_connection(launcher):
                 4,
             ),
         }
-        for name, (first, piece, timeout) in cases.items():
+        # The three at once, each on its own connection and timed on its own.
+        outcomes: dict[str, tuple[bytes, float]] = {}
+
+        def run(name: str, first: bytes, piece: bytes, timeout: float):
             connection = socket.create_connection(("127.0.0.1", server.port))
             try:
-                received, waited = drip(connection, first, piece, every=0.5, limit=timeout + 6)
+                outcomes[name] = drip(connection, first, piece, every=0.5, limit=timeout + 6)
             finally:
                 connection.close()
+
+        threads = [threading.Thread(target=run, args=(name, *case), daemon=True) for name, case in cases.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        for name, (_, _, timeout) in cases.items():
+            assert name in outcomes, f"{name}: no outcome"
+            received, waited = outcomes[name]
             print(f"[slow client] {name}: closed after {waited:.1f} s", flush=True)
             assert received.startswith(b"HTTP/1.1 408"), f"{name}: {received[:200]!r}"
             assert timeout - 0.5 <= waited <= timeout + 2, f"{name}: closed after {waited:.1f} s (timeout {timeout} s)"
