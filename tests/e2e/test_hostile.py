@@ -16,10 +16,8 @@ import socketio
 
 from harness import JWT, Account, expect_status, introduce, poll, request_code, sign_in, sign_jwt, verify
 
-# Floods load the machine and measure latency, and the timeouts are timed: those run alone, after the parallel part
-# (`serial`). The download cap and the malformed packets are decided by order and memory, not by time: they run among
-# the parallel tests.
-serial = pytest.mark.serial
+# Floods load the machine and measure latency: run alone, after the parallel part.
+pytestmark = pytest.mark.serial
 
 
 def rss_mib(pid: int) -> float:
@@ -92,7 +90,6 @@ class Conversation:
         self.receiver.disconnect()
 
 
-@serial
 def test_a_session_flood_from_one_address_is_bounded(launcher):
     """[hostile] One address opens Engine.IO polling handshakes (4 KB of headers each) at 50,000 a minute for 12 s
     (10,000), pipelined 5 at a time on 4 keep-alive connections: the server admits at most its per-address share of
@@ -207,7 +204,6 @@ def test_a_session_flood_from_one_address_is_bounded(launcher):
         conversation.close()
 
 
-@serial
 def test_a_login_flood_from_many_addresses_does_not_slow_the_conversation(launcher):
     """[hostile] 500 `/login` requests a second for 10 s, from 256 client addresses (127.0.1.0–127.0.1.255, 20 codes
     each: under the per-address limit, so each one stores a code and a mail job, the costly kind), each for a new
@@ -294,7 +290,6 @@ def test_a_login_flood_from_many_addresses_does_not_slow_the_conversation(launch
         conversation.close()
 
 
-@serial
 def test_an_idle_keep_alive_connection_is_closed(launcher):
     """[hostile] With PARLEY_HTTP_IDLE_TIMEOUT_SECONDS=5, a keep-alive connection left idle after a request is closed
     by the server within 5 s (+3 s of slack). (Connections that never complete a request: the next test.)"""
@@ -367,7 +362,6 @@ def drip(connection, first: bytes, piece: bytes, every: float, limit: float) -> 
     return received, time.monotonic() - started
 
 
-@serial
 def test_a_slow_client_cannot_hold_a_connection(launcher):
     """[hostile] With PARLEY_HTTP_HEADER_TIMEOUT_SECONDS=2 and PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS=4: a connection that
     sends nothing, or drips its first request's headers, is answered 408 and closed within 2 s (+2 s of slack); one
@@ -429,7 +423,6 @@ def test_a_slow_client_cannot_hold_a_connection(launcher):
         poller.disconnect()
 
 
-@serial
 def test_a_connection_without_a_request_does_not_delay_shutdown(launcher):
     """[hostile] A connection that never sends a request (the header timeout left at its default, 20 s) is closed at
     once by a graceful shutdown: the process exits within 5 s of SIGTERM."""
@@ -450,7 +443,6 @@ def test_a_connection_without_a_request_does_not_delay_shutdown(launcher):
         silent.close()
 
 
-@serial
 def test_spam_sends_and_typing_storms_are_held_to_the_per_user_rates(launcher):
     """[hostile] With PARLEY_RATE_MESSAGES=60,30 and the default typing rate (20, then 2 a second), Mallory sends and
     toggles typing as fast as one client can for 5 s into a group of five polling members: at most 60 + 30 × 5 (+10%)
@@ -794,7 +786,6 @@ def sign_in_again(server, email: str, count: int) -> Account:
                    server.client.with_token(body["accessToken"]))
 
 
-@serial
 def test_expired_and_logged_out_sockets_end_on_the_running_binary(launcher, jwt_key):
     """[hostile] With an access token that expires 4 s after it is issued (signed with the server's key: the server's
     own last at least 10 s) and a 1 s grace: a socket that does not renew is refused (`token_expired` in
