@@ -564,9 +564,10 @@ def big_png(size: int) -> bytes:
 
 
 def test_downloads_stream_in_chunks_and_are_capped(launcher):
-    """[hostile] A 10 MiB image fetched by 8 slow readers at once (64 KiB every 20 ms each, through a 32 KiB window)
-    raises server RSS by at most 24 MiB, 3 MiB a reader (reading it whole per request, as before, cost three copies,
-    about 30 MiB a reader); every reader gets exactly the file. With
+    """[hostile] A 6 MiB image fetched by 8 slow readers at once (64 KiB every 20 ms each, through a 32 KiB window)
+    raises server RSS by at most 24 MiB, 3 MiB a reader (reading it whole per request, as before, cost three copies:
+    about 18 MiB a reader here, 30 with the 10 MiB file this test used until its upload, 9 s in a debug build, was
+    the most of its time); every reader gets exactly the file. With
     PARLEY_MAX_DOWNLOADS=8, a 9th download meanwhile is answered 503 `too_many_downloads` with Retry-After (the file
     is larger than the kernel's 4 MiB send buffer, so the server is still writing to every reader: the 9th is asked
     for once every reader has its first bytes, when each has at most a fraction of the file), and is served once the
@@ -577,7 +578,7 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
     server = launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_MAX_DOWNLOADS": "8", "PARLEY_MAX_UPLOAD_BYTES": str(12 * 1024 * 1024)})
     alice, bob = sign_in(server), sign_in(server)
     chat = expect_status(alice.client.post("/api/v1/chats", json={"userId": bob.user["id"]}), 201)["chat"]
-    data = big_png(10 * 1024 * 1024)
+    data = big_png(6 * 1024 * 1024)
     # A debug build parses a multipart body of megabytes slowly: the upload is not what is tested here.
     sent = alice.client.post(f"/api/v1/chats/{chat['id']}/messages", data={"clientMessageId": uuid.uuid4().hex},
                              files={"image": ("big.png", data, "image/png")}, timeout=120)
@@ -598,7 +599,7 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
         connection.connect(("127.0.0.1", server.port))
         connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        received = b""
+        received = bytearray()
         try:
             while True:
                 chunk = connection.recv(64 * 1024)
@@ -609,7 +610,7 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
                 time.sleep(0.02)
         finally:
             connection.close()
-        head, _, body = received.partition(b"\r\n\r\n")
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
         results[index] = (head.split(b"\r\n")[0], hashlib.sha256(body).hexdigest())
 
     results: list = [None] * 8
@@ -625,7 +626,7 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
         time.sleep(0.1)
     for thread in threads:
         thread.join(30)
-    print(f"\n[downloads] RSS {rss_before:.1f} → peak {peak[0]:.1f} MiB with 8 slow readers of 10 MiB", flush=True)
+    print(f"\n[downloads] RSS {rss_before:.1f} → peak {peak[0]:.1f} MiB with 8 slow readers of 6 MiB", flush=True)
     assert all(result is not None and b"200" in result[0] and result[1] == expected for result in results), [
         (r[0], r[1] == expected) if r else None for r in results]
     assert peak[0] - rss_before <= 24, f"RSS grew by {peak[0] - rss_before:.1f} MiB (bound 24)"
