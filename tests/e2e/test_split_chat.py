@@ -12,7 +12,8 @@ def split_services(launcher, chat_env: dict | None = None):
     url = launcher.database_url("postgres")
     smtp = launcher.smtp()
     user = launcher.parley(service="user", database_url=url, smtp=smtp)
-    launcher.parley(service="mail", database_url=url, smtp=smtp)
+    # Sign-ins wait on their code: this worker is not woken by the user service, and looks every second by default.
+    launcher.parley(service="mail", database_url=url, smtp=smtp, env={"PARLEY_MAIL_POLL_SECONDS": "0.2"})
     # The chat service has no signing key of its own: only the user service's public keys.
     chat = launcher.parley(service="chat", database_url=url,
                            env={"PARLEY_USER_SERVICE_URL": user.base_url, "PARLEY_JWT_PRIVATE_KEY": None, **(chat_env or {})})
