@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from cluster import (
+    PRESENCE_GRACE,
     Recorder,
     ack_ok,
     all_messages,
@@ -34,7 +36,7 @@ def test_messages_typing_seen_and_chat_updates_cross_instances(healthy_cluster, 
     """[cluster] A on chat1 and B on chat2 exchange messages (in seq order, exactly once), typing and seen state;
     a group created through a third instance reaches both as chatUpdated."""
     cluster = healthy_cluster
-    alice, bob, carol = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    alice, bob, carol = cluster.sign_in_many(3)
     chat = create_chat(alice, user=bob)
     socket_a, events_a = connect_socket(cluster, alice.access_token, transport_a, instance="chat1")
     socket_b, events_b = connect_socket(cluster, bob.access_token, transport_b, instance="chat2")
@@ -90,7 +92,7 @@ def test_messages_typing_seen_and_chat_updates_cross_instances(healthy_cluster, 
 def test_presence_across_instances(healthy_cluster, transport):
     """[cluster] Online while any socket on any instance is connected; userOffline only when the last one goes."""
     cluster = healthy_cluster
-    watcher, subject = cluster.sign_in(), cluster.sign_in()
+    watcher, subject = cluster.sign_in_many(2)
     create_chat(watcher, user=subject)
     socket_w, events_w = connect_socket(cluster, watcher.access_token, transport, instance="chat1")
     sockets = []
@@ -113,11 +115,11 @@ def test_presence_across_instances(healthy_cluster, transport):
 
         second, _ = connect_socket(cluster, subject.access_token, transport, instance="chat3")
         sockets.append(second)
-        time.sleep(2.5)  # past the 2 s grace period of any handshake retries above
+        time.sleep(PRESENCE_GRACE + 0.5)  # past the grace period of any handshake retries above
         mark = len(events_w.of("userOffline"))
 
         disconnect_socket(cluster, first)
-        time.sleep(4.0)  # grace period (2 s) and then some: the socket on chat3 keeps the subject online
+        time.sleep(PRESENCE_GRACE + 1.5)  # the grace period and then some: the socket on chat3 keeps the subject online
         offline = [e for e in events_w.of("userOffline")[mark:] if e == {"userId": subject.id}]
         assert not offline, "userOffline while the subject still had a socket on chat3"
 
@@ -140,7 +142,7 @@ def test_polling_sessions_stay_on_their_instance(healthy_cluster):
     """[cluster] Long-polling through nginx: many requests per session, every one reaching the session's instance
     (nginx maps $arg_sid to it); the same sid on another instance is unknown there (400)."""
     cluster = healthy_cluster
-    alice, bob = cluster.sign_in(), cluster.sign_in()
+    alice, bob = cluster.sign_in_many(2)
     chat = create_chat(alice, user=bob)
     sockets = []
     started = time.monotonic()
@@ -203,7 +205,7 @@ def test_concurrent_first_messages_from_three_instances(healthy_cluster):
     message live, exactly once, in seq order (notifications of different instances may arrive in any order, the
     first ones of a chat included)."""
     cluster = healthy_cluster
-    people = [cluster.sign_in() for _ in range(3)]
+    people = cluster.sign_in_many(3)
     sockets = [connect_socket(cluster, person.access_token, "websocket", instance=f"chat{index + 1}")
                for index, person in enumerate(people)]
     try:
@@ -249,9 +251,9 @@ def test_presence_churn_leaves_nobody_online(healthy_cluster):
 
     cluster = healthy_cluster
     watcher = cluster.sign_in()
-    users = [cluster.sign_in() for _ in range(24)]
-    for user in users:
-        create_chat(user, user=watcher)
+    users = cluster.sign_in_many(24)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda user: create_chat(user, user=watcher), users))
     socket_w, events_w = connect_socket(cluster, watcher.access_token, "websocket")
     rng = random.Random(7)
     started = time.monotonic()
@@ -297,7 +299,7 @@ def test_logout_and_reuse_detection_close_that_sessions_sockets_on_every_instanc
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     cluster = healthy_cluster
-    ann, other, bob = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    ann, other, bob = cluster.sign_in_many(3)
     chat = create_chat(other, user=ann)
     # Another login session of Ann's: her token with another session id, signed with the cluster's key.
     token = JWT.parse(ann.access_token)
@@ -345,7 +347,7 @@ def test_a_removed_member_stops_hearing_the_group_on_every_instance(healthy_clus
     chatRemoved, his open socket's sends are refused, and nothing more of the group reaches him, while Carol on chat2
     and Alice on chat1 go on hearing it (issue 14: the membership caches of both instances follow the change)."""
     cluster = healthy_cluster
-    alice, bob, carol = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    alice, bob, carol = cluster.sign_in_many(3)
     group = create_chat(alice, name="cluster removal", members=[bob, carol])
     socket_a, events_a = connect_socket(cluster, alice.access_token, "websocket", instance="chat1")
     socket_b, events_b = connect_socket(cluster, bob.access_token, "websocket", instance="chat2")

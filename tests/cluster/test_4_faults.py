@@ -193,7 +193,7 @@ def test_killing_a_chat_instance_under_load(healthy_cluster):
     and catch up; every acknowledged message exists once; every client ends with every message once, in order;
     clients that never left saw every message live, once, in order; a user only on chat1 goes offline (expiry)."""
     cluster = healthy_cluster
-    alice, bob, carol, dave = (cluster.sign_in() for _ in range(4))
+    alice, bob, carol, dave = cluster.sign_in_many(4)
     group = create_chat(alice, name="load", members=[bob, carol])["id"]
     direct = create_chat(alice, user=bob)["id"]
     lonely = create_chat(carol, user=dave)["id"]
@@ -326,7 +326,7 @@ def test_postgres_restart(healthy_cluster):
     """[cluster] PostgreSQL stopped and started: every instance reports 503 meanwhile and 200 again by itself;
     nothing acknowledged is lost; real time across instances works afterwards."""
     cluster = healthy_cluster
-    alice, bob = cluster.sign_in(), cluster.sign_in()
+    alice, bob = cluster.sign_in_many(2)
     chat = create_chat(alice, user=bob)["id"]
     socket_a, events_a = connect_socket(cluster, alice.access_token, "websocket", instance="chat1", reconnection=True,
                                         reconnection_delay=0.2, reconnection_delay_max=1)

@@ -47,7 +47,7 @@ def test_uploads_and_signed_files_from_any_chat_instance(healthy_cluster):
     round-robin, and so do its thumbnail and a file of any kind (as an attachment); a body beyond
     client_max_body_size (26m: the 25 MiB file limit and the multipart envelope) is refused by nginx with 413."""
     cluster = healthy_cluster
-    alice, bob = cluster.sign_in(), cluster.sign_in()
+    alice, bob = cluster.sign_in_many(2)
     chat = create_chat(alice, user=bob)["id"]
     png = make_png()
     sent = expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages",
@@ -89,7 +89,7 @@ def test_bearer_secrets_in_urls_stay_out_of_the_access_log(healthy_cluster):
     handshake (`?token=`), the Engine.IO session id (`sid`) and a file URL's signature (`sig`) are never written,
     while the requests themselves are."""
     cluster = healthy_cluster
-    alice, bob = cluster.sign_in(), cluster.sign_in()
+    alice, bob = cluster.sign_in_many(2)
     chat = create_chat(alice, user=bob)["id"]
     sent = expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages",
                                            data={"clientMessageId": uuid.uuid4().hex},

@@ -132,7 +132,7 @@ def test_changes_made_on_one_instance_reach_members_on_the_others(healthy_cluste
     get every change once, in version order, each as acked. Then changes from three instances at once (sockets on chat1
     and chat3, REST through nginx): every socket ends with the store's state, in version order, exactly once."""
     cluster = healthy_cluster
-    ann, ben, cat = cluster.sign_in(), cluster.sign_in(), cluster.sign_in()
+    ann, ben, cat = cluster.sign_in_many(3)
     chat = create_chat(ann, name="versions", members=[ben, cat])["id"]
     start = chat_version(ann, chat)
     ann_socket, ann_wire = connect(cluster, ann, transport, "chat1")
@@ -227,7 +227,7 @@ def test_changes_made_while_the_bus_was_away_are_filled_from_the_store(healthy_c
     three times: Ben's socket on chat2 (long-polling) and Ann's other one on chat3 (WebSocket) get every change, filled
     from the store once chat2 and chat3 listen again, in version order, exactly once; their copies equal the store."""
     cluster = healthy_cluster
-    ann, ben = cluster.sign_in(), cluster.sign_in()
+    ann, ben = cluster.sign_in_many(2)
     chat = create_chat(ann, user=ben)["id"]
     ann_socket, _ = connect(cluster, ann, "websocket", "chat1")
     ben_socket, ben_wire = connect(cluster, ben, "polling", "chat2")

@@ -34,7 +34,7 @@ def test_files_stored_by_one_chat_instance_download_from_the_other(bucket_cluste
     """[cluster] An image and a file sent through chat1 download through chat2 and through nginx; the bucket holds
     them and no chat instance's data folder does."""
     cluster, moto, bucket = bucket_cluster
-    alice, bob = cluster.sign_in(), cluster.sign_in()
+    alice, bob = cluster.sign_in_many(2)
     chat = create_chat(alice, user=bob)["id"]
     chat1 = cluster.instances["chat1"].client.with_token(alice.access_token)
     png = make_png(400, 300)

@@ -60,7 +60,7 @@ def test_a_chat_instance_asking_the_user_service_passes_the_trace_on(healthy_clu
     """[cluster] Opening a direct chat with someone new makes the chat instance ask the user service for profiles
     (through nginx): both instances' request lines carry the caller's trace id."""
     cluster = healthy_cluster
-    alice, bob = cluster.sign_in(), cluster.sign_in()
+    alice, bob = cluster.sign_in_many(2)
     trace, header = traceparent()
     expect_status(alice.client.post("/api/v1/chats", json={"userId": bob.id}, headers={"traceparent": header}), 201)
 

@@ -35,8 +35,9 @@ TEST_TIMEOUT_SECONDS = 180
 # quick ones are queued behind them (nothing long waits behind schemathesis), then the rest, longest first.
 FILE_ORDER = ["test_schemathesis.py", "test_web.py", "test_web_messages.py", "test_messages_realtime.py",
               "test_avatar.py", "test_races.py", "test_openapi.py",
-              "test_bench_run.py", "test_realtime.py", "test_mail_worker.py", "test_bench.py", "test_login.py",
-              "test_chat_http.py"]
+              "test_bench_run.py", "test_realtime.py", "test_mail_worker.py", "test_bench.py", "test_traces_export.py",
+              "test_monitoring.py", "test_missed_mail.py", "test_login.py", "test_groups_realtime.py",
+              "test_web_groups.py", "test_chat_http.py"]
 
 
 def pytest_configure(config):

@@ -31,7 +31,9 @@ class Cluster:
         self.database_url = launcher.database_url("postgres")
         self.smtp = launcher.smtp()
         self.user = launcher.parley(service="user", database_url=self.database_url, smtp=self.smtp)
-        launcher.parley(service="mail", database_url=self.database_url, smtp=self.smtp)
+        # Sign-ins wait on their code: a mail worker in its own process is not woken by the user service, and looks
+        # for due mail every second by default.
+        launcher.parley(service="mail", database_url=self.database_url, smtp=self.smtp, env={"PARLEY_MAIL_POLL_SECONDS": "0.2"})
         self.chats = [self.start_chat(f"chat{index}") for index in (1, 2)]
 
     def start_chat(self, name: str):
