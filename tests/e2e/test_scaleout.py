@@ -13,7 +13,8 @@ import pytest
 import requests
 import socketio
 
-from harness import Client, environment_without_parley, expect_status, free_port, poll, request_code, unique_email, verify
+from harness import (Client, environment_without_parley, expect_status, free_port, poll, record_events_in_wire_order, request_code,
+                     unique_email, verify)
 
 # Presence across instances waits on heartbeats and sweeps a few seconds apart: with other tests loading both cores,
 # announcements came late or not at all (userOnline from the other instance, userOffline after kill -9).
@@ -59,7 +60,9 @@ class Socket:
         self.events: list[tuple[str, object]] = []
         self.lock = threading.Lock()
         self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
+        # Read off the wire: python-engineio hands each message to a thread of its own, and once in a full run two of them
+        # ran out of order (seq 29 recorded before 28) though the server had sent them in order.
+        record_events_in_wire_order(self.client, self._record)
         transports = ["websocket"] if transport == "websocket" else ["polling"]
         self.base_url = server.base_url
         self.client.connect(server.base_url, transports=transports, auth={"token": account["accessToken"]}, wait_timeout=10)
@@ -67,9 +70,9 @@ class Socket:
         # user is online for everyone when the test goes on.
         poll(lambda: self.named("getOnlineUser"), 10, "getOnlineUser after the connection")
 
-    def _record(self, event, *arguments):
+    def _record(self, event, payload):
         with self.lock:
-            self.events.append((event, arguments[0] if arguments else None))
+            self.events.append((event, payload))
 
     def named(self, name: str) -> list:
         with self.lock:
