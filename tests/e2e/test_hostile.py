@@ -564,21 +564,20 @@ def big_png(size: int) -> bytes:
 
 
 def test_downloads_stream_in_chunks_and_are_capped(launcher):
-    """[hostile] A 6 MiB image fetched by 8 slow readers at once (64 KiB every 20 ms each, through a 32 KiB window)
-    raises server RSS by at most 24 MiB, 3 MiB a reader (reading it whole per request, as before, cost three copies:
-    about 18 MiB a reader here, 30 with the 10 MiB file this test used until its upload, 9 s in a debug build, was
-    the most of its time); every reader gets exactly the file. With
-    PARLEY_MAX_DOWNLOADS=8, a 9th download meanwhile is answered 503 `too_many_downloads` with Retry-After (the file
-    is larger than the kernel's 4 MiB send buffer, so the server is still writing to every reader: the 9th is asked
-    for once every reader has its first bytes, when each has at most a fraction of the file), and is served once the
-    others are done."""
+    """[hostile] A 10 MiB image fetched by 8 slow readers at once (64 KiB every 20 ms each, through a 32 KiB window)
+    raises server RSS by at most 24 MiB, 3 MiB a reader (reading it whole per request, as before, cost three copies,
+    about 30 MiB a reader); every reader gets exactly the file. With PARLEY_MAX_DOWNLOADS=8, a 9th download meanwhile
+    is answered 503 `too_many_downloads` with Retry-After, and is served once the others are done. The 9th is asked for
+    once every reader has its first bytes, and the readers hold still until it is answered: the server is then still
+    writing to every one of them. (With a 6 MiB file, or readers that read on, the kernel's buffers took one whole
+    reader's file now and then, its slot came back, and the 9th was served.)"""
     import hashlib
     import socket
 
     server = launcher.parley(backend="sqlite", smtp=None, env={"PARLEY_MAX_DOWNLOADS": "8", "PARLEY_MAX_UPLOAD_BYTES": str(12 * 1024 * 1024)})
     alice, bob = sign_in(server), sign_in(server)
     chat = expect_status(alice.client.post("/api/v1/chats", json={"userId": bob.user["id"]}), 201)["chat"]
-    data = big_png(6 * 1024 * 1024)
+    data = big_png(10 * 1024 * 1024)
     # A debug build parses a multipart body of megabytes slowly: the upload is not what is tested here.
     sent = alice.client.post(f"/api/v1/chats/{chat['id']}/messages", data={"clientMessageId": uuid.uuid4().hex},
                              files={"image": ("big.png", data, "image/png")}, timeout=120)
@@ -592,6 +591,7 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
     rss_before = rss_mib(server.popen.pid)
 
     started = [threading.Event() for _ in range(8)]
+    asked = threading.Event()
 
     def slow_download(results: list, index: int):
         # A small receive window, so the kernel cannot take the whole file off the server's hands at once.
@@ -607,6 +607,10 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
                     break
                 received += chunk
                 started[index].set()
+                # Each reader holds still after its first bytes until the 9th download has been answered: readers that
+                # went on reading meanwhile could finish (the first ones start long before the last one on a loaded
+                # machine), give their slots back and let the 9th in.
+                asked.wait(30)
                 time.sleep(0.02)
         finally:
             connection.close()
@@ -621,12 +625,13 @@ def test_downloads_stream_in_chunks_and_are_capped(launcher):
     for event in started:
         assert event.wait(30), "a reader got nothing"
     refused = server.client.get(path)
+    asked.set()
     while any(thread.is_alive() for thread in threads):
         peak[0] = max(peak[0], rss_mib(server.popen.pid))
         time.sleep(0.1)
     for thread in threads:
         thread.join(30)
-    print(f"\n[downloads] RSS {rss_before:.1f} → peak {peak[0]:.1f} MiB with 8 slow readers of 6 MiB", flush=True)
+    print(f"\n[downloads] RSS {rss_before:.1f} → peak {peak[0]:.1f} MiB with 8 slow readers of 10 MiB", flush=True)
     assert all(result is not None and b"200" in result[0] and result[1] == expected for result in results), [
         (r[0], r[1] == expected) if r else None for r in results]
     assert peak[0] - rss_before <= 24, f"RSS grew by {peak[0] - rss_before:.1f} MiB (bound 24)"
