@@ -38,6 +38,7 @@ from harness import (  # noqa: E402  (after the path change)
     expect_status,
     free_port,
     poll,
+    record_events_in_wire_order,
     tail,
     unique_email,
 )
@@ -504,16 +505,16 @@ class Recorder:
         self.events: list[tuple[str, Any]] = []
 
     def attach(self, socket, events: tuple[str, ...] | None = None) -> None:
-        """Records `events` (all of EVENTS by default). python-socketio keeps one handler per event: attaching
-        replaces what was registered for those events before."""
-        for event in events or self.EVENTS:
-            socket.on(event, self._handler(event))
+        """Records `events` (all of EVENTS by default) as they come off the wire: python-engineio hands each message to
+        a thread of its own, so handlers registered with `socket.on` may run out of the order the server sent."""
+        wanted = frozenset(events or self.EVENTS)
 
-    def _handler(self, event: str) -> Callable:
-        def handle(*args):
-            with self.lock:
-                self.events.append((event, args[0] if args else None))
-        return handle
+        def record(event: str, payload: Any) -> None:
+            if event in wanted:
+                with self.lock:
+                    self.events.append((event, payload))
+
+        record_events_in_wire_order(socket, record)
 
     def of(self, event: str) -> list[Any]:
         with self.lock:
