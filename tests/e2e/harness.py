@@ -551,22 +551,26 @@ class Mailbox:
     path: Path
     _cache: list[Mail] = field(default_factory=list)
     _offset: int = 0
+    # Tests sign in from several threads at once (Cluster.sign_in_many): two readers of one offset each advanced it by
+    # what they read, so the offset skipped past a mail no one had cached (the cluster's churn test waited 30 s for one).
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def messages(self) -> list[Mail]:
-        try:
-            with open(self.path, "rb") as file:
-                file.seek(self._offset)
-                chunk = file.read()
-        except FileNotFoundError:
+        with self._lock:
+            try:
+                with open(self.path, "rb") as file:
+                    file.seek(self._offset)
+                    chunk = file.read()
+            except FileNotFoundError:
+                return list(self._cache)
+            # Only complete lines: the writer may be half-way through the last one.
+            end = chunk.rfind(b"\n") + 1
+            for line in chunk[:end].splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self._cache.append(Mail(record["mailFrom"], list(record["rcptTos"]), record["data"]))
+            self._offset += end
             return list(self._cache)
-        # Only complete lines: the writer may be half-way through the last one.
-        end = chunk.rfind(b"\n") + 1
-        for line in chunk[:end].splitlines():
-            if line.strip():
-                record = json.loads(line)
-                self._cache.append(Mail(record["mailFrom"], list(record["rcptTos"]), record["data"]))
-        self._offset += end
-        return list(self._cache)
 
     def to(self, address: str) -> list[Mail]:
         wanted = address.strip().lower()
