@@ -58,9 +58,9 @@ struct Connections: AsyncParsableCommand {
         var (sockets, notes, lost) = await Self.hold(context: context, users: users, from: 0, count: processes > 1 ? share : count)
         var held = sockets.count
         for child in children {
-            let answer = try await child.expect("connected").split(separator: " ", maxSplits: 1)
-            held += answer.first.flatMap { Int($0) } ?? 0
-            if answer.count > 1 { notes.append(String(answer[1])) }
+            let (count, note) = try await child.connected()
+            held += count
+            if let note { notes.append(note) }
         }
         let opened = Monotonic.nanoseconds()
         try await Task.sleep(for: .seconds(settle))
@@ -79,7 +79,7 @@ struct Connections: AsyncParsableCommand {
         guard held > 0 else { throw CorrectnessFailure(notes.first ?? "no socket connected") }
         let perSocket = (Double(rssWith) - Double(rssBefore)) / Double(held) / 1024
         var resources = ResourceUse(from: before, to: after)
-        resources.loadGeneratorCPUPercent += Double(childCPU) / Double(max(after.wallNanoseconds - before.wallNanoseconds, 1)) * 100
+        resources.addLoadGenerator(cpuNanoseconds: childCPU, over: after.wallNanoseconds - before.wallNanoseconds)
         var parameters = ["asked": String(count), "users": String(min(users.count, count))]
         if processes > 1 { parameters["processes"] = String(processes) }
         var result = ScenarioResult(

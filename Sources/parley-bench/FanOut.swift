@@ -128,7 +128,7 @@ struct FanOut: AsyncParsableCommand {
         if let announced { figures.append(Figure("group announced to all", Double(max(announced, created) - created) / 1e6, "ms")) }
         if realistic { figures.append(Figure("read-state packets", Double(readPackets) / Double(max(sent, 1)), "per message")) }
         var resources = ResourceUse(from: before, to: after)
-        resources.loadGeneratorCPUPercent += Double(childCPU) / Double(max(finished - start, 1)) * 100
+        resources.addLoadGenerator(cpuNanoseconds: childCPU, over: finished - start)
         var parameters = ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)]
         if processes > 1 { parameters["processes"] = String(processes) }
         var result = ScenarioResult(

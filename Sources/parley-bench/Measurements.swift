@@ -95,4 +95,9 @@ struct ResourceUse: Codable {
         }
         self.serverRSSMiB = end.serverRSSBytes.map { Double($0) / 1_048_576 }
     }
+
+    /// Counts the CPU that other load-generator processes used over `wallNanoseconds` as this one's.
+    mutating func addLoadGenerator(cpuNanoseconds: UInt64, over wallNanoseconds: UInt64) {
+        self.loadGeneratorCPUPercent += Double(cpuNanoseconds) / Double(max(wallNanoseconds, 1)) * 100
+    }
 }

@@ -224,6 +224,13 @@ final class ReceiverProcess: @unchecked Sendable {
         throw CorrectnessFailure("a receivers process ended (status \(self.process.terminationStatus)) before saying \(word)")
     }
 
+    /// A `holders` process's `connected N [note]` line: the sockets it holds, and why it stopped short, if it did.
+    func connected() async throws -> (count: Int, note: String?) {
+        let answer = try await self.expect("connected").split(separator: " ", maxSplits: 1)
+        guard let count = answer.first.flatMap({ Int($0) }) else { throw CorrectnessFailure("a holders process said no count") }
+        return (count, answer.count > 1 ? String(answer[1]) : nil)
+    }
+
     /// Its `report` line; a correctness failure it found is thrown here.
     func report() async throws -> ShareReport {
         let report = try JSONDecoder().decode(ShareReport.self, from: Data(try await self.expect("report").utf8))

@@ -117,9 +117,8 @@ struct Storm: AsyncParsableCommand {
         } else {
             for child in children { child.say("go") }
             for child in children {
-                let answer = try await child.expect("connected").split(separator: " ", maxSplits: 1)
-                guard let count = answer.first.flatMap({ Int($0) }) else { throw CorrectnessFailure("a holders process said no count") }
-                if answer.count > 1 { throw CorrectnessFailure("a holders process could not connect: \(answer[1])") }
+                let (count, note) = try await child.connected()
+                if let note { throw CorrectnessFailure("a holders process could not connect: \(note)") }
                 stormed += count
             }
         }
@@ -147,7 +146,7 @@ struct Storm: AsyncParsableCommand {
         if lost.load(ordering: .relaxed) > 0 { throw CorrectnessFailure("\(lost.load(ordering: .relaxed)) sockets were closed by the server") }
         let histogram = latency.snapshot
         var resources = ResourceUse(from: before, to: after)
-        resources.loadGeneratorCPUPercent += Double(childCPU) / Double(max(after.wallNanoseconds - before.wallNanoseconds, 1)) * 100
+        resources.addLoadGenerator(cpuNanoseconds: childCPU, over: after.wallNanoseconds - before.wallNanoseconds)
         var result = ScenarioResult(
             scenario: "storm",
             parameters: ["members": String(users.count), "rate": String(Int(rate)), "duration": String(duration), "messages": String(sent)],
