@@ -241,8 +241,8 @@ struct ChatStore: Sendable {
         guard !pointers.isEmpty else { return [] }
         return try await self.database.transaction { sql in
             var moved: [(chatID: String, pointer: ReadPointer)] = []
-            for start in stride(from: 0, to: pointers.count, by: 500) {
-                let values = pointers[start..<min(start + 500, pointers.count)].map {
+            for slice in pointers.slices(of: 500) {
+                let values = slice.map {
                     SQLQueryString("(\(bind: $0.chatID), \(bind: $0.pointer.userID), \(bind: $0.pointer.seq))")
                 }.joined(separator: ", ")
                 // VALUES columns are column1… on both databases; the target's columns stay unambiguous for RETURNING.
@@ -363,10 +363,9 @@ struct ChatStore: Sendable {
                 if let members = known(chatID) { sources.members.append(members) } else { unknown.append(chatID) }
             }
             // In slices, so someone with thousands of chats never builds one enormous statement.
-            for start in stride(from: 0, to: unknown.count, by: 500) {
-                let slice = Array(unknown[start..<min(start + 500, unknown.count)])
+            for slice in unknown.slices(of: 500) {
                 var bySlice: [String: [String]] = [:]
-                for row in try await sql.raw("SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (\(binds: slice))").all() {
+                for row in try await sql.raw("SELECT chat_id, user_id FROM chat_members WHERE chat_id IN (\(binds: Array(slice)))").all() {
                     bySlice[try row.decode(column: "chat_id", as: String.self), default: []].append(
                         try row.decode(column: "user_id", as: String.self)
                     )

@@ -58,8 +58,8 @@ public struct FileSweeper: Service {
         var blobs = 0
         // Only blobs older than the cutoff: a fresh one may be an upload whose row is being written.
         try await self.blobs.keys(writtenBefore: cutoff) { keys in
-            for start in stride(from: 0, to: keys.count, by: Self.batch) {
-                let some = Array(keys[start..<min(start + Self.batch, keys.count)])
+            for slice in keys.slices(of: Self.batch) {
+                let some = Array(slice)
                 let named = try await self.files.existing(some)
                 for key in some where !named.contains(key) {
                     try await self.blobs.delete(key: key)

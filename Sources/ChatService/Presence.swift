@@ -106,10 +106,9 @@ public struct SharedPresence: PresenceRegistry {
         return try await self.database.read { sql in
             var online = Set<String>()
             // In slices, so a user with thousands of contacts never builds one enormous statement.
-            for start in stride(from: 0, to: userIDs.count, by: 500) {
-                let slice = Array(userIDs[start..<min(start + 500, userIDs.count)])
+            for slice in userIDs.slices(of: 500) {
                 let rows = try await sql.raw(
-                    "SELECT DISTINCT user_id FROM presence WHERE user_id IN (\(binds: slice)) AND expires_at > \(bind: now)"
+                    "SELECT DISTINCT user_id FROM presence WHERE user_id IN (\(binds: Array(slice))) AND expires_at > \(bind: now)"
                 ).all()
                 for row in rows { online.insert(try row.decode(column: "user_id", as: String.self)) }
             }

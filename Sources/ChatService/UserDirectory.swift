@@ -57,8 +57,7 @@ public final class HTTPUserDirectory: UserDirectory {
         }
         guard !missing.isEmpty else { return result }
         guard let token = CallerToken.current else { throw MissingCallerToken() }
-        for start in stride(from: 0, to: missing.count, by: 100) {
-            let batch = missing[start..<min(start + 100, missing.count)]
+        for batch in missing.slices(of: 100) {
             var request = HTTPClientRequest(url: "\(self.baseURL)/api/v1/users?ids=\(batch.joined(separator: ","))&limit=200")
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
             // A user service that cannot be reached, times out or answers nonsense is unavailable (502), as one that
