@@ -223,7 +223,8 @@ public struct ChatService: Sendable {
             clientMessageID: clientMessageID,
             replyToSeq: replyToSeq,
             mentionCandidates: MessageText.mentionCandidates(in: text),
-            now: Timestamp.millis()
+            now: Timestamp.millis(),
+            trace: ParleyTracing.current
         )
         return try await self.sent(await self.writer.submit(draft), for: userID)
     }
@@ -249,7 +250,8 @@ public struct ChatService: Sendable {
                 clientMessageID: clientMessageID,
                 replyToSeq: replyToSeq,
                 mentionCandidates: MessageText.mentionCandidates(in: text),
-                now: Timestamp.millis()
+                now: Timestamp.millis(),
+                trace: ParleyTracing.current
             )
         )
     }

@@ -18,6 +18,9 @@ extension ChatStore {
         /// The ids the text mentions (`<@id>`); those who are members are kept.
         var mentionCandidates: [String] = []
         var now: Int64
+        /// The trace of the request that sent it, read in the request's task (the writer's transaction runs on its own):
+        /// a missed-message mail this message makes owed continues it.
+        var trace: TraceParent? = nil
     }
 
     /// A change to a stored message, as a member asked for it.
@@ -150,7 +153,7 @@ extension ChatStore {
                 if let fileID = record.fileID { try await FileStore.attach(fileID, toChat: record.chatID, in: sql) }
             }
             try await Self.insertMentions(of: batch.created, in: sql)
-            try await Self.notePendingMail(for: batch.created, directChats: batch.directChats, in: sql)
+            try await Self.notePendingMail(for: batch.created, traces: batch.traces, directChats: batch.directChats, in: sql)
             for (record, erasedFiles) in batch.changed {
                 try await Self.update(record, in: sql)
                 // The thumbnail's row goes with its image's.
@@ -317,6 +320,8 @@ private struct Batch {
     /// The stored messages the changes and replies name, as they stand while the batch goes.
     var targets: [MessageKey: MessageRecord] = [:]
     var created: [MessageRecord] = []
+    /// The traces of the created messages' sends that had one, by message id.
+    var traces: [String: TraceParent] = [:]
     var changed: [(MessageRecord, erasedFiles: [String])] = []
     /// Seqs and versions used per chat.
     var usedSeqs: [String: Int64] = [:]
@@ -547,6 +552,7 @@ private struct Batch {
         // Not a target for later writes of the batch: a client learns a seq from the commit, so a change or reply naming
         // a message of its own batch guessed it, and is answered as if it came first.
         self.created.append(record)
+        if let trace = draft.trace { self.traces[record.id] = trace }
         return .created(record)
     }
 

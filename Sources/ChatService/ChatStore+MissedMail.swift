@@ -10,6 +10,8 @@ extension ChatStore {
         var userID: String
         /// The oldest waiting message's time.
         var pendingSince: Int64
+        /// The trace of the send that made the mail owed, when it had one: the mail continues it.
+        var trace: TraceParent? = nil
     }
 
     /// A message, by chat and seq.
@@ -31,34 +33,50 @@ extension ChatStore {
     }
 
     /// Marks the recipients of `created` as owed a mail unless something already waits for them: the other member of a
-    /// direct chat (those of `directChats`), and whoever a message mentions. At most one statement per batch, none for a
-    /// batch of group messages without mentions; a recipient already waiting costs no write.
-    static func notePendingMail(for created: [MessageRecord], directChats: Set<String>, in sql: any SQLDatabase) async throws {
+    /// direct chat (those of `directChats`), and whoever a message mentions. The mark keeps the trace (of `traces`, by
+    /// message id) of the first message that made it, which the mail continues. At most one statement per batch, none
+    /// for a batch of group messages without mentions; a recipient already waiting costs no write.
+    static func notePendingMail(
+        for created: [MessageRecord],
+        traces: [String: TraceParent],
+        directChats: Set<String>,
+        in sql: any SQLDatabase
+    ) async throws {
         // A message kept from the blocker (the other member of its direct chat) is owed to no one.
         let direct = created.filter { directChats.contains($0.chatID) && $0.hiddenFrom == nil }
         let mentions = created.filter { !directChats.contains($0.chatID) }.flatMap { record in
-            record.mentions.filter { $0 != record.senderID }.map { SQLQueryString("(\(bind: $0), \(bind: record.createdAt))") }
+            record.mentions.filter { $0 != record.senderID }.map {
+                SQLQueryString("(\(bind: $0), \(bind: record.createdAt), \(bind: traces[record.id]?.header))")
+            }
         }
         var parts: [SQLQueryString] = []
         if !direct.isEmpty {
-            let sends = direct.map { SQLQueryString("(\(bind: $0.chatID), \(bind: $0.senderID), \(bind: $0.createdAt))") }
+            let sends = direct.map {
+                SQLQueryString("(\(bind: $0.chatID), \(bind: $0.senderID), \(bind: $0.createdAt), \(bind: traces[$0.id]?.header))")
+            }
             parts.append(
                 """
-                SELECT cm.user_id AS user_id, v.column3 AS created_at FROM (VALUES \(SQLList(sends))) AS v
+                SELECT cm.user_id AS user_id, v.column3 AS created_at, v.column4 AS trace_parent FROM (VALUES \(SQLList(sends))) AS v
                 JOIN chat_members cm ON cm.chat_id = v.column1 AND cm.user_id <> v.column2
                 """
             )
         }
         if !mentions.isEmpty {
-            parts.append("SELECT column1 AS user_id, column2 AS created_at FROM (VALUES \(SQLList(mentions))) AS w")
+            parts.append("SELECT column1 AS user_id, column2 AS created_at, column3 AS trace_parent FROM (VALUES \(SQLList(mentions))) AS w")
         }
         guard !parts.isEmpty else { return }
-        // `WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.
+        // Each recipient's first message of the batch, with its trace. The trace is set with `pending_since` and under the
+        // same condition: a later message does not take over the trace of a mail already owed. (`WHERE n = 1` also
+        // gives SQLite's parser the WHERE it needs before an upsert's ON CONFLICT.)
         try await sql.raw(
             """
-            INSERT INTO missed_mail (user_id, pending_since)
-            SELECT r.user_id, MIN(r.created_at) FROM (\(SQLList(parts, separator: SQLRaw(" UNION ALL ")))) AS r WHERE true GROUP BY r.user_id
-            ON CONFLICT (user_id) DO UPDATE SET pending_since = excluded.pending_since WHERE missed_mail.pending_since IS NULL
+            INSERT INTO missed_mail (user_id, pending_since, trace_parent)
+            SELECT user_id, created_at, trace_parent FROM (
+                SELECT r.user_id, r.created_at, r.trace_parent, ROW_NUMBER() OVER (PARTITION BY r.user_id ORDER BY r.created_at) AS n
+                FROM (\(SQLList(parts, separator: SQLRaw(" UNION ALL ")))) AS r
+            ) AS f WHERE n = 1
+            ON CONFLICT (user_id) DO UPDATE SET pending_since = excluded.pending_since, trace_parent = excluded.trace_parent
+            WHERE missed_mail.pending_since IS NULL
             """
         ).run()
     }
@@ -69,14 +87,16 @@ extension ChatStore {
         try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT user_id, pending_since FROM missed_mail
+                SELECT user_id, pending_since, trace_parent FROM missed_mail
                 WHERE pending_since IS NOT NULL AND pending_since <= \(bind: cutoff) AND (last_sent_at IS NULL OR last_sent_at < \(bind: sentBefore))
                 ORDER BY pending_since LIMIT \(bind: limit)
                 """
             ).all().map { row in
                 MissedMailDue(
                     userID: try row.decode(column: "user_id", as: String.self),
-                    pendingSince: try row.decode(column: "pending_since", as: Int64.self)
+                    pendingSince: try row.decode(column: "pending_since", as: Int64.self),
+                    // Only what Parley wrote is continued: anything else starts a new trace.
+                    trace: try row.decode(column: "trace_parent", as: String?.self).flatMap(TraceParent.init(header:))
                 )
             }
         }
@@ -150,7 +170,9 @@ extension ChatStore {
     }
 
     /// Records what became of a taken `userID`: the messages dealt with (mailed, or settled because mail is off), since
-    /// when something still waits (nil: nothing), and when a mail went (nil: none did, the last one stands).
+    /// when something still waits (nil: nothing), and when a mail went (nil: none did, the last one stands). The trace
+    /// kept goes: it was that of the send that made the mail just dealt with owed; a message still waiting was sent in a
+    /// trace not kept, so its mail starts a new one (and the next message owed after this keeps its own).
     static func recordMissedMail(
         of userID: String,
         dealtWith: [UnreadItem],
@@ -172,7 +194,8 @@ extension ChatStore {
         }
         try await sql.raw(
             """
-            UPDATE missed_mail SET pending_since = \(bind: stillPendingSince), last_sent_at = COALESCE(\(bind: sentAt), last_sent_at)
+            UPDATE missed_mail SET pending_since = \(bind: stillPendingSince), trace_parent = NULL,
+                last_sent_at = COALESCE(\(bind: sentAt), last_sent_at)
             WHERE user_id = \(bind: userID)
             """
         ).run()

@@ -101,9 +101,9 @@ public final class MissedMessageMailer: Service {
         let online = try await self.presence.online(among: due.map(\.userID))
         var mailed = 0
         for user in due where !online.contains(user.userID) {
-            // Each mail is a trace of its own: the profile look-up it makes of the user service and the mail
-            // service's delivery (through the outbox's `traceparent`) are its children, and their log lines carry it.
-            let queued = try await ParleyTracing.producing("missed-message mail") {
+            // Each mail continues the trace of the send that made it owed (a new trace when that send had none): the
+            // mail service's delivery (through the outbox's `traceparent`) is its child, and their log lines carry it.
+            let queued = try await ParleyTracing.producing("missed-message mail", parent: user.trace?.header) {
                 guard try await self.mail(user, now: now, cutoff: cutoff, sentBefore: sentBefore) else { return false }
                 self.logger.info("missed-message mail queued")
                 return true

@@ -181,18 +181,27 @@ public enum ParleyTracing {
 
     /// Runs `body` in the trace of `header` (a stored `traceparent`), as a child span; in a new trace when there is none.
     public static func continuing<T>(_ header: String?, _ operation: String, _ body: () async throws -> T) async rethrows -> T {
-        var context = ServiceContext.topLevel
-        // Through the process's tracer, which keeps the parent its own way.
-        if let header { InstrumentationSystem.instrument.extract(["traceparent": header], into: &context, using: DictionaryExtractor()) }
-        return try await withSpan(operation, context: context, ofKind: .consumer) { _ in try await body() }
+        try await withSpan(operation, context: Self.context(parent: header), ofKind: .consumer) { _ in try await body() }
     }
 
-    /// Runs `body` as the first span of a new trace, a producer's: work of the process's own that no request started (a
-    /// timer's) and that leaves work for later (a mail job that keeps this trace).
-    public static func producing<T>(_ operation: String, _ body: () async throws -> T) async rethrows -> T {
-        try await withSpan(operation, context: .topLevel, ofKind: .producer) { _ in try await body() }
+    /// Runs `body` as a producer's span: work of the process's own that no request is waiting for (a timer's) and that
+    /// leaves work for later (a mail job that keeps this trace). A child of `parent`, the stored `traceparent` of the
+    /// work that made it due (the send that made a mail owed); the first span of a new trace when there is none.
+    public static func producing<T>(_ operation: String, parent: String? = nil, _ body: () async throws -> T) async rethrows -> T {
+        try await withSpan(operation, context: Self.context(parent: parent), ofKind: .producer) { _ in try await body() }
+    }
+
+    /// A top-level context whose parent is `header`, when it is a valid `traceparent`.
+    static func context(parent header: String?) -> ServiceContext {
+        var context = ServiceContext.topLevel
+        // Through the process's tracer, which keeps the parent its own way (and ignores a malformed one).
+        if let header { InstrumentationSystem.instrument.extract(["traceparent": header], into: &context, using: DictionaryExtractor()) }
+        return context
     }
 
     /// The current task's `traceparent` header, to store with work done later (a mail job).
-    public static var currentHeader: String? { ServiceContext.current?.traceParent?.header }
+    public static var currentHeader: String? { Self.current?.header }
+
+    /// The current task's trace, to keep with work done later (a send's, with the mail it makes owed).
+    public static var current: TraceParent? { ServiceContext.current?.traceParent }
 }

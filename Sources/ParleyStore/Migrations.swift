@@ -405,5 +405,14 @@ public enum Schema {
                 "ALTER TABLE users ADD COLUMN allow_group_adds BOOLEAN NOT NULL DEFAULT TRUE"
             ]
         ),
+        Migration(
+            version: 15,
+            name: "traces: a missed-message mail continues the trace of the send that made it owed",
+            statements: [
+                // The `traceparent` of the send that set `pending_since` (55 characters, as Parley writes it); NULL when
+                // that send had none, or once nothing waits.
+                "ALTER TABLE missed_mail ADD COLUMN trace_parent TEXT"
+            ]
+        ),
     ]
 }

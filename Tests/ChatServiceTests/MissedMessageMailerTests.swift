@@ -127,6 +127,54 @@ import Testing
         }
     }
 
+    /// A missed-message mail continues the trace of the send that made it owed: the mark keeps the first send's trace
+    /// (a later send does not take it over while the mail is owed), the mail job is a child of it, and once the mail is
+    /// dealt with the mark's trace goes.
+    @Test(arguments: DatabaseKind.allCases)
+    func theMailContinuesTheTraceOfTheSendThatMadeItOwed(_ kind: DatabaseKind) async throws {
+        _ = TestTracing.installed
+        try await Self.withWorld(kind, users: 2) { world in
+            let (ann, bob) = (world.users[0], world.users[1])
+            let chat = try await world.chats.openDirect(userID: ann, with: bob).0
+            let (firstTrace, laterTrace) = ("4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c")
+            let first = try await ParleyTracing.continuing("00-\(firstTrace)-00f067aa0ba902b7-01", "send") {
+                try await world.send(chat.id, from: ann, "lunch?")
+            }
+            let later = try await ParleyTracing.continuing("00-\(laterTrace)-b7ad6b7169203331-01", "send") {
+                try await world.send(chat.id, from: ann, "still there?")
+            }
+            let due = try await world.chats.store.missedMailDue(cutoff: Self.millis(first.createdAt), sentBefore: .max, limit: 10)
+            #expect(due.map(\.userID) == [bob])
+            let kept = try #require(due.first?.trace)
+            #expect(kept.traceID == firstTrace, "the first send's trace, not the later one's")
+            #expect(kept.spanID != "00f067aa0ba902b7", "the send's own span, a child of its caller's")
+
+            try await world.mailer().pass(now: Self.millis(later.createdAt) + Self.after)
+            let stored = try await world.database.read { sql in
+                try await sql.raw("SELECT trace_parent FROM mail_outbox WHERE template = 'missed_messages'").all().map {
+                    try $0.decode(column: "trace_parent", as: String?.self)
+                }
+            }
+            #expect(try await world.queued().first?.mail.items.count == 2)
+            let job = try #require(stored.first.flatMap { $0.flatMap(TraceParent.init(header:)) })
+            #expect(job.traceID == firstTrace)
+            #expect(job.spanID != kept.spanID, "the mail's own span, a child of the send's")
+            let left = try await world.database.read { sql in
+                try await sql.raw("SELECT trace_parent FROM missed_mail WHERE user_id = \(bind: bob)").first()?
+                    .decode(column: "trace_parent", as: String?.self)
+            }
+            #expect(left == nil, "nothing waits: no trace is kept")
+
+            // Only what Parley wrote is continued.
+            _ = try await world.send(chat.id, from: ann, "hello?")
+            try await world.database.transaction { sql in
+                try await sql.raw("UPDATE missed_mail SET trace_parent = 'not-a-traceparent' WHERE user_id = \(bind: bob)").run()
+            }
+            let garbled = try await world.chats.store.missedMailDue(cutoff: .max, sentBefore: .max, limit: 10)
+            #expect(garbled.map(\.userID) == [bob] && garbled.first?.trace == nil)
+        }
+    }
+
     /// What someone blocked writes to the blocker is kept from them: owed no mail, and not listed in one owed for other
     /// messages.
     @Test(arguments: DatabaseKind.allCases)

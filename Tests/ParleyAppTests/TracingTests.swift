@@ -11,9 +11,6 @@ import Tracing
 /// W3C Trace Context: `traceparent` read and written as the specification says, one trace id from a request to the mail
 /// job it queues, and on every log line written within it.
 @Suite struct TracingTests {
-    /// The process's tracer, installed once for the suites that need it (InstrumentationSystem takes one bootstrap).
-    static let installed: Void = ParleyTracing.bootstrap()
-
     static let example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
     @Test func aTraceparentIsReadAsTheSpecificationSays() {
@@ -71,7 +68,7 @@ import Tracing
     /// A login request's trace reaches the mail job it queues, as a child span: the mail service's lines carry the id.
     @Test(arguments: DatabaseKind.allCases)
     func aLoginsMailJobKeepsTheRequestsTrace(_ kind: DatabaseKind) async throws {
-        _ = Self.installed
+        _ = TestTracing.installed
         try await TestApp.run(kind) { app in
             let email = "traced-\(Identifier.make().suffix(12))@example.com"
             let asked = try await app.request(
