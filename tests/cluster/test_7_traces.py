@@ -1,5 +1,5 @@
 """One trace across services: a W3C `traceparent` sent through nginx is in the log lines of every instance the work
-reaches, the mail instance that delivers a queued mail included.
+reaches, the mail instance that delivers a queued mail included, and the missed-message mail a send makes owed.
 
 [cluster] Needs from the binary: the W3C trace context read from requests, sent on requests to other services, kept
 with mail jobs, and `traceId` on every JSON log line written within a trace.
@@ -8,8 +8,12 @@ with mail jobs, and `traceId` on every JSON log line written within a trace.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
+import pytest
+
+from cluster import Cluster, ClusterSpec, create_chat
 from harness import expect_status, poll, unique_email
 
 
@@ -74,3 +78,44 @@ def test_a_chat_instance_asking_the_user_service_passes_the_trace_on(healthy_clu
 
     chats, users = poll(traced, 10, f"log lines of trace {trace} on a chat and a user instance")
     assert chats[0]["spanId"] != users[0]["spanId"]
+
+
+@pytest.fixture(scope="module")
+def mailing_cluster(tmp_path_factory, parley_binary, postgres, jwt_pem):
+    """1 user, 1 chat and 1 mail instance and nginx on a fresh database, missed-message mail due after 1 s (900 s by
+    default, as in the shared cluster)."""
+    cluster = Cluster(tmp_path_factory.mktemp("mailing"), parley_binary, postgres, postgres.create_database(), jwt_pem,
+                      ClusterSpec(users=1, chats=1, mails=1), env={"PARLEY_NOTIFY_AFTER_SECONDS": "1"})
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        problems = cluster.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_a_missed_message_mail_continues_the_trace_of_the_send_that_made_it_owed(mailing_cluster):
+    """[cluster] A message sent through nginx to someone offline: the chat instance's request line, its missed-message
+    pass's `missed-message mail queued` line and the mail instance's `mail sent` line to the recipient carry the
+    caller's trace id (the pending mark keeps the send's `traceparent`, the outbox the mail's)."""
+    cluster = mailing_cluster
+    alice, bob = cluster.sign_in_many(2)
+    chat = create_chat(alice, user=bob)["id"]
+    trace, header = traceparent()
+    started = time.monotonic()
+    expect_status(alice.client.post(f"/api/v1/chats/{chat}/messages", json={"text": "traced lunch?", "clientMessageId": "t1"},
+                                    headers={"traceparent": header}), 201)
+
+    def traced():
+        found = lines_of(cluster, trace)
+        chats = found.get("chat1", [])
+        sent = [r for r in chats if r.get("message") == "request" and r.get("path") == f"/api/v1/chats/{chat}/messages"]
+        queued = [r for r in chats if r.get("message") == "missed-message mail queued"]
+        mails = [r for name, records in found.items() if name.startswith("mail") for r in records
+                 if r.get("message") == "mail sent" and r.get("to") == bob.email and r.get("template") == "missed_messages"]
+        return (sent, queued, mails) if sent and queued and mails else None
+
+    sent, queued, mails = poll(traced, 30, f"log lines of trace {trace} on the chat and the mail instance")
+    print(f"send to missed-message mail sent in one trace: {time.monotonic() - started:.1f} s")
+    spans = {sent[0]["spanId"], queued[0]["spanId"], mails[0]["spanId"], header.split("-")[2]}
+    assert len(spans) == 4, "the request, the mail and its delivery are spans of their own, in the caller's trace"

@@ -215,12 +215,14 @@ def test_split_services_export_one_trace_per_request_with_parents_kinds_and_time
     assert chat_id not in sent["name"]
     assert sent["attributes"]["http.response.status_code"] == 201
 
-    # A chat instance's missed-message mail (a timer's work, no request's) is a trace of its own: the chat instance's
-    # producer span is its root and the mail service's delivery its child (through the outbox), and both instances' log
-    # lines carry its id. (The sender's name comes from the chat instance's profile cache here; the user service is not
-    # asked outside a request: see docs/deploy.md, "Traces".)
+    # A chat instance's missed-message mail continues the trace of the send that made it owed (its pending mark keeps
+    # the send's traceparent): the chat instance's producer span is a child of the send's server span, the mail
+    # service's delivery its child (through the outbox), and both instances' log lines carry the send's trace id. (The
+    # sender's name is read from the database; the user service is not asked outside a request: see docs/deploy.md,
+    # "Traces".)
     missed = receiver.wait_for(lambda s: s["name"] == "missed-message mail", "the missed-message mail span", timeout=20)
-    assert missed["service"] == "parley-chat" and missed["kind"] == 4 and missed["parentSpanId"] == ""
+    assert missed["service"] == "parley-chat" and missed["kind"] == 4
+    assert missed["traceId"] == sent_trace and missed["parentSpanId"] == sent["spanId"], "a child of the send"
     job_trace = missed["traceId"]
     mailed = receiver.wait_for(lambda s: s["traceId"] == job_trace and s["kind"] == CONSUMER, "the missed-message delivery")
     assert mailed["service"] == "parley-mail" and mailed["parentSpanId"] == missed["spanId"]
