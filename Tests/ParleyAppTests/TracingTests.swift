@@ -87,6 +87,35 @@ import Tracing
             #expect(job.spanID != "00f067aa0ba902b7", "the request's own span, a child of the caller's")
         }
     }
+
+    /// A send's request trace is what the mark of the mail it makes owed keeps: the request's own span, in the caller's
+    /// trace; a malformed `traceparent` is not stored, the request's new trace is.
+    @Test(arguments: DatabaseKind.allCases)
+    func aSendsTraceIsKeptWithTheMailItMakesOwed(_ kind: DatabaseKind) async throws {
+        _ = TestTracing.installed
+        try await TestApp.run(kind) { app in
+            let (ann, bob, cat) = (try await app.signIn(), try await app.signIn(), try await app.signIn())
+            let malformed = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-" + String(repeating: "x", count: 200)
+            for (other, header) in [(bob, Self.example), (cat, malformed)] {
+                let chatID = try await app.directChat(ann, with: other)
+                var headers = ann.headers
+                headers[HTTPField.Name("traceparent")!] = header
+                let sent = try await app.request(.post, "/api/v1/chats/\(chatID)/messages", headers: headers, json: #"{"text":"traced"}"#)
+                #expect(sent.status == .created)
+            }
+            let kept = try await app.database.read { sql in
+                try await sql.raw("SELECT user_id, trace_parent FROM missed_mail WHERE user_id IN (\(bind: bob.userID), \(bind: cat.userID))")
+                    .all().reduce(into: [String: String]()) { kept, row in
+                        kept[try row.decode(column: "user_id", as: String.self)] = try row.decode(column: "trace_parent", as: String?.self)
+                    }
+            }
+            let bobs = try #require(kept[bob.userID].flatMap { TraceParent(header: $0) })
+            #expect(bobs.traceID == "4bf92f3577b34da6a3ce929d0e0e4736" && bobs.spanID != "00f067aa0ba902b7")
+            let cats = try #require(kept[cat.userID].flatMap { TraceParent(header: $0) })
+            #expect(cats.traceID != "4bf92f3577b34da6a3ce929d0e0e4736", "a new trace")
+            #expect(kept.values.allSatisfy { $0.utf8.count == 55 })
+        }
+    }
 }
 
 struct FieldsExtractor: Extractor {
