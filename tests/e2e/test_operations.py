@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -28,8 +29,9 @@ def test_migrate_applies_the_schema_once(parley_binary, tmp_path, postgres):
 
 def test_health_is_unhealthy_while_the_database_is_unreachable_and_recovers(launcher, postgres):
     url = postgres.create()
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/parley"
+    parts = urlsplit(url)
+    name = parts.path.rsplit("/", 1)[1]
+    admin = urlunsplit(parts._replace(path="/parley"))
     server = launcher.parley(database_url=url)
     assert requests.get(server.base_url + "/health", timeout=5).status_code == 200
     run_psql(admin, f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
