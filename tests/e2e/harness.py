@@ -10,6 +10,7 @@ import email
 import email.policy
 import json
 import os
+import random
 import re
 import selectors
 import signal
@@ -49,8 +50,28 @@ CODE_IN_LOG = re.compile(r"Your Parley login code is (\d{6})\b")
 RUNNING: list["Process"] = []
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes the local ports of outgoing connections from."""
+    try:
+        low, high = (int(word) for word in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago, below the kernel's ephemeral range. A port the
+    kernel picks for `bind(0)` comes from that range, so the local end of some other test's outgoing connection could
+    take it before the server binds it (seen once, with five e2e workers: "Address already in use")."""
+    low = min(ephemeral_ports()[0], 32768)
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
