@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -453,6 +454,16 @@ class Cluster:
         self.instances[name] = instance
         instance.wait_healthy(timeout=60)
         return instance
+
+    @contextmanager
+    def running(self) -> Iterator["Cluster"]:
+        """Starts the cluster and closes it at the end; then fails if an instance ended badly (what `close` returns)."""
+        try:
+            self.start()
+            yield self
+        finally:
+            problems = self.close()
+        assert not problems, "\n".join(problems)
 
     def close(self) -> list[str]:
         problems = []

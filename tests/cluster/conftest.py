@@ -62,14 +62,10 @@ def jwt_pem() -> str:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory, parley_binary, postgres, jwt_pem):
     """2 user, 3 chat, 2 mail instances and nginx on one database."""
-    database = postgres.create_database()
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"), parley_binary, postgres, database, jwt_pem, ClusterSpec())
-    try:
-        cluster.start()
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), parley_binary, postgres, postgres.create_database(), jwt_pem,
+                      ClusterSpec())
+    with cluster.running():
         yield cluster
-    finally:
-        problems = cluster.close()
-    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture

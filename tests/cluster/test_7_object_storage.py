@@ -22,12 +22,10 @@ def bucket_cluster(tmp_path_factory, parley_binary, postgres, jwt_pem):
     cluster = Cluster(tmp_path_factory.mktemp("bucket"), parley_binary, postgres, postgres.create_database(), jwt_pem,
                       ClusterSpec(users=1, chats=2, mails=1), env=moto.parley_env(bucket))
     try:
-        cluster.start()
-        yield cluster, moto, bucket
+        with cluster.running():
+            yield cluster, moto, bucket
     finally:
-        problems = cluster.close()
         moto.stop()
-    assert not problems, "\n".join(problems)
 
 
 def test_files_stored_by_one_chat_instance_download_from_the_other(bucket_cluster):

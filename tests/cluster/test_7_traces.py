@@ -86,12 +86,8 @@ def mailing_cluster(tmp_path_factory, parley_binary, postgres, jwt_pem):
     default, as in the shared cluster)."""
     cluster = Cluster(tmp_path_factory.mktemp("mailing"), parley_binary, postgres, postgres.create_database(), jwt_pem,
                       ClusterSpec(users=1, chats=1, mails=1), env={"PARLEY_NOTIFY_AFTER_SECONDS": "1"})
-    try:
-        cluster.start()
+    with cluster.running():
         yield cluster
-    finally:
-        problems = cluster.close()
-    assert not problems, "\n".join(problems)
 
 
 def test_a_missed_message_mail_continues_the_trace_of_the_send_that_made_it_owed(mailing_cluster):
