@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 public import ParleyCore
 public import ParleyStore
-public import SQLKit
+import SQLKit
 public import ServiceLifecycle
 
 /// Mails people what they missed: a member with unread direct messages or mentions older than `after`, and no socket
@@ -34,16 +34,9 @@ public final class MissedMessageMailer: Service {
         }
     }
 
-    /// A user's address and setting, read in the mailer's transaction (the user service owns the table).
-    public typealias RecipientLookup = @Sendable (_ userID: String, _ sql: any SQLDatabase) async throws -> (email: String, enabled: Bool)?
-    /// The names of those of some users that exist, read from the database (the user service owns the table): a pass
-    /// runs outside any request, so it has no caller's token to ask a split user service with.
-    public typealias NameLookup = @Sendable (_ userIDs: [String], _ sql: any SQLDatabase) async throws -> [String: String]
-
     let store: ChatStore
-    let names: NameLookup
+    let addressBook: any MailAddressBook
     let presence: any PresenceRegistry
-    let recipient: RecipientLookup
     let links: UnsubscribeLinks
     let settings: Settings
     let mailQueued: Wakeup?
@@ -56,18 +49,16 @@ public final class MissedMessageMailer: Service {
     /// A mailer reading the chats of `database`.
     public init(
         database: Database,
-        names: @escaping NameLookup,
+        addressBook: any MailAddressBook,
         presence: any PresenceRegistry,
-        recipient: @escaping RecipientLookup,
         links: UnsubscribeLinks,
         settings: Settings,
         mailQueued: Wakeup?,
         logger: Logger
     ) {
         self.store = ChatStore(database: database)
-        self.names = names
+        self.addressBook = addressBook
         self.presence = presence
-        self.recipient = recipient
         self.links = links
         self.settings = settings
         self.mailQueued = mailQueued
@@ -116,8 +107,9 @@ public final class MissedMessageMailer: Service {
 
     /// Mails `user` what is unread, unless another instance takes them first; returns whether a mail was queued.
     func mail(_ user: ChatStore.MissedMailDue, now: Int64, cutoff: Int64, sentBefore: Int64) async throws -> Bool {
-        // Names are read before the transaction; a sender not named yet (a message stored since the names were read)
-        // sends it round again.
+        // The recipient and the names are read from the user service before the transaction, in this pass's trace; a
+        // sender not named yet (a message stored since the names were read) sends it round again.
+        let recipient = try await self.addressBook.mailContacts(of: [user.userID])[user.userID]
         var names: [String: String] = [:]
         // Read here: the transaction's closure may run on the database writer's task, outside this one's trace.
         let traceParent = ParleyTracing.currentHeader
@@ -130,7 +122,7 @@ public final class MissedMessageMailer: Service {
                 guard unread.allSatisfy({ names[$0.senderID] != nil }) else { return .unnamed }
                 let owed = unread.filter { $0.createdAt <= cutoff }
                 let stillPending = unread.first { $0.createdAt > cutoff }?.createdAt
-                guard !owed.isEmpty, let recipient = try await self.recipient(user.userID, sql), recipient.enabled else {
+                guard !owed.isEmpty, let recipient, recipient.missedMessageMail else {
                     // Read meanwhile, or mail is off: nothing is sent, and what was owed is settled.
                     try await ChatStore.recordMissedMail(of: user.userID, dealtWith: owed, stillPendingSince: stillPending, sentAt: nil, in: sql)
                     return .settled
@@ -168,9 +160,9 @@ public final class MissedMessageMailer: Service {
     func name(_ ids: Set<String>, into names: inout [String: String]) async throws {
         let missing = ids.filter { names[$0] == nil }
         guard !missing.isEmpty else { return }
-        let found = try await self.store.database.read { sql in try await self.names(Array(missing), sql) }
+        let found = try await self.addressBook.mailContacts(of: Array(missing))
         for id in missing {
-            names[id] = found[id] ?? "Someone"
+            names[id] = found[id]?.name ?? "Someone"
         }
     }
 

@@ -68,6 +68,8 @@ struct ProcessSecrets: Sendable {
     var fileSigner: FileURLSigner
     /// Signs the unsubscribe links of missed-message mail, with another shared secret.
     var unsubscribeLinks: UnsubscribeLinks
+    /// What services show each other on the internal routes, made with a third shared secret.
+    var serviceCredentials: ServiceCredentials
 
     /// Applies the migrations the database lacks, then reads (or creates, the first time) the secrets.
     static func prepare(
@@ -82,7 +84,8 @@ struct ProcessSecrets: Sendable {
             return ProcessSecrets(
                 signingKey: try await signingKeys?.load(database: database, dataDirectory: configuration.dataDirectory),
                 fileSigner: try await FileURLSigner.load(database: database, baseURL: configuration.publicURL ?? ""),
-                unsubscribeLinks: try await UnsubscribeLinks.load(database: database, baseURL: configuration.appURL(role: role))
+                unsubscribeLinks: try await UnsubscribeLinks.load(database: database, baseURL: configuration.appURL(role: role)),
+                serviceCredentials: try await ServiceCredentials.load(database: database)
             )
         }
     }
@@ -122,7 +125,12 @@ func assemble(
         userService = service
         let userVerifier = await tokens.verifier()
         verifier = userVerifier
-        routes.users = UserController(service: service, verifier: userVerifier, unsubscribeLinks: secrets.unsubscribeLinks)
+        routes.users = UserController(
+            service: service,
+            verifier: userVerifier,
+            unsubscribeLinks: secrets.unsubscribeLinks,
+            serviceCredentials: secrets.serviceCredentials
+        )
     }
 
     var socketServer: SocketIOServer?
@@ -149,8 +157,12 @@ func assemble(
         let presence: any PresenceRegistry =
             postgresBus != nil
             ? SharedPresence(database: database, instanceID: instanceID, lifetime: .seconds(configuration.presenceTTLSeconds)) : LocalPresence()
-        let directory: any UserDirectory =
-            if let userService { UserServiceDirectory(users: userService) } else { HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "") }
+        let directory: any UserDirectory & MailAddressBook =
+            if let userService {
+                UserServiceDirectory(users: userService)
+            } else {
+                HTTPUserDirectory(baseURL: configuration.userServiceURL ?? "", credentials: secrets.serviceCredentials)
+            }
         let blobs = try configuration.makeBlobStore()
         // The files' store: the data folder takes a file, or the bucket answers (S3); down, the instance is unhealthy.
         routes.operations.extraChecks["fileStore"] = { await OperationsController.answers(within: .seconds(2), blobs.check) }
@@ -175,9 +187,8 @@ func assemble(
         services.append(
             MissedMessageMailer(
                 database: database,
-                names: { userIDs, sql in try await UserService.names(of: userIDs, in: sql) },
+                addressBook: directory,
                 presence: presence,
-                recipient: { userID, sql in try await UserService.mailRecipient(of: userID, in: sql) },
                 links: secrets.unsubscribeLinks,
                 settings: .init(
                     after: .milliseconds(Int(configuration.notifyAfterSeconds * 1000)),

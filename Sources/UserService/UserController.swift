@@ -10,12 +10,20 @@ public struct UserController: Sendable {
     let verifier: any AccessTokenVerifying
     /// Checks the links of missed-message mail; without them the unsubscribe route refuses every link.
     let unsubscribeLinks: UnsubscribeLinks?
+    /// Checks what other services show on the internal routes; without them those routes refuse every caller.
+    let serviceCredentials: ServiceCredentials?
 
-    /// Serves `service`, authenticating with `verifier`.
-    public init(service: UserService, verifier: any AccessTokenVerifying, unsubscribeLinks: UnsubscribeLinks? = nil) {
+    /// Serves `service`, authenticating people with `verifier` and other services with `serviceCredentials`.
+    public init(
+        service: UserService,
+        verifier: any AccessTokenVerifying,
+        unsubscribeLinks: UnsubscribeLinks? = nil,
+        serviceCredentials: ServiceCredentials? = nil
+    ) {
         self.service = service
         self.verifier = verifier
         self.unsubscribeLinks = unsubscribeLinks
+        self.serviceCredentials = serviceCredentials
     }
 
     /// Adds the routes under `/api/v1` and the JWKS.
@@ -39,6 +47,8 @@ public struct UserController: Sendable {
         authenticated.patch("me", use: self.updateMe)
         authenticated.get("users", use: self.searchUsers)
         authenticated.get("users/:id", use: self.user)
+        // For other services only (nginx does not publish `/internal/`), with a service credential.
+        router.get("internal/v1/users", use: self.mailContacts)
     }
 
     @Sendable func login(request: Request, context: ParleyRequestContext) async throws -> EditedResponse<LoginResponse> {
@@ -118,6 +128,27 @@ public struct UserController: Sendable {
     @Sendable func user(request: Request, context: ParleyRequestContext) async throws -> PublicUser {
         try await self.service.publicProfile(of: try context.parameters.require("id"))
     }
+
+    /// `GET /internal/v1/users?ids=…`: the names, addresses and mail settings of those of at most 100 users that exist,
+    /// for a chat service's missed-message mailer running apart. A caller without a valid service credential (a
+    /// person's access token is not one) is refused before anything is read.
+    @Sendable func mailContacts(request: Request, context: ParleyRequestContext) async throws -> MailContactList {
+        guard let credentials = self.serviceCredentials, credentials.verify(authorization: request.headers[.authorization]) else {
+            throw APIError.unauthorized("A valid service credential is required.", code: "invalid_service_credential")
+        }
+        let list = request.uri.queryParameters.get("ids") ?? ""
+        let ids = Array(Set(list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+        guard !ids.isEmpty, ids.count <= Self.mailContactsPerRequest, ids.allSatisfy(Identifier.isValid) else {
+            throw APIError.badRequest(
+                "`ids` is a comma-separated list of 1 to \(Self.mailContactsPerRequest) user ids.",
+                code: "invalid_ids"
+            )
+        }
+        return MailContactList(users: try await self.service.mailContacts(of: ids))
+    }
+
+    /// The most users one `GET /internal/v1/users` asks for.
+    public static let mailContactsPerRequest = 100
 
     /// `GET /api/v1/unsubscribe?user=&sig=`: a page with one button, so that a mail scanner following the link turns
     /// nothing off. `POST` (the button, or a mail client's RFC 8058 one-click POST) turns missed-message mail off.

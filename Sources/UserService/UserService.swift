@@ -284,23 +284,18 @@ public struct UserService: Sendable {
         }
     }
 
-    /// The address of `userID` and whether they take missed-message mail, read in the caller's transaction (the chat
-    /// service's mailer, which owns no user table).
-    public static func mailRecipient(of userID: String, in sql: any SQLDatabase) async throws -> (email: String, enabled: Bool)? {
-        try await UserStore.find(id: userID, in: sql).map { ($0.email, $0.emailNotifications) }
-    }
-
     /// Those of `ids` who turned off being added to groups, read in the caller's transaction: the chat service's
     /// consent rule, on any instance (a private setting, which no profile carries).
     public static func refusingGroupAdds(among ids: [String], in sql: any SQLDatabase) async throws -> Set<String> {
         try await UserStore.refusingGroupAdds(among: ids, in: sql)
     }
 
-    /// The display names of those of `ids` that exist, read in the caller's transaction: what a chat instance's
-    /// missed-message mail names senders with, outside any request (so without a caller's token to ask the user
-    /// service with, in a split deployment).
-    public static func names(of ids: [String], in sql: any SQLDatabase) async throws -> [String: String] {
-        Dictionary(try await UserStore.find(ids: ids, in: sql).map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+    /// The names, addresses and mail settings of those of `ids` that exist: what the missed-message mailer mails with
+    /// (in-process, or through `GET /internal/v1/users` when the chat service runs apart).
+    public func mailContacts(of ids: [String]) async throws -> [MailContact] {
+        try await self.users.find(ids: ids).map {
+            MailContact(id: $0.id, name: $0.name, email: $0.email, missedMessageMail: $0.emailNotifications)
+        }
     }
 
     /// What anyone may see of those of `ids` that exist: the look-up other services show members with.

@@ -84,11 +84,6 @@ struct UserStore: Sendable {
         }
     }
 
-    static func find(ids: [String], in sql: any SQLDatabase) async throws -> [UserRecord] {
-        guard !ids.isEmpty else { return [] }
-        return try await sql.raw("SELECT \(Self.columns) FROM users WHERE id IN (\(binds: ids))").all().map(UserRecord.init(row:))
-    }
-
     static func find(id: String, in sql: any SQLDatabase) async throws -> UserRecord? {
         try await sql.raw("SELECT \(Self.columns) FROM users WHERE id = \(bind: id)").first().map(UserRecord.init(row:))
     }

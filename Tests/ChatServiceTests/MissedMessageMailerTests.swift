@@ -8,6 +8,28 @@ import Testing
 
 @testable import ChatService
 
+/// The users table read as the user service does: the address book of a mailer tested without one.
+struct DatabaseAddressBook: MailAddressBook {
+    let database: Database
+
+    func mailContacts(of ids: [String]) async throws -> [String: MailContact] {
+        guard !ids.isEmpty else { return [:] }
+        return try await self.database.read { sql in
+            var contacts: [String: MailContact] = [:]
+            for row in try await sql.raw("SELECT id, name, email, email_notifications FROM users WHERE id IN (\(binds: ids))").all() {
+                let contact = MailContact(
+                    id: try row.decode(column: "id", as: String.self),
+                    name: try row.decode(column: "name", as: String.self),
+                    email: try row.decode(column: "email", as: String.self),
+                    missedMessageMail: try row.decode(column: "email_notifications", as: Bool.self)
+                )
+                contacts[contact.id] = contact
+            }
+            return contacts
+        }
+    }
+}
+
 /// Missed-message mail on both databases, with the clock given to each pass: who is owed a mail and when, at most one
 /// per period whatever the number of instances, nothing for what was read, and the mail worker's last look.
 @Suite struct MissedMessageMailerTests {
@@ -24,19 +46,8 @@ import Testing
         func mailer(instance: String = "a") async throws -> MissedMessageMailer {
             MissedMessageMailer(
                 database: self.database,
-                names: { userIDs, sql in
-                    var names: [String: String] = [:]
-                    for row in try await sql.raw("SELECT id, name FROM users WHERE id IN (\(binds: userIDs))").all() {
-                        names[try row.decode(column: "id", as: String.self)] = try row.decode(column: "name", as: String.self)
-                    }
-                    return names
-                },
+                addressBook: DatabaseAddressBook(database: self.database),
                 presence: self.presence,
-                recipient: { userID, sql in
-                    try await sql.raw("SELECT email, email_notifications FROM users WHERE id = \(bind: userID)").first().map {
-                        (try $0.decode(column: "email", as: String.self), try $0.decode(column: "email_notifications", as: Bool.self))
-                    }
-                },
                 links: try await UnsubscribeLinks.load(database: self.database, baseURL: "https://chat.example"),
                 settings: .init(
                     after: .milliseconds(Int(MissedMessageMailerTests.after)),

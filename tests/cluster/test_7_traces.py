@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from cluster import Cluster, ClusterSpec, create_chat
 from harness import expect_status, poll, unique_email
@@ -90,10 +91,11 @@ def mailing_cluster(tmp_path_factory, parley_binary, postgres, jwt_pem):
         yield cluster
 
 
-def test_a_missed_message_mail_continues_the_trace_of_the_send_that_made_it_owed(mailing_cluster):
+def test_one_send_is_traced_through_the_chat_the_user_and_the_mail_service(mailing_cluster):
     """[cluster] A message sent through nginx to someone offline: the chat instance's request line, its missed-message
-    pass's `missed-message mail queued` line and the mail instance's `mail sent` line to the recipient carry the
-    caller's trace id (the pending mark keeps the send's `traceparent`, the outbox the mail's)."""
+    pass's `missed-message mail queued` line, the user instance's line for the pass's look-up of names and addresses
+    (`GET /internal/v1/users`, with a service credential) and the mail instance's `mail sent` line to the recipient
+    all carry the caller's trace id (the pending mark keeps the send's `traceparent`, the outbox the mail's)."""
     cluster = mailing_cluster
     alice, bob = cluster.sign_in_many(2)
     chat = create_chat(alice, user=bob)["id"]
@@ -107,11 +109,28 @@ def test_a_missed_message_mail_continues_the_trace_of_the_send_that_made_it_owed
         chats = found.get("chat1", [])
         sent = [r for r in chats if r.get("message") == "request" and r.get("path") == f"/api/v1/chats/{chat}/messages"]
         queued = [r for r in chats if r.get("message") == "missed-message mail queued"]
+        looked_up = [r for r in found.get("user1", []) if r.get("message") == "request" and r.get("path") == "/internal/v1/users"]
         mails = [r for name, records in found.items() if name.startswith("mail") for r in records
                  if r.get("message") == "mail sent" and r.get("to") == bob.email and r.get("template") == "missed_messages"]
-        return (sent, queued, mails) if sent and queued and mails else None
+        return (sent, queued, looked_up, mails) if sent and queued and looked_up and mails else None
 
-    sent, queued, mails = poll(traced, 30, f"log lines of trace {trace} on the chat and the mail instance")
+    sent, queued, looked_up, mails = poll(traced, 30, f"log lines of trace {trace} on the chat, the user and the mail instance")
     print(f"send to missed-message mail sent in one trace: {time.monotonic() - started:.1f} s")
-    spans = {sent[0]["spanId"], queued[0]["spanId"], mails[0]["spanId"], header.split("-")[2]}
-    assert len(spans) == 4, "the request, the mail and its delivery are spans of their own, in the caller's trace"
+    assert str(looked_up[0].get("status")) == "200", looked_up[0]
+    spans = {sent[0]["spanId"], queued[0]["spanId"], looked_up[0]["spanId"], mails[0]["spanId"], header.split("-")[2]}
+    assert len(spans) == 5, "the request, the mail, its look-up and its delivery are spans of their own, in the caller's trace"
+
+
+def test_what_services_ask_each_other_is_refused_to_anyone_else(mailing_cluster):
+    """[cluster] `/internal/` reaches the user service through nginx (chat instances ask it there), and is refused
+    there and on the instance itself to a caller without a service credential, a signed-in person included."""
+    cluster = mailing_cluster
+    alice, bob = cluster.sign_in_many(2)
+    path = f"/internal/v1/users?ids={bob.id}"
+    user = cluster.instances["user1"]
+    for base in (cluster.url, f"http://127.0.0.1:{user.port}"):
+        for headers in ({}, {"Authorization": f"Bearer {alice.access_token}"},
+                        {"Authorization": f"ParleyService {int(time.time() * 1000) + 30_000}.forged"}):
+            answer = requests.get(base + path, headers=headers, timeout=10)
+            assert answer.status_code == 401 and bob.email not in answer.text, answer.text
+            assert answer.json()["error"]["code"] == "invalid_service_credential", answer.text

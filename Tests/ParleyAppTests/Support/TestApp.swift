@@ -35,10 +35,11 @@ struct TestApp: Sendable {
     static let mailbox = Task { try await TestSMTPServer.start() }
 
     /// Builds the application for `role` on a fresh database of `kind`, with `configure` applied to its settings,
-    /// runs `test` against it, and tears everything down.
+    /// runs `test` against it (in-process, or on a port with `.live`), and tears everything down.
     static func run<T: Sendable>(
         _ kind: DatabaseKind,
         role: ServiceRole = .all,
+        testing: TestingSetup = .router,
         configure: @Sendable (inout ParleyConfiguration) -> Void = { _ in },
         _ test: @Sendable (TestApp) async throws -> T
     ) async throws -> T {
@@ -66,7 +67,7 @@ struct TestApp: Sendable {
             application.addServices(process.services + (process.socketServer.map { [$0] } ?? []))
             // The database closes itself when its service stops; a test that throws may stop it before it ran.
             do {
-                let result = try await application.test(.router) { client in
+                let result = try await application.test(testing) { client in
                     try await test(TestApp(client: client, configuration: finalConfiguration, mailbox: mailbox, database: process.database))
                 }
                 await process.database.close()
