@@ -94,7 +94,7 @@ public final class MissedMessageMailer: Service {
         for user in due where !online.contains(user.userID) {
             // Each mail continues the trace of the send that made it owed (a new trace when that send had none): the
             // mail service's delivery (through the outbox's `traceparent`) is its child, and their log lines carry it.
-            let queued = try await ParleyTracing.producing("missed-message mail", parent: user.trace?.header) {
+            let queued = try await ParleyTracing.producing("missed-message mail", parent: user.trace) {
                 guard try await self.mail(user, now: now, cutoff: cutoff, sentBefore: sentBefore) else { return false }
                 self.logger.info("missed-message mail queued")
                 return true

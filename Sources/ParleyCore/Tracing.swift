@@ -187,8 +187,8 @@ public enum ParleyTracing {
     /// Runs `body` as a producer's span: work of the process's own that no request is waiting for (a timer's) and that
     /// leaves work for later (a mail job that keeps this trace). A child of `parent`, the stored `traceparent` of the
     /// work that made it due (the send that made a mail owed); the first span of a new trace when there is none.
-    public static func producing<T>(_ operation: String, parent: String? = nil, _ body: () async throws -> T) async rethrows -> T {
-        try await withSpan(operation, context: Self.context(parent: parent), ofKind: .producer) { _ in try await body() }
+    public static func producing<T>(_ operation: String, parent: TraceParent? = nil, _ body: () async throws -> T) async rethrows -> T {
+        try await withSpan(operation, context: Self.context(parent: parent?.header), ofKind: .producer) { _ in try await body() }
     }
 
     /// A top-level context whose parent is `header`, when it is a valid `traceparent`.
