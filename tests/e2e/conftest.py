@@ -33,16 +33,19 @@ TEST_TIMEOUT_SECONDS = 180
 # The order the files run in. scripts/test runs the files on parallel pytest-xdist workers, one file to a worker, in
 # collection order, and xdist queues a second file behind each worker's first at once: the two longest start first,
 # quick ones are queued behind them (nothing long waits behind schemathesis), then the rest, longest first.
-FILE_ORDER = ["test_schemathesis.py", "test_web.py", "test_web_messages.py", "test_messages_realtime.py",
-              "test_avatar.py", "test_races.py", "test_openapi.py",
-              "test_bench_run.py", "test_realtime.py", "test_mail_worker.py", "test_bench.py", "test_traces_export.py",
-              "test_monitoring.py", "test_missed_mail.py", "test_login.py", "test_groups_realtime.py",
-              "test_web_groups.py", "test_chat_http.py"]
+FILE_ORDER = ["test_schemathesis.py", "test_web.py", "test_web_messages.py", "test_containers.py", "test_bench_run.py",
+              "test_realtime.py", "test_bench.py", "test_messages_realtime.py", "test_mail_worker.py",
+              "test_traces_export.py", "test_monitoring.py", "test_login.py", "test_missed_mail.py", "test_openapi.py",
+              "test_pitr.py", "test_groups_realtime.py", "test_web_groups.py", "test_object_storage.py",
+              "test_split_chat.py", "test_web_files.py", "test_chat_http.py", "test_backup.py", "test_files_realtime.py",
+              "test_races.py", "test_service.py", "test_operations.py", "test_avatar.py"]
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "serial: timing-sensitive under CPU load; scripts/test runs these on their own, "
                                        "after the tests that run in parallel")
+    config.addinivalue_line("markers", "alone: compares latencies before and during a load it makes, so nothing else may "
+                                       "run beside it; scripts/test runs these last, after the cluster tests")
 
 
 def pytest_collection_modifyitems(config, items):

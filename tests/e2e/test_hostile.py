@@ -90,6 +90,7 @@ class Conversation:
         self.receiver.disconnect()
 
 
+@pytest.mark.alone
 def test_a_session_flood_from_one_address_is_bounded(launcher):
     """[hostile] One address opens Engine.IO polling handshakes (4 KB of headers each) at 50,000 a minute for 12 s
     (10,000), pipelined 5 at a time on 4 keep-alive connections: the server admits at most its per-address share of
@@ -204,6 +205,7 @@ def test_a_session_flood_from_one_address_is_bounded(launcher):
         conversation.close()
 
 
+@pytest.mark.alone
 def test_a_login_flood_from_many_addresses_does_not_slow_the_conversation(launcher):
     """[hostile] 500 `/login` requests a second for 10 s, from 256 client addresses (127.0.1.0–127.0.1.255, 20 codes
     each: under the per-address limit, so each one stores a code and a mail job, the costly kind), each for a new
@@ -443,6 +445,7 @@ def test_a_connection_without_a_request_does_not_delay_shutdown(launcher):
         silent.close()
 
 
+@pytest.mark.alone
 def test_spam_sends_and_typing_storms_are_held_to_the_per_user_rates(launcher):
     """[hostile] With PARLEY_RATE_MESSAGES=60,30 and the default typing rate (20, then 2 a second), Mallory sends and
     toggles typing as fast as one client can for 5 s into a group of five polling members: at most 60 + 30 × 5 (+10%)
