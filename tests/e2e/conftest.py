@@ -31,8 +31,8 @@ from harness import (
 BACKENDS = ["sqlite", "postgres"]
 TEST_TIMEOUT_SECONDS = 180
 # The order the files run in. scripts/test runs the files on parallel pytest-xdist workers, one file to a worker, in
-# collection order, and xdist queues a second file behind each worker's first at once: the two longest start first,
-# quick ones are queued behind them (nothing long waits behind schemathesis), then the rest, longest first.
+# collection order: longest first, by their times in a CI run (a long file started last, as test_containers.py was
+# before it was listed, makes the parallel part's tail), so the last files to start are the quick ones.
 FILE_ORDER = ["test_schemathesis.py", "test_web.py", "test_web_messages.py", "test_containers.py", "test_bench_run.py",
               "test_realtime.py", "test_bench.py", "test_messages_realtime.py", "test_mail_worker.py",
               "test_traces_export.py", "test_monitoring.py", "test_login.py", "test_missed_mail.py", "test_openapi.py",
