@@ -209,6 +209,7 @@ let package = Package(
             dependencies: [
                 "ParleyCore", "ParleyStore", "ParleyTestSupport", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -16,12 +16,8 @@ public struct FileURLSigner: Sendable {
 
     /// The signer with the database's shared secret (created once, the same for every instance).
     public static func load(database: Database, baseURL: String) async throws -> FileURLSigner {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
-        let candidate = Data(bytes).base64EncodedString()
-        let secret = try await ServerSecrets(database: database).value(named: "file_url_key", storingIfAbsent: candidate)
-        return FileURLSigner(key: SymmetricKey(data: Data(base64Encoded: secret)!), baseURL: baseURL)
+        let key = try await ServerSecrets(database: database).symmetricKey(named: "file_url_key")
+        return FileURLSigner(key: key, baseURL: baseURL)
     }
 
     /// A signed URL for `fileID`.

@@ -1,6 +1,9 @@
+public import Crypto
+import Foundation
 import SQLKit
 
-/// Secrets every instance must share (the signing key when none is configured, the file URL key), kept in the database.
+/// Secrets every instance must share (the signing key when none is configured, the keys of signed links and service
+/// credentials), kept in the database, so every backup has them.
 public struct ServerSecrets: Sendable {
     public let database: Database
 
@@ -20,6 +23,16 @@ public struct ServerSecrets: Sendable {
             }
             return try row.decode(column: "value", as: String.self)
         }
+    }
+
+    /// The 256-bit key called `name`: made at random by whichever instance asks first, then the same for every one.
+    public func symmetricKey(named name: String) async throws -> SymmetricKey {
+        let candidate = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }
+        let stored = try await self.value(named: name, storingIfAbsent: candidate)
+        guard let bytes = Data(base64Encoded: stored), bytes.count == 32 else {
+            throw StoreError("the secret \(name) is not a base64 256-bit key")
+        }
+        return SymmetricKey(data: bytes)
     }
 }
 

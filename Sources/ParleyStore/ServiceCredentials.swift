@@ -20,10 +20,8 @@ public struct ServiceCredentials: Sendable {
 
     /// The credentials with the database's shared secret (created once, the same for every instance).
     public static func load(database: Database) async throws -> ServiceCredentials {
-        var generator = SystemRandomNumberGenerator()
-        let candidate = Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
-        let secret = try await ServerSecrets(database: database).value(named: "service_key", storingIfAbsent: candidate)
-        return ServiceCredentials(key: SymmetricKey(data: Data(base64Encoded: secret)!))
+        let key = try await ServerSecrets(database: database).symmetricKey(named: "service_key")
+        return ServiceCredentials(key: key)
     }
 
     /// A token made at `now` (milliseconds): `<expiry>.<signature>`.

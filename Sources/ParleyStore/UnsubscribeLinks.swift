@@ -16,12 +16,8 @@ public struct UnsubscribeLinks: Sendable {
 
     /// The links with the database's shared secret (created once, the same for every instance).
     public static func load(database: Database, baseURL: String) async throws -> UnsubscribeLinks {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
-        let candidate = Data(bytes).base64EncodedString()
-        let secret = try await ServerSecrets(database: database).value(named: "unsubscribe_key", storingIfAbsent: candidate)
-        return UnsubscribeLinks(key: SymmetricKey(data: Data(base64Encoded: secret)!), baseURL: baseURL)
+        let key = try await ServerSecrets(database: database).symmetricKey(named: "unsubscribe_key")
+        return UnsubscribeLinks(key: key, baseURL: baseURL)
     }
 
     /// The link that turns `userID`'s missed-message mail off.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ParleyCore
 import ParleyTestSupport
@@ -84,6 +85,27 @@ struct FileStoreTests {
             #expect(values.count == 1)
             #expect(try await secrets.value(named: "test_key", storingIfAbsent: "late") == values.first)
             #expect(try await secrets.value(named: "other_key", storingIfAbsent: "mine") == "mine")
+        }
+    }
+
+    @Test(
+        "a key is made once, 256 bits at random, the same for every instance; a stored value that is not one is refused",
+        arguments: DatabaseKind.allCases
+    )
+    func oneKeyForEveryInstance(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let secrets = ServerSecrets(database: database)
+            let first = try await secrets.symmetricKey(named: "test_key")
+            let again = try await ServerSecrets(database: database).symmetricKey(named: "test_key")
+            let other = try await secrets.symmetricKey(named: "other_key")
+            #expect(first.bitCount == 256)
+            #expect(first == again)
+            #expect(first != other)
+            _ = try await secrets.value(named: "broken_key", storingIfAbsent: "not base64!")
+            _ = try await secrets.value(named: "short_key", storingIfAbsent: Data(count: 16).base64EncodedString())
+            for name in ["broken_key", "short_key"] {
+                await #expect(throws: StoreError.self) { try await secrets.symmetricKey(named: name) }
+            }
         }
     }
 }
