@@ -172,7 +172,7 @@ final class ChatFanout: Sendable {
         }
         let record = delivery.record
         let name = delivery.isNew ? "newMessage" : "messageUpdated"
-        let event = EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(record.message(signer: self.service.signer))])
+        let event = EncodedEvent(name: name, encodedArguments: [record.message(signer: self.service.signer).jsonText])
         // Under a block the blocker has a view of their own: what the blocked person writes reaches no socket of theirs,
         // a change that person made of what they had seen leaves it as it was, and a reply quoting either shows them
         // what they saw.
@@ -184,7 +184,7 @@ final class ChatFanout: Sendable {
             for reader in Set(ownView) where reader != record.hiddenFrom && members.contains(reader) && (delivery.isNew || record.changedFor(reader))
             {
                 let seen = record.seen(by: reader).message(signer: self.service.signer)
-                recipients.emit(EncodedEvent(name: name, encodedArguments: [ParleyJSON.text(seen)]), toUsers: [reader])
+                recipients.emit(EncodedEvent(name: name, encodedArguments: [seen.jsonText]), toUsers: [reader])
             }
         }
         ChatMetrics.shared.queued(delivery)

@@ -84,7 +84,7 @@ struct ClientEventRouter: Sendable {
         self.tasks.add {
             do {
                 let (message, _) = try await self.service.sent(pending, for: userID)
-                ack?([#"{"ok":true,"message":"# + ParleyJSON.text(message) + "}"])
+                ack?([#"{"ok":true,"message":"# + message.jsonText + "}"])
                 if let received { ChatMetrics.shared.acked(sendReceived: received) }
             } catch {
                 self.answer(ack, error: error, event: event)

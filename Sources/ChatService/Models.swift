@@ -223,3 +223,85 @@ struct UploadedFile: Codable {
 struct FileEnvelope: ResponseEncodable {
     var file: UploadedFile
 }
+
+extension Message {
+    /// The message as JSON text: what `JSONEncoder` writes, member for member (absent optionals left out; the members
+    /// in declaration order, where Foundation's follow a hash), written by hand: it is encoded for every send's ack and every fan-out, where Foundation's encoder took about a
+    /// tenth of the server's CPU. `MessageJSONTests` holds it to `JSONEncoder`'s output.
+    public var jsonText: String {
+        var object = JSONObjectText(capacity: 512 + (self.text?.utf8.count ?? 0))
+        object.add("id", self.id)
+        object.add("chatId", self.chatId)
+        object.add("seq", self.seq)
+        object.add("senderId", self.senderId)
+        object.add("kind", self.kind)
+        object.add("text", self.text)
+        object.add("image", json: self.image?.jsonText)
+        object.add("file", json: self.file?.jsonText)
+        object.add("clientMessageId", self.clientMessageId)
+        object.add("createdAt", self.createdAt)
+        object.add("version", self.version)
+        object.add("editedAt", self.editedAt)
+        object.add("replyTo", json: self.replyTo?.jsonText)
+        object.add("reactions", json: self.reactions.isEmpty ? "[]" : "[" + self.reactions.map(\.jsonText).joined(separator: ",") + "]")
+        object.add("mentions", self.mentions)
+        object.add("system", json: self.system?.jsonText)
+        return object.finished
+    }
+}
+
+extension MessageImage {
+    var jsonText: String {
+        var object = JSONObjectText()
+        object.add("url", self.url)
+        object.add("thumbnailUrl", self.thumbnailUrl)
+        object.add("contentType", self.contentType)
+        object.add("size", self.size)
+        object.add("width", self.width)
+        object.add("height", self.height)
+        return object.finished
+    }
+}
+
+extension MessageFile {
+    var jsonText: String {
+        var object = JSONObjectText()
+        object.add("url", self.url)
+        object.add("name", self.name)
+        object.add("contentType", self.contentType)
+        object.add("size", self.size)
+        return object.finished
+    }
+}
+
+extension ReplyPreview {
+    var jsonText: String {
+        var object = JSONObjectText()
+        object.add("seq", self.seq)
+        object.add("senderId", self.senderId)
+        object.add("kind", self.kind)
+        object.add("text", self.text)
+        return object.finished
+    }
+}
+
+extension Reaction {
+    var jsonText: String {
+        var object = JSONObjectText()
+        object.add("emoji", self.emoji)
+        object.add("userIds", self.userIds)
+        return object.finished
+    }
+}
+
+extension SystemEvent {
+    var jsonText: String {
+        var object = JSONObjectText()
+        object.add("action", self.action)
+        object.add("actorId", self.actorId)
+        object.add("userIds", self.userIds)
+        object.add("name", self.name)
+        object.add("role", self.role)
+        return object.finished
+    }
+}
