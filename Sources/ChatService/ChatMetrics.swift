@@ -20,6 +20,8 @@ package struct ChatMetrics: Sendable {
     let writerBatchSize: Recorder
     /// Writes left waiting when the message writer took its last batch.
     let writerQueueDepth: Gauge
+    /// Batches of the message writer still unfinished after its stall warning's time.
+    let writerStalls: Counter
 
     private init() {
         let factory = ParleyMetrics.factory
@@ -29,6 +31,7 @@ package struct ChatMetrics: Sendable {
         self.fanoutLatency = Metrics.Timer(label: ParleyMetrics.Names.fanoutLatency, factory: factory)
         self.writerBatchSize = Recorder(label: ParleyMetrics.Names.writerBatchSize, aggregate: true, factory: factory)
         self.writerQueueDepth = Gauge(label: "parley_message_writer_queue_depth", factory: factory)
+        self.writerStalls = Counter(label: "parley_message_writer_stalls_total", factory: factory)
     }
 
     /// Records the time from a `sendMessage` event's arrival to its ack, just sent.
@@ -46,6 +49,11 @@ package struct ChatMetrics: Sendable {
     func writerTook(_ batch: Int, left: Int) {
         self.writerBatchSize.record(batch)
         self.writerQueueDepth.record(left)
+    }
+
+    /// Counts a batch of the message writer found unfinished after its stall warning's time.
+    func writerStalled() {
+        self.writerStalls.increment()
     }
 
     /// Counts the writes of one batch that stored something.

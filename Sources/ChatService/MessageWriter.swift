@@ -1,3 +1,4 @@
+import Logging
 public import ServiceLifecycle
 import Synchronization
 
@@ -10,6 +11,9 @@ import Synchronization
 /// The writer is a `Service`: its ``run()`` is the one loop that writes, so it must run (in the process's service group,
 /// or beside a test) for any send to be answered. On graceful shutdown it stores everything already queued, then stops;
 /// a send submitted after that fails.
+///
+/// A batch that has not finished after ``stallWarning`` is logged (a warning, and `parley_message_writer_stalls_total`),
+/// and so is its end: every send waits behind it, and nothing else would tell where.
 public final class MessageWriter: Service, Sendable {
     private struct Request: Sendable {
         var write: ChatStore.Write
@@ -30,6 +34,8 @@ public final class MessageWriter: Service, Sendable {
         var finishing = false
         /// The loop ended: nothing queued from now on would ever be written.
         var stopped = false
+        /// The batch being written: since when, how many writes, and whether it was logged as stalled.
+        var writing: (since: ContinuousClock.Instant, count: Int, stalled: Bool)?
     }
 
     /// The most messages one transaction takes; the rest wait for the next, so no batch's statements grow without bound.
@@ -44,11 +50,21 @@ public final class MessageWriter: Service, Sendable {
     let store: ChatStore
     /// Hears every created or changed message, in version order per chat, after its commit and before its writer's answer.
     private let published: @Sendable (ChatStore.WriteOutcome) async -> Void
+    /// How long a batch may take before it is logged as stalled (a batch takes milliseconds).
+    let stallWarning: Duration
+    private let logger: Logger
     private let state = Mutex(State())
     private let metrics = ChatMetrics.shared
 
-    init(store: ChatStore, published: @escaping @Sendable (ChatStore.WriteOutcome) async -> Void) {
+    init(
+        store: ChatStore,
+        stallWarning: Duration = .seconds(10),
+        logger: Logger = Logger(label: "parley.writer"),
+        published: @escaping @Sendable (ChatStore.WriteOutcome) async -> Void
+    ) {
         self.store = store
+        self.stallWarning = stallWarning
+        self.logger = logger
         self.published = published
     }
 
@@ -56,9 +72,13 @@ public final class MessageWriter: Service, Sendable {
     public func run() async {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
-                // While a batch is being written the next one gathers: the busier the server, the bigger the batches.
-                while let batch = await self.nextBatch() {
-                    await self.write(batch)
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.watchForStalls() }
+                    // While a batch is being written the next one gathers: the busier the server, the bigger the batches.
+                    while let batch = await self.nextBatch() {
+                        await self.writeWatched(batch)
+                    }
+                    group.cancelAll()
                 }
             } onGracefulShutdown: {
                 self.finish()
@@ -189,6 +209,42 @@ public final class MessageWriter: Service, Sendable {
             return state.idle
         }
         idle?.resume()
+    }
+
+    /// Writes `batch`, marked as the batch being written for ``watchForStalls()``; logs its end if it was stalled.
+    private func writeWatched(_ batch: [Request]) async {
+        let started = ContinuousClock.now
+        self.state.withLock { $0.writing = (started, batch.count, false) }
+        await self.write(batch)
+        let stalled = self.state.withLock { state -> Bool in
+            defer { state.writing = nil }
+            return state.writing?.stalled ?? false
+        }
+        if stalled {
+            self.logger.notice(
+                "the message writer's stalled batch finished",
+                metadata: ["writes": "\(batch.count)", "after": "\(ContinuousClock.now - started)"]
+            )
+        }
+    }
+
+    /// Until cancelled, looks a few times per ``stallWarning`` at the batch being written, and logs it once when it has
+    /// taken longer than that.
+    private func watchForStalls() async {
+        while (try? await Task.sleep(for: self.stallWarning / 4)) != nil {
+            let now = ContinuousClock.now
+            let stalled = self.state.withLock { state -> (count: Int, since: ContinuousClock.Instant)? in
+                guard let writing = state.writing, !writing.stalled, now - writing.since >= self.stallWarning else { return nil }
+                state.writing?.stalled = true
+                return (writing.count, writing.since)
+            }
+            guard let stalled else { continue }
+            self.metrics.writerStalled()
+            self.logger.warning(
+                "the message writer's batch has not finished: every send waits behind it",
+                metadata: ["writes": "\(stalled.count)", "after": "\(now - stalled.since)"]
+            )
+        }
     }
 
     private func write(_ batch: [Request]) async {

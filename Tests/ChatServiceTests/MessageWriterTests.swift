@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ParleyCore
 import ParleyStore
 import ParleyTestSupport
@@ -287,6 +288,98 @@ struct MessageWriterInstancesTests {
             for chat in chats {
                 #expect(try await store.messages(in: chat, before: nil, after: nil, limit: 100).records.map(\.seq) == Array(1...80))
             }
+        }
+    }
+}
+
+/// Keeps the messages logged through its handlers, with their levels.
+final class LoggedLines: Sendable {
+    private let lines = Mutex<[(level: Logger.Level, message: String)]>([])
+
+    var all: [(level: Logger.Level, message: String)] { self.lines.withLock { $0 } }
+
+    var logger: Logger {
+        Logger(label: "test") { _ in Handler(lines: self) }
+    }
+
+    struct Handler: LogHandler {
+        let lines: LoggedLines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            self.lines.lines.withLock { $0.append((event.level, event.message.description)) }
+        }
+    }
+}
+
+@Suite("A message writer's batch that does not finish is told")
+struct MessageWriterStallTests {
+    /// The batch's transaction waits behind another one holding the database (SQLite's one writer; on PostgreSQL, a lock
+    /// on `chats`, which taking the batch's seqs updates): once the stall warning's time has passed it is logged, once,
+    /// and counted; once the other transaction ends the send is stored and answered, and the end is logged too.
+    @Test("a stalled batch is logged once, then its end", arguments: DatabaseKind.allCases)
+    func aStalledBatchIsLogged(kind: DatabaseKind) async throws {
+        try await TestDatabases.with(kind) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.group(named: "g", creator: users[0], members: users, now: 1)
+            let lines = LoggedLines()
+            let writer = MessageWriter(store: store, stallWarning: .milliseconds(200), logger: lines.logger, published: { _ in })
+            let (release, releaser) = AsyncStream<Void>.makeStream()
+            let (held, holder) = AsyncStream<Void>.makeStream()
+            let holding = Task {
+                try await database.transaction { sql in
+                    if kind == .postgres { try await sql.raw("LOCK TABLE chats IN EXCLUSIVE MODE").run() }
+                    holder.yield()
+                    for await _ in release {}
+                }
+            }
+            for await _ in held { break }
+            try await withRunning(writer) {
+                let pending = await writer.submit(
+                    ChatStore.MessageDraft(chatID: chat, senderID: users[0], text: "held", file: nil, clientMessageID: nil, now: 1)
+                )
+                try await Task.sleep(for: .milliseconds(900))
+                let warnings = lines.all.filter { $0.level == .warning }.map(\.message)
+                #expect(warnings == ["the message writer's batch has not finished: every send waits behind it"])
+                releaser.finish()
+                try await holding.value
+                guard case .created(let record) = try await pending.outcome() else { throw TestSetupError("not created") }
+                #expect(record.seq == 1)
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            #expect(lines.all.map(\.message).contains("the message writer's stalled batch finished"))
+            #expect(lines.all.filter { $0.level == .warning }.count == 1)
+        }
+    }
+
+    /// Batches take milliseconds; on this suite's loaded machine, SQLite's commits were seen to take over 200 ms each, so
+    /// the warning's time here is its default's order.
+    @Test("a batch that finishes in time is not logged")
+    func aQuickBatchIsNotLogged() async throws {
+        try await TestDatabases.with(.sqlite) { database in
+            let store = ChatStore(database: database)
+            let users = try await makeUsers(2, in: database)
+            let chat = try await store.group(named: "g", creator: users[0], members: users, now: 1)
+            let lines = LoggedLines()
+            let writer = MessageWriter(store: store, stallWarning: .seconds(5), logger: lines.logger, published: { _ in })
+            try await withRunning(writer) {
+                for index in 0..<20 {
+                    let pending = await writer.submit(
+                        ChatStore.MessageDraft(chatID: chat, senderID: users[0], text: "m\(index)", file: nil, clientMessageID: nil, now: 1)
+                    )
+                    _ = try await pending.outcome()
+                }
+                // Past a look of the watch (every 1.25 s here).
+                try await Task.sleep(for: .milliseconds(1500))
+            }
+            #expect(lines.all.isEmpty)
         }
     }
 }

@@ -50,6 +50,7 @@ import Testing
             // Registered at zero before anything happens, so that dashboards and alerts find them from the start.
             for series in [
                 "parley_message_changes_stored_total", "parley_send_ack_seconds_count", "parley_message_writer_queue_depth",
+                "parley_message_writer_stalls_total",
                 "parley_connected_sockets", "parley_connected_users", "parley_mail_outbox_waiting", "parley_mail_outbox_oldest_age_seconds",
                 #"parley_login_verifications_failed_total{reason="wrong_code"}"#, #"parley_mail_deliveries_total{outcome="failed"}"#,
             ] {
