@@ -758,7 +758,10 @@ def test_malformed_and_oversized_packets_end_only_their_session_on_both_transpor
             status, _ = polling.post(oversized)
             outcomes[f"polling: oversized ({status})"] = status == 413 and polling.is_closed()
             ws = RawWebSocket(server, attacker.access_token)
-            ws.ws.send(oversized.decode())
+            try:
+                ws.ws.send(oversized.decode())
+            except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+                pass  # closed (reset) before the sender had written the whole frame: seen beside the cluster tests
             outcomes["websocket: oversized frame"] = ws.is_closed()
             ws = RawWebSocket(server, attacker.access_token)
             piece = b"x" * 65_536
