@@ -226,8 +226,9 @@ struct FileEnvelope: ResponseEncodable {
 
 extension Message {
     /// The message as JSON text: what `JSONEncoder` writes, member for member (absent optionals left out; the members
-    /// in declaration order, where Foundation's follow a hash), written by hand: it is encoded for every send's ack and every fan-out, where Foundation's encoder took about a
-    /// tenth of the server's CPU. `MessageJSONTests` holds it to `JSONEncoder`'s output.
+    /// in declaration order, where Foundation's follow a hash), written by hand: it is encoded for every send's ack and
+    /// every fan-out, where Foundation's encoder took about a tenth of the server's CPU. `MessageJSONTests` holds it to
+    /// `JSONEncoder`'s output.
     public var jsonText: String {
         var object = JSONObjectText(capacity: 512 + (self.text?.utf8.count ?? 0))
         object.add("id", self.id)
