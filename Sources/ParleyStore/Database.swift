@@ -91,7 +91,7 @@ public final class Database: Service, Sendable {
             let asked = ContinuousClock.now
             return try await client.withConnection { connection in
                 self.connectionWait.record(duration: ContinuousClock.now - asked)
-                return try await body(connection.sql(queryLogLevel: nil, logger: self.logger))
+                return try await body(OpenConnectionSQLDatabase(connection, logger: self.logger))
             }
         }
     }
@@ -129,7 +129,7 @@ public final class Database: Service, Sendable {
             let asked = ContinuousClock.now
             return try await client.withConnection { connection in
                 self.connectionWait.record(duration: ContinuousClock.now - asked)
-                let sql = connection.sql(queryLogLevel: nil, logger: self.logger)
+                let sql = OpenConnectionSQLDatabase(connection, logger: self.logger)
                 try await sql.raw("BEGIN").run()
                 do {
                     let result = try await body(sql)
