@@ -393,6 +393,26 @@ def test_postgres_restart(healthy_cluster):
         timing("slowest instance healthy again after PostgreSQL started", max(healthy.values()))
         print("[200 after PostgreSQL started] " + ", ".join(f"{n} {t:.1f} s" for n, t in sorted(healthy.items())), flush=True)
         poll(lambda: len(acknowledged) > before + 5, 30, "acknowledged sends after the restart")
+        # Each chat instance writes messages again, asked directly: through nginx, one that never answered a send was
+        # only passed over. Its message writer had waited for ever on a statement sent to a connection PostgreSQL
+        # closed in the restart (OpenConnectionSQLDatabase), and its /health still said 200.
+        for name in sorted(name for name in names if name.startswith("chat")):
+            base_url = cluster.instances[name].base_url
+
+            def sent_directly(base_url=base_url):
+                try:
+                    response = requests.post(f"{base_url}/api/v1/chats/{chat}/messages",
+                                             headers={"Authorization": f"Bearer {alice.access_token}"},
+                                             json={"text": "after the restart", "clientMessageId": uuid.uuid4().hex},
+                                             timeout=5)
+                except requests.RequestException:
+                    return False
+                if response.status_code not in (200, 201):
+                    return False
+                acknowledged.append(response.json()["message"])
+                return True
+
+            poll(sent_directly, 30, f"a send acknowledged by {name} itself after the restart", interval=0.5)
     finally:
         stop.set()
         thread.join(10)
