@@ -254,6 +254,7 @@ public struct ChatController: Sendable {
             }
         }
         let slot = try self.downloads.take()
+        let eventLoop = context.eventLoop
         let body = try await self.service.blobs.stream(key: id, range: range, context: context)
         return Response(
             status: status,
@@ -261,7 +262,7 @@ public struct ChatController: Sendable {
             body: ResponseBody(contentLength: range.count) { writer in
                 // Given back once written or failed; a body never written gives it back when it is dropped.
                 defer { slot.release() }
-                try await body.write(writer)
+                try await body.write(PacedBodyWriter(inner: writer, eventLoop: eventLoop))
             }
         )
     }

@@ -1,5 +1,7 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
+import NIOCore
 public import ParleyCore
 import Synchronization
 
@@ -46,6 +48,29 @@ public final class DownloadSlots: Sendable {
         deinit {
             self.release()
         }
+    }
+}
+
+/// A response body writer that lets the connection's event loop catch up after each buffer it writes, so that a
+/// download is held to the socket's pace.
+///
+/// SwiftNIO's async writer learns that the channel is no longer writable (its buffer past the high-water mark) only
+/// once the event loop has run the writes queued so far. On a loaded machine the event loop fell behind, and the file's
+/// chunks (read from the page cache) were queued one after another: a slow reader's whole 10 MiB file sat in this
+/// process's memory and its download slot came back at once (seen in `test_hostile.py`'s download test, about one run in
+/// three on 2026-12-05). After each buffer this waits for the event loop to have run it: by then the writer knows whether
+/// it may go on, and at most one buffer is ahead of what the channel has taken.
+struct PacedBodyWriter: ResponseBodyWriter {
+    var inner: any ResponseBodyWriter
+    let eventLoop: any EventLoop
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        try await self.inner.write(buffer)
+        try await self.eventLoop.submit {}.get()
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await self.inner.finish(trailingHeaders)
     }
 }
 

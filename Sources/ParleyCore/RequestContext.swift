@@ -1,7 +1,7 @@
 public import Foundation
 public import Hummingbird
 import Logging
-import NIOCore
+public import NIOCore
 
 /// The request context of every Parley route: the caller once authenticated, the peer address, the request id.
 public struct ParleyRequestContext: RequestContext {
@@ -14,11 +14,15 @@ public struct ParleyRequestContext: RequestContext {
     public let remoteIP: String
     /// The client's IP address: the peer's, or behind a trusted proxy the one it forwarded (``ForwardedClientMiddleware``).
     public var clientIP: String
+    /// The event loop of the request's connection: a response body that streams waits on it to keep to the socket's
+    /// pace (``PacedBodyWriter`` in ChatService).
+    public let eventLoop: any EventLoop
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
         self.clientIP = self.remoteIP
+        self.eventLoop = source.channel.eventLoop
     }
 
     /// JSON as clients expect it: URLs with plain slashes.
