@@ -217,6 +217,10 @@ let package = Package(
             name: "ChatServiceTests",
             dependencies: [
                 "ChatService", "ParleyCore", "ParleyStore", "ParleyTestSupport", "SocketIOProtocol", "SocketIOServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
