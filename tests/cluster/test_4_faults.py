@@ -19,6 +19,7 @@ import socketio
 from cluster import (
     Cluster,
     Recorder,
+    SourcedClient,
     ack_ok,
     all_messages,
     connect_socket,
@@ -335,19 +336,22 @@ def test_postgres_restart(healthy_cluster):
     acknowledged: list[dict] = []
     stop = threading.Event()
 
+    def send(client: SourcedClient, text: str) -> bool:
+        """One send as alice through `client`, kept in `acknowledged` when acknowledged within 5 s."""
+        try:
+            response = client.post(f"/api/v1/chats/{chat}/messages", json={"text": text, "clientMessageId": uuid.uuid4().hex},
+                                   timeout=5)
+        except requests.RequestException:
+            return False
+        if response.status_code not in (200, 201):
+            return False
+        acknowledged.append(response.json()["message"])
+        return True
+
     def sender():
         index = 0
-        session = requests.Session()
         while not stop.is_set():
-            try:
-                response = session.post(f"{cluster.url}/api/v1/chats/{chat}/messages",
-                                        headers={"Authorization": f"Bearer {alice.access_token}"},
-                                        json={"text": f"through the restart {index}", "clientMessageId": uuid.uuid4().hex},
-                                        timeout=5)
-                if response.status_code in (200, 201):
-                    acknowledged.append(response.json()["message"])
-            except requests.RequestException:
-                pass
+            send(alice.client, f"through the restart {index}")
             index += 1
             time.sleep(0.1)
 
@@ -397,22 +401,9 @@ def test_postgres_restart(healthy_cluster):
         # only passed over. Its message writer had waited for ever on a statement sent to a connection PostgreSQL
         # closed in the restart (OpenConnectionSQLDatabase), and its /health still said 200.
         for name in sorted(name for name in names if name.startswith("chat")):
-            base_url = cluster.instances[name].base_url
-
-            def sent_directly(base_url=base_url):
-                try:
-                    response = requests.post(f"{base_url}/api/v1/chats/{chat}/messages",
-                                             headers={"Authorization": f"Bearer {alice.access_token}"},
-                                             json={"text": "after the restart", "clientMessageId": uuid.uuid4().hex},
-                                             timeout=5)
-                except requests.RequestException:
-                    return False
-                if response.status_code not in (200, 201):
-                    return False
-                acknowledged.append(response.json()["message"])
-                return True
-
-            poll(sent_directly, 30, f"a send acknowledged by {name} itself after the restart", interval=0.5)
+            direct = SourcedClient(cluster.instances[name].base_url, alice.access_token, alice.client.source)
+            poll(lambda direct=direct: send(direct, "after the restart"), 30,
+                 f"a send acknowledged by {name} itself after the restart", interval=0.5)
     finally:
         stop.set()
         thread.join(10)
