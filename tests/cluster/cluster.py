@@ -582,17 +582,19 @@ def connect_socket(cluster: Cluster, token: str, transport: str, instance: str |
 
 
 def disconnect_socket(cluster: Cluster, socket) -> None:
-    """socket.disconnect(), making sure the server hears it.
+    """socket.disconnect(), making sure the server hears it, without waiting on the client's long-poll.
 
     python-engineio's polling client may drop its own goodbye (its write loop checks the state that disconnect() has
-    just changed), which leaves the session to the server's ping timeout (45 s) and the user online meanwhile. For
-    polling, the Engine.IO close is sent once more for that sid (400 when the client's own arrived after all)."""
+    just changed), which would leave the session to the server's ping timeout (45 s) and the user online meanwhile,
+    and its disconnect() waits for the long-poll GET it has open, up to its 30 s request timeout (a CI run once spent
+    32 s so in one test). For polling, the Engine.IO close is therefore sent for that sid here (the server ends the
+    session when it answers 200), and the client lets go of its GET without waiting for it."""
     sid = engine_sid(socket)
-    polling = socket.eio.current_transport == "polling"
-    socket.disconnect()
-    if polling and sid:
+    if socket.eio.current_transport == "polling" and sid:
         requests.post(f"{cluster.url}/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid},
                       data="1", headers={"Content-Type": "text/plain;charset=UTF-8"}, timeout=5)
+        socket.eio.disconnect(abort=True)
+    socket.disconnect()
 
 
 def all_messages(client: Client, chat_id: str) -> list[dict]:

@@ -84,8 +84,8 @@ def test_messages_typing_seen_and_chat_updates_cross_instances(healthy_cluster, 
         events_a.wait("chatUpdated", lambda c: c["id"] == group["id"], what="chatUpdated on chat1")
         events_b.wait("chatUpdated", lambda c: c["id"] == group["id"], what="chatUpdated on chat2")
     finally:
-        socket_a.disconnect()
-        socket_b.disconnect()
+        disconnect_socket(cluster, socket_a)
+        disconnect_socket(cluster, socket_b)
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
@@ -135,7 +135,7 @@ def test_presence_across_instances(healthy_cluster, transport):
     finally:
         for socket in sockets + [socket_w]:
             if socket.connected:
-                socket.disconnect()
+                disconnect_socket(cluster, socket)
 
 
 def test_polling_sessions_stay_on_their_instance(healthy_cluster):
@@ -181,7 +181,7 @@ def test_polling_sessions_stay_on_their_instance(healthy_cluster):
         assert response.status_code == 400, f"{other} answered {response.status_code} for {home}'s session"
     finally:
         for socket in sockets:
-            socket.disconnect()
+            disconnect_socket(cluster, socket)
 
 
 def test_default_client_upgrades_to_websocket_through_nginx(healthy_cluster):
@@ -197,7 +197,7 @@ def test_default_client_upgrades_to_websocket_through_nginx(healthy_cluster):
         instance_of(socket)
         assert socket.call("joinChat", "no-such-chat", timeout=10) is not None
     finally:
-        socket.disconnect()
+        disconnect_socket(cluster, socket)
 
 
 def test_concurrent_first_messages_from_three_instances(healthy_cluster):
@@ -241,7 +241,7 @@ def test_concurrent_first_messages_from_three_instances(healthy_cluster):
         assert not problems, "\n".join(problems)
     finally:
         for socket, _ in sockets:
-            socket.disconnect()
+            disconnect_socket(cluster, socket)
 
 
 def test_presence_churn_leaves_nobody_online(healthy_cluster):
@@ -262,7 +262,7 @@ def test_presence_churn_leaves_nobody_online(healthy_cluster):
             time.sleep(rng.uniform(0, 3))
             socket, _ = connect_socket(cluster, user.access_token, rng.choice(["websocket", "polling"]))
             time.sleep(rng.uniform(0.2, 4))
-            socket.disconnect()
+            disconnect_socket(cluster, socket)
 
         threads = [threading.Thread(target=visit, args=(user,)) for user in users]
         for thread in threads:
@@ -287,7 +287,7 @@ def test_presence_churn_leaves_nobody_online(healthy_cluster):
         assert left == "(no rows)", f"presence entries left behind:\n{left}"
         timing("presence churn test", time.monotonic() - started)
     finally:
-        socket_w.disconnect()
+        disconnect_socket(cluster, socket_w)
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
@@ -337,7 +337,7 @@ def test_logout_and_reuse_detection_close_that_sessions_sockets_on_every_instanc
         disconnect_socket(cluster, survivor)
         for socket in (on_chat1, on_chat2, bobs):
             try:
-                socket.disconnect()
+                disconnect_socket(cluster, socket)
             except socketio.exceptions.SocketIOError:
                 pass
 
@@ -372,6 +372,6 @@ def test_a_removed_member_stops_hearing_the_group_on_every_instance(healthy_clus
         heard = [m["seq"] for m in events_b.of("newMessage") if m["chatId"] == group["id"]]
         assert heard == [1], f"Bob heard the group after his removal: {heard}"
     finally:
-        socket_a.disconnect()
-        socket_b.disconnect()
-        socket_c.disconnect()
+        disconnect_socket(cluster, socket_a)
+        disconnect_socket(cluster, socket_b)
+        disconnect_socket(cluster, socket_c)

@@ -24,6 +24,7 @@ from cluster import (
     all_messages,
     connect_socket,
     create_chat,
+    disconnect_socket,
     instance_of,
     timing,
     unique_email,
@@ -282,9 +283,9 @@ def test_killing_a_chat_instance_under_load(healthy_cluster):
     finally:
         for peer in peers:
             peer.stop.set()
-            peer.socket.disconnect()
+            disconnect_socket(cluster, peer.socket)
         if dave_socket.connected:
-            dave_socket.disconnect()
+            disconnect_socket(cluster, dave_socket)
         cluster.restart("chat1")
 
 
@@ -436,5 +437,5 @@ def test_postgres_restart(healthy_cluster):
                           what=f"newMessage {label} across instances after the restart")
         timing("cross-instance delivery after the restart", time.monotonic() - started)
     finally:
-        socket_a.disconnect()
-        socket_b.disconnect()
+        disconnect_socket(cluster, socket_a)
+        disconnect_socket(cluster, socket_b)
